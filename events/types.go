@@ -1,0 +1,187 @@
+package events
+
+import "time"
+
+// Event types accepted on the input topics.
+const (
+	TypePayment       = "fenqi.payment.v1"
+	TypeLogin         = "fenqi.login.v1"
+	TypeRepaymentDue  = "fenqi.repayment.due.v1"
+	TypeRepaymentPaid = "fenqi.repayment.paid.v1"
+	TypeProfile       = "fenqi.profile.v1"
+)
+
+// Decision types published on the decisions topic.
+const (
+	TypeDecisionAlert    = "fenqi.decision.alert.v1"
+	TypeDecisionQuota    = "fenqi.decision.quota.v1"
+	TypeDecisionFrozen   = "fenqi.decision.frozen.v1"
+	TypeDecisionUnfrozen = "fenqi.decision.unfrozen.v1"
+	TypeDecisionOverdue  = "fenqi.decision.overdue.v1"
+)
+
+// SpecVersion is the CloudEvents version fenqi reads and writes.
+const SpecVersion = "1.0"
+
+// ContentTypeCloudEvents marks a structured-mode CloudEvent in the
+// content-type header.
+const ContentTypeCloudEvents = "application/cloudevents+json"
+
+// Scene is where a payment happened (DOMAIN.md §5).
+type Scene string
+
+const (
+	SceneEcommerce     Scene = "ecommerce"
+	SceneLocalLife     Scene = "local_life"
+	SceneOfflineRetail Scene = "offline_retail"
+	SceneEducation     Scene = "education"
+	SceneMedical       Scene = "medical"
+	SceneTransfer      Scene = "transfer"
+	SceneRedPacket     Scene = "red_packet"
+	SceneBillPay       Scene = "bill_pay"
+	SceneDonation      Scene = "donation"
+	SceneWealth        Scene = "wealth"
+	SceneOther         Scene = "other"
+)
+
+// SceneClass groups scenes for the rolling counters.
+type SceneClass int
+
+const (
+	// ClassSpend is consumption: what spending stability and activity measure.
+	ClassSpend SceneClass = iota
+	// ClassSocial is transfers and red packets to friends (the social factor).
+	ClassSocial
+	// ClassFinance is bill payments, wealth products and donations.
+	ClassFinance
+)
+
+// Class returns the counter class of a scene.
+func (s Scene) Class() SceneClass {
+	switch s {
+	case SceneTransfer, SceneRedPacket:
+		return ClassSocial
+	case SceneBillPay, SceneWealth, SceneDonation:
+		return ClassFinance
+	default:
+		return ClassSpend
+	}
+}
+
+// Auth is how the user confirmed a login or payment.
+type Auth string
+
+const (
+	AuthPassword    Auth = "password"
+	AuthFace        Auth = "face"
+	AuthFingerprint Auth = "fingerprint"
+	AuthNone        Auth = "none"
+)
+
+// Payment is the data of a fenqi.payment.v1 event.
+type Payment struct {
+	UserID       string `json:"user_id"`
+	AmountFen    int64  `json:"amount_fen"`
+	Currency     string `json:"currency"`
+	Scene        Scene  `json:"scene"`
+	MerchantID   string `json:"merchant_id"`
+	Installments int    `json:"installments"`
+	DeviceID     string `json:"device_id"`
+	City         string `json:"city"`
+	Auth         Auth   `json:"auth"`
+}
+
+// Login is the data of a fenqi.login.v1 event.
+type Login struct {
+	UserID   string `json:"user_id"`
+	DeviceID string `json:"device_id"`
+	City     string `json:"city"`
+	IP       string `json:"ip"`
+	Auth     Auth   `json:"auth"`
+}
+
+// RepaymentDue is the data of a fenqi.repayment.due.v1 event: a bill falls due.
+type RepaymentDue struct {
+	UserID    string    `json:"user_id"`
+	BillID    string    `json:"bill_id"`
+	AmountFen int64     `json:"amount_fen"`
+	DueAt     time.Time `json:"due_at"`
+}
+
+// RepaymentPaid is the data of a fenqi.repayment.paid.v1 event: (part of) a bill is paid.
+type RepaymentPaid struct {
+	UserID    string `json:"user_id"`
+	BillID    string `json:"bill_id"`
+	AmountFen int64  `json:"amount_fen"`
+}
+
+// Profile is the data of a fenqi.profile.v1 event: the user's credit profile snapshot.
+type Profile struct {
+	UserID                string `json:"user_id"`
+	PayScore              int    `json:"pay_score"`
+	RealNameVerified      bool   `json:"real_name_verified"`
+	IdentityComplete      bool   `json:"identity_complete"`
+	CardBoundSince        string `json:"card_bound_since"` // YYYY-MM-DD
+	CardBankBlacklisted   bool   `json:"card_bank_blacklisted"`
+	WealthBalanceFen      int64  `json:"wealth_balance_fen"`
+	JudicialDefaulter     bool   `json:"judicial_defaulter"`
+	LinkedAccountNegative bool   `json:"linked_account_negative"`
+	TransactionLimitFen   int64  `json:"transaction_limit_fen,omitempty"` // 0 = none set
+	Timezone              string `json:"timezone,omitempty"`              // IANA name; "" = the default zone
+}
+
+// Event is one decoded, validated input event. Exactly one of the data
+// pointers is set, matching Type.
+type Event struct {
+	ID      string    // CloudEvents id: the upstream's unique id of the event
+	Type    string    // one of the Type* input constants
+	Source  string    // CloudEvents source
+	Subject string    // the user id
+	Time    time.Time // when it happened (event time)
+
+	Payment *Payment
+	Login   *Login
+	Due     *RepaymentDue
+	Paid    *RepaymentPaid
+	Profile *Profile
+}
+
+// UserID is the user the event belongs to.
+func (e *Event) UserID() string { return e.Subject }
+
+// Header is a Kafka record header, kept free of any client library's type.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// ReasonCode explains a refusal or a decision (DOMAIN.md §7).
+type ReasonCode struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Advice  string `json:"advice,omitempty"`
+}
+
+// Decision is one output of fenqi, published as a structured CloudEvent on
+// the decisions topic. ID is stable: the same trigger always yields the same
+// ID, so downstream consumers drop repeats of a redelivered decision.
+type Decision struct {
+	ID      string
+	Type    string // one of the TypeDecision* constants
+	Subject string // the user id
+	Time    time.Time
+	Data    DecisionData
+}
+
+// DecisionData is the data of every decision type.
+type DecisionData struct {
+	UserID        string       `json:"user_id"`
+	CausationID   string       `json:"causation_id"` // the id of the event or schedule that caused it
+	Rule          string       `json:"rule"`
+	Action        string       `json:"action"`
+	ReasonCodes   []ReasonCode `json:"reason_codes"`
+	PolicyVersion string       `json:"policy_version"`
+	// Detail holds the type-specific facts (an alert's amount and local
+	// time, a quota's breakdown…); it must marshal to a JSON object.
+	Detail any `json:"detail,omitempty"`
+}
