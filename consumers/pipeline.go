@@ -1,0 +1,503 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/producers"
+	"github.com/fenqi/fenqi/retry"
+	"github.com/fenqi/fenqi/scoring"
+	"github.com/fenqi/fenqi/state"
+)
+
+// Topics are the input topic names.
+type Topics struct {
+	Payments, Logins, Repayments, Profiles string
+}
+
+// DefaultTopics are the documented defaults.
+func DefaultTopics() Topics {
+	return Topics{"fenqi.payments", "fenqi.logins", "fenqi.repayments", "fenqi.profiles"}
+}
+
+// List returns the topics in their fixed index order (index = position + 1).
+// The index names the per-topic offset in each user's state: never reorder.
+func (t Topics) List() []string { return []string{t.Payments, t.Logins, t.Repayments, t.Profiles} }
+
+// accepts reports which event types belong on topic index i.
+func acceptsType(i int, typ string) bool {
+	switch i {
+	case 1:
+		return typ == events.TypePayment
+	case 2:
+		return typ == events.TypeLogin
+	case 3:
+		return typ == events.TypeRepaymentDue || typ == events.TypeRepaymentPaid
+	case 4:
+		return typ == events.TypeProfile
+	}
+	return false
+}
+
+// Config of the pipeline.
+type Config struct {
+	Brokers []string
+	GroupID string // default "fenqi"
+	Topics  Topics
+	// BatchSize is the most records in one batch (default 500): one Redis
+	// round trip and one produce request per batch.
+	BatchSize int
+	// BatchWait is how long to wait for more records after the first of a
+	// batch (default 10ms).
+	BatchWait time.Duration
+	// ShutdownGrace bounds how long the in-flight batch may take to finish
+	// once Run's context ends (default 30s).
+	ShutdownGrace time.Duration
+	Retry         retry.Policy
+	Decoder       events.Decoder
+	Now           func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.GroupID == "" {
+		c.GroupID = "fenqi"
+	}
+	if c.Topics == (Topics{}) {
+		c.Topics = DefaultTopics()
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 500
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = 10 * time.Millisecond
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Decoder.Now == nil {
+		c.Decoder.Now = c.Now
+	}
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("consumers: Brokers is empty")
+	case c.BatchSize < 1 || c.BatchSize > 10000:
+		return fmt.Errorf("consumers: BatchSize must be 1..10000, got %d", c.BatchSize)
+	case c.BatchWait < 0 || c.BatchWait > 10*time.Second:
+		return fmt.Errorf("consumers: BatchWait must be 0..10s, got %v", c.BatchWait)
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Topics.List() {
+		if t == "" {
+			return errors.New("consumers: an input topic name is empty")
+		}
+		if seen[t] {
+			return fmt.Errorf("consumers: input topic %q is named twice", t)
+		}
+		seen[t] = true
+	}
+	return nil
+}
+
+// Store applies events to state (implemented by *state.Store).
+type Store interface {
+	Apply(ctx context.Context, items []state.Item) ([]state.Outcome, error)
+}
+
+// Rules evaluates one event (implemented by scoring.Rules). It must be pure.
+type Rules interface {
+	Evaluate(in scoring.Input) []events.Decision
+}
+
+// Publisher writes decisions and dead letters and returns once they are
+// acknowledged (implemented by *producers.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, decisions []events.Decision, dead []producers.DeadLetter) error
+}
+
+// Observer hears what the pipeline does; every method must be cheap and
+// safe for concurrent use. Embed NopObserver to implement only some.
+type Observer interface {
+	Batch(size int, took time.Duration)
+	Event(topic string, outcome string) // outcome: applied, redelivered, duplicate, dead_lettered
+	Decision(d events.Decision)         // after the broker acknowledged it
+	DeadLetter(dl producers.DeadLetter) // after the broker acknowledged it
+	Retry(cause string, err error, wait time.Duration)
+}
+
+// NopObserver does nothing.
+type NopObserver struct{}
+
+func (NopObserver) Batch(int, time.Duration)           {}
+func (NopObserver) Event(string, string)               {}
+func (NopObserver) Decision(events.Decision)           {}
+func (NopObserver) DeadLetter(producers.DeadLetter)    {}
+func (NopObserver) Retry(string, error, time.Duration) {}
+
+// Stats are running totals, safe to read at any time.
+type Stats struct {
+	Batches, Events, Applied, Repeats, DeadLetters, Decisions, Commits atomic.Int64
+}
+
+// Pipeline is the processing loop. Run it once.
+type Pipeline struct {
+	cfg      Config
+	store    Store
+	rules    func() Rules
+	pub      Publisher
+	obs      Observer
+	log      *slog.Logger
+	topicIdx map[string]int
+	stats    Stats
+	reader   *kafka.Reader
+}
+
+// New returns a pipeline. rules is called once per batch, so a policy
+// reload takes effect at the next batch; obs and log may be nil.
+func New(cfg Config, store Store, rules func() Rules, pub Publisher, obs Observer, log *slog.Logger) (*Pipeline, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if obs == nil {
+		obs = NopObserver{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	idx := map[string]int{}
+	for i, t := range cfg.Topics.List() {
+		idx[t] = i + 1
+	}
+	return &Pipeline{cfg: cfg, store: store, rules: rules, pub: pub, obs: obs, log: log, topicIdx: idx}, nil
+}
+
+// Stats returns the running totals.
+func (p *Pipeline) Stats() *Stats { return &p.stats }
+
+// Lag returns the reader's lag (records behind the high watermark); 0 before Run.
+func (p *Pipeline) Lag() int64 {
+	if r := p.readerIfStarted(); r != nil {
+		return r.Stats().Lag
+	}
+	return 0
+}
+
+func (p *Pipeline) readerIfStarted() *kafka.Reader { return p.reader }
+
+func (p *Pipeline) newReader() *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:     p.cfg.Brokers,
+		GroupID:     p.cfg.GroupID,
+		GroupTopics: p.cfg.Topics.List(),
+		// A new group starts at the oldest record: nothing upstream wrote
+		// before fenqi's first start is lost.
+		StartOffset: kafka.FirstOffset,
+		MinBytes:    1,
+		MaxBytes:    10 << 20,
+		// How long the broker holds a fetch when there is nothing to read:
+		// short, so that a quiet topic's first record is seen at once.
+		MaxWait: 100 * time.Millisecond,
+		// CommitInterval 0 makes CommitMessages synchronous. The loop calls
+		// it once per batch, after the batch's state is applied and its
+		// decisions are acknowledged, so a commit never runs ahead of the
+		// work. (Calling it per message would cap reads at a few hundred
+		// records a second, kafka-go #789.)
+		CommitInterval: 0,
+		// Prefetch enough for two batches so that fetching overlaps work.
+		QueueCapacity: 2 * p.cfg.BatchSize,
+		// Pick up partitions added to the input topics (kafka-go #1262).
+		WatchPartitionChanges: true,
+		ReadBackoffMin:        50 * time.Millisecond,
+		ReadBackoffMax:        time.Second,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			p.log.Warn("kafka reader: " + fmt.Sprintf(msg, args...))
+		}),
+	})
+}
+
+// Run consumes until ctx ends, then finishes the batch in flight (within
+// ShutdownGrace), commits it and closes the reader. It returns nil on a
+// clean shutdown and an error when it cannot go on (a permanent Kafka or
+// Redis error, which must not be skipped).
+func (p *Pipeline) Run(ctx context.Context) (err error) {
+	p.reader = p.newReader()
+	defer func() {
+		if cerr := p.reader.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("consumers: close reader: %w", cerr))
+		}
+	}()
+
+	// Work on a batch goes on after ctx ends, up to ShutdownGrace, so that
+	// a shutdown does not throw away a batch already half done.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.cfg.ShutdownGrace, cancelWork)
+		context.AfterFunc(work, func() { t.Stop() })
+	})
+	defer stop()
+
+	batch := make([]kafka.Message, 0, p.cfg.BatchSize)
+	for {
+		batch = batch[:0]
+		batch, err = p.fetch(ctx, batch)
+		if len(batch) > 0 {
+			if perr := p.process(work, batch); perr != nil {
+				return perr
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// fetch fills batch: it blocks for the first record, then takes what comes
+// within BatchWait, up to BatchSize.
+func (p *Pipeline) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
+	for {
+		m, err := p.reader.FetchMessage(ctx)
+		if err == nil {
+			batch = append(batch, m)
+			break
+		}
+		if ctx.Err() != nil {
+			return batch, ctx.Err()
+		}
+		if !retry.Retryable(err) {
+			return batch, fmt.Errorf("consumers: fetch: %w", err)
+		}
+		p.obs.Retry("kafka_fetch", err, 0)
+		p.log.Warn("fetch failed; retrying", "err", err)
+	}
+	linger, cancel := context.WithTimeout(ctx, p.cfg.BatchWait)
+	defer cancel()
+	for len(batch) < p.cfg.BatchSize {
+		m, err := p.reader.FetchMessage(linger)
+		if err != nil {
+			break // the linger ended (or ctx did: the batch is still processed)
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// handled is one record on its way through a batch.
+type handled struct {
+	msg   kafka.Message
+	event events.Event
+	dead  *producers.DeadLetter
+}
+
+func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
+	start := time.Now()
+	hs := make([]handled, len(batch))
+	items := make([]state.Item, 0, len(batch))
+	itemOf := make([]int, 0, len(batch)) // item -> index in hs
+	for i, m := range batch {
+		hs[i].msg = m
+		ev, dl := p.decode(m)
+		if dl != nil {
+			hs[i].dead = dl
+			continue
+		}
+		hs[i].event = ev
+		items = append(items, state.Item{Event: &hs[i].event, Topic: p.topicIdx[m.Topic], Partition: m.Partition, Offset: m.Offset})
+		itemOf = append(itemOf, i)
+	}
+
+	outcomes, err := p.apply(ctx, items, itemOf, hs)
+	if err != nil {
+		return err
+	}
+
+	rules := p.rules()
+	var decisions []events.Decision
+	var dead []producers.DeadLetter
+	for j, it := range items {
+		h := &hs[itemOf[j]]
+		if h.dead != nil { // refused by state (see apply)
+			continue
+		}
+		o := outcomes[j]
+		p.obs.Event(h.msg.Topic, o.Status.String())
+		switch o.Status {
+		case state.Applied:
+			p.stats.Applied.Add(1)
+		default:
+			p.stats.Repeats.Add(1)
+		}
+		if o.Status == state.Duplicate {
+			continue // the original of an upstream duplicate already decided
+		}
+		ds, dl := p.evaluate(rules, it, o, h.msg)
+		if dl != nil {
+			h.dead = dl
+			continue
+		}
+		decisions = append(decisions, ds...)
+	}
+	for i := range hs {
+		if hs[i].dead != nil {
+			dead = append(dead, *hs[i].dead)
+			p.obs.Event(hs[i].msg.Topic, "dead_lettered")
+		}
+	}
+
+	if err := p.pub.Publish(ctx, decisions, dead); err != nil {
+		return fmt.Errorf("consumers: publish %d decisions and %d dead letters: %w", len(decisions), len(dead), err)
+	}
+	for _, d := range decisions {
+		p.obs.Decision(d)
+	}
+	for _, dl := range dead {
+		p.obs.DeadLetter(dl)
+		p.log.Warn("dead-lettered a record", "topic", dl.Msg.Topic, "partition", dl.Msg.Partition,
+			"offset", dl.Msg.Offset, "field", dl.Field, "err", dl.Err)
+	}
+
+	if err := p.commit(ctx, batch); err != nil {
+		return err
+	}
+	p.stats.Batches.Add(1)
+	p.stats.Events.Add(int64(len(batch)))
+	p.stats.DeadLetters.Add(int64(len(dead)))
+	p.stats.Decisions.Add(int64(len(decisions)))
+	p.obs.Batch(len(batch), time.Since(start))
+	return nil
+}
+
+// decode turns a record into an event, or a dead letter saying why not.
+func (p *Pipeline) decode(m kafka.Message) (ev events.Event, dl *producers.DeadLetter) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic decoding a record", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
+				"panic", r, "stack", string(debug.Stack()))
+			dl = &producers.DeadLetter{Msg: m, Err: fmt.Errorf("panic while decoding: %v", r), At: p.cfg.Now()}
+		}
+	}()
+	hs := make([]events.Header, len(m.Headers))
+	for i, h := range m.Headers {
+		hs[i] = events.Header{Key: h.Key, Value: h.Value}
+	}
+	ev, err := p.cfg.Decoder.Decode(m.Key, hs, m.Value)
+	if err != nil {
+		dl := &producers.DeadLetter{Msg: m, Err: err, At: p.cfg.Now()}
+		var de *events.DecodeError
+		if errors.As(err, &de) {
+			dl.Field = de.Field
+		}
+		return ev, dl
+	}
+	if !acceptsType(p.topicIdx[m.Topic], ev.Type) {
+		return ev, &producers.DeadLetter{Msg: m, Field: "type", At: p.cfg.Now(),
+			Err: fmt.Errorf("consumers: events of type %q do not belong on topic %q", ev.Type, m.Topic)}
+	}
+	return ev, nil
+}
+
+// apply applies the batch's events, retrying transient errors without end.
+// A permanent error (a script error caused by one odd event) is isolated
+// by applying the events one at a time: those that still fail become dead
+// letters, the rest are applied — Apply is idempotent, so the events the
+// failed batch call did apply are recognised as repeats.
+func (p *Pipeline) apply(ctx context.Context, items []state.Item, itemOf []int, hs []handled) ([]state.Outcome, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	var outcomes []state.Outcome
+	err := retry.Do(ctx, p.cfg.Retry, "redis_apply", p.notify, func(ctx context.Context) error {
+		var err error
+		outcomes, err = p.store.Apply(ctx, items)
+		return err
+	})
+	if err == nil {
+		return outcomes, nil
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("consumers: apply batch of %d events: %w", len(items), err)
+	}
+	p.log.Error("applying a batch failed permanently; applying its events one by one", "events", len(items), "err", err)
+	outcomes = make([]state.Outcome, len(items))
+	for j := range items {
+		err := retry.Do(ctx, p.cfg.Retry, "redis_apply", p.notify, func(ctx context.Context) error {
+			o, err := p.store.Apply(ctx, items[j:j+1])
+			if err == nil {
+				outcomes[j] = o[0]
+			}
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("consumers: apply event: %w", err)
+			}
+			h := &hs[itemOf[j]]
+			h.dead = &producers.DeadLetter{Msg: h.msg, Err: fmt.Errorf("state refused the event: %w", err), At: p.cfg.Now()}
+		}
+	}
+	return outcomes, nil
+}
+
+// evaluate runs the rules on one event, turning a panic into a dead letter.
+func (p *Pipeline) evaluate(rules Rules, it state.Item, o state.Outcome, m kafka.Message) (ds []events.Decision, dl *producers.DeadLetter) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic in rules", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
+				"panic", r, "stack", string(debug.Stack()))
+			ds, dl = nil, &producers.DeadLetter{Msg: m, Err: fmt.Errorf("panic while evaluating rules: %v", r), At: p.cfg.Now()}
+		}
+	}()
+	return rules.Evaluate(scoring.Input{Event: it.Event, Zone: o.Zone, NewCity: o.NewCity, NewDevice: o.NewDevice}), nil
+}
+
+// commit commits the batch's offsets. A commit refused because the group is
+// rebalancing is not an error: the partitions' new owner will redeliver
+// the records, and state recognises them.
+func (p *Pipeline) commit(ctx context.Context, batch []kafka.Message) error {
+	var refused error
+	err := retry.Do(ctx, p.cfg.Retry, "kafka_commit", p.notify, func(ctx context.Context) error {
+		err := p.reader.CommitMessages(ctx, batch...)
+		if isRebalance(err) {
+			refused = err
+			return nil
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("consumers: commit %d records: %w", len(batch), err)
+	case refused != nil:
+		p.log.Info("commit refused during a rebalance; the records will be redelivered and recognised", "err", refused)
+	default:
+		p.stats.Commits.Add(1)
+	}
+	return nil
+}
+
+func isRebalance(err error) bool {
+	return errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.IllegalGeneration) ||
+		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.NotCoordinatorForGroup)
+}
+
+func (p *Pipeline) notify(cause string, err error, wait time.Duration) {
+	p.obs.Retry(cause, err, wait)
+	p.log.Warn("transient error; retrying", "cause", cause, "err", err, "wait", wait)
+}

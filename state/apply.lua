@@ -1,0 +1,218 @@
+-- fenqi state: apply a batch of events for a group of users in one call.
+--
+-- KEYS: 6 per user, in this order (all under the user's hash tag {u:ID}):
+--   a  activity hash: "d<day>" daily and "m<yyyymm>" monthly buckets
+--   m  meta hash: offsets per input topic "o<t>" = "partition:offset", tz, tzo, pd (pruned day)
+--   x  dedup ring: the fingerprints of the user's last N event ids, concatenated
+--   g  geo hash: "c:<city>" = last login day; "d:<device>" = "lastday:logins"
+--   p  latest profile (JSON string)
+--   b  open bills hash: bill id = "remaining_fen:due_unix"
+-- ARGV[1]: JSON {now, dz (default zone offset s), ring, fpl (fingerprint length),
+--   days, months, geo (days), geomax, u = [[event, ...] per user in KEYS order]}
+--   event: {t topic index, p partition, o offset (-1 = none), f fingerprint, k kind,
+--           ts unix s, a amount fen, c class 0 spend/1 social/2 finance,
+--           dv device, ci city, b bill, due unix, pr profile JSON, tz name, tzo offset}
+-- Returns JSON: per user {tz, [[status, newCity, newDevice], ...]}
+--   status 0 applied, 1 redelivered (offset already applied), 2 duplicate id.
+local req = cjson.decode(ARGV[1])
+local floor = math.floor
+local now = req.now
+local DAYS, MONTHS, GEO, GEOMAX = req.days, req.months, req.geo, req.geomax
+local RING, FPL = req.ring, req.fpl
+
+local function yyyymm(day) -- civil month of a day number (days since 1970-01-01)
+  local z = day + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return y * 100 + m
+end
+local function midx(ym) return floor(ym / 100) * 12 + (ym % 100) - 1 end
+
+local function unpack_counts(s, n)
+  local t = {}
+  if s then for v in string.gmatch(s, "[^:]+") do t[#t + 1] = tonumber(v) end end
+  for i = #t + 1, n do t[i] = 0 end
+  return t
+end
+local function pack_counts(t)
+  local parts = {}
+  for i = 1, #t do parts[i] = string.format("%.0f", t[i]) end
+  return table.concat(parts, ":")
+end
+
+-- bucket layout: 1 spend n, 2 spend fen, 3 social n, 4 social fen,
+-- 5 finance n, 6 finance fen, 7 logins, 8 (months only) login days
+local DAYN, MONN = 7, 8
+
+local function ring_has(ring, f)
+  local init = 1
+  while true do
+    local s = string.find(ring, f, init, true)
+    if not s then return false end
+    if (s - 1) % FPL == 0 then return true end
+    init = s + 1
+  end
+end
+
+local out = {}
+local ki = 0
+for _, evs in ipairs(req.u) do
+  local ka, km, kx, kg, kp, kb = KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3], KEYS[ki + 4], KEYS[ki + 5], KEYS[ki + 6]
+  ki = ki + 6
+  local meta = redis.call("HMGET", km, "tzo", "tz", "pd")
+  local tzo = tonumber(meta[1]) or req.dz
+  local tz = meta[2] or ""
+  local today = floor((now + tzo) / 86400)
+  local curm = midx(yyyymm(today))
+
+  -- prune once per local day: old buckets and places not seen in GEO days
+  if tonumber(meta[3] or "0") < today then
+    local fields = redis.call("HKEYS", ka)
+    local del = {}
+    for _, f in ipairs(fields) do
+      local kind, n = string.sub(f, 1, 1), tonumber(string.sub(f, 2))
+      if (kind == "d" and n <= today - DAYS) or (kind == "m" and midx(n) < curm - MONTHS) then
+        del[#del + 1] = f
+      end
+    end
+    if #del > 0 then redis.call("HDEL", ka, unpack(del)) end
+    local geo = redis.call("HGETALL", kg)
+    del = {}
+    for i = 1, #geo, 2 do
+      local last = tonumber(string.match(geo[i + 1], "^%d+"))
+      if last <= today - GEO then del[#del + 1] = geo[i] end
+    end
+    if #del > 0 then redis.call("HDEL", kg, unpack(del)) end
+    redis.call("HSET", km, "pd", today)
+  end
+
+  local ring = redis.call("GET", kx) or ""
+  local ring0 = ring
+  local geolen = -1
+  local res = {}
+  for _, e in ipairs(evs) do
+    local status, nc, nd = 0, 0, 0
+    local okey
+    if e.o >= 0 then
+      okey = "o" .. e.t
+      local last = redis.call("HGET", km, okey)
+      if last then
+        local lp, lo = string.match(last, "^(%-?%d+):(%-?%d+)$")
+        if tonumber(lp) == e.p and e.o <= tonumber(lo) then status = 1 end
+      end
+    end
+    if status == 0 and ring_has(ring, e.f) then status = 2 end
+    if status == 0 then
+      local day = floor((e.ts + tzo) / 86400)
+      local ym = yyyymm(day)
+      local inday = day > today - DAYS and day <= today + 1
+      local inmonth = midx(ym) >= curm - MONTHS
+      local k = e.k
+      if k == "pay" or k == "login" then
+        local dkey, mkey = "d" .. day, "m" .. ym
+        local dv = inday and unpack_counts(redis.call("HGET", ka, dkey), DAYN)
+        local mv = inmonth and unpack_counts(redis.call("HGET", ka, mkey), MONN)
+        if k == "pay" then
+          local i = e.c * 2 + 1
+          if dv then dv[i] = dv[i] + 1; dv[i + 1] = dv[i + 1] + e.a end
+          if mv then mv[i] = mv[i] + 1; mv[i + 1] = mv[i + 1] + e.a end
+        else
+          if dv then
+            if dv[7] == 0 and mv then mv[8] = mv[8] + 1 end
+            dv[7] = dv[7] + 1
+          end
+          if mv then mv[7] = mv[7] + 1 end
+        end
+        if dv then redis.call("HSET", ka, dkey, pack_counts(dv)) end
+        if mv then redis.call("HSET", ka, mkey, pack_counts(mv)) end
+
+        -- devices and cities of the last GEO days; "new" only for a user with history
+        if geolen < 0 then geolen = redis.call("HLEN", kg) end
+        local since = day - GEO -- "the last GEO days" before the event
+        if e.dv and e.dv ~= "" then
+          local f = "d:" .. e.dv
+          local cur = redis.call("HGET", kg, f)
+          local last, n = 0, 0
+          if cur then
+            local a, b = string.match(cur, "^(%d+):(%d+)$")
+            last, n = tonumber(a), tonumber(b)
+          end
+          if last <= since then
+            local anydev = false
+            if geolen > 0 then
+              for _, v in ipairs(redis.call("HKEYS", kg)) do
+                if string.sub(v, 1, 2) == "d:" then anydev = true; break end
+              end
+            end
+            if anydev then nd = 1 end
+            if not cur then geolen = geolen + 1 end
+          end
+          if k == "login" then n = n + 1 end
+          redis.call("HSET", kg, f, (day > last and day or last) .. ":" .. n)
+        end
+        if k == "login" and e.ci and e.ci ~= "" then
+          local f = "c:" .. e.ci
+          local last = tonumber(redis.call("HGET", kg, f) or "-1")
+          if last <= since then
+            if last < 0 then
+              local anycity = false
+              if geolen > 0 then
+                for _, v in ipairs(redis.call("HKEYS", kg)) do
+                  if string.sub(v, 1, 2) == "c:" then anycity = true; break end
+                end
+              end
+              if anycity then nc = 1 end
+              geolen = geolen + 1
+            else
+              nc = 1
+            end
+          end
+          if day > last then redis.call("HSET", kg, f, day) end
+        end
+        if geolen > GEOMAX then
+          -- keep the hash bounded: drop the place seen longest ago
+          local geo = redis.call("HGETALL", kg)
+          local oldf, oldd = nil, nil
+          for i = 1, #geo, 2 do
+            local d = tonumber(string.match(geo[i + 1], "^%d+"))
+            if not oldd or d < oldd then oldf, oldd = geo[i], d end
+          end
+          redis.call("HDEL", kg, oldf)
+          geolen = geolen - 1
+        end
+      elseif k == "due" then
+        redis.call("HSET", kb, e.b, string.format("%.0f", e.a) .. ":" .. string.format("%.0f", e.due))
+      elseif k == "paid" then
+        local cur = redis.call("HGET", kb, e.b)
+        if cur then
+          local rem, due = string.match(cur, "^(%-?%d+):(%-?%d+)$")
+          rem = tonumber(rem) - e.a
+          if rem <= 0 then
+            redis.call("HDEL", kb, e.b)
+          else
+            redis.call("HSET", kb, e.b, string.format("%.0f", rem) .. ":" .. due)
+          end
+        end
+      elseif k == "prof" then
+        redis.call("SET", kp, e.pr)
+        redis.call("HSET", km, "tz", e.tz, "tzo", e.tzo)
+        tz, tzo = e.tz, e.tzo
+      end
+      ring = ring .. e.f
+    end
+    if okey and status ~= 1 then redis.call("HSET", km, okey, e.p .. ":" .. e.o) end
+    res[#res + 1] = {status, nc, nd}
+  end
+  if ring ~= ring0 then
+    if #ring > RING * FPL then ring = string.sub(ring, #ring - RING * FPL + 1) end
+    redis.call("SET", kx, ring)
+  end
+  out[#out + 1] = {tz, res}
+end
+return cjson.encode(out)

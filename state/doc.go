@@ -1,0 +1,42 @@
+// Package state keeps fenqi's per-user rolling state in Redis.
+//
+// In: batches of decoded events with their Kafka coordinates (Item).
+// Out: for each event, whether it was applied or was a repeat, and the facts
+// the rules need that only the state before the event can tell (Outcome);
+// and read views of a user's state (User) for scoring and explanations.
+//
+// Layout. Every key of a user is under the hash tag {u:<user id>}, so one
+// user's keys live in one Redis Cluster slot and a script may touch them all:
+//
+//	{u:ID}:a  hash   "d<day>" daily buckets (last 35 local days) and
+//	                 "m<yyyymm>" monthly buckets (last 6 full months and the
+//	                 current one); each value packs the counters
+//	                 "spendN:spendFen:socialN:socialFen:finN:finFen:logins[:loginDays]"
+//	{u:ID}:m  hash   meta: last applied offset per input topic ("o<t>" =
+//	                 "partition:offset"), time zone name and offset, prune day
+//	{u:ID}:x  string the fingerprints of the user's last 32 event ids
+//	{u:ID}:g  hash   "c:<city>" = last login day, "d:<device>" = "last day:logins",
+//	                 places not seen for 90 days pruned, at most 48 entries
+//	{u:ID}:p  string the latest profile (JSON)
+//	{u:ID}:b  hash   open bills: bill id = "remaining fen:due unix time"
+//
+// Days and months are in the user's time zone (the profile's timezone,
+// Asia/Shanghai by default). A user's zone offset is taken when the profile
+// arrives; for zones with daylight saving time the buckets follow the offset
+// of that moment until the next profile (rules that need the exact local
+// time, such as the night window, use the zone itself).
+//
+// Every value is a few counters, so the hashes stay in Redis's compact
+// listpack encoding (under 64 bytes a value, under 128 entries).
+//
+// Exactly once. Apply is idempotent: an event whose offset is at or below
+// the last offset applied for the user on that topic-partition is a
+// redelivery (status Redelivered), and an event whose id is among the
+// user's last 32 event ids is an upstream duplicate (status Duplicate);
+// neither changes a counter. Both checks live in the user's own bounded
+// keys, so nothing grows per event. A batch may therefore be retried whole
+// after any failure.
+//
+// Round trips. Apply sends one Lua script per batch (one per cluster slot
+// group in Redis Cluster, pipelined), never one per event.
+package state

@@ -1,0 +1,413 @@
+package state
+
+import (
+	"context"
+	_ "embed"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fenqi/fenqi/events"
+)
+
+//go:embed apply.lua
+var applySource string
+
+var applyScript = redis.NewScript(applySource)
+
+// Config shapes the state kept per user. The zero value takes the defaults.
+type Config struct {
+	// DefaultZone is the time zone of users whose profile names none
+	// (default Asia/Shanghai).
+	DefaultZone *time.Location
+	// DedupIDs is how many recent event ids per user are remembered to drop
+	// upstream duplicates (default 32).
+	DedupIDs int
+	// Days of daily buckets kept (default 35) and full months of monthly
+	// buckets kept besides the current one (default 6).
+	Days, Months int
+	// GeoDays is how long a device or city counts as seen (default 90) and
+	// GeoMax how many of them are kept per user (default 48).
+	GeoDays, GeoMax int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() error {
+	if c.DefaultZone == nil {
+		loc, err := time.LoadLocation("Asia/Shanghai")
+		if err != nil {
+			return fmt.Errorf("state: load default zone: %w", err)
+		}
+		c.DefaultZone = loc
+	}
+	if c.DedupIDs == 0 {
+		c.DedupIDs = 32
+	}
+	if c.Days == 0 {
+		c.Days = 35
+	}
+	if c.Months == 0 {
+		c.Months = 6
+	}
+	if c.GeoDays == 0 {
+		c.GeoDays = 90
+	}
+	if c.GeoMax == 0 {
+		c.GeoMax = 48
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.DedupIDs < 1 || c.DedupIDs > 1024:
+		return fmt.Errorf("state: DedupIDs must be 1..1024, got %d", c.DedupIDs)
+	case c.Days < 31 || c.Days > 400:
+		return fmt.Errorf("state: Days must be 31..400 (rules need 30 days), got %d", c.Days)
+	case c.Months < 3 || c.Months > 36:
+		return fmt.Errorf("state: Months must be 3..36 (stability needs 3 full months), got %d", c.Months)
+	case c.GeoDays < 1 || c.GeoMax < 2:
+		return fmt.Errorf("state: GeoDays must be ≥ 1 and GeoMax ≥ 2, got %d and %d", c.GeoDays, c.GeoMax)
+	}
+	return nil
+}
+
+// Store applies events to Redis and reads users' state back. It is safe for
+// concurrent use.
+type Store struct {
+	rdb     redis.UniversalClient
+	cfg     Config
+	cluster bool
+}
+
+// New returns a Store over rdb (a *redis.Client or *redis.ClusterClient).
+func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &Store{rdb: rdb, cfg: cfg, cluster: cluster}, nil
+}
+
+// Load loads the scripts into Redis. Apply reloads them by itself when Redis
+// has forgotten them (a restart or failover); calling Load at start makes the
+// first batch one round trip too.
+func (s *Store) Load(ctx context.Context) error {
+	if err := applyScript.Load(ctx, s.rdb).Err(); err != nil {
+		return fmt.Errorf("state: load scripts: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("state: ping redis: %w", err)
+	}
+	return nil
+}
+
+// Item is one event to apply, with where it was read from. Topic is the
+// index of the input topic (1..n, fixed per deployment: it names the offset
+// field); Offset -1 means the event has no Kafka offset (only the id check
+// then guards against repeats).
+type Item struct {
+	Event     *events.Event
+	Topic     int
+	Partition int
+	Offset    int64
+}
+
+// Status says what Apply did with an event.
+type Status int
+
+const (
+	// Applied: the event changed the user's state.
+	Applied Status = iota
+	// Redelivered: the event's offset was applied before (a consumer
+	// restarted or rebalanced before committing); nothing changed.
+	Redelivered
+	// Duplicate: an event with the same id was applied before (an upstream
+	// retry); nothing changed.
+	Duplicate
+)
+
+func (s Status) String() string {
+	switch s {
+	case Applied:
+		return "applied"
+	case Redelivered:
+		return "redelivered"
+	case Duplicate:
+		return "duplicate"
+	}
+	return fmt.Sprintf("status(%d)", int(s))
+}
+
+// Outcome is what Apply tells of one event.
+type Outcome struct {
+	Status Status
+	// NewCity: a login from a city not among the user's logins of the last
+	// GeoDays days, for a user with login history. Only set when Applied.
+	NewCity bool
+	// NewDevice: a login or payment from a device not seen in the last
+	// GeoDays days, for a user with device history. Only set when Applied.
+	NewDevice bool
+	// Zone is the user's time zone after the batch.
+	Zone *time.Location
+}
+
+// Keys of one user, in the order the script takes them.
+func userKeys(userID string) []string {
+	tag := "{u:" + userID + "}:"
+	return []string{tag + "a", tag + "m", tag + "x", tag + "g", tag + "p", tag + "b"}
+}
+
+// fingerprint is a 64-bit FNV-1a of the event id in 11 base64 characters:
+// collisions among a user's last few dozen ids are out of reach.
+func fingerprint(id string) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], h.Sum64())
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+const fingerprintLen = 11
+
+type scriptEvent struct {
+	T   int    `json:"t"`
+	P   int    `json:"p"`
+	O   int64  `json:"o"`
+	F   string `json:"f"`
+	K   string `json:"k"`
+	TS  int64  `json:"ts"`
+	A   int64  `json:"a,omitempty"`
+	C   int    `json:"c"`
+	Dv  string `json:"dv,omitempty"`
+	Ci  string `json:"ci,omitempty"`
+	B   string `json:"b,omitempty"`
+	Due int64  `json:"due,omitempty"`
+	Pr  string `json:"pr,omitempty"`
+	TZ  string `json:"tz,omitempty"`
+	TZO int    `json:"tzo,omitempty"`
+}
+
+type scriptRequest struct {
+	Now    int64           `json:"now"`
+	DZ     int             `json:"dz"`
+	Ring   int             `json:"ring"`
+	FPL    int             `json:"fpl"`
+	Days   int             `json:"days"`
+	Months int             `json:"months"`
+	Geo    int             `json:"geo"`
+	GeoMax int             `json:"geomax"`
+	U      [][]scriptEvent `json:"u"`
+}
+
+func (s *Store) toScript(it Item) (scriptEvent, error) {
+	e := it.Event
+	se := scriptEvent{T: it.Topic, P: it.Partition, O: it.Offset, F: fingerprint(e.ID), TS: e.Time.Unix()}
+	switch {
+	case e.Payment != nil:
+		se.K, se.A, se.C, se.Dv = "pay", e.Payment.AmountFen, int(e.Payment.Scene.Class()), e.Payment.DeviceID
+	case e.Login != nil:
+		se.K, se.Dv, se.Ci = "login", e.Login.DeviceID, e.Login.City
+	case e.Due != nil:
+		se.K, se.B, se.A, se.Due = "due", e.Due.BillID, e.Due.AmountFen, e.Due.DueAt.Unix()
+	case e.Paid != nil:
+		se.K, se.B, se.A = "paid", e.Paid.BillID, e.Paid.AmountFen
+	case e.Profile != nil:
+		pr, err := json.Marshal(e.Profile)
+		if err != nil {
+			return se, fmt.Errorf("state: encode profile of event %s: %w", e.ID, err)
+		}
+		se.K, se.Pr = "prof", string(pr)
+		loc, err := s.zone(e.Profile.Timezone)
+		if err != nil {
+			return se, err
+		}
+		se.TZ = e.Profile.Timezone
+		_, se.TZO = e.Time.In(loc).Zone()
+	default:
+		return se, fmt.Errorf("state: event %s of type %q has no data", e.ID, e.Type)
+	}
+	return se, nil
+}
+
+func (s *Store) zone(name string) (*time.Location, error) {
+	if name == "" {
+		return s.cfg.DefaultZone, nil
+	}
+	return loadZone(name)
+}
+
+// Apply applies a batch of events in one round trip (one script call; in
+// Redis Cluster one per user, pipelined) and returns one Outcome per item,
+// in order. It is idempotent (see the package doc), so a failed call may be
+// retried whole. Events of one user must come in their partition order.
+func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	// Group by user, keeping each user's order and the users' first-seen order.
+	groupOf := make(map[string]int, len(items))
+	var users []string
+	var groups [][]scriptEvent
+	pos := make([][2]int, len(items)) // item -> (group, index in group)
+	for i, it := range items {
+		se, err := s.toScript(it)
+		if err != nil {
+			return nil, err
+		}
+		uid := it.Event.UserID()
+		g, ok := groupOf[uid]
+		if !ok {
+			g = len(users)
+			groupOf[uid] = g
+			users = append(users, uid)
+			groups = append(groups, nil)
+		}
+		pos[i] = [2]int{g, len(groups[g])}
+		groups[g] = append(groups[g], se)
+	}
+
+	_, dz := s.cfg.Now().In(s.cfg.DefaultZone).Zone()
+	req := scriptRequest{
+		Now: s.cfg.Now().Unix(), DZ: dz, Ring: s.cfg.DedupIDs, FPL: fingerprintLen,
+		Days: s.cfg.Days, Months: s.cfg.Months, Geo: s.cfg.GeoDays, GeoMax: s.cfg.GeoMax,
+	}
+	type call struct {
+		first int // index of its first user
+		cmd   *redis.Cmd
+	}
+	var calls []call
+	run := func(p redis.Cmdable, first, last int) error {
+		r := req
+		r.U = groups[first:last]
+		keys := make([]string, 0, 6*(last-first))
+		for _, uid := range users[first:last] {
+			keys = append(keys, userKeys(uid)...)
+		}
+		arg, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("state: encode batch: %w", err)
+		}
+		calls = append(calls, call{first, applyScript.EvalSha(ctx, p, keys, arg)})
+		return nil
+	}
+	exec := func() error {
+		calls = calls[:0]
+		if !s.cluster {
+			return run(s.rdb, 0, len(users))
+		}
+		pipe := s.rdb.Pipeline()
+		for g := range users {
+			if err := run(pipe, g, g+1); err != nil {
+				return err
+			}
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil && !isNoScript(err) {
+			return fmt.Errorf("state: apply pipeline: %w", err)
+		}
+		return nil
+	}
+	if err := exec(); err != nil {
+		return nil, err
+	}
+	// NOSCRIPT: Redis restarted or failed over and forgot the script. Load
+	// it and send the batch again. A NOSCRIPT call touched no key; in a
+	// cluster, calls that did run on other nodes are recognised as repeats
+	// the second time, since Apply is idempotent.
+	for _, c := range calls {
+		if isNoScript(c.cmd.Err()) {
+			if err := s.Load(ctx); err != nil {
+				return nil, err
+			}
+			if err := exec(); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+
+	out := make([]Outcome, len(items))
+	zones := make([]*time.Location, len(users))
+	statuses := make([][][3]int, len(users))
+	for _, c := range calls {
+		raw, err := c.cmd.Text()
+		if err != nil {
+			return nil, fmt.Errorf("state: apply batch of %d events: %w", len(items), err)
+		}
+		var res []struct {
+			TZ  string
+			Evs [][3]int
+		}
+		if err := decodeReply(raw, &res); err != nil {
+			return nil, err
+		}
+		for j, r := range res {
+			g := c.first + j
+			if g >= len(users) || len(r.Evs) != len(groups[g]) {
+				return nil, fmt.Errorf("state: script reply does not match the batch (user %d)", g)
+			}
+			loc, err := s.zone(r.TZ)
+			if err != nil {
+				loc = s.cfg.DefaultZone // a stored zone this binary cannot load
+			}
+			zones[g], statuses[g] = loc, r.Evs
+		}
+	}
+	for i := range items {
+		g, j := pos[i][0], pos[i][1]
+		if statuses[g] == nil {
+			return nil, fmt.Errorf("state: script reply lacks user %d", g)
+		}
+		st := statuses[g][j]
+		out[i] = Outcome{Status: Status(st[0]), NewCity: st[1] == 1, NewDevice: st[2] == 1, Zone: zones[g]}
+	}
+	return out, nil
+}
+
+// decodeReply reads the script's JSON: per user [tz, [[status, newCity, newDevice]...]].
+func decodeReply(raw string, dst *[]struct {
+	TZ  string
+	Evs [][3]int
+}) error {
+	var arr [][2]json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &arr); err != nil {
+		return fmt.Errorf("state: decode script reply: %w", err)
+	}
+	*dst = make([]struct {
+		TZ  string
+		Evs [][3]int
+	}, len(arr))
+	for i, a := range arr {
+		if err := json.Unmarshal(a[0], &(*dst)[i].TZ); err != nil {
+			return fmt.Errorf("state: decode script reply zone: %w", err)
+		}
+		if err := json.Unmarshal(a[1], &(*dst)[i].Evs); err != nil {
+			return fmt.Errorf("state: decode script reply events: %w", err)
+		}
+	}
+	return nil
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}

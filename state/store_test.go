@@ -1,0 +1,307 @@
+package state_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/testenv"
+	"github.com/fenqi/fenqi/state"
+)
+
+var shanghai = mustZone("Asia/Shanghai")
+
+func mustZone(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}
+
+// now is 2026-11-20 12:00 in Shanghai.
+var now = time.Date(2026, 11, 20, 12, 0, 0, 0, shanghai)
+
+func newStore(t testing.TB) *state.Store {
+	t.Helper()
+	s, err := state.New(testenv.Redis(t), state.Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func payment(id, user string, at time.Time, fen int64, scene events.Scene, device string) *events.Event {
+	return &events.Event{ID: id, Type: events.TypePayment, Subject: user, Time: at,
+		Payment: &events.Payment{UserID: user, AmountFen: fen, Currency: "CNY", Scene: scene,
+			MerchantID: "m1", DeviceID: device, City: "shanghai", Auth: events.AuthFace}}
+}
+
+func login(id, user string, at time.Time, device, city string) *events.Event {
+	return &events.Event{ID: id, Type: events.TypeLogin, Subject: user, Time: at,
+		Login: &events.Login{UserID: user, DeviceID: device, City: city, IP: "10.0.0.1", Auth: events.AuthPassword}}
+}
+
+func apply(t testing.TB, s *state.Store, items ...state.Item) []state.Outcome {
+	t.Helper()
+	out, err := s.Apply(context.Background(), items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(items) {
+		t.Fatalf("got %d outcomes for %d items", len(out), len(items))
+	}
+	return out
+}
+
+func user(t testing.TB, s *state.Store, id string) *state.User {
+	t.Helper()
+	u, err := s.User(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestCountersByDayMonthAndClass(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	// 00:30 Shanghai on 20 Nov is 16:30 UTC on 19 Nov: it counts for the 20th.
+	early := time.Date(2026, 11, 19, 16, 30, 0, 0, time.UTC)
+	out := apply(t, s,
+		state.Item{Event: payment("p1", "u1", now, 12_345, events.SceneEcommerce, "dev1"), Topic: 1, Partition: 0, Offset: 10},
+		state.Item{Event: payment("p2", "u1", early, 100, events.SceneRedPacket, "dev1"), Topic: 1, Partition: 0, Offset: 11},
+		state.Item{Event: payment("p3", "u1", now, 5_000, events.SceneBillPay, "dev1"), Topic: 1, Partition: 0, Offset: 12},
+		state.Item{Event: login("l1", "u1", now, "dev1", "shanghai"), Topic: 2, Partition: 0, Offset: 3},
+		state.Item{Event: login("l2", "u1", now.Add(time.Hour), "dev1", "shanghai"), Topic: 2, Partition: 0, Offset: 4},
+		// the 19th, and a month before
+		state.Item{Event: login("l3", "u1", now.Add(-24*time.Hour), "dev1", "shanghai"), Topic: 2, Partition: 0, Offset: 5},
+		state.Item{Event: payment("p4", "u1", now.AddDate(0, -1, 0), 700, events.SceneLocalLife, "dev1"), Topic: 1, Partition: 0, Offset: 13},
+	)
+	for i, o := range out {
+		if o.Status != state.Applied {
+			t.Fatalf("item %d: %v", i, o.Status)
+		}
+		if o.Zone.String() != "Asia/Shanghai" {
+			t.Fatalf("zone %v", o.Zone)
+		}
+	}
+	u := user(t, s, "u1")
+	today := u.Day(now)
+	want := state.Counts{SpendN: 1, SpendFen: 12_345, SocialN: 1, SocialFen: 100, FinanceN: 1, FinFen: 5_000, Logins: 2}
+	if got := u.Days[today]; got != want {
+		t.Errorf("today: got %+v, want %+v", got, want)
+	}
+	if got := u.Days[today-1]; got != (state.Counts{Logins: 1}) {
+		t.Errorf("yesterday: got %+v", got)
+	}
+	wantMonth := want
+	wantMonth.Logins, wantMonth.LoginDays = 3, 2
+	if got := u.Months[202611]; got != wantMonth {
+		t.Errorf("November: got %+v, want %+v", got, wantMonth)
+	}
+	if got := u.Months[202610]; got != (state.Counts{SpendN: 1, SpendFen: 700}) {
+		t.Errorf("October: got %+v", got)
+	}
+	if d := u.Devices["dev1"]; d.Logins != 3 || d.LastDay != today {
+		t.Errorf("device: %+v (today %d)", d, today)
+	}
+	if c, ok := u.Cities["shanghai"]; !ok || c.LastDay != today {
+		t.Errorf("city: %+v", u.Cities)
+	}
+}
+
+func TestRedeliveryAndDuplicatesCountOnce(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	batch := []state.Item{
+		{Event: payment("p1", "u2", now, 1_000, events.SceneEcommerce, "d"), Topic: 1, Partition: 2, Offset: 100},
+		{Event: payment("p2", "u2", now, 2_000, events.SceneEcommerce, "d"), Topic: 1, Partition: 2, Offset: 101},
+		{Event: login("l1", "u2", now, "d", "beijing"), Topic: 2, Partition: 2, Offset: 7},
+	}
+	apply(t, s, batch...)
+	before := user(t, s, "u2")
+
+	// The same batch again (a consumer restarted before its commit).
+	for i, o := range apply(t, s, batch...) {
+		if o.Status != state.Redelivered {
+			t.Errorf("redelivered item %d: %v", i, o.Status)
+		}
+	}
+	// The same event id at a new offset (an upstream retry).
+	dup := state.Item{Event: payment("p2", "u2", now, 2_000, events.SceneEcommerce, "d"), Topic: 1, Partition: 2, Offset: 150}
+	if o := apply(t, s, dup); o[0].Status != state.Duplicate {
+		t.Errorf("duplicate id: %v", o[0].Status)
+	}
+	// Both at once in one batch, and a duplicate inside a batch.
+	fresh := state.Item{Event: payment("p3", "u2", now, 4_000, events.SceneEcommerce, "d"), Topic: 1, Partition: 2, Offset: 151}
+	fresh2 := state.Item{Event: payment("p3", "u2", now, 4_000, events.SceneEcommerce, "d"), Topic: 1, Partition: 2, Offset: 152}
+	out := apply(t, s, batch[0], fresh, fresh2)
+	if out[0].Status != state.Redelivered || out[1].Status != state.Applied || out[2].Status != state.Duplicate {
+		t.Errorf("mixed batch: %v %v %v", out[0].Status, out[1].Status, out[2].Status)
+	}
+	after := user(t, s, "u2")
+	day := before.Day(now)
+	if got, want := after.Days[day].SpendFen, before.Days[day].SpendFen+4_000; got != want {
+		t.Errorf("spend today: got %d, want %d", got, want)
+	}
+	if got := after.Days[day].SpendN; got != 3 {
+		t.Errorf("payments today: got %d, want 3", got)
+	}
+	if got := after.Days[day].Logins; got != 1 {
+		t.Errorf("logins today: got %d, want 1", got)
+	}
+}
+
+func TestOffsetsArePerTopicAndPartition(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	apply(t, s, state.Item{Event: payment("p1", "u3", now, 100, events.SceneEcommerce, "d"), Topic: 1, Partition: 0, Offset: 50})
+	// A lower offset on another topic or partition is a different record.
+	out := apply(t, s,
+		state.Item{Event: login("l1", "u3", now, "d", "x"), Topic: 2, Partition: 0, Offset: 5},
+		state.Item{Event: payment("p2", "u3", now, 100, events.SceneEcommerce, "d"), Topic: 1, Partition: 1, Offset: 3},
+	)
+	for i, o := range out {
+		if o.Status != state.Applied {
+			t.Errorf("item %d: %v", i, o.Status)
+		}
+	}
+}
+
+func TestDedupRingIsBounded(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	var items []state.Item
+	for i := range 40 {
+		items = append(items, state.Item{Event: payment(fmt.Sprintf("p%d", i), "u4", now, 1, events.SceneEcommerce, "d"), Topic: 1, Offset: -1})
+	}
+	apply(t, s, items...)
+	// The newest 32 ids are remembered; the oldest 8 have left the ring.
+	if o := apply(t, s, items[39]); o[0].Status != state.Duplicate {
+		t.Errorf("recent id: %v", o[0].Status)
+	}
+	if o := apply(t, s, items[0]); o[0].Status != state.Applied {
+		t.Errorf("id older than the ring: %v", o[0].Status)
+	}
+}
+
+func TestNewCityAndDevice(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	out := apply(t, s,
+		state.Item{Event: login("l1", "u5", now.AddDate(0, 0, -60), "d1", "shanghai"), Offset: -1, Topic: 2},
+		state.Item{Event: login("l2", "u5", now.AddDate(0, 0, -10), "d1", "shanghai"), Offset: -1, Topic: 2},
+		state.Item{Event: login("l3", "u5", now, "d1", "shanghai"), Offset: -1, Topic: 2},
+		state.Item{Event: login("l4", "u5", now, "d2", "chengdu"), Offset: -1, Topic: 2},
+		state.Item{Event: login("l5", "u5", now, "d2", "chengdu"), Offset: -1, Topic: 2},
+		state.Item{Event: payment("p1", "u5", now, 100, events.SceneEcommerce, "d3"), Offset: -1, Topic: 1},
+	)
+	type nn struct{ city, dev bool }
+	want := []nn{{false, false}, {false, false}, {false, false}, {true, true}, {false, false}, {false, true}}
+	for i, o := range out {
+		if (nn{o.NewCity, o.NewDevice}) != want[i] {
+			t.Errorf("item %d: new city %v, new device %v; want %+v", i, o.NewCity, o.NewDevice, want[i])
+		}
+	}
+	// A city last seen over 90 days before the login is new again.
+	out = apply(t, s,
+		state.Item{Event: login("l6", "u6", now.AddDate(0, 0, -120), "d1", "xian"), Offset: -1, Topic: 2},
+		state.Item{Event: login("l7", "u6", now, "d1", "shanghai"), Offset: -1, Topic: 2},
+		state.Item{Event: login("l8", "u6", now, "d1", "xian"), Offset: -1, Topic: 2},
+	)
+	if !out[1].NewCity || !out[2].NewCity {
+		t.Errorf("90-day window: %+v", out)
+	}
+}
+
+func TestBillsOpenAndSettle(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	due := now.Add(72 * time.Hour).Truncate(time.Second)
+	apply(t, s,
+		state.Item{Event: &events.Event{ID: "b1", Type: events.TypeRepaymentDue, Subject: "u7", Time: now,
+			Due: &events.RepaymentDue{UserID: "u7", BillID: "bill-1", AmountFen: 10_000, DueAt: due}}, Offset: -1, Topic: 3},
+		state.Item{Event: &events.Event{ID: "b2", Type: events.TypeRepaymentPaid, Subject: "u7", Time: now,
+			Paid: &events.RepaymentPaid{UserID: "u7", BillID: "bill-1", AmountFen: 4_000}}, Offset: -1, Topic: 3},
+	)
+	u := user(t, s, "u7")
+	if b := u.Bills["bill-1"]; b.RemainingFen != 6_000 || !b.DueAt.Equal(due) {
+		t.Fatalf("partly paid bill: %+v", b)
+	}
+	apply(t, s, state.Item{Event: &events.Event{ID: "b3", Type: events.TypeRepaymentPaid, Subject: "u7", Time: now,
+		Paid: &events.RepaymentPaid{UserID: "u7", BillID: "bill-1", AmountFen: 6_000}}, Offset: -1, Topic: 3})
+	if u := user(t, s, "u7"); len(u.Bills) != 0 {
+		t.Fatalf("settled bill still open: %+v", u.Bills)
+	}
+}
+
+func TestProfileZoneMovesBuckets(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	// 03:00 UTC: 11:00 in Shanghai on the 20th, 22:00 in New York on the 19th.
+	at := time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)
+	out := apply(t, s,
+		state.Item{Event: &events.Event{ID: "pr", Type: events.TypeProfile, Subject: "u8", Time: at,
+			Profile: &events.Profile{UserID: "u8", PayScore: 700, Timezone: "America/New_York"}}, Offset: -1, Topic: 4},
+		state.Item{Event: payment("p1", "u8", at, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1},
+	)
+	if out[1].Zone.String() != "America/New_York" {
+		t.Fatalf("zone: %v", out[1].Zone)
+	}
+	u := user(t, s, "u8")
+	if u.Profile == nil || u.Profile.PayScore != 700 {
+		t.Fatalf("profile: %+v", u.Profile)
+	}
+	if got := u.Days[u.Day(at)].SpendN; got != 1 || u.Day(at) != int(time.Date(2026, 11, 19, 0, 0, 0, 0, time.UTC).Unix()/86400) {
+		t.Fatalf("New York day bucket: day %d, %+v", u.Day(at), u.Days)
+	}
+}
+
+func TestOldBucketsArePruned(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	clock := now
+	s, err := state.New(rdb, state.Config{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for d := range 60 {
+		at := now.AddDate(0, 0, -d)
+		if _, err := s.Apply(ctx, []state.Item{{Event: payment(fmt.Sprintf("p%d", d), "u9", at, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The next day, the first event prunes.
+	clock = now.AddDate(0, 0, 1)
+	if _, err := s.Apply(ctx, []state.Item{{Event: payment("late", "u9", clock, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	u := user(t, s, "u9")
+	if len(u.Days) != 35 {
+		t.Errorf("kept %d daily buckets, want 35", len(u.Days))
+	}
+	for m := range u.Months {
+		if m < 202605 {
+			t.Errorf("kept month %d", m)
+		}
+	}
+	enc, err := rdb.ObjectEncoding(ctx, "{u:u9}:a").Result()
+	if err != nil || enc != "listpack" {
+		t.Errorf("activity hash encoding %q, %v: want listpack", enc, err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	_, err := state.New(testenv.Redis(t), state.Config{Days: 10})
+	if err == nil {
+		t.Fatal("Days 10 accepted")
+	}
+}

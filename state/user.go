@@ -1,0 +1,152 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fenqi/fenqi/events"
+)
+
+// Counts are the counters of one bucket.
+type Counts struct {
+	SpendN, SpendFen   int64 // consumption payments
+	SocialN, SocialFen int64 // transfers and red packets
+	FinanceN, FinFen   int64 // bill payments, wealth, donations
+	Logins             int64
+	LoginDays          int64 // monthly buckets only: distinct local days with a login
+}
+
+func parseCounts(s string) (Counts, error) {
+	var v [8]int64
+	for i, part := range strings.Split(s, ":") {
+		if i >= len(v) {
+			break
+		}
+		n, err := strconv.ParseInt(part, 10, 64)
+		if err != nil {
+			return Counts{}, fmt.Errorf("state: bad bucket %q: %w", s, err)
+		}
+		v[i] = n
+	}
+	return Counts{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}, nil
+}
+
+// Bill is an open bill.
+type Bill struct {
+	RemainingFen int64
+	DueAt        time.Time
+}
+
+// Place is a device or city last seen on a local day.
+type Place struct {
+	LastDay int   // days since 1970-01-01 in the user's zone
+	Logins  int64 // devices only: logins from it
+}
+
+// User is a read view of one user's state.
+type User struct {
+	ID      string
+	Zone    *time.Location
+	Days    map[int]Counts // local day number (days since 1970-01-01) -> counters
+	Months  map[int]Counts // yyyymm -> counters
+	Devices map[string]Place
+	Cities  map[string]Place
+	Bills   map[string]Bill
+	Profile *events.Profile // nil before the first profile
+}
+
+// Day is the local day number of t in the user's zone.
+func (u *User) Day(t time.Time) int {
+	_, off := t.In(u.Zone).Zone()
+	return int((t.Unix() + int64(off)) / 86400)
+}
+
+// User reads a user's whole state in one round trip. A user never seen has
+// empty maps and a nil Profile.
+func (s *Store) User(ctx context.Context, userID string) (*User, error) {
+	k := userKeys(userID)
+	pipe := s.rdb.Pipeline()
+	a := pipe.HGetAll(ctx, k[0])
+	m := pipe.HGetAll(ctx, k[1])
+	g := pipe.HGetAll(ctx, k[3])
+	p := pipe.Get(ctx, k[4])
+	b := pipe.HGetAll(ctx, k[5])
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("state: read user: %w", err)
+	}
+	u := &User{ID: userID, Zone: s.cfg.DefaultZone, Days: map[int]Counts{}, Months: map[int]Counts{},
+		Devices: map[string]Place{}, Cities: map[string]Place{}, Bills: map[string]Bill{}}
+	if tz := m.Val()["tz"]; tz != "" {
+		if loc, err := loadZone(tz); err == nil {
+			u.Zone = loc
+		}
+	}
+	for f, v := range a.Val() {
+		n, err := strconv.Atoi(f[1:])
+		if err != nil {
+			return nil, fmt.Errorf("state: bad bucket field %q: %w", f, err)
+		}
+		c, err := parseCounts(v)
+		if err != nil {
+			return nil, err
+		}
+		switch f[0] {
+		case 'd':
+			u.Days[n] = c
+		case 'm':
+			u.Months[n] = c
+		}
+	}
+	for f, v := range g.Val() {
+		kind, name, ok := strings.Cut(f, ":")
+		if !ok {
+			continue
+		}
+		dayStr, nStr, _ := strings.Cut(v, ":")
+		day, _ := strconv.Atoi(dayStr)
+		n, _ := strconv.ParseInt(nStr, 10, 64)
+		switch kind {
+		case "d":
+			u.Devices[name] = Place{LastDay: day, Logins: n}
+		case "c":
+			u.Cities[name] = Place{LastDay: day}
+		}
+	}
+	for id, v := range b.Val() {
+		remStr, dueStr, _ := strings.Cut(v, ":")
+		rem, _ := strconv.ParseInt(remStr, 10, 64)
+		due, _ := strconv.ParseInt(dueStr, 10, 64)
+		u.Bills[id] = Bill{RemainingFen: rem, DueAt: time.Unix(due, 0).UTC()}
+	}
+	if raw, err := p.Bytes(); err == nil {
+		var prof events.Profile
+		if err := json.Unmarshal(raw, &prof); err != nil {
+			return nil, fmt.Errorf("state: decode profile of %s: %w", userID, err)
+		}
+		u.Profile = &prof
+	}
+	return u, nil
+}
+
+// MemoryUsage is the sum of Redis's MEMORY USAGE over the user's keys, in bytes.
+func (s *Store) MemoryUsage(ctx context.Context, userID string) (int64, error) {
+	var total int64
+	for _, k := range userKeys(userID) {
+		n, err := s.rdb.MemoryUsage(ctx, k).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("state: memory usage of %s: %w", k, err)
+		}
+		total += n
+	}
+	return total, nil
+}
