@@ -13,6 +13,11 @@ import (
 	_ "time/tzdata" // profile time zones must validate the same way on every host, even without /usr/share/zoneinfo
 )
 
+// MaxAmountFen is the largest amount accepted: 2^53-1 fen (about 90 billion
+// yuan), the largest integer that every JSON parser and Redis's Lua (whose
+// numbers are doubles) keep exactly.
+const MaxAmountFen = 1<<53 - 1
+
 // Defaults of a zero Decoder.
 const (
 	DefaultMaxBytes  = 64 << 10
@@ -96,7 +101,7 @@ func ValidInstallments(n int) bool {
 // Reasons, shared by the checks and by the JSON type errors of the same field.
 const (
 	reasonString   = "must be a non-empty string"
-	reasonAmount   = "must be a positive integer that fits in 64 bits"
+	reasonAmount   = "must be a positive integer of at most 9007199254740991 (2^53-1) fen"
 	reasonNonNeg   = "must be a non-negative integer that fits in 64 bits"
 	reasonInstall  = "must be one of 0, 3, 6, 12, 24"
 	reasonScene    = "must be one of ecommerce, local_life, offline_retail, education, medical, transfer, red_packet, bill_pay, donation, wealth, other"
@@ -402,7 +407,7 @@ func decodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 		return nil, err
 	}
 	switch {
-	case w.AmountFen <= 0:
+	case w.AmountFen <= 0 || w.AmountFen > MaxAmountFen:
 		return nil, derr("data.amount_fen", reasonAmount)
 	case w.Currency != "CNY":
 		return nil, derr("data.currency", reasonCurrency)
@@ -476,7 +481,7 @@ func decodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 	switch {
 	case w.BillID == "":
 		return nil, derr("data.bill_id", reasonString)
-	case w.AmountFen <= 0:
+	case w.AmountFen <= 0 || w.AmountFen > MaxAmountFen:
 		return nil, derr("data.amount_fen", reasonAmount)
 	case w.DueAt == "":
 		return nil, derr("data.due_at", "required; "+reasonTime)
@@ -499,7 +504,7 @@ func decodePaid(data []byte, subject string) (*RepaymentPaid, *DecodeError) {
 	switch {
 	case w.BillID == "":
 		return nil, derr("data.bill_id", reasonString)
-	case w.AmountFen <= 0:
+	case w.AmountFen <= 0 || w.AmountFen > MaxAmountFen:
 		return nil, derr("data.amount_fen", reasonAmount)
 	}
 	return &w, nil

@@ -204,11 +204,12 @@ func dataCases() []dataCase {
 			"absent": absent, "null": nil, "zero": 0, "negative": -5, "fraction": raw("1.5"),
 			"integral fraction": raw("100.0"), "exponent": raw("1e3"), "string": "100", "bool": true,
 			"above int64": raw("9223372036854775808"), "twenty digits": raw("99999999999999999999"),
-			"negative zero": raw("-0"),
+			"negative zero": raw("-0"), "max int64": raw("9223372036854775807"),
+			"2^53": raw("9007199254740992"),
 		} {
 			add(typ, "amount_fen "+name, map[string]any{"amount_fen": v}, "data.amount_fen")
 		}
-		add(typ, "amount_fen max int64", map[string]any{"amount_fen": raw("9223372036854775807")}, "")
+		add(typ, "amount_fen 2^53-1, the largest", map[string]any{"amount_fen": raw("9007199254740991")}, "")
 		add(typ, "amount_fen one", map[string]any{"amount_fen": 1}, "")
 	}
 
@@ -677,7 +678,7 @@ func TestDecodeErrorMessage(t *testing.T) {
 	t.Parallel()
 	headers, value := record(t, structuredMode, validAttrs(TypePayment), mutate(validData(TypePayment), map[string]any{"amount_fen": raw("1.5")}))
 	_, err := testDecoder().Decode(nil, headers, value)
-	const want = `events: field "data.amount_fen": must be a positive integer that fits in 64 bits`
+	const want = `events: field "data.amount_fen": must be a positive integer of at most 9007199254740991 (2^53-1) fen`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v, want %s", err, want)
 	}
