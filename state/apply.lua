@@ -65,11 +65,20 @@ local ki = 0
 for _, evs in ipairs(req.u) do
   local ka, km, kx, kg, kp, kb = KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3], KEYS[ki + 4], KEYS[ki + 5], KEYS[ki + 6]
   ki = ki + 6
-  local meta = redis.call("HMGET", km, "tzo", "tz", "pd")
+  local meta = redis.call("HMGET", km, "tzo", "tz", "pd", "o1", "o2", "o3", "o4")
   local tzo = tonumber(meta[1]) or req.dz
   local tz = meta[2] or ""
   local today = floor((now + tzo) / 86400)
   local curm = midx(yyyymm(today))
+  -- last applied offset per topic index: {partition, offset}
+  local offs, offs_dirty = {}, {}
+  for t = 1, 4 do
+    local v = meta[3 + t]
+    if v then
+      local lp, lo = string.match(v, "^(%-?%d+):(%-?%d+)$")
+      offs[t] = {tonumber(lp), tonumber(lo)}
+    end
+  end
 
   -- prune once per local day: old buckets and places not seen in GEO days
   if tonumber(meta[3] or "0") < today then
@@ -95,17 +104,21 @@ for _, evs in ipairs(req.u) do
   local ring = redis.call("GET", kx) or ""
   local ring0 = ring
   local geolen = -1
+  -- has the user any place of this kind ("d:" or "c:") in the geo hash?
+  local function anyplace(prefix)
+    if geolen < 0 then geolen = redis.call("HLEN", kg) end
+    if geolen == 0 then return false end
+    for _, v in ipairs(redis.call("HKEYS", kg)) do
+      if string.sub(v, 1, 2) == prefix then return true end
+    end
+    return false
+  end
   local res = {}
   for _, e in ipairs(evs) do
     local status, nc, nd = 0, 0, 0
-    local okey
     if e.o >= 0 then
-      okey = "o" .. e.t
-      local last = redis.call("HGET", km, okey)
-      if last then
-        local lp, lo = string.match(last, "^(%-?%d+):(%-?%d+)$")
-        if tonumber(lp) == e.p and e.o <= tonumber(lo) then status = 1 end
-      end
+      local last = offs[e.t]
+      if last and last[1] == e.p and e.o <= last[2] then status = 1 end
     end
     if status == 0 and ring_has(ring, e.f) then status = 2 end
     if status == 0 then
@@ -116,8 +129,9 @@ for _, evs in ipairs(req.u) do
       local k = e.k
       if k == "pay" or k == "login" then
         local dkey, mkey = "d" .. day, "m" .. ym
-        local dv = inday and unpack_counts(redis.call("HGET", ka, dkey), DAYN)
-        local mv = inmonth and unpack_counts(redis.call("HGET", ka, mkey), MONN)
+        local cur = redis.call("HMGET", ka, dkey, mkey)
+        local dv = inday and unpack_counts(cur[1], DAYN)
+        local mv = inmonth and unpack_counts(cur[2], MONN)
         if k == "pay" then
           local i = e.c * 2 + 1
           if dv then dv[i] = dv[i] + 1; dv[i + 1] = dv[i + 1] + e.a end
@@ -129,52 +143,47 @@ for _, evs in ipairs(req.u) do
           end
           if mv then mv[7] = mv[7] + 1 end
         end
-        if dv then redis.call("HSET", ka, dkey, pack_counts(dv)) end
-        if mv then redis.call("HSET", ka, mkey, pack_counts(mv)) end
+        if dv and mv then
+          redis.call("HSET", ka, dkey, pack_counts(dv), mkey, pack_counts(mv))
+        elseif dv then
+          redis.call("HSET", ka, dkey, pack_counts(dv))
+        elseif mv then
+          redis.call("HSET", ka, mkey, pack_counts(mv))
+        end
 
-        -- devices and cities of the last GEO days; "new" only for a user with history
-        if geolen < 0 then geolen = redis.call("HLEN", kg) end
-        local since = day - GEO -- "the last GEO days" before the event
-        if e.dv and e.dv ~= "" then
-          local f = "d:" .. e.dv
-          local cur = redis.call("HGET", kg, f)
+        -- devices and cities of the last GEO days before the event;
+        -- "new" only for a user with history of that kind
+        local since = day - GEO
+        local df = (e.dv and e.dv ~= "") and ("d:" .. e.dv) or nil
+        local cf = (k == "login" and e.ci and e.ci ~= "") and ("c:" .. e.ci) or nil
+        local places = redis.call("HMGET", kg, df or "-", cf or "-")
+        local upd = {}
+        if df then
           local last, n = 0, 0
-          if cur then
-            local a, b = string.match(cur, "^(%d+):(%d+)$")
+          if places[1] then
+            local a, b = string.match(places[1], "^(%d+):(%d+)$")
             last, n = tonumber(a), tonumber(b)
           end
           if last <= since then
-            local anydev = false
-            if geolen > 0 then
-              for _, v in ipairs(redis.call("HKEYS", kg)) do
-                if string.sub(v, 1, 2) == "d:" then anydev = true; break end
-              end
-            end
-            if anydev then nd = 1 end
-            if not cur then geolen = geolen + 1 end
+            if anyplace("d:") then nd = 1 end
+            if not places[1] then geolen = geolen + 1 end
           end
           if k == "login" then n = n + 1 end
-          redis.call("HSET", kg, f, (day > last and day or last) .. ":" .. n)
+          upd[#upd + 1] = df
+          upd[#upd + 1] = (day > last and day or last) .. ":" .. n
         end
-        if k == "login" and e.ci and e.ci ~= "" then
-          local f = "c:" .. e.ci
-          local last = tonumber(redis.call("HGET", kg, f) or "-1")
+        if cf then
+          local last = tonumber(places[2] or "-1")
           if last <= since then
-            if last < 0 then
-              local anycity = false
-              if geolen > 0 then
-                for _, v in ipairs(redis.call("HKEYS", kg)) do
-                  if string.sub(v, 1, 2) == "c:" then anycity = true; break end
-                end
-              end
-              if anycity then nc = 1 end
-              geolen = geolen + 1
-            else
-              nc = 1
-            end
+            if last >= 0 or anyplace("c:") then nc = 1 end
+            if last < 0 then geolen = geolen + 1 end
           end
-          if day > last then redis.call("HSET", kg, f, day) end
+          if day > last then
+            upd[#upd + 1] = cf
+            upd[#upd + 1] = day
+          end
         end
+        if #upd > 0 then redis.call("HSET", kg, unpack(upd)) end
         if geolen > GEOMAX then
           -- keep the hash bounded: drop the place seen longest ago
           local geo = redis.call("HGETALL", kg)
@@ -201,14 +210,23 @@ for _, evs in ipairs(req.u) do
         end
       elseif k == "prof" then
         redis.call("SET", kp, e.pr)
-        redis.call("HSET", km, "tz", e.tz, "tzo", e.tzo)
-        tz, tzo = e.tz, e.tzo
+        tz, tzo = e.tz or "", e.tzo or 0
+        redis.call("HSET", km, "tz", tz, "tzo", tzo)
       end
       ring = ring .. e.f
     end
-    if okey and status ~= 1 then redis.call("HSET", km, okey, e.p .. ":" .. e.o) end
+    if e.o >= 0 and status ~= 1 then
+      offs[e.t] = {e.p, e.o}
+      offs_dirty[e.t] = true
+    end
     res[#res + 1] = {status, nc, nd}
   end
+  local upd = {}
+  for t, _ in pairs(offs_dirty) do
+    upd[#upd + 1] = "o" .. t
+    upd[#upd + 1] = offs[t][1] .. ":" .. string.format("%.0f", offs[t][2])
+  end
+  if #upd > 0 then redis.call("HSET", km, unpack(upd)) end
   if ring ~= ring0 then
     if #ring > RING * FPL then ring = string.sub(ring, #ring - RING * FPL + 1) end
     redis.call("SET", kx, ring)

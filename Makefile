@@ -1,0 +1,39 @@
+# fenqi — make run: the whole system on one machine; make test: every test.
+GO ?= go
+export GOFLAGS := -buildvcs=false
+
+.PHONY: all build run test test-short bench vet fmt compose-check clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# The main job on the embedded default: an in-process Kafka-protocol broker
+# (kfake) on 127.0.0.1:9092, a redis-server on a free port (or in-process
+# miniredis where none is installed), simulated traffic, decisions printed.
+# Data stays in .fenqi-data/ across runs; Ctrl-C stops everything cleanly.
+run: build
+	./bin/fenqid -embedded -simulate -print-decisions -log-format text -http-addr 127.0.0.1:8080 $(ARGS)
+
+# Every test, with the race detector, against a real redis-server it starts
+# itself and an in-process kfake broker over TCP.
+test:
+	@command -v redis-server >/dev/null || { echo "make test needs redis-server on PATH (apt-get install redis-server)"; exit 1; }
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./state/ ./events/ ./scoring/... ./consumers/
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+compose-check:
+	docker-compose config -q
+
+clean:
+	rm -rf bin .fenqi-data
