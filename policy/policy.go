@@ -1,0 +1,344 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/fenqi/fenqi/events"
+)
+
+// Policy is one product's credit policy: every threshold, weight, curve, fee
+// table and reason text the scoring core applies. A Policy returned by Parse,
+// Load or Preset has been validated; it is read-only afterwards and safe for
+// concurrent use by any number of goroutines.
+type Policy struct {
+	// Version identifies this revision of the file; it is copied into every
+	// decision (events.DecisionData.PolicyVersion).
+	Version string `yaml:"version"`
+	// Product is the product the policy prices ("wechat", "huabei", "baitiao").
+	Product string `yaml:"product"`
+	// ModelVersion names the quota model the weights belong to.
+	ModelVersion string `yaml:"model_version"`
+	// Timezone is the IANA zone of users whose profile names none
+	// (default Asia/Shanghai). Windows counted in days or months use it.
+	Timezone string `yaml:"timezone"`
+
+	Eligibility Eligibility                `yaml:"eligibility"`
+	Quality     Quality                    `yaml:"quality_user"`
+	Quota       Quota                      `yaml:"quota"`
+	Recompute   Recompute                  `yaml:"recompute"`
+	Pricing     Pricing                    `yaml:"pricing"`
+	Scenes      map[events.Scene]SceneRule `yaml:"scenes"`
+	Risk        Risk                       `yaml:"risk"`
+	// Reasons is the reason-code catalogue (DOMAIN.md §7 and fenqi's own
+	// codes): the message and advice a notifier shows for each code.
+	Reasons []Reason `yaml:"reasons"`
+
+	src *source        // where the policy was read from; nil when built in code
+	loc *time.Location // Timezone, loaded by Parse
+}
+
+// Eligibility holds the gates of DOMAIN.md §1; a user failing any of them
+// is not eligible and gets quota 0.
+type Eligibility struct {
+	// PayScoreMin is the lowest pay score that may open installments (600).
+	// Scenes may require more (SceneRule.MinPayScore).
+	PayScoreMin int `yaml:"pay_score_min"`
+	// CardBoundMinMonths is how long a bank card must have been bound (6).
+	CardBoundMinMonths int `yaml:"card_bound_min_months"`
+	// SeriousDefaultOverdueDays: a bill overdue more than this many days is
+	// a serious default (30).
+	SeriousDefaultOverdueDays int `yaml:"serious_default_overdue_days"`
+	// SeriousDefaultWindowMonths: a serious default within this many months
+	// makes the user ineligible (6).
+	SeriousDefaultWindowMonths int `yaml:"serious_default_window_months"`
+	// ActivityMinPaymentsPerDay is the lowest average number of payments a
+	// day over ActivityWindowDays (3).
+	ActivityMinPaymentsPerDay float64 `yaml:"activity_min_payments_per_day"`
+	// ActivityWindowDays is the window of the activity averages (30); the
+	// quality standard's payments-per-day uses the same window.
+	ActivityWindowDays int `yaml:"activity_window_days"`
+}
+
+// Quality holds the quality-user standards of DOMAIN.md §1; only a quality
+// user may reach the high quota tier.
+type Quality struct {
+	// PayScoreMin is the quality pay score (750).
+	PayScoreMin int `yaml:"pay_score_min"`
+	// LoginDaysPerMonth is the least number of distinct login days in each
+	// of the last LoginMonths full calendar months (10).
+	LoginDaysPerMonth int `yaml:"login_days_per_month"`
+	// LoginMonths is how many full calendar months the login standard
+	// covers (3; at most 3).
+	LoginMonths int `yaml:"login_months"`
+	// MinPaymentsPerDay is the least average number of payments a day over
+	// Eligibility.ActivityWindowDays (5).
+	MinPaymentsPerDay float64 `yaml:"min_payments_per_day"`
+	// MaxOverdueEpisodes is the most overdue episodes in the user's history (2).
+	MaxOverdueEpisodes int `yaml:"max_overdue_episodes"`
+	// RequireAllSettled: every overdue episode must be settled (no bill
+	// overdue now).
+	RequireAllSettled bool `yaml:"require_all_settled"`
+}
+
+// Quota is the quota model of DOMAIN.md §3.
+type Quota struct {
+	// Weights of the five factors; they sum to 1.
+	Weights Weights `yaml:"weights"`
+	// Factors says where each factor earns full (and zero) marks.
+	Factors Factors `yaml:"factors"`
+	// CheckPenalty lowers the score of users who check their quota often.
+	CheckPenalty CheckPenalty `yaml:"check_penalty"`
+	// MaxFen is the product's highest quota (wechat 5,000,000 fen).
+	MaxFen int64 `yaml:"max_fen"`
+	// StandardCapFen caps the quota of users who are not quality users;
+	// quotas above it are the high tier.
+	StandardCapFen int64 `yaml:"standard_cap_fen"`
+	// RoundFen is the unit quotas are rounded down to (10,000 fen = 100 yuan).
+	RoundFen int64 `yaml:"round_fen"`
+	// Curve maps the weighted score to a quota, linearly between points.
+	// Scores rise strictly from 0 to 1; quotas never fall.
+	Curve []CurvePoint `yaml:"curve"`
+	// Guardrail limits how far one recompute may move a quota.
+	Guardrail Guardrail `yaml:"guardrail"`
+}
+
+// Weights are the factor weights (0.35/0.25/0.20/0.15/0.05 for wechat).
+type Weights struct {
+	PayScore  float64 `yaml:"pay_score"`
+	Assets    float64 `yaml:"assets"`
+	Stability float64 `yaml:"stability"`
+	Social    float64 `yaml:"social"`
+	Device    float64 `yaml:"device"`
+}
+
+// Sum is the total of the five weights.
+func (w Weights) Sum() float64 {
+	return w.PayScore + w.Assets + w.Stability + w.Social + w.Device
+}
+
+// Factors holds each factor's normalisation points.
+type Factors struct {
+	PayScore  PayScoreFactor  `yaml:"pay_score"`
+	Assets    AssetsFactor    `yaml:"assets"`
+	Stability StabilityFactor `yaml:"stability"`
+	Social    SocialFactor    `yaml:"social"`
+	Device    DeviceFactor    `yaml:"device"`
+}
+
+// PayScoreFactor: 0 at or below ZeroAt, 1 at or above FullAt, linear between.
+type PayScoreFactor struct {
+	ZeroAt int `yaml:"zero_at"` // 550
+	FullAt int `yaml:"full_at"` // 750
+}
+
+// AssetsFactor: the wealth balance over FullAtFen, at most 1.
+type AssetsFactor struct {
+	FullAtFen int64 `yaml:"full_at_fen"` // 5,000,000 fen = 50,000 yuan
+}
+
+// StabilityFactor scores the coefficient of variation (population standard
+// deviation / mean) of monthly spend: 1 below FullBelowCV, 0 at or above
+// ZeroAtCV, linear between.
+type StabilityFactor struct {
+	FullBelowCV float64 `yaml:"full_below_cv"` // 0.30
+	ZeroAtCV    float64 `yaml:"zero_at_cv"`    // 1.00
+}
+
+// SocialFactor: transfers and red packets a month over FullAtPerMonth, at most 1.
+type SocialFactor struct {
+	FullAtPerMonth float64 `yaml:"full_at_per_month"` // 20
+}
+
+// DeviceFactor: the share of the logins of the last WindowDays that came
+// from the usual device, over FullAtShare, at most 1.
+type DeviceFactor struct {
+	FullAtShare float64 `yaml:"full_at_share"` // 0.90
+	WindowDays  int     `yaml:"window_days"`   // 90
+}
+
+// CheckPenalty is DOMAIN.md §3's "frequent applications lower the composite
+// score": every quota check beyond FreeChecks inside WindowDays takes
+// PerCheck off the score, at most Max.
+type CheckPenalty struct {
+	WindowDays int     `yaml:"window_days"` // default 30
+	FreeChecks int     `yaml:"free_checks"` // default 3
+	PerCheck   float64 `yaml:"per_check"`   // default 0.01
+	Max        float64 `yaml:"max"`         // default 0.05
+}
+
+// CurvePoint is one point of the score → quota curve.
+type CurvePoint struct {
+	Score    float64 `yaml:"score"`
+	QuotaFen int64   `yaml:"quota_fen"`
+}
+
+// Guardrail limits the move of a recomputed quota.
+type Guardrail struct {
+	// MaxChangeShare is the largest share of the previous quota one
+	// recompute may add or remove (default 0.5). It does not hold a user
+	// who became ineligible (quota 0) and does not apply to a first quota.
+	MaxChangeShare float64 `yaml:"max_change_share"`
+}
+
+// Recompute modes.
+const (
+	RecomputeInterval        = "interval"
+	RecomputeCalendarQuarter = "calendar_quarter"
+)
+
+// Recompute says when the state layer recomputes a user's quota.
+type Recompute struct {
+	// Mode is "interval" (IntervalDays after the last computation, the
+	// default) or "calendar_quarter" (at the start of each calendar quarter
+	// in the user's zone).
+	Mode string `yaml:"mode"`
+	// IntervalDays is the interval of mode "interval" (default 90).
+	IntervalDays int `yaml:"interval_days"`
+}
+
+// Pricing is the fee table of DOMAIN.md §4. Rates are basis points per
+// period (100 bp = 1%) charged on the original principal each period.
+type Pricing struct {
+	// InterestFreeDays is the longest interest-free period of a purchase
+	// paid in full (wechat 50).
+	InterestFreeDays int `yaml:"interest_free_days"`
+	// MaxPeriods is the longest plan (24).
+	MaxPeriods int `yaml:"max_periods"`
+	// MinFeeBP and MaxFeeBP are the product's advertised range of fees per
+	// period; every rate in Plans lies inside it.
+	MinFeeBP int `yaml:"min_fee_bp"`
+	MaxFeeBP int `yaml:"max_fee_bp"`
+	// Plans are the period counts on offer.
+	Plans []Plan `yaml:"plans"`
+}
+
+// Plan is one period count and its rates.
+type Plan struct {
+	Periods    int         `yaml:"periods"`
+	FeeBP      int         `yaml:"fee_bp"` // base fee per period
+	Promotions []Promotion `yaml:"promotions"`
+}
+
+// Promotion is a promotional rate and the condition under which it applies.
+type Promotion struct {
+	Name  string    `yaml:"name"`
+	FeeBP int       `yaml:"fee_bp"`
+	When  Condition `yaml:"when"`
+}
+
+// Condition: every field that is set must hold.
+type Condition struct {
+	Scene   events.Scene `yaml:"scene"`    // the payment's scene
+	NewUser bool         `yaml:"new_user"` // the user's first installment
+	Invited bool         `yaml:"invited"`  // the user was invited to the offer
+}
+
+// Quota pools of a scene (DOMAIN.md §5); informational for downstream.
+const (
+	PoolPayScore         = "pay_score"
+	PoolIndependent      = "independent"
+	PoolSharedWeilidai   = "shared_weilidai"
+	PoolSpecialTemporary = "special_temporary"
+)
+
+// SceneRule is the rule of one scene (DOMAIN.md §5).
+type SceneRule struct {
+	// QuotaPool is the quota the scene draws on (see the Pool constants).
+	QuotaPool string `yaml:"quota_pool"`
+	// MinPayScore is the pay score the scene requires; 0 = the
+	// eligibility minimum.
+	MinPayScore int `yaml:"min_pay_score"`
+	// SinglePaymentMaxFen is the largest single payment; 0 = no limit.
+	SinglePaymentMaxFen int64 `yaml:"single_payment_max_fen"`
+	// SecondVerification names the check a payment needs before it is
+	// confirmed ("proof_of_visit", "enrolment_check"); "" = none.
+	SecondVerification string `yaml:"second_verification"`
+}
+
+// Risk actions.
+const (
+	ActionSMSVerify      = "SMS_VERIFY"
+	ActionFaceVerify     = "FACE_VERIFY"
+	ActionDocumentVerify = "DOCUMENT_VERIFY"
+	ActionRefuse         = "REFUSE"
+	ActionFreeze         = "FREEZE"
+)
+
+// Risk holds the anomaly rules of DOMAIN.md §6. Every field has a default,
+// so a policy file may leave the section out.
+type Risk struct {
+	// NightStart and NightEnd ("HH:MM", both minutes included) bound late
+	// night in the user's zone (00:00–05:59). A window may wrap midnight.
+	NightStart string `yaml:"night_start"`
+	NightEnd   string `yaml:"night_end"`
+	// LargePaymentFen: a payment of at least this much is large (200,000).
+	LargePaymentFen int64 `yaml:"large_payment_fen"`
+	// OtherCityWindowDays: a city is "other" when none of the user's logins
+	// in this many days came from it (90).
+	OtherCityWindowDays int `yaml:"other_city_window_days"`
+	// VelocityCount payments inside VelocityWindow trigger the velocity
+	// rule (10 in 10m).
+	VelocityCount  int           `yaml:"velocity_count"`
+	VelocityWindow time.Duration `yaml:"velocity_window"`
+	// OtherCityThenLargeWindow: a large payment this soon after a login from
+	// another city (24h).
+	OtherCityThenLargeWindow time.Duration `yaml:"other_city_then_large_window"`
+	// AllowedLateness is how late (event time behind the watermark) an
+	// event may arrive and still be judged by the windowed rules (1h).
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	// OverdueFreezeAfterDays: a bill overdue more than this many days
+	// freezes installments (3).
+	OverdueFreezeAfterDays int `yaml:"overdue_freeze_after_days"`
+	// Rules switches each rule on or off and names its action.
+	Rules RiskRules `yaml:"rules"`
+}
+
+// RiskRules is the per-rule switchboard.
+type RiskRules struct {
+	NightLarge         Rule `yaml:"night_large"`           // large payment late at night
+	OtherCityLogin     Rule `yaml:"other_city_login"`      // login from another city
+	OtherCityThenLarge Rule `yaml:"other_city_then_large"` // large payment soon after an other-city login
+	Velocity           Rule `yaml:"velocity"`              // too many payments too fast
+	SceneLimit         Rule `yaml:"scene_limit"`           // payment over the scene's single-payment limit
+	SecondVerification Rule `yaml:"second_verification"`   // education / medical proof
+	TransactionLimit   Rule `yaml:"transaction_limit"`     // over the user's own limit (信用守护)
+	OverdueFreeze      Rule `yaml:"overdue_freeze"`        // bill overdue > OverdueFreezeAfterDays
+	JudicialFreeze     Rule `yaml:"judicial_freeze"`       // on the judgement-defaulter list
+}
+
+// Rule is one anomaly rule's switch.
+type Rule struct {
+	Enabled bool   `yaml:"enabled"`
+	Action  string `yaml:"action"` // one of the Action constants
+	// Code is the reason code the decision carries; required for REFUSE
+	// and FREEZE, and always one of the catalogue's codes.
+	Code string `yaml:"code"`
+}
+
+// Reason is one entry of the reason-code catalogue.
+type Reason struct {
+	Code    string `yaml:"code"`
+	Message string `yaml:"message"`
+	Advice  string `yaml:"advice"`
+}
+
+// Reason codes the scoring core emits; every policy's catalogue holds them.
+const (
+	CodeCreditLow             = "WECHAT_CREDIT_401"
+	CodeAuthIncomplete        = "WECHAT_AUTH_403"
+	CodeOrderLimited          = "WECHAT_ORDER_500"
+	CodeBankBlacklisted       = "WECHAT_BANK_404"
+	CodeDefaultRecent         = "FENQI_DEFAULT_RECENT"
+	CodeActivityLow           = "FENQI_ACTIVITY_LOW"
+	CodeOverdueNow            = "FENQI_OVERDUE_NOW"
+	CodeJudicialDefaulter     = "FENQI_JUDICIAL_DEFAULTER"
+	CodeUserLimit             = "FENQI_USER_LIMIT"
+	CodeLinkedAccountNegative = "FENQI_LINKED_ACCOUNT_NEGATIVE"
+)
+
+// RequiredCodes are the codes every catalogue must define.
+var RequiredCodes = []string{
+	CodeCreditLow, CodeAuthIncomplete, CodeOrderLimited, CodeBankBlacklisted,
+	CodeDefaultRecent, CodeActivityLow, CodeOverdueNow,
+	CodeJudicialDefaulter, CodeLinkedAccountNegative, CodeUserLimit,
+}
