@@ -465,7 +465,12 @@ func (p *Pipeline) evaluate(rules Rules, it state.Item, o state.Outcome, m kafka
 			ds, dl = nil, &producers.DeadLetter{Msg: m, Err: fmt.Errorf("panic while evaluating rules: %v", r), At: p.cfg.Now()}
 		}
 	}()
-	return rules.Evaluate(scoring.Input{Event: it.Event, Zone: o.Zone, NewCity: o.NewCity, NewDevice: o.NewDevice}), nil
+	return rules.Evaluate(scoring.Input{
+		Event: it.Event, Zone: o.Zone, Now: p.cfg.Now(),
+		NewCity: o.NewCity, NewDevice: o.NewDevice,
+		RecentPayments: o.RecentPayments, LastOtherCityLogin: o.LastOtherCityLogin,
+		TransactionLimitFen: o.TransactionLimitFen,
+	}), nil
 }
 
 // commit commits the batch's offsets. A commit refused because the group is

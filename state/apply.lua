@@ -1,24 +1,46 @@
 -- fenqi state: apply a batch of events for a group of users in one call.
 --
--- KEYS: 6 per user, in this order (all under the user's hash tag {u:ID}):
+-- KEYS: 7 per user, in this order (all under the user's hash tag {u:ID}):
 --   a  activity hash: "d<day>" daily and "m<yyyymm>" monthly buckets
 --   m  meta hash: offsets per input topic "o<t>" = "partition:offset", tz, tzo, pd (pruned day)
 --   x  dedup ring: the fingerprints of the user's last N event ids, concatenated
 --   g  geo hash: "c:<city>" = last login day; "d:<device>" = "lastday:logins"
 --   p  latest profile (JSON string)
---   b  open bills hash: bill id = "remaining_fen:due_unix"
+--   b  open bills hash: bill id = "remaining_fen:due_unix:timer_stage"
+--   v  the event times of the user's latest payments, newest first, 6 base-36 digits each
 -- ARGV[1]: JSON {now, dz (default zone offset s), ring, fpl (fingerprint length),
 --   days, months, geo (days), geomax, u = [[event, ...] per user in KEYS order]}
 --   event: {t topic index, p partition, o offset (-1 = none), f fingerprint, k kind,
 --           ts unix s, a amount fen, c class 0 spend/1 social/2 finance,
---           dv device, ci city, b bill, due unix, pr profile JSON, tz name, tzo offset}
--- Returns JSON: per user {tz, [[status, newCity, newDevice], ...]}
+--           dv device, ci city, b bill, due unix, pr profile JSON, tz name, tzo offset,
+--           lim transaction limit fen, jd judicial defaulter 0/1}
+-- Meta also holds: lo (latest other-city login, unix), lim (own limit, fen),
+--   fz (1 = frozen for overdue), fj (1 = frozen as judicial defaulter),
+--   oe (overdue episodes settled, lifetime), oh (recent settled episodes
+--   "dueDay:daysOverdue,..." within req.ohdays days).
+-- Returns JSON: per user {tz, lim, [[status, newCity, newDevice, lastOtherCityLogin,
+--   recentPayments (the v string before the event; payments only), flags], ...]}
+--   flags: 1 = this event unfroze the user (last overdue bill settled),
+--          2 = this profile made the user a judicial defaulter (was not),
+--          4 = this profile cleared the judicial flag (was set).
 --   status 0 applied, 1 redelivered (offset already applied), 2 duplicate id.
 local req = cjson.decode(ARGV[1])
 local floor = math.floor
 local now = req.now
 local DAYS, MONTHS, GEO, GEOMAX = req.days, req.months, req.geo, req.geomax
 local RING, FPL = req.ring, req.fpl
+local VEL, OHDAYS = req.vel, req.ohdays
+
+local B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+local function b36(n) -- fixed 6 digits: unix seconds up to 2^31 fit
+  local t = {}
+  for i = 6, 1, -1 do
+    local d = n % 36
+    t[i] = string.sub(B36, d + 1, d + 1)
+    n = floor(n / 36)
+  end
+  return table.concat(t)
+end
 
 local function yyyymm(day) -- civil month of a day number (days since 1970-01-01)
   local z = day + 719468
@@ -63,9 +85,15 @@ end
 local out = {}
 local ki = 0
 for _, evs in ipairs(req.u) do
-  local ka, km, kx, kg, kp, kb = KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3], KEYS[ki + 4], KEYS[ki + 5], KEYS[ki + 6]
-  ki = ki + 6
-  local meta = redis.call("HMGET", km, "tzo", "tz", "pd", "o1", "o2", "o3", "o4")
+  local ka, km, kx, kg, kp, kb, kv = KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3], KEYS[ki + 4], KEYS[ki + 5], KEYS[ki + 6], KEYS[ki + 7]
+  ki = ki + 7
+  local meta = redis.call("HMGET", km, "tzo", "tz", "pd", "o1", "o2", "o3", "o4", "lo", "lim", "fz", "fj")
+  local lo = tonumber(meta[8]) or 0
+  local lo0 = lo
+  local lim = tonumber(meta[9]) or 0
+  local fz, fj = meta[10] == "1", meta[11] == "1"
+  local vel = nil -- the payment times string, read when first needed
+  local vel0 = nil
   local tzo = tonumber(meta[1]) or req.dz
   local tz = meta[2] or ""
   local today = floor((now + tzo) / 86400)
@@ -115,7 +143,8 @@ for _, evs in ipairs(req.u) do
   end
   local res = {}
   for _, e in ipairs(evs) do
-    local status, nc, nd = 0, 0, 0
+    local status, nc, nd, flags = 0, 0, 0, 0
+    local lo_before, recent = lo, ""
     if e.o >= 0 then
       local last = offs[e.t]
       if last and last[1] == e.p and e.o <= last[2] then status = 1 end
@@ -133,6 +162,14 @@ for _, evs in ipairs(req.u) do
         local dv = inday and unpack_counts(cur[1], DAYN)
         local mv = inmonth and unpack_counts(cur[2], MONN)
         if k == "pay" then
+          -- the payment-times ring, newest first, kept in time order
+          if not vel then vel = redis.call("GET", kv) or ""; vel0 = vel end
+          recent = vel
+          local stamp = b36(e.ts)
+          local pos = 1
+          while pos < #vel and string.sub(vel, pos, pos + 5) > stamp do pos = pos + 6 end
+          vel = string.sub(vel, 1, pos - 1) .. stamp .. string.sub(vel, pos)
+          if #vel > VEL * 6 then vel = string.sub(vel, 1, VEL * 6) end
           local i = e.c * 2 + 1
           if dv then dv[i] = dv[i] + 1; dv[i + 1] = dv[i + 1] + e.a end
           if mv then mv[i] = mv[i] + 1; mv[i + 1] = mv[i + 1] + e.a end
@@ -182,6 +219,7 @@ for _, evs in ipairs(req.u) do
             upd[#upd + 1] = cf
             upd[#upd + 1] = day
           end
+          if nc == 1 and e.ts > lo then lo = e.ts end
         end
         if #upd > 0 then redis.call("HSET", kg, unpack(upd)) end
         if geolen > GEOMAX then
@@ -196,22 +234,57 @@ for _, evs in ipairs(req.u) do
           geolen = geolen - 1
         end
       elseif k == "due" then
-        redis.call("HSET", kb, e.b, string.format("%.0f", e.a) .. ":" .. string.format("%.0f", e.due))
+        -- a repeated due event for an open bill keeps its timer stage
+        local cur = redis.call("HGET", kb, e.b)
+        local stage = cur and string.match(cur, ":(%d+)$") or "0"
+        redis.call("HSET", kb, e.b, string.format("%.0f", e.a) .. ":" .. string.format("%.0f", e.due) .. ":" .. stage)
       elseif k == "paid" then
         local cur = redis.call("HGET", kb, e.b)
         if cur then
-          local rem, due = string.match(cur, "^(%-?%d+):(%-?%d+)$")
+          local rem, due, stage = string.match(cur, "^(%-?%d+):(%-?%d+):(%d+)$")
           rem = tonumber(rem) - e.a
           if rem <= 0 then
             redis.call("HDEL", kb, e.b)
+            -- a settled bill that was overdue is an episode of the history
+            local od = floor((e.ts - tonumber(due)) / 86400)
+            if od >= 1 then
+              local dueday = floor((tonumber(due) + tzo) / 86400)
+              local hist = redis.call("HGET", km, "oh") or ""
+              local keep = {}
+              for dd, n in string.gmatch(hist, "(%d+):(%d+)") do
+                if tonumber(dd) > today - OHDAYS then keep[#keep + 1] = dd .. ":" .. n end
+              end
+              keep[#keep + 1] = dueday .. ":" .. od
+              redis.call("HSET", km, "oh", table.concat(keep, ","))
+              redis.call("HINCRBY", km, "oe", 1)
+            end
+            -- unfreeze when no bill is overdue any more
+            if fz then
+              local still = false
+              local bills = redis.call("HGETALL", kb)
+              for i = 2, #bills, 2 do
+                local d = tonumber(string.match(bills[i], "^%-?%d+:(%-?%d+)"))
+                if d < now then still = true; break end
+              end
+              if not still then
+                fz = false
+                redis.call("HSET", km, "fz", "0")
+                flags = flags + 1
+              end
+            end
           else
-            redis.call("HSET", kb, e.b, string.format("%.0f", rem) .. ":" .. due)
+            redis.call("HSET", kb, e.b, string.format("%.0f", rem) .. ":" .. due .. ":" .. stage)
           end
         end
       elseif k == "prof" then
         redis.call("SET", kp, e.pr)
         tz, tzo = e.tz or "", e.tzo or 0
-        redis.call("HSET", km, "tz", tz, "tzo", tzo)
+        lim = e.lim or 0
+        local jd = e.jd == 1
+        if jd and not fj then flags = flags + 2 end
+        if fj and not jd then flags = flags + 4 end
+        fj = jd
+        redis.call("HSET", km, "tz", tz, "tzo", tzo, "lim", lim, "fj", jd and "1" or "0")
       end
       ring = ring .. e.f
     end
@@ -219,18 +292,23 @@ for _, evs in ipairs(req.u) do
       offs[e.t] = {e.p, e.o}
       offs_dirty[e.t] = true
     end
-    res[#res + 1] = {status, nc, nd}
+    res[#res + 1] = {status, nc, nd, lo_before, recent, flags}
   end
   local upd = {}
   for t, _ in pairs(offs_dirty) do
     upd[#upd + 1] = "o" .. t
     upd[#upd + 1] = offs[t][1] .. ":" .. string.format("%.0f", offs[t][2])
   end
+  if lo ~= lo0 then
+    upd[#upd + 1] = "lo"
+    upd[#upd + 1] = string.format("%.0f", lo)
+  end
   if #upd > 0 then redis.call("HSET", km, unpack(upd)) end
+  if vel and vel ~= vel0 then redis.call("SET", kv, vel) end
   if ring ~= ring0 then
     if #ring > RING * FPL then ring = string.sub(ring, #ring - RING * FPL + 1) end
     redis.call("SET", kx, ring)
   end
-  out[#out + 1] = {tz, res}
+  out[#out + 1] = {tz, lim, res}
 end
 return cjson.encode(out)

@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"time"
 
@@ -169,13 +171,38 @@ type Outcome struct {
 	NewDevice bool
 	// Zone is the user's time zone after the batch.
 	Zone *time.Location
+	// RecentPayments are the event times of the user's latest payments
+	// before this one (payments only; at most 15), newest first.
+	RecentPayments []time.Time
+	// LastOtherCityLogin is the latest login from another city before this
+	// event (zero if none).
+	LastOtherCityLogin time.Time
+	// TransactionLimitFen is the user's own limit from the profile (0: none).
+	TransactionLimitFen int64
+	// Unfroze: this repayment settled the user's last overdue bill while
+	// the user was frozen for being overdue; the user is no longer frozen.
+	Unfroze bool
+	// BecameJudicialDefaulter / ClearedJudicialDefaulter: this profile
+	// turned the judicial-defaulter flag on / off.
+	BecameJudicialDefaulter, ClearedJudicialDefaulter bool
 }
+
+const (
+	// recentPayments is how many payment times each user keeps for the
+	// velocity rule (a rule of "N payments in a window" needs N−1).
+	recentPayments = 15
+	// overdueHistoryDays is how long settled overdue episodes are listed
+	// one by one (the eligibility rule looks back 6 months).
+	overdueHistoryDays = 200
+)
 
 // Keys of one user, in the order the script takes them.
 func userKeys(userID string) []string {
 	tag := "{u:" + userID + "}:"
-	return []string{tag + "a", tag + "m", tag + "x", tag + "g", tag + "p", tag + "b"}
+	return []string{tag + "a", tag + "m", tag + "x", tag + "g", tag + "p", tag + "b", tag + "v"}
 }
+
+const keysPerUser = 7
 
 // fingerprint is a 64-bit FNV-1a of the event id in 11 base64 characters:
 // collisions among a user's last few dozen ids are out of reach.
@@ -205,6 +232,8 @@ type scriptEvent struct {
 	Pr  string `json:"pr,omitempty"`
 	TZ  string `json:"tz,omitempty"`
 	TZO int    `json:"tzo,omitempty"`
+	Lim int64  `json:"lim,omitempty"`
+	JD  int    `json:"jd,omitempty"`
 }
 
 type scriptRequest struct {
@@ -216,6 +245,8 @@ type scriptRequest struct {
 	Months int             `json:"months"`
 	Geo    int             `json:"geo"`
 	GeoMax int             `json:"geomax"`
+	Vel    int             `json:"vel"`
+	OHDays int             `json:"ohdays"`
 	U      [][]scriptEvent `json:"u"`
 }
 
@@ -243,6 +274,10 @@ func (s *Store) toScript(it Item) (scriptEvent, error) {
 		}
 		se.TZ = e.Profile.Timezone
 		_, se.TZO = e.Time.In(loc).Zone()
+		se.Lim = e.Profile.TransactionLimitFen
+		if e.Profile.JudicialDefaulter {
+			se.JD = 1
+		}
 	default:
 		return se, fmt.Errorf("state: event %s of type %q has no data", e.ID, e.Type)
 	}
@@ -290,6 +325,7 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 	req := scriptRequest{
 		Now: s.cfg.Now().Unix(), DZ: dz, Ring: s.cfg.DedupIDs, FPL: fingerprintLen,
 		Days: s.cfg.Days, Months: s.cfg.Months, Geo: s.cfg.GeoDays, GeoMax: s.cfg.GeoMax,
+		Vel: recentPayments, OHDays: overdueHistoryDays,
 	}
 	type call struct {
 		first int // index of its first user
@@ -299,7 +335,7 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 	run := func(p redis.Cmdable, first, last int) error {
 		r := req
 		r.U = groups[first:last]
-		keys := make([]string, 0, 6*(last-first))
+		keys := make([]string, 0, keysPerUser*(last-first))
 		for _, uid := range users[first:last] {
 			keys = append(keys, userKeys(uid)...)
 		}
@@ -312,15 +348,19 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 	}
 	exec := func() error {
 		calls = calls[:0]
-		if !s.cluster {
-			return run(s.rdb, 0, len(users))
-		}
 		pipe := s.rdb.Pipeline()
-		for g := range users {
-			if err := run(pipe, g, g+1); err != nil {
+		if !s.cluster {
+			if err := run(pipe, 0, len(users)); err != nil {
 				return err
 			}
+		} else {
+			for g := range users {
+				if err := run(pipe, g, g+1); err != nil {
+					return err
+				}
+			}
 		}
+		s.indexUpdates(ctx, pipe, items, users)
 		_, err := pipe.Exec(ctx)
 		if err != nil && !isNoScript(err) {
 			return fmt.Errorf("state: apply pipeline: %w", err)
@@ -348,17 +388,15 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 
 	out := make([]Outcome, len(items))
 	zones := make([]*time.Location, len(users))
-	statuses := make([][][3]int, len(users))
+	lims := make([]int64, len(users))
+	statuses := make([][]eventReply, len(users))
 	for _, c := range calls {
 		raw, err := c.cmd.Text()
 		if err != nil {
 			return nil, fmt.Errorf("state: apply batch of %d events: %w", len(items), err)
 		}
-		var res []struct {
-			TZ  string
-			Evs [][3]int
-		}
-		if err := decodeReply(raw, &res); err != nil {
+		res, err := decodeReply(raw)
+		if err != nil {
 			return nil, err
 		}
 		for j, r := range res {
@@ -370,7 +408,7 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 			if err != nil {
 				loc = s.cfg.DefaultZone // a stored zone this binary cannot load
 			}
-			zones[g], statuses[g] = loc, r.Evs
+			zones[g], statuses[g], lims[g] = loc, r.Evs, r.Lim
 		}
 	}
 	for i := range items {
@@ -378,34 +416,81 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 		if statuses[g] == nil {
 			return nil, fmt.Errorf("state: script reply lacks user %d", g)
 		}
-		st := statuses[g][j]
-		out[i] = Outcome{Status: Status(st[0]), NewCity: st[1] == 1, NewDevice: st[2] == 1, Zone: zones[g]}
+		r := statuses[g][j]
+		o := Outcome{Status: r.Status, NewCity: r.NewCity, NewDevice: r.NewDevice, Zone: zones[g],
+			TransactionLimitFen: lims[g], Unfroze: r.Flags&1 != 0, BecameJudicialDefaulter: r.Flags&2 != 0,
+			ClearedJudicialDefaulter: r.Flags&4 != 0}
+		if r.LastOtherCityLogin > 0 {
+			o.LastOtherCityLogin = time.Unix(r.LastOtherCityLogin, 0)
+		}
+		var err error
+		o.RecentPayments, err = parseRecent(r.Recent)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = o
 	}
 	return out, nil
 }
 
-// decodeReply reads the script's JSON: per user [tz, [[status, newCity, newDevice]...]].
-func decodeReply(raw string, dst *[]struct {
+type eventReply struct {
+	Status             Status
+	NewCity, NewDevice bool
+	LastOtherCityLogin int64
+	Recent             string
+	Flags              int
+}
+
+type userReply struct {
 	TZ  string
-	Evs [][3]int
-}) error {
-	var arr [][2]json.RawMessage
+	Lim int64
+	Evs []eventReply
+}
+
+// decodeReply reads the script's JSON: per user [tz, lim, [[status,
+// newCity, newDevice, lastOtherCityLogin, recent, flags], ...]].
+func decodeReply(raw string) ([]userReply, error) {
+	var arr [][3]json.RawMessage
 	if err := json.Unmarshal([]byte(raw), &arr); err != nil {
-		return fmt.Errorf("state: decode script reply: %w", err)
+		return nil, fmt.Errorf("state: decode script reply: %w", err)
 	}
-	*dst = make([]struct {
-		TZ  string
-		Evs [][3]int
-	}, len(arr))
+	out := make([]userReply, len(arr))
 	for i, a := range arr {
-		if err := json.Unmarshal(a[0], &(*dst)[i].TZ); err != nil {
-			return fmt.Errorf("state: decode script reply zone: %w", err)
+		var evs [][6]json.RawMessage
+		if err := errors.Join(json.Unmarshal(a[0], &out[i].TZ), json.Unmarshal(a[1], &out[i].Lim),
+			json.Unmarshal(a[2], &evs)); err != nil {
+			return nil, fmt.Errorf("state: decode script reply: %w", err)
 		}
-		if err := json.Unmarshal(a[1], &(*dst)[i].Evs); err != nil {
-			return fmt.Errorf("state: decode script reply events: %w", err)
+		out[i].Evs = make([]eventReply, len(evs))
+		for j, e := range evs {
+			var st, nc, nd int
+			r := &out[i].Evs[j]
+			if err := errors.Join(json.Unmarshal(e[0], &st), json.Unmarshal(e[1], &nc), json.Unmarshal(e[2], &nd),
+				json.Unmarshal(e[3], &r.LastOtherCityLogin), json.Unmarshal(e[4], &r.Recent),
+				json.Unmarshal(e[5], &r.Flags)); err != nil {
+				return nil, fmt.Errorf("state: decode script reply event: %w", err)
+			}
+			r.Status, r.NewCity, r.NewDevice = Status(st), nc == 1, nd == 1
 		}
 	}
-	return nil
+	return out, nil
+}
+
+// parseRecent decodes the payment-times ring: 6 base-36 digits of unix
+// seconds each, newest first.
+func parseRecent(s string) ([]time.Time, error) {
+	if len(s)%6 != 0 {
+		return nil, fmt.Errorf("state: bad payment-times ring %q", s)
+	}
+	out := make([]time.Time, 0, len(s)/6)
+	for i := 0; i < len(s); i += 6 {
+		n, err := strconv.ParseInt(s[i:i+6], 36, 64)
+		if err != nil {
+			return nil, fmt.Errorf("state: bad payment-times ring %q: %w", s, err)
+		}
+		out = append(out, time.Unix(n, 0))
+	}
+	return out, nil
 }
 
 func isNoScript(err error) bool {

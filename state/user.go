@@ -42,6 +42,15 @@ func parseCounts(s string) (Counts, error) {
 type Bill struct {
 	RemainingFen int64
 	DueAt        time.Time
+	// Stage is how many overdue checks have fired: 1–3 the reminders of
+	// days 1–3, 4 the freeze.
+	Stage int
+}
+
+// Episode is a settled overdue bill.
+type Episode struct {
+	DueDay      int // local day number of the due date
+	DaysOverdue int // whole days between due time and settlement
 }
 
 // Place is a device or city last seen on a local day.
@@ -60,6 +69,15 @@ type User struct {
 	Cities  map[string]Place
 	Bills   map[string]Bill
 	Profile *events.Profile // nil before the first profile
+
+	FrozenOverdue   bool // installments suspended: a bill overdue too long
+	FrozenJudicial  bool // installments suspended: on the judgement-defaulter list
+	SettledEpisodes int  // settled overdue episodes, lifetime
+	// RecentEpisodes are the settled overdue episodes of the last ~200 days.
+	RecentEpisodes []Episode
+	// QuotaFen is the last published quota; HasQuota false before the first.
+	QuotaFen int64
+	HasQuota bool
 }
 
 // Day is the local day number of t in the user's zone.
@@ -120,10 +138,30 @@ func (s *Store) User(ctx context.Context, userID string) (*User, error) {
 		}
 	}
 	for id, v := range b.Val() {
-		remStr, dueStr, _ := strings.Cut(v, ":")
-		rem, _ := strconv.ParseInt(remStr, 10, 64)
-		due, _ := strconv.ParseInt(dueStr, 10, 64)
-		u.Bills[id] = Bill{RemainingFen: rem, DueAt: time.Unix(due, 0).UTC()}
+		parts := strings.Split(v, ":")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("state: bad bill %q of %s", v, userID)
+		}
+		rem, _ := strconv.ParseInt(parts[0], 10, 64)
+		due, _ := strconv.ParseInt(parts[1], 10, 64)
+		stage, _ := strconv.Atoi(parts[2])
+		u.Bills[id] = Bill{RemainingFen: rem, DueAt: time.Unix(due, 0).UTC(), Stage: stage}
+	}
+	meta := m.Val()
+	u.FrozenOverdue, u.FrozenJudicial = meta["fz"] == "1", meta["fj"] == "1"
+	u.SettledEpisodes, _ = strconv.Atoi(meta["oe"])
+	if q, ok := meta["q"]; ok {
+		u.QuotaFen, _ = strconv.ParseInt(q, 10, 64)
+		u.HasQuota = true
+	}
+	for _, ep := range strings.Split(meta["oh"], ",") {
+		d, n, ok := strings.Cut(ep, ":")
+		if !ok {
+			continue
+		}
+		dd, _ := strconv.Atoi(d)
+		nn, _ := strconv.Atoi(n)
+		u.RecentEpisodes = append(u.RecentEpisodes, Episode{DueDay: dd, DaysOverdue: nn})
 	}
 	if raw, err := p.Bytes(); err == nil {
 		var prof events.Profile
@@ -138,7 +176,7 @@ func (s *Store) User(ctx context.Context, userID string) (*User, error) {
 // MemoryUsage is the sum of Redis's MEMORY USAGE over the user's keys, in bytes.
 func (s *Store) MemoryUsage(ctx context.Context, userID string) (int64, error) {
 	var total int64
-	for _, k := range userKeys(userID) {
+	for _, k := range userKeys(userID) { // every key of the user, including ones not yet created
 		n, err := s.rdb.MemoryUsage(ctx, k).Result()
 		if errors.Is(err, redis.Nil) {
 			continue

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/fenqi/fenqi/consumers"
+)
+
+// config is every setting of fenqid. Each is a flag and a FENQI_* variable
+// (the flag name upper-cased, dashes as underscores); a flag given on the
+// command line wins over the variable.
+type config struct {
+	Embedded       bool
+	DataDir        string
+	KafkaBrokers   string
+	RedisAddr      string
+	RedisPassword  string
+	RedisDB        int
+	GroupID        string
+	Topics         consumers.Topics
+	DecisionsTopic string
+	DLQTopic       string
+	BatchSize      int
+	BatchWait      time.Duration
+	MaxEventBytes  int
+	MaxFuture      time.Duration
+	DefaultTZ      string
+	HTTPAddr       string
+	LogFormat      string
+	LogLevel       string
+	PrintDecisions bool
+	Simulate       bool
+	SimUsers       int
+	SimRate        float64
+	ShutdownGrace  time.Duration
+}
+
+func envName(flagName string) string {
+	return "FENQI_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags, then FENQI_* variables for flags not given, then
+// validates. Errors name the setting both ways.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("fenqid", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&c.Embedded, "embedded", false, "run an in-process Kafka-protocol broker (kfake) and Redis, for trying fenqi on one machine")
+	fs.StringVar(&c.DataDir, "data-dir", ".fenqi-data", "embedded mode: where the broker keeps its topics and offsets across restarts")
+	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "localhost:9092", "comma-separated Kafka bootstrap brokers (ignored with -embedded)")
+	fs.StringVar(&c.RedisAddr, "redis-addr", "localhost:6379", "Redis address host:port (ignored with -embedded)")
+	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
+	fs.IntVar(&c.RedisDB, "redis-db", 0, "Redis database number")
+	fs.StringVar(&c.GroupID, "group-id", "fenqi", "Kafka consumer group id")
+	d := consumers.DefaultTopics()
+	fs.StringVar(&c.Topics.Payments, "topic-payments", d.Payments, "input topic of payment events")
+	fs.StringVar(&c.Topics.Logins, "topic-logins", d.Logins, "input topic of login events")
+	fs.StringVar(&c.Topics.Repayments, "topic-repayments", d.Repayments, "input topic of repayment (bill due / paid) events")
+	fs.StringVar(&c.Topics.Profiles, "topic-profiles", d.Profiles, "input topic of credit profile events")
+	fs.StringVar(&c.DecisionsTopic, "topic-decisions", "fenqi.decisions", "output topic of decisions")
+	fs.StringVar(&c.DLQTopic, "topic-dlq", "fenqi.dlq", "output topic of dead letters (records that cannot be processed)")
+	fs.IntVar(&c.BatchSize, "batch-size", 500, "most records per batch (one Redis round trip and one commit per batch)")
+	fs.DurationVar(&c.BatchWait, "batch-wait", 10*time.Millisecond, "how long to wait for more records after a batch's first")
+	fs.IntVar(&c.MaxEventBytes, "max-event-bytes", 64<<10, "largest record value accepted; larger ones are dead-lettered")
+	fs.DurationVar(&c.MaxFuture, "max-future", 5*time.Minute, "how far in the future an event time may be before it is dead-lettered")
+	fs.StringVar(&c.DefaultTZ, "default-timezone", "Asia/Shanghai", "time zone of users whose profile names none")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "admin listener: /healthz, /readyz (empty = off)")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&c.PrintDecisions, "print-decisions", false, "print each decision as one readable line once the broker acknowledged it")
+	fs.BoolVar(&c.Simulate, "simulate", false, "produce simulated traffic into the input topics")
+	fs.IntVar(&c.SimUsers, "sim-users", 3000, "simulated users")
+	fs.Float64Var(&c.SimRate, "sim-rate", 200, "simulated events per second")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long the batch in flight may take to finish on shutdown")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (settings are flags or FENQI_* variables)", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("setting %s (-%s): %q: %w", envName(f.Name), f.Name, v, err))
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	var errs []error
+	bad := func(flagName, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("setting -%s (%s): %s", flagName, envName(flagName), fmt.Sprintf(format, a...)))
+	}
+	if !c.Embedded {
+		if len(c.brokers()) == 0 {
+			bad("kafka-brokers", "no broker given")
+		}
+		for _, b := range c.brokers() {
+			if !strings.Contains(b, ":") {
+				bad("kafka-brokers", "%q is not host:port", b)
+			}
+		}
+		if !strings.Contains(c.RedisAddr, ":") {
+			bad("redis-addr", "%q is not host:port", c.RedisAddr)
+		}
+	} else if c.DataDir == "" {
+		bad("data-dir", "must not be empty in embedded mode")
+	}
+	if c.GroupID == "" {
+		bad("group-id", "must not be empty")
+	}
+	if c.BatchSize < 1 || c.BatchSize > 10000 {
+		bad("batch-size", "must be 1..10000, got %d", c.BatchSize)
+	}
+	if c.BatchWait < 0 || c.BatchWait > 10*time.Second {
+		bad("batch-wait", "must be 0..10s, got %v", c.BatchWait)
+	}
+	if c.MaxEventBytes < 1024 || c.MaxEventBytes > 1<<20 {
+		bad("max-event-bytes", "must be 1 KiB..1 MiB, got %d", c.MaxEventBytes)
+	}
+	if c.MaxFuture < 0 {
+		bad("max-future", "must not be negative")
+	}
+	if _, err := time.LoadLocation(c.DefaultTZ); err != nil {
+		bad("default-timezone", "%v", err)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("log-format", "must be json or text, got %q", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.SimUsers < 1 {
+		bad("sim-users", "must be ≥ 1")
+	}
+	if c.SimRate <= 0 {
+		bad("sim-rate", "must be > 0")
+	}
+	names := map[string]string{}
+	for flagName, topic := range map[string]string{
+		"topic-payments": c.Topics.Payments, "topic-logins": c.Topics.Logins, "topic-repayments": c.Topics.Repayments,
+		"topic-profiles": c.Topics.Profiles, "topic-decisions": c.DecisionsTopic, "topic-dlq": c.DLQTopic,
+	} {
+		if topic == "" {
+			bad(flagName, "must not be empty")
+			continue
+		}
+		if other, ok := names[topic]; ok {
+			bad(flagName, "topic %q is also the value of -%s", topic, other)
+		}
+		names[topic] = flagName
+	}
+	return errors.Join(errs...)
+}
+
+func (c *config) brokers() []string {
+	var out []string
+	for _, b := range strings.Split(c.KafkaBrokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (c *config) allTopics() []string {
+	return append(c.Topics.List(), c.DecisionsTopic, c.DLQTopic)
+}
+
+var _ = os.Getenv

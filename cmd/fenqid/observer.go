@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fenqi/fenqi/consumers"
+	"github.com/fenqi/fenqi/events"
+)
+
+// observer prints decisions (with -print-decisions) and counts the rest.
+type observer struct {
+	consumers.NopObserver
+	log   *slog.Logger
+	print bool
+	zone  *time.Location
+	mu    sync.Mutex
+	out   io.Writer
+}
+
+func (o *observer) Decision(d events.Decision) {
+	if !o.print {
+		return
+	}
+	var why []string
+	for _, rc := range d.Data.ReasonCodes {
+		why = append(why, rc.Code+": "+rc.Message)
+	}
+	line := fmt.Sprintf("%s %-22s user=%-8s action=%-14s rule=%s cause=%s | %s\n",
+		d.Time.In(o.zone).Format("01-02 15:04:05"), strings.TrimPrefix(d.Type, "fenqi.decision."),
+		d.Subject, d.Data.Action, d.Data.Rule, d.Data.CausationID, strings.Join(why, "; "))
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, _ = io.WriteString(o.out, line)
+}

@@ -1,0 +1,274 @@
+package consumers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/fenqi/fenqi/consumers"
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/testenv"
+	"github.com/fenqi/fenqi/producers"
+	"github.com/fenqi/fenqi/scoring"
+	"github.com/fenqi/fenqi/state"
+)
+
+var shanghai, _ = time.LoadLocation("Asia/Shanghai")
+
+// A fixed clock: 2026-11-20 12:00 in Shanghai.
+var now = time.Date(2026, 11, 20, 12, 0, 0, 0, shanghai)
+
+func clock() time.Time { return now }
+
+type env struct {
+	kafka *testenv.KafkaCluster
+	rdb   *redis.Client
+	store *state.Store
+	pub   *producers.Publisher
+}
+
+func newEnv(t *testing.T) *env { return newEnvTB(t) }
+
+func newEnvTB(t testing.TB) *env {
+	t.Helper()
+	topics := append(consumers.DefaultTopics().List(), "fenqi.decisions", "fenqi.dlq")
+	k := testenv.Kafka(t, topics...)
+	rdb := testenv.Redis(t)
+	store, err := state.New(rdb, state.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := producers.New(producers.Config{Brokers: k.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pub.Close() })
+	return &env{kafka: k, rdb: rdb, store: store, pub: pub}
+}
+
+// start runs a pipeline until the returned stop is called; stop returns Run's error.
+func (e *env) start(t *testing.T, pub consumers.Publisher) (stop func() error) {
+	t.Helper()
+	if pub == nil {
+		pub = e.pub
+	}
+	rules := scoring.DefaultRules()
+	p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: clock}, e.store,
+		func() consumers.Rules { return rules }, pub, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				runErr = errors.New("pipeline did not stop within 30s")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func record(t *testing.T, e events.Event) kafka.Message {
+	t.Helper()
+	v, err := events.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kafka.Message{Key: []byte(e.Subject), Value: v,
+		Headers: []kafka.Header{{Key: "content-type", Value: []byte(events.ContentTypeCloudEvents)}}}
+}
+
+func pay(id, user string, at time.Time, fen int64) events.Event {
+	return events.Event{ID: id, Type: events.TypePayment, Source: "test", Subject: user, Time: at,
+		Payment: &events.Payment{UserID: user, AmountFen: fen, Currency: "CNY", Scene: events.SceneEcommerce,
+			MerchantID: "jd", DeviceID: "dev-1", City: "shanghai", Auth: events.AuthFace}}
+}
+
+func loginEv(id, user string, at time.Time) events.Event {
+	return events.Event{ID: id, Type: events.TypeLogin, Source: "test", Subject: user, Time: at,
+		Login: &events.Login{UserID: user, DeviceID: "dev-1", City: "shanghai", IP: "10.1.2.3", Auth: events.AuthFingerprint}}
+}
+
+// spend returns the user's spend count and amount today.
+func spend(t *testing.T, s *state.Store, userID string) (int64, int64) {
+	t.Helper()
+	u, err := s.User(context.Background(), userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := u.Days[u.Day(now)]
+	return c.SpendN, c.SpendFen
+}
+
+// waitFor polls cond until it holds or 30 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func decisions(t *testing.T, k *testenv.KafkaCluster, n int) []events.Decision {
+	t.Helper()
+	msgs := testenv.ReadN(t, k.Addrs(), "fenqi.decisions", n, 30*time.Second)
+	out := make([]events.Decision, len(msgs))
+	for i, m := range msgs {
+		d, err := events.DecodeDecision(m.Value)
+		if err != nil {
+			t.Fatalf("decision %d: %v", i, err)
+		}
+		if string(m.Key) != d.Subject {
+			t.Fatalf("decision key %q, subject %q", m.Key, d.Subject)
+		}
+		out[i] = d
+	}
+	return out
+}
+
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	night := time.Date(2026, 11, 20, 2, 30, 0, 0, shanghai)
+	testenv.Produce(t, e.kafka.Addrs(), "fenqi.payments",
+		record(t, pay("p1", "alice", now, 1_000)),
+		record(t, pay("p2", "alice", night, 300_000)), // night, large: alert
+		kafka.Message{Key: []byte("alice"), Value: []byte(`{"specversion":"1.0","id":"bad","type":"fenqi.payment.v1"`)},
+		record(t, pay("p3", "alice", now, 2_000)),
+		record(t, pay("p4", "bob", night, 199_999)), // night, not large
+	)
+	testenv.Produce(t, e.kafka.Addrs(), "fenqi.logins", record(t, loginEv("l1", "alice", now)))
+	stop := e.start(t, nil)
+
+	waitFor(t, "alice's three payments in Redis", func() bool { n, _ := spend(t, e.store, "alice"); return n == 3 })
+	ds := decisions(t, e.kafka, 1)
+	d := ds[0]
+	if d.Type != events.TypeDecisionAlert || d.Subject != "alice" || d.Data.CausationID != "p2" ||
+		d.Data.Action != scoring.ActionSMSVerify || d.Data.Rule != scoring.RuleNightLargePayment {
+		t.Fatalf("alert: %+v", d)
+	}
+	dlq := testenv.ReadN(t, e.kafka.Addrs(), "fenqi.dlq", 1, 30*time.Second)
+	if header(dlq[0], producers.HeaderError) == "" || header(dlq[0], producers.HeaderTopic) != "fenqi.payments" ||
+		header(dlq[0], producers.HeaderOffset) == "" || header(dlq[0], producers.HeaderPartition) == "" {
+		t.Fatalf("dead letter headers: %+v", dlq[0].Headers)
+	}
+	if !strings.Contains(string(dlq[0].Value), `"id":"bad"`) {
+		t.Fatalf("dead letter lost the original value: %q", dlq[0].Value)
+	}
+	waitFor(t, "bob's payment", func() bool { n, _ := spend(t, e.store, "bob"); return n == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n, fen := spend(t, e.store, "alice"); n != 3 || fen != 303_000 {
+		t.Fatalf("alice spend: %d payments, %d fen", n, fen)
+	}
+	u, err := e.store.User(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Days[u.Day(now)].Logins; got != 1 {
+		t.Fatalf("alice logins: %d", got)
+	}
+	if all := testenv.ReadAll(t, e.kafka.Addrs(), "fenqi.decisions"); len(all) != 1 {
+		t.Fatalf("want exactly one decision, got %d", len(all))
+	}
+}
+
+func TestDuplicateEventIDCountsOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ev := record(t, pay("dup-1", "carol", now, 5_000))
+	testenv.Produce(t, e.kafka.Addrs(), "fenqi.payments", ev, ev, record(t, pay("after", "carol", now, 1)))
+	stop := e.start(t, nil)
+	waitFor(t, "the event after the duplicates", func() bool { _, fen := spend(t, e.store, "carol"); return fen >= 5_001 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n, fen := spend(t, e.store, "carol"); n != 2 || fen != 5_001 {
+		t.Fatalf("carol spend: %d payments, %d fen; want 2 and 5001", n, fen)
+	}
+}
+
+// crashingPublisher stands for a process that dies after applying a batch
+// to Redis and before publishing and committing it: it fails the first
+// Publish permanently. The broker and Redis are real.
+type crashingPublisher struct {
+	crashed chan struct{}
+	once    sync.Once
+}
+
+func (c *crashingPublisher) Publish(context.Context, []events.Decision, []producers.DeadLetter) error {
+	err := errors.New("simulated crash before publish and commit")
+	c.once.Do(func() { close(c.crashed) })
+	return err
+}
+
+func TestRedeliveryAfterCrashBeforeCommit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	night := time.Date(2026, 11, 20, 1, 0, 0, 0, shanghai)
+	var msgs []kafka.Message
+	for i := range 20 {
+		msgs = append(msgs, record(t, pay(fmt.Sprintf("r%d", i), "dave", now, 100)))
+	}
+	msgs = append(msgs, record(t, pay("r-night", "dave", night, 250_000)))
+	testenv.Produce(t, e.kafka.Addrs(), "fenqi.payments", msgs...)
+
+	crash := &crashingPublisher{crashed: make(chan struct{})}
+	stop := e.start(t, crash)
+	select {
+	case <-crash.crashed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first run never reached publish")
+	}
+	if err := stop(); err == nil || !strings.Contains(err.Error(), "simulated crash") {
+		t.Fatalf("first run: want the crash error, got %v", err)
+	}
+	n1, fen1 := spend(t, e.store, "dave")
+	if n1 == 0 {
+		t.Fatal("the crashed run applied nothing: the test would prove nothing")
+	}
+
+	// Restart: the uncommitted batch is delivered again.
+	stop = e.start(t, nil)
+	waitFor(t, "all 21 payments", func() bool { n, _ := spend(t, e.store, "dave"); return n == 21 })
+	ds := decisions(t, e.kafka, 1)
+	if ds[0].Data.CausationID != "r-night" {
+		t.Fatalf("decision: %+v", ds[0])
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n, fen := spend(t, e.store, "dave"); n != 21 || fen != 20*100+250_000 {
+		t.Fatalf("after redelivery: %d payments, %d fen (the crashed run had %d, %d)", n, fen, n1, fen1)
+	}
+}

@@ -1,0 +1,68 @@
+package state
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The two schedules are sorted sets scored by unix seconds, so the due
+// entries are found with one range query, never a key scan.
+const (
+	// TimersKey holds one member per open bill's next overdue check:
+	// member = timerMember(user, bill), score = when to check.
+	TimersKey = "fenqi:timers"
+	// RecomputeKey holds one member per known user: member = user id,
+	// score = when the user's quota is next recomputed.
+	RecomputeKey = "fenqi:recompute"
+)
+
+// timerMember joins a user id and a bill id unambiguously.
+func timerMember(userID, billID string) string {
+	return strconv.Itoa(len(userID)) + ":" + userID + billID
+}
+
+// splitTimerMember is the inverse of timerMember.
+func splitTimerMember(m string) (userID, billID string, ok bool) {
+	n := 0
+	i := 0
+	for i < len(m) && m[i] >= '0' && m[i] <= '9' {
+		n = n*10 + int(m[i]-'0')
+		i++
+	}
+	if i == 0 || i >= len(m) || m[i] != ':' || len(m) < i+1+n {
+		return "", "", false
+	}
+	return m[i+1 : i+1+n], m[i+1+n:], true
+}
+
+// indexUpdates adds to the apply pipeline the schedule entries the batch
+// implies. They are idempotent, so sending them again with a redelivered
+// batch changes nothing:
+//   - every user becomes known to the recompute schedule, due at once if
+//     new (ZADD NX: "recompute on the user's first activity");
+//   - a profile makes the user's recompute due at once (ZADD LT);
+//   - a bill falling due gets an overdue check one day after its due time
+//     (ZADD NX: a check already scheduled, maybe advanced, is kept).
+func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, items []Item, users []string) {
+	now := float64(s.cfg.Now().Unix())
+	known := make([]redis.Z, 0, len(users))
+	for _, u := range users {
+		known = append(known, redis.Z{Score: now, Member: u})
+	}
+	if len(known) > 0 {
+		pipe.ZAddNX(ctx, RecomputeKey, known...)
+	}
+	for _, it := range items {
+		e := it.Event
+		switch {
+		case e.Profile != nil:
+			pipe.ZAddLT(ctx, RecomputeKey, redis.Z{Score: now, Member: e.UserID()})
+		case e.Due != nil:
+			first := e.Due.DueAt.Add(24 * time.Hour).Unix()
+			pipe.ZAddNX(ctx, TimersKey, redis.Z{Score: float64(first), Member: timerMember(e.UserID(), e.Due.BillID)})
+		}
+	}
+}
