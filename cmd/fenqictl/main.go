@@ -1,0 +1,137 @@
+// Command fenqictl is the operator's tool for a running fenqi: it produces
+// events from a file, tails the decisions, lists and replays dead letters,
+// generates simulated traffic and (later) explains a user's quota.
+//
+//	fenqictl produce FILE|-      validate JSON CloudEvents, then send them to their input topics
+//	fenqictl tail                print decisions as they are published
+//	fenqictl dlq list            print the dead letters
+//	fenqictl dlq replay          send dead letters back to the topic they came from
+//	fenqictl simulate            produce simulated traffic
+//	fenqictl explain USER        explain a user's quota (not wired yet)
+//
+// Every subcommand takes --help. The brokers come from --brokers or
+// FENQI_KAFKA_BROKERS (default localhost:9092); topic names from
+// --topic-* flags or the FENQI_TOPIC_* variables fenqid reads, with
+// fenqid's defaults.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	var ee *exitError
+	if err != nil && !errors.Is(err, errHelp) && !(errors.As(err, &ee) && ee.reported) {
+		fmt.Fprintln(os.Stderr, "fenqictl:", err)
+	}
+	os.Exit(exitCode(err))
+}
+
+// exitCode is the exit status for the outcome of run: 0 for success and
+// help, 2 for a usage mistake (and explain, for now), 1 otherwise.
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	}
+	return 1
+}
+
+// run runs one fenqictl command line (without the program name).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := &cli{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return c.run(ctx, args)
+}
+
+// errHelp is returned after help was printed on request: exit status 0.
+var errHelp = errors.New("help shown")
+
+// exitError carries an exit status other than 1. reported means the
+// message was already printed (by the flag package), so main stays quiet.
+type exitError struct {
+	code     int
+	err      error
+	reported bool
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErrorf is a mistake on the command line: exit status 2.
+func usageErrorf(format string, a ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
+}
+
+// cli is one invocation: its standard streams and environment.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+const usage = `fenqictl is the operator's tool for fenqi.
+
+Usage:
+  fenqictl produce [flags] FILE|-   validate JSON CloudEvents (one per line, or a JSON array)
+                                    and send them to their input topics
+  fenqictl tail [flags]             print decisions as they are published
+  fenqictl dlq list [flags]         print the dead letters
+  fenqictl dlq replay [flags]       send dead letters back to the topic they came from
+  fenqictl simulate [flags]         produce simulated traffic
+  fenqictl explain USER             explain a user's quota (not available yet)
+
+Every command takes --help. Brokers: --brokers or FENQI_KAFKA_BROKERS
+(default localhost:9092). Topics: --topic-* flags or FENQI_TOPIC_* variables,
+with fenqid's defaults (fenqi.payments, fenqi.logins, fenqi.repayments,
+fenqi.profiles, fenqi.decisions, fenqi.dlq).
+`
+
+func (c *cli) run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, usage)
+		return usageErrorf("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(c.stdout, usage)
+		return errHelp
+	case "produce":
+		return c.produce(ctx, rest)
+	case "tail":
+		return c.tail(ctx, rest)
+	case "dlq":
+		return c.dlq(ctx, rest)
+	case "simulate":
+		return c.simulate(ctx, rest)
+	case "explain":
+		return c.explain(rest)
+	}
+	fmt.Fprint(c.stderr, usage)
+	return usageErrorf("unknown command %q", cmd)
+}
+
+// explain will print the quota evaluation of a user (DOMAIN.md §3: "查看评估明细").
+func (c *cli) explain(args []string) error {
+	fs := c.flagSet("explain", "USER", "Explain a user's quota: its factor breakdown and reason codes.")
+	operands, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(operands) != 1 {
+		return c.usageOf(fs, "explain: want exactly one USER, got %d arguments", len(operands))
+	}
+	return &exitError{code: 2, err: errors.New("explain: not available yet: the credit model (issue 3) is not wired")}
+}
