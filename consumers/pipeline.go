@@ -116,11 +116,16 @@ func (c Config) Validate() error {
 // Store applies events to state (implemented by *state.Store).
 type Store interface {
 	Apply(ctx context.Context, items []state.Item) ([]state.Outcome, error)
+	// RecomputeSoon makes a user's quota recompute due at once (after a
+	// freeze or unfreeze).
+	RecomputeSoon(ctx context.Context, userID string, at time.Time) error
 }
 
-// Rules evaluates one event (implemented by scoring.Rules). It must be pure.
+// Rules evaluates one event (implemented by *scoring.Rules). It must be pure.
 type Rules interface {
 	Evaluate(in scoring.Input) []events.Decision
+	// Late reports an event that arrived too late to be judged.
+	Late(in scoring.Input) bool
 }
 
 // Publisher writes decisions and dead letters and returns once they are
@@ -331,6 +336,7 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 
 	rules := p.rules()
 	var decisions []events.Decision
+	var refreeze []string // users frozen or unfrozen: recompute their quota now
 	var dead []producers.DeadLetter
 	for j, it := range items {
 		h := &hs[itemOf[j]]
@@ -353,6 +359,11 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 			h.dead = dl
 			continue
 		}
+		for _, d := range ds {
+			if d.Type == events.TypeDecisionFrozen || d.Type == events.TypeDecisionUnfrozen {
+				refreeze = append(refreeze, d.Subject)
+			}
+		}
 		decisions = append(decisions, ds...)
 	}
 	for i := range hs {
@@ -364,6 +375,14 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 
 	if err := p.pub.Publish(ctx, decisions, dead); err != nil {
 		return fmt.Errorf("consumers: publish %d decisions and %d dead letters: %w", len(decisions), len(dead), err)
+	}
+	for _, uid := range refreeze {
+		err := retry.Do(ctx, p.cfg.Retry, "redis_schedule", p.notify, func(ctx context.Context) error {
+			return p.store.RecomputeSoon(ctx, uid, p.cfg.Now())
+		})
+		if err != nil {
+			return fmt.Errorf("consumers: schedule a recompute: %w", err)
+		}
 	}
 	for _, d := range decisions {
 		p.obs.Decision(d)
@@ -465,12 +484,22 @@ func (p *Pipeline) evaluate(rules Rules, it state.Item, o state.Outcome, m kafka
 			ds, dl = nil, &producers.DeadLetter{Msg: m, Err: fmt.Errorf("panic while evaluating rules: %v", r), At: p.cfg.Now()}
 		}
 	}()
-	return rules.Evaluate(scoring.Input{
+	in := scoring.Input{
 		Event: it.Event, Zone: o.Zone, Now: p.cfg.Now(),
 		NewCity: o.NewCity, NewDevice: o.NewDevice,
 		RecentPayments: o.RecentPayments, LastOtherCityLogin: o.LastOtherCityLogin,
 		TransactionLimitFen: o.TransactionLimitFen,
-	}), nil
+		SettledLastOverdue:  o.Unfroze,
+	}
+	if pr := it.Event.Profile; pr != nil {
+		// Before this profile: set if it did not just turn the flag on, or
+		// if it just cleared it.
+		in.WasJudicialDefaulter = (pr.JudicialDefaulter && !o.BecameJudicialDefaulter) || o.ClearedJudicialDefaulter
+	}
+	if rules.Late(in) {
+		p.obs.Event(m.Topic, "late")
+	}
+	return rules.Evaluate(in), nil
 }
 
 // commit commits the batch's offsets. A commit refused because the group is

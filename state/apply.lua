@@ -72,12 +72,18 @@ end
 -- 5 finance n, 6 finance fen, 7 logins, 8 (months only) login days
 local DAYN, MONN = 7, 8
 
-local function ring_has(ring, f)
+-- Each dedup ring entry is the id's fingerprint (FPL characters), one
+-- base-36 digit of the facts the event had when applied (1 new city,
+-- 2 new device, 4 unfroze, 8 became judicial defaulter, 16 cleared it) and
+-- one of how many earlier payment times it saw, so that a redelivered
+-- event gets the same facts, and so the same decisions, as the first time.
+local ENL = FPL + 2
+local function ring_find(ring, f)
   local init = 1
   while true do
     local s = string.find(ring, f, init, true)
-    if not s then return false end
-    if (s - 1) % FPL == 0 then return true end
+    if not s then return nil end
+    if (s - 1) % ENL == 0 then return s end
     init = s + 1
   end
 end
@@ -149,7 +155,28 @@ for _, evs in ipairs(req.u) do
       local last = offs[e.t]
       if last and last[1] == e.p and e.o <= last[2] then status = 1 end
     end
-    if status == 0 and ring_has(ring, e.f) then status = 2 end
+    local at = ring_find(ring, e.f)
+    if status == 1 and at then
+      -- a redelivery: the facts it had the first time
+      local bits = tonumber(string.sub(ring, at + FPL, at + FPL), 36) or 0
+      local seen = tonumber(string.sub(ring, at + FPL + 1, at + FPL + 1), 36) or 0
+      nc, nd, flags = bits % 2, floor(bits / 2) % 2, floor(bits / 4)
+      if e.k == "pay" then
+        -- the payment times at or before this one (less its own), newest
+        -- first, as many as it saw the first time
+        if not vel then vel = redis.call("GET", kv) or ""; vel0 = vel end
+        local stamp, own = b36(e.ts), false
+        local older = {}
+        for i = 1, #vel, 6 do
+          local st = string.sub(vel, i, i + 5)
+          if st == stamp and not own then own = true
+          elseif st <= stamp and #older < seen then older[#older + 1] = st end
+        end
+        recent = table.concat(older)
+      end
+      if lo > e.ts then lo_before = 0 end
+    end
+    if status == 0 and at then status = 2 end
     if status == 0 then
       local day = floor((e.ts + tzo) / 86400)
       local ym = yyyymm(day)
@@ -286,7 +313,8 @@ for _, evs in ipairs(req.u) do
         fj = jd
         redis.call("HSET", km, "tz", tz, "tzo", tzo, "lim", lim, "fj", jd and "1" or "0")
       end
-      ring = ring .. e.f
+      local bits, seen = nc + 2 * nd + 4 * flags, #recent / 6
+      ring = ring .. e.f .. string.sub(B36, bits + 1, bits + 1) .. string.sub(B36, seen + 1, seen + 1)
     end
     if e.o >= 0 and status ~= 1 then
       offs[e.t] = {e.p, e.o}
@@ -306,7 +334,7 @@ for _, evs in ipairs(req.u) do
   if #upd > 0 then redis.call("HSET", km, unpack(upd)) end
   if vel and vel ~= vel0 then redis.call("SET", kv, vel) end
   if ring ~= ring0 then
-    if #ring > RING * FPL then ring = string.sub(ring, #ring - RING * FPL + 1) end
+    if #ring > RING * ENL then ring = string.sub(ring, #ring - RING * ENL + 1) end
     redis.call("SET", kx, ring)
   end
   out[#out + 1] = {tz, lim, res}

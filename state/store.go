@@ -109,8 +109,10 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 // has forgotten them (a restart or failover); calling Load at start makes the
 // first batch one round trip too.
 func (s *Store) Load(ctx context.Context) error {
-	if err := applyScript.Load(ctx, s.rdb).Err(); err != nil {
-		return fmt.Errorf("state: load scripts: %w", err)
+	for _, sc := range []*redis.Script{applyScript, claimScript, advanceScript, rescheduleScript} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("state: load scripts: %w", err)
+		}
 	}
 	return nil
 }

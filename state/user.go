@@ -78,6 +78,17 @@ type User struct {
 	// QuotaFen is the last published quota; HasQuota false before the first.
 	QuotaFen int64
 	HasQuota bool
+	// Override is an operator's fixed quota, nil when none was set.
+	Override *Override
+}
+
+// Override is an operator's fixed quota: it wins over the model until it
+// expires.
+type Override struct {
+	QuotaFen  int64     `json:"quota_fen"`
+	Reason    string    `json:"reason"`
+	Operator  string    `json:"operator,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Day is the local day number of t in the user's zone.
@@ -89,16 +100,45 @@ func (u *User) Day(t time.Time) int {
 // User reads a user's whole state in one round trip. A user never seen has
 // empty maps and a nil Profile.
 func (s *Store) User(ctx context.Context, userID string) (*User, error) {
-	k := userKeys(userID)
-	pipe := s.rdb.Pipeline()
-	a := pipe.HGetAll(ctx, k[0])
-	m := pipe.HGetAll(ctx, k[1])
-	g := pipe.HGetAll(ctx, k[3])
-	p := pipe.Get(ctx, k[4])
-	b := pipe.HGetAll(ctx, k[5])
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("state: read user: %w", err)
+	us, err := s.Users(ctx, []string{userID})
+	if err != nil {
+		return nil, err
 	}
+	return us[0], nil
+}
+
+type userReads struct {
+	a, m, g, b *redis.MapStringStringCmd
+	p          *redis.StringCmd
+}
+
+// Users reads several users' state in one round trip (one pipeline).
+func (s *Store) Users(ctx context.Context, userIDs []string) ([]*User, error) {
+	pipe := s.rdb.Pipeline()
+	reads := make([]userReads, len(userIDs))
+	for i, id := range userIDs {
+		k := userKeys(id)
+		reads[i] = userReads{
+			a: pipe.HGetAll(ctx, k[0]), m: pipe.HGetAll(ctx, k[1]), g: pipe.HGetAll(ctx, k[3]),
+			p: pipe.Get(ctx, k[4]), b: pipe.HGetAll(ctx, k[5]),
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
+	}
+	out := make([]*User, len(userIDs))
+	for i, id := range userIDs {
+		u, err := s.parseUser(id, reads[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = u
+	}
+	return out, nil
+}
+
+func (s *Store) parseUser(userID string, r userReads) (*User, error) {
+	a, m, g, p, b := r.a, r.m, r.g, r.p, r.b
 	u := &User{ID: userID, Zone: s.cfg.DefaultZone, Days: map[int]Counts{}, Months: map[int]Counts{},
 		Devices: map[string]Place{}, Cities: map[string]Place{}, Bills: map[string]Bill{}}
 	if tz := m.Val()["tz"]; tz != "" {
@@ -154,6 +194,12 @@ func (s *Store) User(ctx context.Context, userID string) (*User, error) {
 		u.QuotaFen, _ = strconv.ParseInt(q, 10, 64)
 		u.HasQuota = true
 	}
+	if ov := meta["ov"]; ov != "" {
+		u.Override = new(Override)
+		if err := json.Unmarshal([]byte(ov), u.Override); err != nil {
+			return nil, fmt.Errorf("state: decode override of %s: %w", userID, err)
+		}
+	}
 	for _, ep := range strings.Split(meta["oh"], ",") {
 		d, n, ok := strings.Cut(ep, ":")
 		if !ok {
@@ -187,4 +233,25 @@ func (s *Store) MemoryUsage(ctx context.Context, userID string) (int64, error) {
 		total += n
 	}
 	return total, nil
+}
+
+// SetOverride stores an operator override for a user (nil removes it) and
+// makes the user's recompute due now, so the new quota is published at once.
+func (s *Store) SetOverride(ctx context.Context, userID string, ov *Override) error {
+	k := userKeys(userID)[1]
+	pipe := s.rdb.Pipeline()
+	if ov == nil {
+		pipe.HDel(ctx, k, "ov")
+	} else {
+		raw, err := json.Marshal(ov)
+		if err != nil {
+			return fmt.Errorf("state: encode override: %w", err)
+		}
+		pipe.HSet(ctx, k, "ov", raw)
+	}
+	pipe.ZAddLT(ctx, RecomputeKey, redis.Z{Score: float64(s.cfg.Now().Unix()), Member: userID})
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: set override of %s: %w", userID, err)
+	}
+	return nil
 }

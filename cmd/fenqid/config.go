@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -39,6 +38,8 @@ type config struct {
 	SimUsers       int
 	SimRate        float64
 	ShutdownGrace  time.Duration
+	Policy         string
+	JobsInterval   time.Duration
 }
 
 func envName(flagName string) string {
@@ -78,6 +79,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.SimUsers, "sim-users", 3000, "simulated users")
 	fs.Float64Var(&c.SimRate, "sim-rate", 200, "simulated events per second")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long the batch in flight may take to finish on shutdown")
+	fs.StringVar(&c.Policy, "policy", "wechat", "policy file (YAML; reloaded on SIGHUP and when it changes) or a preset: wechat, huabei, baitiao")
+	fs.DurationVar(&c.JobsInterval, "jobs-interval", time.Second, "how often the overdue-check and recompute schedules are looked at when idle")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -149,6 +152,12 @@ func (c *config) validate() error {
 	default:
 		bad("log-level", "must be debug, info, warn or error, got %q", c.LogLevel)
 	}
+	if c.Policy == "" {
+		bad("policy", "must name a policy file or a preset")
+	}
+	if c.JobsInterval < 10*time.Millisecond || c.JobsInterval > time.Hour {
+		bad("jobs-interval", "must be 10ms..1h, got %v", c.JobsInterval)
+	}
 	if c.SimUsers < 1 {
 		bad("sim-users", "must be ≥ 1")
 	}
@@ -156,10 +165,11 @@ func (c *config) validate() error {
 		bad("sim-rate", "must be > 0")
 	}
 	names := map[string]string{}
-	for flagName, topic := range map[string]string{
-		"topic-payments": c.Topics.Payments, "topic-logins": c.Topics.Logins, "topic-repayments": c.Topics.Repayments,
-		"topic-profiles": c.Topics.Profiles, "topic-decisions": c.DecisionsTopic, "topic-dlq": c.DLQTopic,
+	for _, ft := range [][2]string{
+		{"topic-payments", c.Topics.Payments}, {"topic-logins", c.Topics.Logins}, {"topic-repayments", c.Topics.Repayments},
+		{"topic-profiles", c.Topics.Profiles}, {"topic-decisions", c.DecisionsTopic}, {"topic-dlq", c.DLQTopic},
 	} {
+		flagName, topic := ft[0], ft[1]
 		if topic == "" {
 			bad(flagName, "must not be empty")
 			continue
@@ -185,5 +195,3 @@ func (c *config) brokers() []string {
 func (c *config) allTopics() []string {
 	return append(c.Topics.List(), c.DecisionsTopic, c.DLQTopic)
 }
-
-var _ = os.Getenv

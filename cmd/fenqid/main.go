@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,9 +26,9 @@ import (
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/embedded"
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/retry"
-	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/simulator"
 	"github.com/fenqi/fenqi/state"
 )
@@ -115,22 +113,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 
-	rules := scoring.DefaultRules()
+	pols, err := newPolicies(cfg.Policy, log)
+	if err != nil {
+		return fmt.Errorf("setting -policy (FENQI_POLICY): %w", err)
+	}
 	obs := &observer{log: log, print: cfg.PrintDecisions, out: stdout, zone: zone}
 	pipe, err := consumers.New(consumers.Config{
 		Brokers: brokers, GroupID: cfg.GroupID, Topics: cfg.Topics,
 		BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: cfg.ShutdownGrace,
 		Decoder: events.Decoder{MaxBytes: cfg.MaxEventBytes, MaxFuture: cfg.MaxFuture},
-	}, store, func() consumers.Rules { return rules }, pub, obs, log)
+	}, store, func() consumers.Rules { _, r := pols.get(); return r }, pub, obs, log)
+	if err != nil {
+		return err
+	}
+	runner, err := jobs.New(jobs.Config{Interval: cfg.JobsInterval}, store, pub, pols.get, log, obs.Decision)
 	if err != nil {
 		return err
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pipe.Run(gctx) })
-	g.Go(func() error { return progress(gctx, log, pipe) })
+	g.Go(func() error { return runner.Run(gctx) })
+	g.Go(func() error { return pols.watch(gctx) })
+	g.Go(func() error { return progress(gctx, log, pipe, runner) })
 	if cfg.HTTPAddr != "" {
-		g.Go(func() error { return serveAdmin(gctx, log, cfg.HTTPAddr, rdb, brokers) })
+		adm := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols}
+		g.Go(func() error { return adm.serve(gctx, cfg.HTTPAddr) })
 	}
 	if cfg.Simulate {
 		g.Go(func() error { return simulate(gctx, log, cfg, brokers) })
@@ -141,8 +149,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
-// progress logs throughput every 10 seconds.
-func progress(ctx context.Context, log *slog.Logger, pipe *consumers.Pipeline) error {
+// progress logs throughput and the schedules' progress every 10 seconds.
+func progress(ctx context.Context, log *slog.Logger, pipe *consumers.Pipeline, runner *jobs.Runner) error {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	var last int64
@@ -157,7 +165,9 @@ func progress(ctx context.Context, log *slog.Logger, pipe *consumers.Pipeline) e
 			rate := float64(ev-last) / now.Sub(lastAt).Seconds()
 			last, lastAt = ev, now
 			log.Info("progress", "events", ev, "events_per_s", int(rate), "applied", s.Applied.Load(),
-				"repeats", s.Repeats.Load(), "dead_letters", s.DeadLetters.Load(), "decisions", s.Decisions.Load(), "lag", pipe.Lag())
+				"repeats", s.Repeats.Load(), "dead_letters", s.DeadLetters.Load(), "decisions", s.Decisions.Load(), "lag", pipe.Lag(),
+				"recompute_due", runner.Recomp.Due.Load(), "recompute_done", runner.Recomp.Done.Load(),
+				"overdue_checks_due", runner.Overdue.Due.Load(), "overdue_checks_done", runner.Overdue.Done.Load())
 		}
 	}
 }
@@ -178,53 +188,6 @@ func simulate(ctx context.Context, log *slog.Logger, cfg *config, brokers []stri
 	log.Info("simulating traffic", "users", sc.Users, "events_per_s", sc.Rate)
 	if err := simulator.New(sc).Run(ctx, w); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("simulator: %w", err)
-	}
-	return nil
-}
-
-// serveAdmin serves /healthz (the process is alive) and /readyz (Redis and
-// Kafka answer) until ctx ends.
-func serveAdmin(ctx context.Context, log *slog.Logger, addr string, rdb *redis.Client, brokers []string) error {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		rctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		var problems []string
-		if err := rdb.Ping(rctx).Err(); err != nil {
-			problems = append(problems, "redis: "+err.Error())
-		}
-		conn, err := (&net.Dialer{}).DialContext(rctx, "tcp", brokers[0])
-		if err != nil {
-			problems = append(problems, "kafka: "+err.Error())
-		} else {
-			_ = conn.Close()
-		}
-		if len(problems) > 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			for _, p := range problems {
-				_, _ = io.WriteString(w, p+"\n")
-			}
-			return
-		}
-		_, _ = io.WriteString(w, "ready\n")
-	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("admin listener %s: %w", addr, err)
-	}
-	log.Info("admin listener", "addr", ln.Addr().String())
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("admin listener: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/jobs"
+	"github.com/fenqi/fenqi/scoring/credit"
+	"github.com/fenqi/fenqi/state"
+)
+
+// admin is the admin listener: health, readiness and the explanation API.
+type admin struct {
+	log      *slog.Logger
+	rdb      *redis.Client
+	brokers  []string
+	store    *state.Store
+	policies *policies
+	now      func() time.Time
+}
+
+func (a *admin) handler() http.Handler {
+	if a.now == nil {
+		a.now = time.Now
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", a.ready)
+	mux.HandleFunc("GET /v1/users/{id}/quota", a.quota)
+	mux.HandleFunc("GET /v1/users/{id}/offer", a.offer)
+	return mux
+}
+
+// ready answers 200 when Redis and a Kafka broker answer.
+func (a *admin) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var problems []string
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		problems = append(problems, "redis: "+err.Error())
+	}
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", a.brokers[0])
+	if err != nil {
+		problems = append(problems, "kafka: "+err.Error())
+	} else {
+		_ = conn.Close()
+	}
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, p := range problems {
+			_, _ = io.WriteString(w, p+"\n")
+		}
+		return
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}
+
+// quotaView is the body of GET /v1/users/{id}/quota: the quota a recompute
+// would give now, with its whole breakdown, and the last published one.
+type quotaView struct {
+	UserID            string        `json:"user_id"`
+	PublishedQuotaFen *int64        `json:"published_quota_fen"`
+	Evaluation        credit.Result `json:"evaluation"`
+}
+
+func (a *admin) quota(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	p, _ := a.policies.get()
+	res, u, err := jobs.Explain(r.Context(), a.store, p, id, a.now())
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	v := quotaView{UserID: id, Evaluation: res}
+	if u.HasQuota {
+		v.PublishedQuotaFen = &u.QuotaFen
+	}
+	writeJSON(w, v)
+}
+
+func (a *admin) offer(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	amount, err := strconv.ParseInt(q.Get("amount_fen"), 10, 64)
+	if err != nil || amount <= 0 {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("amount_fen must be a positive integer, got %q", q.Get("amount_fen")))
+		return
+	}
+	periods, err := strconv.Atoi(q.Get("periods"))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("periods must be an integer, got %q", q.Get("periods")))
+		return
+	}
+	p, _ := a.policies.get()
+	res, _, err := jobs.Explain(r.Context(), a.store, p, r.PathValue("id"), a.now())
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	if !res.Eligible || amount > res.QuotaFen {
+		writeJSONStatus(w, http.StatusUnprocessableEntity, map[string]any{
+			"error": "amount exceeds the available quota", "quota_fen": res.QuotaFen,
+			"eligible": res.Eligible, "reason_codes": res.Reasons,
+		})
+		return
+	}
+	quote, err := credit.Quote(p, amount, periods, credit.PromoContext{Scene: events.Scene(q.Get("scene")), NewUser: q.Get("new_user") == "true", Invited: q.Get("invited") == "true"})
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, quote)
+}
+
+func writeJSON(w http.ResponseWriter, v any) { writeJSONStatus(w, http.StatusOK, v) }
+
+func writeJSONStatus(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func httpError(w http.ResponseWriter, status int, err error) {
+	writeJSONStatus(w, status, map[string]string{"error": err.Error()})
+}
+
+// serve runs the listener until ctx ends.
+func (a *admin) serve(ctx context.Context, addr string) error {
+	srv := &http.Server{Addr: addr, Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("admin listener %s: %w", addr, err)
+	}
+	a.log.Info("admin listener", "addr", ln.Addr().String())
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/scoring"
+)
+
+// policies holds the policy in force and its rules. A reload swaps both
+// at once; a batch or job takes one snapshot and uses it throughout.
+type policies struct {
+	path string // "" or a preset name: no reloads
+	cur  atomic.Pointer[policySnapshot]
+	mod  time.Time
+	log  *slog.Logger
+}
+
+type policySnapshot struct {
+	p     *policy.Policy
+	rules *scoring.Rules
+}
+
+// loadPolicy reads a policy file, or a preset when spec names one
+// (wechat, huabei, baitiao).
+func loadPolicy(spec string) (*policySnapshot, error) {
+	var p *policy.Policy
+	var err error
+	if _, statErr := os.Stat(spec); statErr != nil {
+		p, err = policy.Preset(spec)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q is neither a file nor a preset (%v): %w", spec, policy.Presets(), err)
+		}
+	} else if p, err = policy.Load(spec); err != nil {
+		return nil, err
+	}
+	rules, err := scoring.NewRules(p)
+	if err != nil {
+		return nil, err
+	}
+	return &policySnapshot{p: p, rules: rules}, nil
+}
+
+func newPolicies(spec string, log *slog.Logger) (*policies, error) {
+	snap, err := loadPolicy(spec)
+	if err != nil {
+		return nil, err
+	}
+	ps := &policies{log: log}
+	ps.cur.Store(snap)
+	if st, err := os.Stat(spec); err == nil {
+		ps.path, ps.mod = spec, st.ModTime()
+	}
+	return ps, nil
+}
+
+func (ps *policies) get() (*policy.Policy, *scoring.Rules) {
+	s := ps.cur.Load()
+	return s.p, s.rules
+}
+
+// reload loads the file again; a file that does not validate is refused
+// and the policy in force stays.
+func (ps *policies) reload(why string) {
+	snap, err := loadPolicy(ps.path)
+	if err != nil {
+		ps.log.Error("policy reload refused; keeping the policy in force", "why", why, "path", ps.path,
+			"version", ps.cur.Load().p.Version, "err", err)
+		return
+	}
+	old := ps.cur.Swap(snap)
+	ps.log.Info("policy reloaded", "why", why, "path", ps.path, "from", old.p.Version, "to", snap.p.Version)
+}
+
+// watch reloads on SIGHUP and when the file changes (polled every 2s)
+// until ctx ends. A preset is not watched.
+func (ps *policies) watch(ctx context.Context) error {
+	if ps.path == "" {
+		return nil
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			ps.reload("SIGHUP")
+		case <-t.C:
+			st, err := os.Stat(ps.path)
+			if err != nil || st.ModTime().Equal(ps.mod) {
+				continue
+			}
+			ps.mod = st.ModTime()
+			ps.reload("file changed")
+		}
+	}
+}

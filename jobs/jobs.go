@@ -1,0 +1,294 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/producers"
+	"github.com/fenqi/fenqi/retry"
+	"github.com/fenqi/fenqi/scoring"
+	"github.com/fenqi/fenqi/state"
+)
+
+// Config of the workers.
+type Config struct {
+	// Interval between looks at the schedules when nothing was due (default 1s).
+	Interval time.Duration
+	// Batch is the most entries claimed at once (default 500).
+	Batch int
+	// Lease is how long a claimed entry is this instance's before another
+	// may take it (default 1m).
+	Lease time.Duration
+	// Now is the clock (default time.Now); tests inject one.
+	Now   func() time.Time
+	Retry retry.Policy
+}
+
+func (c *Config) setDefaults() {
+	if c.Interval == 0 {
+		c.Interval = time.Second
+	}
+	if c.Batch == 0 {
+		c.Batch = 500
+	}
+	if c.Lease == 0 {
+		c.Lease = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Interval <= 0:
+		return fmt.Errorf("jobs: Interval must be > 0, got %v", c.Interval)
+	case c.Batch < 1 || c.Batch > 10000:
+		return fmt.Errorf("jobs: Batch must be 1..10000, got %d", c.Batch)
+	case c.Lease < time.Second:
+		return fmt.Errorf("jobs: Lease must be ≥ 1s, got %v", c.Lease)
+	}
+	return nil
+}
+
+// Publisher writes decisions and returns once the broker acknowledged them.
+type Publisher interface {
+	Publish(ctx context.Context, decisions []events.Decision, dead []producers.DeadLetter) error
+}
+
+// Policy gives the policy and the rules in force (they may be reloaded).
+type Policy func() (*policy.Policy, *scoring.Rules)
+
+// Progress counts a worker's work, safe to read at any time.
+type Progress struct {
+	Due, Done atomic.Int64 // entries due at the last look; entries finished
+	Decisions atomic.Int64
+}
+
+// Runner runs both workers.
+type Runner struct {
+	cfg      Config
+	store    *state.Store
+	pub      Publisher
+	policy   Policy
+	log      *slog.Logger
+	Overdue  Progress
+	Recomp   Progress
+	onDecide func(events.Decision)
+}
+
+// New returns a Runner. onDecision (may be nil) hears each decision once
+// the broker acknowledged it.
+func New(cfg Config, store *state.Store, pub Publisher, pol Policy, log *slog.Logger, onDecision func(events.Decision)) (*Runner, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if onDecision == nil {
+		onDecision = func(events.Decision) {}
+	}
+	return &Runner{cfg: cfg, store: store, pub: pub, policy: pol, log: log, onDecide: onDecision}, nil
+}
+
+// Run works both schedules until ctx ends. Transient errors are retried;
+// it returns an error only when it cannot go on.
+func (r *Runner) Run(ctx context.Context) error {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		// Keep going while there is a backlog; wait a tick when idle.
+		for {
+			n, err := r.RunOnce(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			if n == 0 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce claims and works one batch of each schedule due at the clock's
+// now, and returns how many entries it worked.
+func (r *Runner) RunOnce(ctx context.Context) (int, error) {
+	var n1, n2 int
+	err := retry.Do(ctx, r.cfg.Retry, "overdue_timers", r.notify, func(ctx context.Context) error {
+		var err error
+		n1, err = r.overdueOnce(ctx)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("jobs: overdue checks: %w", err)
+	}
+	err = retry.Do(ctx, r.cfg.Retry, "recompute", r.notify, func(ctx context.Context) error {
+		var err error
+		n2, err = r.recomputeOnce(ctx)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("jobs: recompute: %w", err)
+	}
+	return n1 + n2, nil
+}
+
+func (r *Runner) notify(cause string, err error, wait time.Duration) {
+	r.log.Warn("transient error; retrying", "cause", cause, "err", err, "wait", wait)
+}
+
+func (r *Runner) publish(ctx context.Context, ds []events.Decision, p *Progress) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	if err := r.pub.Publish(ctx, ds, nil); err != nil {
+		return err
+	}
+	for _, d := range ds {
+		r.onDecide(d)
+	}
+	p.Decisions.Add(int64(len(ds)))
+	return nil
+}
+
+// overdueOnce works the overdue checks due now.
+func (r *Runner) overdueOnce(ctx context.Context) (int, error) {
+	now := r.cfg.Now()
+	due, _, err := r.store.ScheduleStats(ctx, state.TimersKey, now)
+	if err != nil {
+		return 0, err
+	}
+	r.Overdue.Due.Store(due)
+	claims, err := r.store.ClaimTimers(ctx, now, r.cfg.Batch, r.cfg.Lease)
+	if err != nil || len(claims) == 0 {
+		return 0, err
+	}
+	_, rules := r.policy()
+	freezeAfter, freezeOn := rules.OverdueFreeze()
+	ids := make([]string, len(claims))
+	for i, c := range claims {
+		ids[i] = c.UserID
+	}
+	users, err := r.store.Users(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	type step struct {
+		c      state.TimerClaim
+		stage  int
+		freeze bool
+		next   time.Time
+		bill   state.Bill
+	}
+	var steps []step
+	var ds []events.Decision
+	for i, c := range claims {
+		bill, ok := users[i].Bills[c.BillID]
+		if !ok {
+			// Settled before its check: the repayment cancelled the timer.
+			if err := r.store.DropTimer(ctx, c.UserID, c.BillID); err != nil {
+				return 0, err
+			}
+			r.Overdue.Done.Add(1)
+			continue
+		}
+		days := int(now.Sub(bill.DueAt) / (24 * time.Hour))
+		st := OverdueStage(days, bill.Stage, freezeAfter, freezeOn)
+		s := step{c: c, stage: st.Stage, freeze: st.Freeze, bill: bill}
+		if !st.Done {
+			s.next = bill.DueAt.Add(time.Duration(st.NextDay) * 24 * time.Hour)
+		}
+		switch {
+		case st.Freeze:
+			ds = append(ds, rules.Frozen(c.UserID, "bill:"+c.BillID, scoring.CauseOverdue, bill.DueAt.Add(time.Duration(freezeAfter+1)*24*time.Hour),
+				map[string]any{"bill_id": c.BillID, "days_overdue": days, "amount_fen": bill.RemainingFen, "due_at": bill.DueAt.UTC().Format(time.RFC3339)}))
+		case st.Remind > 0:
+			ds = append(ds, rules.Overdue(c.UserID, c.BillID, bill.RemainingFen, bill.DueAt, st.Remind))
+		}
+		steps = append(steps, s)
+	}
+	if err := r.publish(ctx, ds, &r.Overdue); err != nil {
+		return 0, err
+	}
+	var late []events.Decision
+	for _, s := range steps {
+		froze, err := r.store.AdvanceBill(ctx, s.c.UserID, s.c.BillID, s.stage, s.freeze, s.next)
+		switch {
+		case errors.Is(err, state.ErrBillGone):
+			if s.freeze {
+				// Settled between the read and now, after the freeze was
+				// published: take the freeze back.
+				late = append(late, rules.Unfrozen(s.c.UserID, "bill:"+s.c.BillID+":settled", scoring.CauseOverdue, now, map[string]any{"bill_id": s.c.BillID}))
+			}
+		case err != nil:
+			return 0, err
+		case froze:
+			if err := r.store.RecomputeSoon(ctx, s.c.UserID, now); err != nil {
+				return 0, err
+			}
+		}
+		r.Overdue.Done.Add(1)
+	}
+	if err := r.publish(ctx, late, &r.Overdue); err != nil {
+		return 0, err
+	}
+	return len(claims), nil
+}
+
+// Stage is what an overdue check does now.
+type Stage struct {
+	Stage   int  // the stage the bill reaches (1–3 reminders, freezeAfter+1 the freeze)
+	Remind  int  // the day of the reminder to publish (0: none)
+	Freeze  bool // publish the freeze
+	Done    bool // no check after this one
+	NextDay int  // when not Done: the next check, in days after the due time
+}
+
+// OverdueStage decides an overdue check for a bill days whole days past
+// its due time whose checks reached done. Reminders are for days
+// 1..freezeAfter; the freeze comes when the bill is open more than
+// freezeAfter days (day freezeAfter+1). After an outage only the latest
+// step is published: the freeze, or the latest day's reminder (a notifier
+// should not send three reminders at once).
+func OverdueStage(days, done, freezeAfter int, freezeOn bool) Stage {
+	last := freezeAfter
+	if freezeOn {
+		last = freezeAfter + 1
+	}
+	target := min(days, last)
+	if target <= done || target < 1 {
+		// Early (a check claimed before its day) or already done.
+		st := Stage{Stage: done, Done: done >= last}
+		if !st.Done {
+			st.NextDay = max(done, days) + 1
+		}
+		return st
+	}
+	st := Stage{Stage: target, Done: target >= last}
+	if freezeOn && target == freezeAfter+1 {
+		st.Freeze = true
+	} else {
+		st.Remind = target
+	}
+	if !st.Done {
+		st.NextDay = target + 1
+	}
+	return st
+}

@@ -1,0 +1,295 @@
+package jobs_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/testenv"
+	"github.com/fenqi/fenqi/jobs"
+	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/producers"
+	"github.com/fenqi/fenqi/scoring"
+	"github.com/fenqi/fenqi/state"
+)
+
+func TestOverdueStage(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		days, done int
+		freezeOn   bool
+		want       jobs.Stage
+	}{
+		{"not yet a day overdue", 0, 0, true, jobs.Stage{Stage: 0, NextDay: 1}},
+		{"day 1: first reminder", 1, 0, true, jobs.Stage{Stage: 1, Remind: 1, NextDay: 2}},
+		{"day 2", 2, 1, true, jobs.Stage{Stage: 2, Remind: 2, NextDay: 3}},
+		{"the 3rd day overdue: a reminder, no freeze", 3, 2, true, jobs.Stage{Stage: 3, Remind: 3, NextDay: 4}},
+		{"the 4th day overdue: frozen", 4, 3, true, jobs.Stage{Stage: 4, Freeze: true, Done: true}},
+		{"after a 10-day outage: only the freeze", 10, 0, true, jobs.Stage{Stage: 4, Freeze: true, Done: true}},
+		{"after a 2-day outage: only day 2's reminder", 2, 0, true, jobs.Stage{Stage: 2, Remind: 2, NextDay: 3}},
+		{"already done today (a second claim)", 2, 2, true, jobs.Stage{Stage: 2, NextDay: 3}},
+		{"freeze switched off: reminders end at day 3", 5, 3, false, jobs.Stage{Stage: 3, Done: true}},
+		{"freeze switched off: day 3 is the last check", 3, 2, false, jobs.Stage{Stage: 3, Remind: 3, Done: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := jobs.OverdueStage(tc.days, tc.done, 3, tc.freezeOn); got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNextDueIsSpreadAndInTheFuture(t *testing.T) {
+	t.Parallel()
+	p, err := policy.Preset("wechat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 31, 23, 0, 0, 0, time.UTC)
+	seen := map[int64]bool{}
+	for i := range 1000 {
+		id := "user-" + string(rune('a'+i%26)) + time.Duration(i).String()
+		next := jobs.NextDue(p, id, now, time.UTC)
+		if !next.After(now) || next.After(now.AddDate(0, 0, 90)) {
+			t.Fatalf("%s: next %v not within (now, now+90d]", id, next)
+		}
+		if again := jobs.NextDue(p, id, now.Add(time.Hour), time.UTC); !again.Equal(next) && !next.Before(now.Add(time.Hour+time.Second)) {
+			t.Fatalf("%s: the due time moved from %v to %v within its cycle", id, next, again)
+		}
+		seen[next.Unix()/86400] = true
+	}
+	if len(seen) < 80 {
+		t.Fatalf("1000 users fall on only %d distinct days of the 90-day cycle", len(seen))
+	}
+	q := *p
+	q.Recompute.Mode = policy.RecomputeCalendarQuarter
+	next := jobs.NextDue(&q, "u1", now, time.UTC)
+	if next.Before(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)) || !next.Before(time.Date(2026, 4, 8, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("calendar quarter: %v is not in the first 7 days of Q2", next)
+	}
+}
+
+// world is a real Redis and a real broker with a clock the test moves.
+type world struct {
+	t     *testing.T
+	kafka *testenv.KafkaCluster
+	store *state.Store
+	pub   *producers.Publisher
+	mu    sync.Mutex
+	now   time.Time
+}
+
+func (w *world) clock() time.Time { w.mu.Lock(); defer w.mu.Unlock(); return w.now }
+func (w *world) set(t time.Time)  { w.mu.Lock(); w.now = t; w.mu.Unlock() }
+
+func newWorld(t *testing.T, start time.Time) *world {
+	t.Helper()
+	w := &world{t: t, now: start}
+	w.kafka = testenv.Kafka(t, "fenqi.decisions", "fenqi.dlq")
+	store, err := state.New(testenv.Redis(t), state.Config{Now: w.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.store = store
+	pub, err := producers.New(producers.Config{Brokers: w.kafka.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pub.Close() })
+	w.pub = pub
+	return w
+}
+
+func (w *world) runner() *jobs.Runner {
+	w.t.Helper()
+	p, err := policy.Preset("wechat")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	rules, err := scoring.NewRules(p)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	r, err := jobs.New(jobs.Config{Now: w.clock, Lease: time.Minute}, w.store, w.pub,
+		func() (*policy.Policy, *scoring.Rules) { return p, rules }, nil, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return r
+}
+
+func (w *world) apply(evs ...*events.Event) {
+	w.t.Helper()
+	items := make([]state.Item, len(evs))
+	for i, e := range evs {
+		items[i] = state.Item{Event: e, Topic: 3, Offset: -1}
+	}
+	if _, err := w.store.Apply(context.Background(), items); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// decisions returns every decision on the topic, by type.
+func (w *world) decisions() map[string][]events.Decision {
+	w.t.Helper()
+	out := map[string][]events.Decision{}
+	for _, m := range testenv.ReadAll(w.t, w.kafka.Addrs(), "fenqi.decisions") {
+		d, err := events.DecodeDecision(m.Value)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		out[d.Type] = append(out[d.Type], d)
+	}
+	return out
+}
+
+func runOnce(t *testing.T, rs ...*jobs.Runner) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		wg.Go(func() {
+			if _, err := r.RunOnce(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func due(id, user, bill string, fen int64, at time.Time) *events.Event {
+	return &events.Event{ID: id, Type: events.TypeRepaymentDue, Subject: user, Time: at,
+		Due: &events.RepaymentDue{UserID: user, BillID: bill, AmountFen: fen, DueAt: at}}
+}
+
+func paid(id, user, bill string, fen int64, at time.Time) *events.Event {
+	return &events.Event{ID: id, Type: events.TypeRepaymentPaid, Subject: user, Time: at,
+		Paid: &events.RepaymentPaid{UserID: user, BillID: bill, AmountFen: fen}}
+}
+
+func TestOverdueRemindersFreezeOnceWithTwoInstances(t *testing.T) {
+	t.Parallel()
+	dueAt := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	w := newWorld(t, dueAt.Add(-time.Hour))
+	w.apply(due("d1", "erin", "bill-1", 50_000, dueAt))
+	a, b := w.runner(), w.runner() // two fenqid instances
+
+	steps := []struct {
+		at                time.Duration
+		reminders, frozen int
+	}{
+		{23 * time.Hour, 0, 0},             // not a day overdue yet
+		{24 * time.Hour, 1, 0},             // day 1
+		{48*time.Hour + time.Minute, 2, 0}, // day 2
+		{72*time.Hour + time.Minute, 3, 0}, // the 3rd day: a reminder, no freeze
+		{95 * time.Hour, 3, 0},             // still the 3rd day
+		{96*time.Hour + time.Minute, 3, 1}, // the 4th day: frozen
+		{200 * time.Hour, 3, 1},            // nothing more
+	}
+	for _, s := range steps {
+		w.set(dueAt.Add(s.at))
+		runOnce(t, a, b)
+		ds := w.decisions()
+		if len(ds[events.TypeDecisionOverdue]) != s.reminders || len(ds[events.TypeDecisionFrozen]) != s.frozen {
+			t.Fatalf("at due+%v: %d reminders and %d freezes, want %d and %d",
+				s.at, len(ds[events.TypeDecisionOverdue]), len(ds[events.TypeDecisionFrozen]), s.reminders, s.frozen)
+		}
+	}
+	u, err := w.store.User(context.Background(), "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !u.FrozenOverdue {
+		t.Fatal("the user is not marked frozen in state")
+	}
+	ds := w.decisions()
+	for i, d := range ds[events.TypeDecisionOverdue] {
+		if d.Subject != "erin" || d.Data.CausationID != "bill:bill-1" {
+			t.Fatalf("reminder %d: %+v", i, d)
+		}
+	}
+
+	// Paying the bill unfreezes: the repayment event's outcome says so.
+	out, err := w.store.Apply(context.Background(), []state.Item{{Event: paid("p1", "erin", "bill-1", 50_000, w.clock()), Topic: 3, Offset: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out[0].Unfroze {
+		t.Fatal("settling the only overdue bill did not unfreeze")
+	}
+	if u, _ := w.store.User(context.Background(), "erin"); u.FrozenOverdue || u.SettledEpisodes != 1 || len(u.RecentEpisodes) != 1 || u.RecentEpisodes[0].DaysOverdue != 8 {
+		t.Fatalf("after settlement: frozen %v, episodes %d %+v", u.FrozenOverdue, u.SettledEpisodes, u.RecentEpisodes)
+	}
+}
+
+func TestPaymentBeforeTheTimerCancelsIt(t *testing.T) {
+	t.Parallel()
+	dueAt := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	w := newWorld(t, dueAt)
+	w.apply(due("d1", "fay", "bill-1", 10_000, dueAt), paid("p1", "fay", "bill-1", 4_000, dueAt.Add(time.Hour)))
+	w.set(dueAt.Add(25 * time.Hour))
+	runOnce(t, w.runner())
+	if n := len(w.decisions()[events.TypeDecisionOverdue]); n != 1 {
+		t.Fatalf("a partly paid bill: %d reminders, want 1", n)
+	}
+	w.apply(paid("p2", "fay", "bill-1", 6_000, w.clock()))
+	w.set(dueAt.Add(10 * 24 * time.Hour))
+	runOnce(t, w.runner())
+	ds := w.decisions()
+	if len(ds[events.TypeDecisionOverdue]) != 1 || len(ds[events.TypeDecisionFrozen]) != 0 {
+		t.Fatalf("after settlement: %d reminders, %d freezes", len(ds[events.TypeDecisionOverdue]), len(ds[events.TypeDecisionFrozen]))
+	}
+	if _, total, _ := w.store.ScheduleStats(context.Background(), state.TimersKey, w.clock()); total != 0 {
+		t.Fatalf("%d timers left", total)
+	}
+}
+
+func TestRestartBetweenDueAndFiring(t *testing.T) {
+	t.Parallel()
+	dueAt := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	w := newWorld(t, dueAt)
+	w.apply(due("d1", "gus", "bill-1", 10_000, dueAt))
+	first := w.runner()
+	runOnce(t, first) // nothing due yet; then "first" goes away
+	// Down for six days; a new instance comes back and fires late.
+	w.set(dueAt.Add(6 * 24 * time.Hour))
+	runOnce(t, w.runner())
+	ds := w.decisions()
+	if len(ds[events.TypeDecisionFrozen]) != 1 || len(ds[events.TypeDecisionOverdue]) != 0 {
+		t.Fatalf("late firing: %d freezes, %d reminders; want the freeze only", len(ds[events.TypeDecisionFrozen]), len(ds[events.TypeDecisionOverdue]))
+	}
+}
+
+func TestRecomputeOnFirstActivityOnceWithTwoInstances(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	w := newWorld(t, now)
+	w.apply(&events.Event{ID: "pr1", Type: events.TypeProfile, Subject: "hal", Time: now,
+		Profile: &events.Profile{UserID: "hal", PayScore: 780, RealNameVerified: true, IdentityComplete: true,
+			CardBoundSince: "2020-01-01", WealthBalanceFen: 6_000_000}})
+	a, b := w.runner(), w.runner()
+	runOnce(t, a, b)
+	qs := w.decisions()[events.TypeDecisionQuota]
+	if len(qs) != 1 {
+		t.Fatalf("%d quota decisions, want 1", len(qs))
+	}
+	if qs[0].Subject != "hal" || qs[0].Data.PolicyVersion == "" {
+		t.Fatalf("quota decision: %+v", qs[0])
+	}
+	// The next recompute is months away: running again now does nothing.
+	w.set(now.Add(time.Hour))
+	runOnce(t, a, b)
+	if n := len(w.decisions()[events.TypeDecisionQuota]); n != 1 {
+		t.Fatalf("%d quota decisions after a second run, want 1", n)
+	}
+	// A quarter later, once more.
+	w.set(now.AddDate(0, 0, 91))
+	runOnce(t, a, b)
+	if n := len(w.decisions()[events.TypeDecisionQuota]); n != 2 {
+		t.Fatalf("%d quota decisions a cycle later, want 2", n)
+	}
+}

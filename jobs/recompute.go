@@ -1,0 +1,161 @@
+package jobs
+
+import (
+	"context"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/scoring/credit"
+	"github.com/fenqi/fenqi/state"
+)
+
+// recomputeOnce recomputes the users whose quota is due now.
+func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
+	now := r.cfg.Now()
+	due, _, err := r.store.ScheduleStats(ctx, state.RecomputeKey, now)
+	if err != nil {
+		return 0, err
+	}
+	r.Recomp.Due.Store(due)
+	claims, err := r.store.ClaimRecomputes(ctx, now, r.cfg.Batch, r.cfg.Lease)
+	if err != nil || len(claims) == 0 {
+		return 0, err
+	}
+	pol, rules := r.policy()
+	ids := make([]string, len(claims))
+	for i, c := range claims {
+		ids[i] = c.Member
+	}
+	users, err := r.store.Users(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	ds := make([]events.Decision, len(claims))
+	quotas := make([]state.Quota, len(claims))
+	for i, c := range claims {
+		u := users[i]
+		res := credit.Evaluate(pol, Facts(u, pol, now))
+		next := NextDue(pol, u.ID, now, u.Zone)
+		// The id is stable for (user, the due time claimed): a replay of the
+		// same schedule entry publishes the same decision id.
+		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(c.Due.Unix(), 10)
+		ds[i] = rules.Quota(u.ID, cause, u.QuotaFen, res, next)
+		quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Next: next}
+	}
+	if err := r.publish(ctx, ds, &r.Recomp); err != nil {
+		return 0, err
+	}
+	if err := r.store.SaveQuotas(ctx, quotas, state.LeaseUntil(now, r.cfg.Lease)); err != nil {
+		return 0, err
+	}
+	r.Recomp.Done.Add(int64(len(claims)))
+	return len(claims), nil
+}
+
+// Explain evaluates a user's quota now, as a recompute would, without
+// publishing or saving anything: what `GET /v1/users/{id}/quota` and
+// `fenqictl explain` show.
+func Explain(ctx context.Context, store *state.Store, pol *policy.Policy, userID string, now time.Time) (credit.Result, *state.User, error) {
+	u, err := store.User(ctx, userID)
+	if err != nil {
+		return credit.Result{}, nil, err
+	}
+	return credit.Evaluate(pol, Facts(u, pol, now)), u, nil
+}
+
+// NextDue is when a user's quota is next recomputed after now: in interval
+// mode the cycles are aligned to the Unix epoch and each user has a fixed
+// phase in the cycle from a hash of the id; in calendar-quarter mode it is
+// the start of the next quarter in the user's zone plus a hash-spread
+// offset within its first 7 days. Either way no two users are bound to the
+// same instant, so there is no thundering herd at a boundary.
+func NextDue(p *policy.Policy, userID string, now time.Time, loc *time.Location) time.Time {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(userID))
+	sum := h.Sum64()
+	if p.Recompute.Mode == policy.RecomputeCalendarQuarter {
+		if loc == nil {
+			loc = p.Location()
+		}
+		start := p.Recompute.Next(now, loc)
+		spread := 7 * 24 * time.Hour
+		return start.Add(time.Duration(sum%uint64(spread/time.Second)) * time.Second)
+	}
+	days := p.Recompute.IntervalDays
+	if days <= 0 {
+		days = 90
+	}
+	cycle := int64(days) * 86400
+	phase := int64(sum % uint64(cycle))
+	t := now.Unix()
+	next := (t-phase)/cycle*cycle + phase
+	for next <= t {
+		next += cycle
+	}
+	return time.Unix(next, 0)
+}
+
+// Facts turns a user's rolling state into the credit model's input, with
+// the windows DOMAIN.md gives, read in the user's zone at now.
+func Facts(u *state.User, p *policy.Policy, now time.Time) credit.Facts {
+	loc := u.Zone
+	f := credit.Facts{Now: now, Location: loc}
+	if pr := u.Profile; pr != nil {
+		f.PayScore = pr.PayScore
+		f.RealNameVerified, f.IdentityComplete = pr.RealNameVerified, pr.IdentityComplete
+		f.CardBankBlacklisted, f.WealthBalanceFen = pr.CardBankBlacklisted, pr.WealthBalanceFen
+		f.JudicialDefaulter, f.LinkedAccountNegative = pr.JudicialDefaulter, pr.LinkedAccountNegative
+		if pr.CardBoundSince != "" {
+			if t, err := time.ParseInLocation(time.DateOnly, pr.CardBoundSince, loc); err == nil {
+				f.CardBoundSince = t
+			}
+		}
+	}
+	today := u.Day(now)
+	window := p.Eligibility.ActivityWindowDays
+	if window <= 0 {
+		window = 30
+	}
+	for day, c := range u.Days {
+		if day > today-window && day <= today {
+			f.Payments30d += int(c.SpendN + c.SocialN + c.FinanceN)
+		}
+	}
+	// The three full calendar months before the current one, oldest first.
+	y, m, _ := now.In(loc).Date()
+	for i := range 3 {
+		mt := time.Date(y, m-time.Month(3-i), 1, 0, 0, 0, 0, loc)
+		c := u.Months[mt.Year()*100+int(mt.Month())]
+		f.MonthlySpendFen[i] = c.SpendFen
+		f.MonthlyLoginDays[i] = int(c.LoginDays)
+		f.MonthlySocial[i] = int(c.SocialN)
+	}
+	// Devices seen in the last 90 days; the usual one has the most logins.
+	for _, d := range u.Devices {
+		f.Logins90d += int(d.Logins)
+		f.UsualDeviceLogins90d = max(f.UsualDeviceLogins90d, int(d.Logins))
+	}
+	// Overdue: open bills past due now, and settled episodes.
+	sixMonths := today - 183
+	f.OverdueEpisodes = u.SettledEpisodes
+	for _, b := range u.Bills {
+		if b.DueAt.Before(now) {
+			f.OverdueNow = true
+			f.OverdueEpisodes++
+			f.MaxOverdueDays6m = max(f.MaxOverdueDays6m, int(now.Sub(b.DueAt)/(24*time.Hour)))
+		}
+	}
+	for _, ep := range u.RecentEpisodes {
+		if ep.DueDay > sixMonths {
+			f.MaxOverdueDays6m = max(f.MaxOverdueDays6m, ep.DaysOverdue)
+		}
+	}
+	f.PreviousQuotaFen, f.HasPreviousQuota = u.QuotaFen, u.HasQuota
+	if ov := u.Override; ov != nil {
+		f.Override = &credit.Override{QuotaFen: ov.QuotaFen, Reason: ov.Reason, Operator: ov.Operator, ExpiresAt: ov.ExpiresAt}
+	}
+	return f
+}

@@ -1,0 +1,163 @@
+package scoring
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/scoring/credit"
+)
+
+// The decision builders below are pure: the state layer decides when a
+// reminder, a freeze or a quota is due and calls them; they only shape the
+// decision. Ids depend only on the arguments named on each builder, so a
+// timer that fires twice, or a recompute that is retried, publishes the
+// same id and downstream drops the repeat.
+
+// Overdue is the reminder that a bill is daysOverdue days past its due time
+// (fenqi.decision.overdue.v1, action REMIND, reason FENQI_OVERDUE_NOW). Its
+// id is stable on (rule, user, bill, daysOverdue): one reminder per bill and
+// day. CausationID is "bill:<billID>"; Time is dueAt + daysOverdue × 24h,
+// the moment the reminder fell due. Detail: bill_id, days_overdue,
+// amount_fen, due_at (RFC 3339, UTC).
+func (r *Rules) Overdue(userID, billID string, amountFen int64, dueAt time.Time, daysOverdue int) events.Decision {
+	return events.Decision{
+		ID:      events.DecisionID(RuleOverdueReminder, userID, billID, strconv.Itoa(daysOverdue)),
+		Type:    events.TypeDecisionOverdue,
+		Subject: userID,
+		Time:    dueAt.Add(time.Duration(daysOverdue) * 24 * time.Hour),
+		Data: events.DecisionData{
+			UserID:        userID,
+			CausationID:   "bill:" + billID,
+			Rule:          RuleOverdueReminder,
+			Action:        ActionRemind,
+			ReasonCodes:   []events.ReasonCode{r.overdueCode},
+			PolicyVersion: r.version,
+			Detail: map[string]any{
+				"bill_id":      billID,
+				"days_overdue": daysOverdue,
+				"amount_fen":   amountFen,
+				"due_at":       dueAt.UTC().Format(time.RFC3339),
+			},
+		},
+	}
+}
+
+// Frozen suspends the user's installments (fenqi.decision.frozen.v1, action
+// INSTALLMENTS_SUSPENDED) for a cause: CauseOverdue (rule overdue_freeze,
+// reason FENQI_OVERDUE_NOW or the policy's code) or CauseJudicialDefaulter
+// (rule judicial_freeze, reason FENQI_JUDICIAL_DEFAULTER or the policy's
+// code). Another cause gets rule "freeze" and no reason code. at is when
+// the freeze took effect (the timer's due time, the profile's event time);
+// it must not be zero. detail is copied (never modified) and gets "cause";
+// it must not hold IP addresses. The id is stable on (rule, user,
+// causationID) and differs from the Unfrozen of the same arguments.
+//
+// The builder does not look at the rule's switch: the caller checks
+// OverdueFreeze (Evaluate checks judicial_freeze itself).
+func (r *Rules) Frozen(userID, causationID, cause string, at time.Time, detail map[string]any) events.Decision {
+	ru := r.freezeRule(cause)
+	codes := []events.ReasonCode{}
+	if ru.code.Code != "" {
+		codes = append(codes, ru.code)
+	}
+	return r.freeze(events.TypeDecisionFrozen, ActionInstallmentsSuspended, ru.name, userID, causationID, cause, at, codes, detail)
+}
+
+// Unfrozen resumes the user's installments after a freeze of that cause
+// (fenqi.decision.unfrozen.v1, action INSTALLMENTS_RESUMED, no reason codes;
+// the rule is the freeze's). causationID is what lifted it (the repayment
+// event's id, the profile that left the list); at is when. The id is stable
+// on (rule, user, causationID). detail is copied and gets "cause".
+func (r *Rules) Unfrozen(userID, causationID, cause string, at time.Time, detail map[string]any) events.Decision {
+	ru := r.freezeRule(cause)
+	return r.freeze(events.TypeDecisionUnfrozen, ActionInstallmentsResumed, ru.name, userID, causationID, cause, at, []events.ReasonCode{}, detail)
+}
+
+func (r *Rules) freezeRule(cause string) rule {
+	switch cause {
+	case CauseOverdue:
+		return r.overdueFreeze
+	case CauseJudicialDefaulter:
+		return r.judicialFreeze
+	}
+	return rule{name: "freeze"}
+}
+
+func (r *Rules) freeze(typ, action, ruleName, userID, causationID, cause string, at time.Time,
+	codes []events.ReasonCode, detail map[string]any) events.Decision {
+	d := make(map[string]any, len(detail)+1)
+	maps.Copy(d, detail)
+	d["cause"] = cause
+	return events.Decision{
+		ID:      events.DecisionID(ruleName, typ, userID, causationID),
+		Type:    typ,
+		Subject: userID,
+		Time:    at,
+		Data: events.DecisionData{
+			UserID:        userID,
+			CausationID:   causationID,
+			Rule:          ruleName,
+			Action:        action,
+			ReasonCodes:   codes,
+			PolicyVersion: r.version,
+			Detail:        d,
+		},
+	}
+}
+
+// QuotaDetail is the Detail of a quota decision: the whole credit.Result
+// (product, model and policy versions, evaluation time, every gate, the
+// reason codes, the quality standards, every factor's raw value,
+// normalised value, weight and contribution, the score, the caps, the
+// guardrail, the override, the quota, tier and deciding step), plus the
+// previous quota, the failing gates' codes and when the next recompute is
+// due. It marshals to one flat JSON object.
+type QuotaDetail struct {
+	credit.Result
+	OldQuotaFen int64 `json:"old_quota_fen"`
+	// EligibilityCodes are the codes of the failing eligibility gates, each
+	// once, in gate order; empty when eligible.
+	EligibilityCodes []string  `json:"eligibility_codes"`
+	NextDueAt        time.Time `json:"next_due_at"`
+}
+
+// Quota publishes a recomputed quota (fenqi.decision.quota.v1, action
+// QUOTA_UPDATED, rule quota): res.QuotaFen replaces oldQuotaFen, with
+// res.Reasons as the reason codes and a QuotaDetail. Time is
+// res.EvaluatedAt. The decision's PolicyVersion is the rules' policy; the
+// detail keeps res's own versions (the same when both come from one policy). causationID is "recompute:<user>:<cycle>" for a
+// scheduled recompute, or the id of the event that triggered it; the id is
+// stable on (rule, user, causationID).
+func (r *Rules) Quota(userID, causationID string, oldQuotaFen int64, res credit.Result, nextDue time.Time) events.Decision {
+	codes := make([]events.ReasonCode, len(res.Reasons))
+	copy(codes, res.Reasons)
+	elig := []string{}
+	for _, g := range res.Gates {
+		if !g.Passed && g.Code != "" && !slices.Contains(elig, g.Code) {
+			elig = append(elig, g.Code)
+		}
+	}
+	return events.Decision{
+		ID:      events.DecisionID(RuleQuota, userID, causationID),
+		Type:    events.TypeDecisionQuota,
+		Subject: userID,
+		Time:    res.EvaluatedAt,
+		Data: events.DecisionData{
+			UserID:        userID,
+			CausationID:   causationID,
+			Rule:          RuleQuota,
+			Action:        ActionQuotaUpdated,
+			ReasonCodes:   codes,
+			PolicyVersion: r.version,
+			Detail: QuotaDetail{
+				Result:           res,
+				OldQuotaFen:      oldQuotaFen,
+				EligibilityCodes: elig,
+				NextDueAt:        nextDue,
+			},
+		},
+	}
+}

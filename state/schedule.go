@@ -1,0 +1,215 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// claimScript takes the due members of a schedule and pushes each one's
+// score to the end of a lease, in one atomic step: among several fenqid
+// instances, each due entry goes to exactly one of them. An instance that
+// dies before finishing leaves the entry to be claimed again when the lease
+// ends: late, never lost.
+var claimScript = redis.NewScript(`
+local due = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "WITHSCORES", "LIMIT", 0, tonumber(ARGV[2]))
+for i = 1, #due, 2 do
+  redis.call("ZADD", KEYS[1], "XX", ARGV[3], due[i])
+end
+return due
+`)
+
+// Claim is one due schedule entry handed to this instance.
+type Claim struct {
+	Member string
+	// Due is when the entry was due (its score before the claim).
+	Due time.Time
+}
+
+// claim takes up to limit entries of key due at now, leasing them until
+// now+lease.
+func (s *Store) claim(ctx context.Context, key string, now time.Time, limit int, lease time.Duration) ([]Claim, error) {
+	res, err := claimScript.Run(ctx, s.rdb, []string{key},
+		now.Unix(), limit, now.Add(lease).Unix()).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("state: claim due entries of %s: %w", key, err)
+	}
+	out := make([]Claim, 0, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		sc, err := strconv.ParseFloat(res[i+1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("state: bad score %q in %s: %w", res[i+1], key, err)
+		}
+		out = append(out, Claim{Member: res[i], Due: time.Unix(int64(sc), 0)})
+	}
+	return out, nil
+}
+
+// ClaimRecomputes claims users whose quota recompute is due.
+func (s *Store) ClaimRecomputes(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Claim, error) {
+	return s.claim(ctx, RecomputeKey, now, limit, lease)
+}
+
+// TimerClaim is a claimed overdue check of one bill.
+type TimerClaim struct {
+	UserID, BillID string
+	Due            time.Time // when the check was due
+}
+
+// ClaimTimers claims the overdue checks due at now.
+func (s *Store) ClaimTimers(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]TimerClaim, error) {
+	cs, err := s.claim(ctx, TimersKey, now, limit, lease)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TimerClaim, 0, len(cs))
+	for _, c := range cs {
+		u, b, ok := splitTimerMember(c.Member)
+		if !ok {
+			// Not ours to interpret; drop it so it cannot block the schedule.
+			if err := s.rdb.ZRem(ctx, TimersKey, c.Member).Err(); err != nil {
+				return nil, fmt.Errorf("state: drop bad timer %q: %w", c.Member, err)
+			}
+			continue
+		}
+		out = append(out, TimerClaim{UserID: u, BillID: b, Due: c.Due})
+	}
+	return out, nil
+}
+
+// advanceScript records that a bill's overdue check reached a stage, if the
+// bill is still open, and freezes the user when asked. It returns -1 when
+// the bill is gone (settled since it was read), else 1 when this call froze
+// the user, else 0.
+var advanceScript = redis.NewScript(`
+local cur = redis.call("HGET", KEYS[1], ARGV[1])
+if not cur then return -1 end
+local rem, due, stage = string.match(cur, "^(%-?%d+):(%-?%d+):(%d+)$")
+if tonumber(ARGV[2]) > tonumber(stage) then
+  redis.call("HSET", KEYS[1], ARGV[1], rem .. ":" .. due .. ":" .. ARGV[2])
+end
+if ARGV[3] == "1" and redis.call("HGET", KEYS[2], "fz") ~= "1" then
+  redis.call("HSET", KEYS[2], "fz", "1")
+  return 1
+end
+return 0
+`)
+
+// ErrBillGone says the bill was settled (or never opened) when the check
+// tried to advance it.
+var ErrBillGone = errors.New("state: bill no longer open")
+
+// AdvanceBill records that the overdue check of a bill reached stage and,
+// with freeze, marks the user frozen; then it schedules the next check at
+// next (or ends the bill's checks when next is zero). It returns whether
+// this call froze the user, and ErrBillGone (with the timer removed) when
+// the bill was settled meanwhile.
+func (s *Store) AdvanceBill(ctx context.Context, userID, billID string, stage int, freeze bool, next time.Time) (froze bool, err error) {
+	k := userKeys(userID)
+	fz := "0"
+	if freeze {
+		fz = "1"
+	}
+	member := timerMember(userID, billID)
+	n, err := advanceScript.Run(ctx, s.rdb, []string{k[5], k[1]}, billID, stage, fz).Int()
+	if err != nil {
+		return false, fmt.Errorf("state: advance bill: %w", err)
+	}
+	if n < 0 || next.IsZero() {
+		if err := s.rdb.ZRem(ctx, TimersKey, member).Err(); err != nil {
+			return false, fmt.Errorf("state: end bill timer: %w", err)
+		}
+		if n < 0 {
+			return false, ErrBillGone
+		}
+		return n == 1, nil
+	}
+	if err := s.rdb.ZAddXX(ctx, TimersKey, redis.Z{Score: float64(next.Unix()), Member: member}).Err(); err != nil {
+		return false, fmt.Errorf("state: schedule bill timer: %w", err)
+	}
+	return n == 1, nil
+}
+
+// DropTimer removes a bill's overdue check (the bill is gone).
+func (s *Store) DropTimer(ctx context.Context, userID, billID string) error {
+	if err := s.rdb.ZRem(ctx, TimersKey, timerMember(userID, billID)).Err(); err != nil {
+		return fmt.Errorf("state: drop bill timer: %w", err)
+	}
+	return nil
+}
+
+// Quota is a recompute's outcome to save.
+type Quota struct {
+	UserID   string
+	QuotaFen int64
+	Next     time.Time // the next recompute
+}
+
+// rescheduleScript moves claimed schedule entries to their next due time,
+// but only those still holding this claim's lease: an entry made due again
+// meanwhile (a profile changed during the recompute) keeps that earlier time.
+var rescheduleScript = redis.NewScript(`
+for i = 2, #ARGV, 2 do
+  local cur = redis.call("ZSCORE", KEYS[1], ARGV[i])
+  if cur and tonumber(cur) == tonumber(ARGV[1]) then
+    redis.call("ZADD", KEYS[1], "XX", ARGV[i + 1], ARGV[i])
+  end
+end
+return 0
+`)
+
+// SaveQuotas stores users' quotas and moves their recompute schedule to
+// the next due time, in one round trip. leaseUntil is the lease of the
+// claim the recompute came from (see ClaimRecomputes).
+func (s *Store) SaveQuotas(ctx context.Context, qs []Quota, leaseUntil time.Time) error {
+	if len(qs) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	args := make([]any, 0, 1+2*len(qs))
+	args = append(args, leaseUntil.Unix())
+	for _, q := range qs {
+		pipe.HSet(ctx, userKeys(q.UserID)[1], "q", q.QuotaFen)
+		args = append(args, q.UserID, q.Next.Unix())
+	}
+	rescheduleScript.EvalSha(ctx, pipe, []string{RecomputeKey}, args...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		if !isNoScript(err) {
+			return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
+		}
+		// Redis forgot the script (restart): the quotas are saved; move the schedule with a plain EVAL.
+		if err := rescheduleScript.Run(ctx, s.rdb, []string{RecomputeKey}, args...).Err(); err != nil {
+			return fmt.Errorf("state: reschedule %d recomputes: %w", len(qs), err)
+		}
+	}
+	return nil
+}
+
+// LeaseUntil is the score a claim made at now with lease gives its entries.
+func LeaseUntil(now time.Time, lease time.Duration) time.Time {
+	return time.Unix(now.Add(lease).Unix(), 0)
+}
+
+// RecomputeSoon makes a user's recompute due at (or before) at: a freeze
+// or unfreeze changes eligibility at once.
+func (s *Store) RecomputeSoon(ctx context.Context, userID string, at time.Time) error {
+	if err := s.rdb.ZAddLT(ctx, RecomputeKey, redis.Z{Score: float64(at.Unix()), Member: userID}).Err(); err != nil {
+		return fmt.Errorf("state: schedule recompute: %w", err)
+	}
+	return nil
+}
+
+// ScheduleStats counts a schedule's entries: due now, and in all.
+func (s *Store) ScheduleStats(ctx context.Context, key string, now time.Time) (due, total int64, err error) {
+	pipe := s.rdb.Pipeline()
+	d := pipe.ZCount(ctx, key, "-inf", strconv.FormatInt(now.Unix(), 10))
+	t := pipe.ZCard(ctx, key)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, 0, fmt.Errorf("state: count %s: %w", key, err)
+	}
+	return d.Val(), t.Val(), nil
+}
