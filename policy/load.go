@@ -158,6 +158,7 @@ func DefaultRisk() Risk {
 			NightLarge:         Rule{Enabled: true, Action: ActionSMSVerify},
 			OtherCityLogin:     Rule{Enabled: true, Action: ActionSMSVerify},
 			OtherCityThenLarge: Rule{Enabled: true, Action: ActionFaceVerify},
+			NewDeviceLarge:     Rule{Enabled: true, Action: ActionSMSVerify},
 			Velocity:           Rule{Enabled: true, Action: ActionFaceVerify},
 			SceneLimit:         Rule{Enabled: true, Action: ActionRefuse, Code: CodeOrderLimited},
 			SecondVerification: Rule{Enabled: true, Action: ActionDocumentVerify},

@@ -298,6 +298,7 @@ type RiskRules struct {
 	NightLarge         Rule `yaml:"night_large"`           // large payment late at night
 	OtherCityLogin     Rule `yaml:"other_city_login"`      // login from another city
 	OtherCityThenLarge Rule `yaml:"other_city_then_large"` // large payment soon after an other-city login
+	NewDeviceLarge     Rule `yaml:"new_device_large"`      // large payment from a device not seen in 90 days
 	Velocity           Rule `yaml:"velocity"`              // too many payments too fast
 	SceneLimit         Rule `yaml:"scene_limit"`           // payment over the scene's single-payment limit
 	SecondVerification Rule `yaml:"second_verification"`   // education / medical proof

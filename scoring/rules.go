@@ -117,7 +117,7 @@ func NewRules(p *policy.Policy) (*Rules, error) {
 		nightLarge:         resolve(p, RuleNightLargePayment, rs.NightLarge, CodeNightLarge),
 		otherCityThenLarge: resolve(p, RuleOtherCityThenLarge, rs.OtherCityThenLarge, CodeOtherCityLarge),
 		// The policy has no switch for this rule yet: on, with SMS.
-		newDeviceLarge:     resolve(p, RuleNewDeviceLarge, policy.Rule{Enabled: true, Action: ActionSMSVerify}, CodeNewDeviceLarge),
+		newDeviceLarge:     resolve(p, RuleNewDeviceLarge, rs.NewDeviceLarge, CodeNewDeviceLarge),
 		velocity:           resolve(p, RuleVelocity, rs.Velocity, CodeVelocity),
 		sceneLimit:         resolve(p, RuleSceneLimit, rs.SceneLimit, policy.CodeOrderLimited),
 		transactionLimit:   resolve(p, RuleTransactionLimit, rs.TransactionLimit, policy.CodeUserLimit),

@@ -618,8 +618,10 @@ func TestReasonCodesFromPolicy(t *testing.T) {
 		mod  func(*policy.Policy)
 		want string // the night alert's code and message
 	}{
-		{"built-in text when the catalogue lacks the code", nil, CodeNightLarge + ": " + builtin[CodeNightLarge].Message},
-		{"the catalogue's text wins", func(p *policy.Policy) { p.Reasons = append(p.Reasons, custom) }, CodeNightLarge + ": late and large"},
+		{"built-in text when the catalogue lacks the code", func(p *policy.Policy) { p.Reasons = withoutCode(p.Reasons, CodeNightLarge) },
+			CodeNightLarge + ": " + builtin[CodeNightLarge].Message},
+		{"the catalogue's text wins", func(p *policy.Policy) { p.Reasons = append(withoutCode(p.Reasons, CodeNightLarge), custom) },
+			CodeNightLarge + ": late and large"},
 		{"the rule's own code", func(p *policy.Policy) { p.Risk.Rules.NightLarge.Code = policy.CodeOrderLimited },
 			policy.CodeOrderLimited + ": Merchant quota limited (商户额度受限)"},
 	}
@@ -636,6 +638,16 @@ func TestReasonCodesFromPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withoutCode(rs []policy.Reason, code string) []policy.Reason {
+	var out []policy.Reason
+	for _, r := range rs {
+		if r.Code != code {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // The rules keep no reference to the policy they were built from.
