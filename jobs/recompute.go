@@ -35,13 +35,12 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 	}
 	ds := make([]events.Decision, len(claims))
 	quotas := make([]state.Quota, len(claims))
-	for i, c := range claims {
-		u := users[i]
+	for i, u := range users {
 		res := credit.Evaluate(pol, Facts(u, pol, now))
 		next := NextDue(pol, u.ID, now, u.Zone)
-		// The id is stable for (user, the due time claimed): a replay of the
-		// same schedule entry publishes the same decision id.
-		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(c.Due.Unix(), 10)
+		// The id is stable for (user, recompute number): a replay of a
+		// recompute that crashed before saving publishes the same id.
+		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(u.Recomputes+1, 10)
 		ds[i] = rules.Quota(u.ID, cause, u.QuotaFen, res, next)
 		quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Next: next}
 	}

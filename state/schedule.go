@@ -174,6 +174,7 @@ func (s *Store) SaveQuotas(ctx context.Context, qs []Quota, leaseUntil time.Time
 	args = append(args, leaseUntil.Unix())
 	for _, q := range qs {
 		pipe.HSet(ctx, userKeys(q.UserID)[1], "q", q.QuotaFen)
+		pipe.HIncrBy(ctx, userKeys(q.UserID)[1], "rs", 1)
 		args = append(args, q.UserID, q.Next.Unix())
 	}
 	rescheduleScript.EvalSha(ctx, pipe, []string{RecomputeKey}, args...)

@@ -78,6 +78,10 @@ type User struct {
 	// QuotaFen is the last published quota; HasQuota false before the first.
 	QuotaFen int64
 	HasQuota bool
+	// Recomputes counts the user's saved recomputes: a recompute's decision
+	// id includes it, so a replay of one recompute repeats its id and the
+	// next recompute, even at the same instant, gets a new one.
+	Recomputes int64
 	// Override is an operator's fixed quota, nil when none was set.
 	Override *Override
 }
@@ -190,6 +194,7 @@ func (s *Store) parseUser(userID string, r userReads) (*User, error) {
 	meta := m.Val()
 	u.FrozenOverdue, u.FrozenJudicial = meta["fz"] == "1", meta["fj"] == "1"
 	u.SettledEpisodes, _ = strconv.Atoi(meta["oe"])
+	u.Recomputes, _ = strconv.ParseInt(meta["rs"], 10, 64)
 	if q, ok := meta["q"]; ok {
 		u.QuotaFen, _ = strconv.ParseInt(q, 10, 64)
 		u.HasQuota = true

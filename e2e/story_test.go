@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fenqi/fenqi/events"
+)
+
+// A bill falls due, is not paid: reminders on days 1–3, a freeze on the
+// 4th day; the user pays: unfrozen. Each step once, through Kafka, with
+// two fenqid instances running.
+func TestFreezePayUnfreeze(t *testing.T) {
+	t.Parallel()
+	dueAt := time.Date(2026, 11, 1, 10, 0, 0, 0, shanghai)
+	s := newSystem(t, dueAt.Add(-time.Hour))
+	s.start()
+	s.start()
+
+	due := ev("due-1", events.TypeRepaymentDue, "ivy", dueAt.Add(-time.Hour))
+	due.Due = &events.RepaymentDue{UserID: "ivy", BillID: "2026-11", AmountFen: 120_000, DueAt: dueAt}
+	s.produce("fenqi.repayments", due)
+	// The first activity makes a quota decision; wait for it, so that the
+	// due event is known to be applied.
+	s.eventually("the first quota decision", func() bool { return len(s.decisions()[events.TypeDecisionQuota]) == 1 })
+
+	count := func(typ string) int { return len(s.decisions()[typ]) }
+	steps := []struct {
+		at                       time.Duration
+		reminders, frozen, quota int
+	}{
+		{24 * time.Hour, 1, 0, 1},
+		{48 * time.Hour, 2, 0, 1},
+		{72 * time.Hour, 3, 0, 1}, // the 3rd day: a reminder only
+		{96 * time.Hour, 3, 1, 2}, // the 4th day: frozen, and the quota recomputed at once
+	}
+	for _, st := range steps {
+		s.clock.Set(dueAt.Add(st.at))
+		s.eventually(fmt.Sprintf("due+%v: %d reminders, %d freezes, %d quotas", st.at, st.reminders, st.frozen, st.quota), func() bool {
+			return count(events.TypeDecisionOverdue) == st.reminders && count(events.TypeDecisionFrozen) == st.frozen &&
+				count(events.TypeDecisionQuota) == st.quota
+		})
+	}
+	fz := s.decisions()[events.TypeDecisionFrozen][0]
+	if fz.Subject != "ivy" || fz.Data.CausationID != "bill:2026-11" || fz.Data.Action != "INSTALLMENTS_SUSPENDED" {
+		t.Fatalf("freeze: %+v", fz)
+	}
+	q := s.decisions()[events.TypeDecisionQuota][1]
+	if q.Data.Detail == nil || len(q.Data.ReasonCodes) == 0 {
+		t.Fatalf("the quota after the freeze gives no reasons: %+v", q)
+	}
+
+	// The user pays: unfrozen, and the quota recomputed again.
+	paid := ev("paid-1", events.TypeRepaymentPaid, "ivy", s.clock.Now())
+	paid.Paid = &events.RepaymentPaid{UserID: "ivy", BillID: "2026-11", AmountFen: 120_000}
+	s.produce("fenqi.repayments", paid)
+	s.eventually("unfrozen and recomputed", func() bool {
+		return count(events.TypeDecisionUnfrozen) == 1 && count(events.TypeDecisionQuota) == 3
+	})
+	// Nothing more fires later.
+	s.clock.Add(30 * 24 * time.Hour)
+	time.Sleep(200 * time.Millisecond) // give the jobs (20ms interval) a few rounds to misbehave
+	if n := count(events.TypeDecisionOverdue) + count(events.TypeDecisionFrozen); n != 4 {
+		t.Fatalf("%d reminders and freezes after settlement, want 4", n)
+	}
+}
+
+// A threshold changed in the policy mid-stream applies from the next batch.
+func TestPolicyChangeMidStream(t *testing.T) {
+	t.Parallel()
+	night := time.Date(2026, 11, 20, 2, 0, 0, 0, shanghai)
+	s := newSystem(t, night.Add(10*time.Minute))
+	s.start()
+	pay := func(id string, fen int64) events.Event {
+		e := ev(id, events.TypePayment, "jun", night)
+		e.Payment = &events.Payment{UserID: "jun", AmountFen: fen, Currency: "CNY", Scene: events.SceneEcommerce,
+			MerchantID: "m", DeviceID: "d", City: "shanghai", Auth: events.AuthFace}
+		return e
+	}
+	s.produce("fenqi.payments", pay("p1", 150_000)) // 1,500 yuan: not large under the preset
+	s.eventually("the first payment applied (its quota decision)", func() bool {
+		return len(s.decisions()[events.TypeDecisionQuota]) == 1
+	})
+	if n := len(s.decisions()[events.TypeDecisionAlert]); n != 0 {
+		t.Fatalf("%d alerts under the preset", n)
+	}
+	p, _ := s.policy.get()
+	lower := *p
+	lower.Version = "wechat-lower-large"
+	lower.Risk.LargePaymentFen = 100_000
+	s.policy.swap(t, &lower)
+	s.produce("fenqi.payments", pay("p2", 150_000))
+	s.eventually("an alert under the new threshold", func() bool { return len(s.decisions()[events.TypeDecisionAlert]) == 1 })
+	a := s.decisions()[events.TypeDecisionAlert][0]
+	if a.Data.CausationID != "p2" || a.Data.PolicyVersion != "wechat-lower-large" {
+		t.Fatalf("alert: %+v", a)
+	}
+}
+
+// Two instances share the group and the schedules: every event counted
+// once in state, and every user's first quota published once.
+func TestTwoInstancesCountOnce(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, shanghai)
+	s := newSystem(t, now)
+	a := s.start()
+	const users, perUser = 40, 25
+	var evs []events.Event
+	for u := range users {
+		for i := range perUser {
+			e := ev(fmt.Sprintf("u%d-p%d", u, i), events.TypePayment, fmt.Sprintf("user-%02d", u), now.Add(-time.Duration(i)*time.Minute))
+			e.Payment = &events.Payment{UserID: e.Subject, AmountFen: 100, Currency: "CNY", Scene: events.SceneEcommerce,
+				MerchantID: "m", DeviceID: "d", City: "shanghai", Auth: events.AuthFace}
+			evs = append(evs, e)
+		}
+	}
+	s.produce("fenqi.payments", evs[:len(evs)/2]...)
+	b := s.start() // joins while the first is consuming: a rebalance
+	s.produce("fenqi.payments", evs[len(evs)/2:]...)
+	s.eventually("every payment applied", func() bool {
+		return a.pipe.Stats().Applied.Load()+b.pipe.Stats().Applied.Load() >= users*perUser
+	})
+	s.eventually("a quota for every user", func() bool { return len(s.decisions()[events.TypeDecisionQuota]) == users })
+	for u := range users {
+		st, err := a.store.User(context.Background(), fmt.Sprintf("user-%02d", u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n, fen int64
+		for _, c := range st.Days {
+			n, fen = n+c.SpendN, fen+c.SpendFen
+		}
+		if n != perUser || fen != perUser*100 {
+			t.Fatalf("user %d: %d payments, %d fen; want %d and %d", u, n, fen, perUser, perUser*100)
+		}
+	}
+	if got := len(s.decisions()[events.TypeDecisionQuota]); got != users {
+		t.Fatalf("%d distinct quota decisions for %d users", got, users)
+	}
+	t.Logf("applied by the two instances: %d and %d; repeats %d and %d",
+		a.pipe.Stats().Applied.Load(), b.pipe.Stats().Applied.Load(), a.pipe.Stats().Repeats.Load(), b.pipe.Stats().Repeats.Load())
+}
