@@ -99,32 +99,49 @@ func TestPolicyChangeMidStream(t *testing.T) {
 	}
 }
 
-// Two instances share the group and the schedules: every event counted
-// once in state, and every user's first quota published once.
+// Two instances share the group and the schedules: the second joins while
+// the first consumes (a rebalance); every event is counted once in state,
+// and every user's first quota is published once.
 func TestTwoInstancesCountOnce(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, shanghai)
 	s := newSystem(t, now)
 	a := s.start()
-	const users, perUser = 40, 25
-	var evs []events.Event
-	for u := range users {
-		for i := range perUser {
-			e := ev(fmt.Sprintf("u%d-p%d", u, i), events.TypePayment, fmt.Sprintf("user-%02d", u), now.Add(-time.Duration(i)*time.Minute))
-			e.Payment = &events.Payment{UserID: e.Subject, AmountFen: 100, Currency: "CNY", Scene: events.SceneEcommerce,
+	const users = 40
+	produced := map[string]int64{} // user -> payments produced
+	wave := 0
+	send := func() {
+		var evs []events.Event
+		for u := range users {
+			user := fmt.Sprintf("user-%02d", u)
+			e := ev(fmt.Sprintf("w%d-u%d", wave, u), events.TypePayment, user, now.Add(-time.Duration(wave)*time.Second))
+			e.Payment = &events.Payment{UserID: user, AmountFen: 100, Currency: "CNY", Scene: events.SceneEcommerce,
 				MerchantID: "m", DeviceID: "d", City: "shanghai", Auth: events.AuthFace}
 			evs = append(evs, e)
+			produced[user]++
 		}
+		s.produce("fenqi.payments", evs...)
+		wave++
 	}
-	s.produce("fenqi.payments", evs[:len(evs)/2]...)
-	b := s.start() // joins while the first is consuming: a rebalance
-	s.produce("fenqi.payments", evs[len(evs)/2:]...)
+	send()
+	b := s.start() // joins while the first is consuming
+	// Keep the traffic going until both instances have applied events.
+	deadline := time.Now().Add(60 * time.Second)
+	for a.pipe.Stats().Applied.Load() == 0 || b.pipe.Stats().Applied.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second instance never got a partition (applied %d and %d)", a.pipe.Stats().Applied.Load(), b.pipe.Stats().Applied.Load())
+		}
+		send()
+		time.Sleep(100 * time.Millisecond)
+	}
+	send()
+	total := int64(wave * users)
 	s.eventually("every payment applied", func() bool {
-		return a.pipe.Stats().Applied.Load()+b.pipe.Stats().Applied.Load() >= users*perUser
+		return a.pipe.Stats().Applied.Load()+b.pipe.Stats().Applied.Load() >= total
 	})
 	s.eventually("a quota for every user", func() bool { return len(s.decisions()[events.TypeDecisionQuota]) == users })
-	for u := range users {
-		st, err := a.store.User(context.Background(), fmt.Sprintf("user-%02d", u))
+	for user, want := range produced {
+		st, err := a.store.User(context.Background(), user)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,13 +149,16 @@ func TestTwoInstancesCountOnce(t *testing.T) {
 		for _, c := range st.Days {
 			n, fen = n+c.SpendN, fen+c.SpendFen
 		}
-		if n != perUser || fen != perUser*100 {
-			t.Fatalf("user %d: %d payments, %d fen; want %d and %d", u, n, fen, perUser, perUser*100)
+		if n != want || fen != want*100 {
+			t.Fatalf("%s: %d payments, %d fen; want %d and %d", user, n, fen, want, want*100)
 		}
+	}
+	if got := a.pipe.Stats().Applied.Load() + b.pipe.Stats().Applied.Load(); got != total {
+		t.Fatalf("applied %d events in all, %d produced", got, total)
 	}
 	if got := len(s.decisions()[events.TypeDecisionQuota]); got != users {
 		t.Fatalf("%d distinct quota decisions for %d users", got, users)
 	}
-	t.Logf("applied by the two instances: %d and %d; repeats %d and %d",
+	t.Logf("%d waves; applied by the two instances: %d and %d; repeats %d and %d", wave,
 		a.pipe.Stats().Applied.Load(), b.pipe.Stats().Applied.Load(), a.pipe.Stats().Repeats.Load(), b.pipe.Stats().Repeats.Load())
 }
