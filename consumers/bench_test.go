@@ -40,7 +40,7 @@ func BenchmarkPipelineDrain(b *testing.B) {
 		_ = w.Close()
 		rules := scoring.DefaultRules()
 		p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: func() time.Time { return simNow }},
-			e.store, func() consumers.Rules { return rules }, e.pub, nil, nil)
+			e.store, func() consumers.Rules { return rules }, e.pub, nil, nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/retry"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/telemetry"
 )
 
 // Topics are the input topic names.
@@ -128,10 +130,14 @@ type Rules interface {
 	Late(in scoring.Input) bool
 }
 
-// Publisher writes decisions and dead letters and returns once they are
-// acknowledged (implemented by *producers.Publisher).
+// Publisher encodes decisions and dead letters as records and writes
+// records, returning once all are acknowledged (implemented by
+// *producers.Publisher).
 type Publisher interface {
-	Publish(ctx context.Context, decisions []events.Decision, dead []producers.DeadLetter) error
+	Topics() (decisions, dlq string)
+	DecisionMessage(d events.Decision) (kafka.Message, error)
+	DeadLetterMessage(dl producers.DeadLetter) kafka.Message
+	Write(ctx context.Context, msgs []kafka.Message) error
 }
 
 // Observer hears what the pipeline does; every method must be cheap and
@@ -142,6 +148,9 @@ type Observer interface {
 	Decision(d events.Decision)         // after the broker acknowledged it
 	DeadLetter(dl producers.DeadLetter) // after the broker acknowledged it
 	Retry(cause string, err error, wait time.Duration)
+	// Latency is the time from the event (clock "event_time") or from the
+	// broker's record timestamp ("append_time") to its decision acknowledged.
+	Latency(clock string, d time.Duration)
 }
 
 // NopObserver does nothing.
@@ -152,6 +161,7 @@ func (NopObserver) Event(string, string)               {}
 func (NopObserver) Decision(events.Decision)           {}
 func (NopObserver) DeadLetter(producers.DeadLetter)    {}
 func (NopObserver) Retry(string, error, time.Duration) {}
+func (NopObserver) Latency(string, time.Duration)      {}
 
 // Stats are running totals, safe to read at any time.
 type Stats struct {
@@ -169,14 +179,22 @@ type Pipeline struct {
 	topicIdx map[string]int
 	stats    Stats
 	reader   *kafka.Reader
+	tel      *telemetry.Telemetry
 }
 
 // New returns a pipeline. rules is called once per batch, so a policy
-// reload takes effect at the next batch; obs and log may be nil.
-func New(cfg Config, store Store, rules func() Rules, pub Publisher, obs Observer, log *slog.Logger) (*Pipeline, error) {
+// reload takes effect at the next batch; obs, log and tel may be nil (no
+// metrics, no logs, no traces).
+func New(cfg Config, store Store, rules func() Rules, pub Publisher, obs Observer, log *slog.Logger, tel *telemetry.Telemetry) (*Pipeline, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if tel == nil {
+		var err error
+		if tel, err = telemetry.New(nil, nil, telemetry.Config{Disabled: true}); err != nil {
+			return nil, err
+		}
 	}
 	if obs == nil {
 		obs = NopObserver{}
@@ -188,7 +206,7 @@ func New(cfg Config, store Store, rules func() Rules, pub Publisher, obs Observe
 	for i, t := range cfg.Topics.List() {
 		idx[t] = i + 1
 	}
-	return &Pipeline{cfg: cfg, store: store, rules: rules, pub: pub, obs: obs, log: log, topicIdx: idx}, nil
+	return &Pipeline{cfg: cfg, store: store, rules: rules, pub: pub, obs: obs, log: log, topicIdx: idx, tel: tel}, nil
 }
 
 // Stats returns the running totals.
@@ -307,9 +325,12 @@ func (p *Pipeline) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 
 // handled is one record on its way through a batch.
 type handled struct {
-	msg   kafka.Message
-	event events.Event
-	dead  *producers.DeadLetter
+	msg       kafka.Message
+	ctx       context.Context // carries the record's process span
+	span      trace.Span
+	event     events.Event
+	dead      *producers.DeadLetter
+	decisions []events.Decision
 }
 
 func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
@@ -317,27 +338,47 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 	hs := make([]handled, len(batch))
 	items := make([]state.Item, 0, len(batch))
 	itemOf := make([]int, 0, len(batch)) // item -> index in hs
-	for i, m := range batch {
-		hs[i].msg = m
-		ev, dl := p.decode(m)
+	links := make([]trace.Link, len(batch))
+	defer func() {
+		for i := range hs {
+			if hs[i].span != nil {
+				hs[i].span.End()
+			}
+		}
+	}()
+	for i := range batch {
+		h := &hs[i]
+		h.msg = batch[i]
+		// One span per record, continuing the producer's trace when the
+		// record carries a traceparent.
+		h.ctx, h.span = p.tel.StartProcess(ctx, &h.msg, p.cfg.GroupID)
+		links[i] = trace.LinkFromContext(h.ctx)
+		ev, dl := p.decode(h.msg)
 		if dl != nil {
-			hs[i].dead = dl
+			h.dead = dl
 			continue
 		}
-		hs[i].event = ev
-		items = append(items, state.Item{Event: &hs[i].event, Topic: p.topicIdx[m.Topic], Partition: m.Partition, Offset: m.Offset})
+		telemetry.SetMessageID(h.span, ev.ID)
+		h.span.SetAttributes(telemetry.EventTypeKey.String(ev.Type))
+		h.event = ev
+		items = append(items, state.Item{Event: &h.event, Topic: p.topicIdx[h.msg.Topic], Partition: h.msg.Partition, Offset: h.msg.Offset})
 		itemOf = append(itemOf, i)
 	}
 
-	outcomes, err := p.apply(ctx, items, itemOf, hs)
+	actx, aspan := p.tel.StartBatch(ctx, telemetry.SpanStateApply, links)
+	aspan.SetAttributes(telemetry.BatchSizeKey.Int(len(items)))
+	outcomes, err := p.apply(actx, items, itemOf, hs)
 	if err != nil {
+		telemetry.Fail(aspan, err, "redis")
+		aspan.End()
 		return err
 	}
+	aspan.End()
 
+	_, sspan := p.tel.StartBatch(ctx, telemetry.SpanScoringEvaluate, links)
 	rules := p.rules()
-	var decisions []events.Decision
+	var ndecisions int
 	var refreeze []string // users frozen or unfrozen: recompute their quota now
-	var dead []producers.DeadLetter
 	for j, it := range items {
 		h := &hs[itemOf[j]]
 		if h.dead != nil { // refused by state (see apply)
@@ -364,17 +405,51 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 				refreeze = append(refreeze, d.Subject)
 			}
 		}
-		decisions = append(decisions, ds...)
+		h.decisions = ds
+		ndecisions += len(ds)
 	}
+	sspan.End()
+
+	// One record per decision and dead letter, each with its own publish
+	// span, child of its event's span, injected into the record's headers
+	// so that a notifier continues the same trace.
+	msgs := make([]kafka.Message, 0, ndecisions)
+	var pspans []trace.Span
+	var dead []producers.DeadLetter
+	decisionsTopic, dlqTopic := p.pub.Topics()
 	for i := range hs {
-		if hs[i].dead != nil {
-			dead = append(dead, *hs[i].dead)
-			p.obs.Event(hs[i].msg.Topic, "dead_lettered")
+		h := &hs[i]
+		for _, d := range h.decisions {
+			m, err := p.pub.DecisionMessage(d)
+			if err != nil {
+				return fmt.Errorf("consumers: %w", err)
+			}
+			pctx, ps := p.tel.StartPublish(h.ctx, decisionsTopic)
+			ps.SetAttributes(telemetry.DecisionTypeKey.String(d.Type), telemetry.DecisionRuleKey.String(d.Data.Rule))
+			p.tel.Inject(pctx, &m)
+			msgs, pspans = append(msgs, m), append(pspans, ps)
+		}
+		if h.dead != nil {
+			telemetry.Fail(h.span, h.dead.Err, "dead_letter")
+			h.span.SetAttributes(telemetry.DeadLetterFieldKey.String(h.dead.Field))
+			m := p.pub.DeadLetterMessage(*h.dead)
+			pctx, ps := p.tel.StartPublish(h.ctx, dlqTopic)
+			p.tel.Inject(pctx, &m)
+			msgs, pspans = append(msgs, m), append(pspans, ps)
+			dead = append(dead, *h.dead)
+			p.obs.Event(h.msg.Topic, "dead_lettered")
 		}
 	}
-
-	if err := p.pub.Publish(ctx, decisions, dead); err != nil {
-		return fmt.Errorf("consumers: publish %d decisions and %d dead letters: %w", len(decisions), len(dead), err)
+	if err := p.pub.Write(ctx, msgs); err != nil {
+		for _, ps := range pspans {
+			telemetry.Fail(ps, err, "kafka")
+			ps.End()
+		}
+		return fmt.Errorf("consumers: publish %d decisions and %d dead letters: %w", ndecisions, len(dead), err)
+	}
+	acked := p.cfg.Now()
+	for _, ps := range pspans {
+		ps.End()
 	}
 	for _, uid := range refreeze {
 		err := retry.Do(ctx, p.cfg.Retry, "redis_schedule", p.notify, func(ctx context.Context) error {
@@ -384,13 +459,18 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 			return fmt.Errorf("consumers: schedule a recompute: %w", err)
 		}
 	}
-	for _, d := range decisions {
-		p.obs.Decision(d)
-	}
-	for _, dl := range dead {
-		p.obs.DeadLetter(dl)
-		p.log.Warn("dead-lettered a record", "topic", dl.Msg.Topic, "partition", dl.Msg.Partition,
-			"offset", dl.Msg.Offset, "field", dl.Field, "err", dl.Err)
+	for i := range hs {
+		h := &hs[i]
+		for _, d := range h.decisions {
+			p.obs.Decision(d)
+			p.obs.Latency("event_time", acked.Sub(h.event.Time))
+			p.obs.Latency("append_time", acked.Sub(h.msg.Time))
+		}
+		if dl := h.dead; dl != nil {
+			p.obs.DeadLetter(*dl)
+			p.log.WarnContext(h.ctx, "dead-lettered a record", "topic", dl.Msg.Topic, "partition", dl.Msg.Partition,
+				"offset", dl.Msg.Offset, "field", dl.Field, "err", dl.Err)
+		}
 	}
 
 	if err := p.commit(ctx, batch); err != nil {
@@ -399,7 +479,7 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 	p.stats.Batches.Add(1)
 	p.stats.Events.Add(int64(len(batch)))
 	p.stats.DeadLetters.Add(int64(len(dead)))
-	p.stats.Decisions.Add(int64(len(decisions)))
+	p.stats.Decisions.Add(int64(ndecisions))
 	p.obs.Batch(len(batch), time.Since(start))
 	return nil
 }

@@ -62,7 +62,7 @@ func (e *env) start(t *testing.T, pub consumers.Publisher) (stop func() error) {
 	}
 	rules := scoring.DefaultRules()
 	p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: clock}, e.store,
-		func() consumers.Rules { return rules }, pub, nil, nil)
+		func() consumers.Rules { return rules }, pub, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,14 +223,22 @@ func TestDuplicateEventIDCountsOnce(t *testing.T) {
 // to Redis and before publishing and committing it: it fails the first
 // Publish permanently. The broker and Redis are real.
 type crashingPublisher struct {
-	crashed chan struct{}
-	once    sync.Once
-	wanted  []events.Decision // what the crashed run was about to publish
+	*producers.Publisher // encodes records as the real one does
+	crashed              chan struct{}
+	once                 sync.Once
+	wanted               []events.Decision // what the crashed run was about to publish
 }
 
-func (c *crashingPublisher) Publish(_ context.Context, ds []events.Decision, _ []producers.DeadLetter) error {
+func (c *crashingPublisher) Write(_ context.Context, msgs []kafka.Message) error {
 	err := errors.New("simulated crash before publish and commit")
-	c.once.Do(func() { c.wanted = ds; close(c.crashed) })
+	c.once.Do(func() {
+		for _, m := range msgs {
+			if d, err := events.DecodeDecision(m.Value); err == nil {
+				c.wanted = append(c.wanted, d)
+			}
+		}
+		close(c.crashed)
+	})
 	return err
 }
 
@@ -245,7 +253,7 @@ func TestRedeliveryAfterCrashBeforeCommit(t *testing.T) {
 	msgs = append(msgs, record(t, pay("r-night", "dave", night, 250_000)))
 	testenv.Produce(t, e.kafka.Addrs(), "fenqi.payments", msgs...)
 
-	crash := &crashingPublisher{crashed: make(chan struct{})}
+	crash := &crashingPublisher{Publisher: e.pub, crashed: make(chan struct{})}
 	stop := e.start(t, crash)
 	select {
 	case <-crash.crashed:

@@ -103,7 +103,7 @@ func (s *system) start() *instance {
 		t.Fatal(err)
 	}
 	pipe, err := consumers.New(consumers.Config{Brokers: s.kafka.Addrs(), Now: s.clock.Now}, store,
-		func() consumers.Rules { _, r := s.policy.get(); return r }, pub, nil, nil)
+		func() consumers.Rules { _, r := s.policy.get(); return r }, pub, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,9 @@ type Config struct {
 	// Now is the clock (default time.Now); tests inject one.
 	Now   func() time.Time
 	Retry retry.Policy
+	// OnDone (may be nil) hears how many entries of a schedule
+	// ("overdue_checks" or "recompute") were finished.
+	OnDone func(schedule string, n int)
 }
 
 func (c *Config) setDefaults() {
@@ -42,6 +45,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.OnDone == nil {
+		c.OnDone = func(string, int) {}
 	}
 }
 
@@ -207,6 +213,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (int, error) {
 				return 0, err
 			}
 			r.Overdue.Done.Add(1)
+			r.cfg.OnDone("overdue_checks", 1)
 			continue
 		}
 		days := int(now.Sub(bill.DueAt) / (24 * time.Hour))
@@ -245,6 +252,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (int, error) {
 			}
 		}
 		r.Overdue.Done.Add(1)
+		r.cfg.OnDone("overdue_checks", 1)
 	}
 	if err := r.publish(ctx, late, &r.Overdue); err != nil {
 		return 0, err

@@ -51,6 +51,7 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	r.Recomp.Done.Add(int64(len(claims)))
+	r.cfg.OnDone("recompute", len(claims))
 	return len(claims), nil
 }
 

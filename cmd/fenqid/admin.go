@@ -28,6 +28,7 @@ type admin struct {
 	store    *state.Store
 	policies *policies
 	now      func() time.Time
+	metrics  http.Handler // /metrics; nil = not served
 }
 
 func (a *admin) handler() http.Handler {
@@ -39,6 +40,9 @@ func (a *admin) handler() http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", a.ready)
+	if a.metrics != nil {
+		mux.Handle("GET /metrics", a.metrics)
+	}
 	mux.HandleFunc("GET /v1/users/{id}/quota", a.quota)
 	mux.HandleFunc("GET /v1/users/{id}/offer", a.offer)
 	return mux

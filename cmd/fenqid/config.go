@@ -40,6 +40,8 @@ type config struct {
 	ShutdownGrace  time.Duration
 	Policy         string
 	JobsInterval   time.Duration
+	SpansFile      string
+	UserIDHMACKey  string
 }
 
 func envName(flagName string) string {
@@ -80,6 +82,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.Float64Var(&c.SimRate, "sim-rate", 200, "simulated events per second")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long the batch in flight may take to finish on shutdown")
 	fs.StringVar(&c.Policy, "policy", "wechat", "policy file (YAML; reloaded on SIGHUP and when it changes) or a preset: wechat, huabei, baitiao")
+	fs.StringVar(&c.SpansFile, "spans-file", "", "also write every span as a JSON line to this file (a look at traces without a collector); exporters otherwise come from the OTEL_* variables")
+	fs.StringVar(&c.UserIDHMACKey, "user-id-hmac-key", "", "when set (≥ 16 bytes), spans carry fenqi.user.hmac, a keyed HMAC of the user id; by default no user id appears in spans or logs")
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", time.Second, "how often the overdue-check and recompute schedules are looked at when idle")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -151,6 +155,9 @@ func (c *config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log-level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.UserIDHMACKey != "" && len(c.UserIDHMACKey) < 16 {
+		bad("user-id-hmac-key", "must be at least 16 bytes, got %d", len(c.UserIDHMACKey))
 	}
 	if c.Policy == "" {
 		bad("policy", "must name a policy file or a preset")

@@ -31,6 +31,7 @@ import (
 	"github.com/fenqi/fenqi/retry"
 	"github.com/fenqi/fenqi/simulator"
 	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/telemetry"
 )
 
 func main() {
@@ -52,9 +53,9 @@ func newLogger(c *config, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(c.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts)))
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -67,6 +68,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(cfg, stderr)
 	zone, _ := time.LoadLocation(cfg.DefaultTZ)
+
+	// Telemetry first, so that it is flushed last (after the writer and
+	// Redis are closed): exporters from the standard OTEL_* variables.
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "fenqid", SpansFile: cfg.SpansFile, UserIDKey: []byte(cfg.UserIDHMACKey)})
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Error("flushing telemetry", "err", err)
+		}
+	}()
+	metrics, err := tel.Metrics()
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
 
 	// Embedded mode: the broker and Redis run inside (or beside) this process.
 	brokers, redisAddr := cfg.brokers(), cfg.RedisAddr
@@ -117,27 +136,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("setting -policy (FENQI_POLICY): %w", err)
 	}
-	obs := &observer{log: log, print: cfg.PrintDecisions, out: stdout, zone: zone}
+	obs := &observer{Metrics: metrics, print: cfg.PrintDecisions, out: stdout, zone: zone}
 	pipe, err := consumers.New(consumers.Config{
 		Brokers: brokers, GroupID: cfg.GroupID, Topics: cfg.Topics,
 		BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: cfg.ShutdownGrace,
 		Decoder: events.Decoder{MaxBytes: cfg.MaxEventBytes, MaxFuture: cfg.MaxFuture},
-	}, store, func() consumers.Rules { _, r := pols.get(); return r }, pub, obs, log)
+	}, store, func() consumers.Rules { _, r := pols.get(); return r }, pub, obs, log, tel)
 	if err != nil {
 		return err
 	}
-	runner, err := jobs.New(jobs.Config{Interval: cfg.JobsInterval}, store, pub, pols.get, log, obs.Decision)
+	runner, err := jobs.New(jobs.Config{Interval: cfg.JobsInterval, OnDone: metrics.JobDone}, store, pub, pols.get, log, obs.Decision)
 	if err != nil {
 		return err
 	}
+	lag := consumers.NewLagMonitor(brokers, cfg.GroupID, cfg.Topics.List(), 10*time.Second)
+	metrics.RegisterLag(func() map[telemetry.TopicPartition]int64 {
+		out := map[telemetry.TopicPartition]int64{}
+		for topic, ps := range lag.Lag() {
+			for p, l := range ps {
+				out[telemetry.TopicPartition{Topic: topic, Partition: p}] = l
+			}
+		}
+		return out
+	})
+	metrics.RegisterJobs(func() map[string]int64 {
+		return map[string]int64{
+			telemetry.ScheduleOverdueChecks: runner.Overdue.Due.Load(),
+			telemetry.ScheduleRecompute:     runner.Recomp.Due.Load(),
+		}
+	})
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pipe.Run(gctx) })
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return pols.watch(gctx) })
+	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return progress(gctx, log, pipe, runner) })
 	if cfg.HTTPAddr != "" {
-		adm := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols}
+		adm := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols, metrics: tel.MetricsHandler()}
 		g.Go(func() error { return adm.serve(gctx, cfg.HTTPAddr) })
 	}
 	if cfg.Simulate {

@@ -3,19 +3,18 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/telemetry"
 )
 
-// observer prints decisions (with -print-decisions) and counts the rest.
+// observer feeds the metrics and prints decisions (with -print-decisions).
 type observer struct {
-	consumers.NopObserver
-	log   *slog.Logger
+	*telemetry.Metrics
 	print bool
 	zone  *time.Location
 	mu    sync.Mutex
@@ -23,6 +22,7 @@ type observer struct {
 }
 
 func (o *observer) Decision(d events.Decision) {
+	o.Metrics.Decision(d)
 	if !o.print {
 		return
 	}
@@ -37,3 +37,5 @@ func (o *observer) Decision(d events.Decision) {
 	defer o.mu.Unlock()
 	_, _ = io.WriteString(o.out, line)
 }
+
+var _ consumers.Observer = (*observer)(nil)

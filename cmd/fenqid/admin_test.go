@@ -1,0 +1,540 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/testenv"
+	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/scoring/credit"
+	"github.com/fenqi/fenqi/state"
+)
+
+// adminNow is the admin's and the store's clock: Tuesday 2026-03-17 10:00
+// in Shanghai. The last three full months are December, January and
+// February.
+var adminNow = time.Date(2026, 3, 17, 10, 0, 0, 0, shanghai)
+
+// Input topic indexes (consumers.Topics order).
+const (
+	topicPayments = 1
+	topicLogins   = 2
+	topicProfiles = 4
+)
+
+// history is a realistic good customer up to adminNow: a profile (pay score
+// 780, real name and identity complete, card bound since 2020-01-01, 60,000
+// yuan in the wealth fund), four payments a day for the last 95 days (one
+// in three days a transfer to a friend), and a morning login on six days
+// of seven, mostly from the usual phone. Events after now are left out.
+func history(user string, now time.Time) []state.Item {
+	loc := now.Location()
+	y, m, d := now.Date()
+	today := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	first := today.AddDate(0, 0, -94)
+	items := []state.Item{{Topic: topicProfiles, Offset: -1, Event: &events.Event{
+		ID: user + "-profile", Type: events.TypeProfile, Source: "//test", Subject: user, Time: first.Add(-time.Hour),
+		Profile: &events.Profile{UserID: user, PayScore: 780, RealNameVerified: true, IdentityComplete: true,
+			CardBoundSince: "2020-01-01", WealthBalanceFen: 6_000_000, Timezone: "Asia/Shanghai"},
+	}}}
+	spend := []events.Scene{events.SceneEcommerce, events.SceneLocalLife, events.SceneOfflineRetail}
+	payAt := []time.Duration{9*time.Hour + 10*time.Minute, 12*time.Hour + 20*time.Minute, 18*time.Hour + 45*time.Minute, 21*time.Hour + 5*time.Minute}
+	logins := 0
+	for day := 0; day < 95; day++ {
+		date := first.AddDate(0, 0, day)
+		if day%7 != 3 {
+			at := date.Add(8*time.Hour + 30*time.Minute)
+			device := "iphone-15"
+			if logins++; logins%9 == 0 {
+				device = "ipad-air"
+			}
+			if !at.After(now) {
+				items = append(items, state.Item{Topic: topicLogins, Offset: -1, Event: &events.Event{
+					ID: fmt.Sprintf("%s-login-%d", user, day), Type: events.TypeLogin, Source: "//test", Subject: user, Time: at,
+					Login: &events.Login{UserID: user, DeviceID: device, City: "Shenzhen", IP: "203.0.113.9", Auth: events.AuthFace},
+				}})
+			}
+		}
+		for i, offset := range payAt {
+			at := date.Add(offset)
+			if at.After(now) {
+				continue
+			}
+			scene := spend[(day+i)%len(spend)]
+			if i == 3 && day%3 == 0 {
+				scene = events.SceneTransfer
+			}
+			amount := int64(1_800 + (day*37+i*53)%97*150) // 18 to 162 yuan
+			items = append(items, state.Item{Topic: topicPayments, Offset: -1, Event: &events.Event{
+				ID: fmt.Sprintf("%s-pay-%d-%d", user, day, i), Type: events.TypePayment, Source: "//test", Subject: user, Time: at,
+				Payment: &events.Payment{UserID: user, AmountFen: amount, Currency: "CNY", Scene: scene,
+					MerchantID: "m-" + string(scene), DeviceID: "iphone-15", City: "Shenzhen", Auth: events.AuthFingerprint},
+			}})
+		}
+	}
+	return items
+}
+
+type adminEnv struct {
+	admin *admin
+	store *state.Store
+	url   string // of an httptest server running the admin handler
+}
+
+// newAdmin builds the admin listener over a real Redis (rdb) and the
+// wechat preset, with the clock at adminNow, and serves it over HTTP.
+func newAdmin(t *testing.T, rdb *redis.Client, brokers []string) *adminEnv {
+	t.Helper()
+	clock := func() time.Time { return adminNow }
+	store, err := state.New(rdb, state.Config{DefaultZone: shanghai, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pols, err := newPolicies("wechat", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols, now: clock}
+	srv := httptest.NewServer(a.handler())
+	t.Cleanup(srv.Close)
+	return &adminEnv{admin: a, store: store, url: srv.URL}
+}
+
+func (e *adminEnv) apply(t *testing.T, items []state.Item) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := e.store.Apply(ctx, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range out {
+		if o.Status != state.Applied {
+			t.Fatalf("event %s: %v", items[i].Event.ID, o.Status)
+		}
+	}
+}
+
+// get sends GET url+path and returns the status, the Content-Type and the body.
+func (e *adminEnv) get(t *testing.T, path string) (int, string, []byte) {
+	t.Helper()
+	resp, err := http.Get(e.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), body
+}
+
+// quotaBody is the body of GET /v1/users/{id}/quota as a client reads it
+// (fenqictl explain decodes the same three fields).
+type quotaBody struct {
+	UserID            string        `json:"user_id"`
+	PublishedQuotaFen *int64        `json:"published_quota_fen"`
+	Evaluation        credit.Result `json:"evaluation"`
+}
+
+func (e *adminEnv) quota(t *testing.T, user string) quotaBody {
+	t.Helper()
+	status, ctype, body := e.get(t, "/v1/users/"+user+"/quota")
+	if status != http.StatusOK || ctype != "application/json" {
+		t.Fatalf("GET quota of %s: %d %s\n%s", user, status, ctype, body)
+	}
+	// The top level is exactly what fenqictl explain reads: a field added
+	// here must be added there too.
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		t.Fatal(err)
+	}
+	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"evaluation", "published_quota_fen", "user_id"}) {
+		t.Errorf("quota body fields %q: keep cmd/fenqictl's quotaView in step", keys)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var q quotaBody
+	if err := dec.Decode(&q); err != nil {
+		t.Fatalf("quota body: %v\n%s", err, body)
+	}
+	return q
+}
+
+func TestQuotaOfAGoodCustomer(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	e.apply(t, history("u-1001", adminNow))
+
+	q := e.quota(t, "u-1001")
+	r := q.Evaluation
+	if q.UserID != "u-1001" || q.PublishedQuotaFen != nil {
+		t.Errorf("user %q published %v, want u-1001 and none yet", q.UserID, q.PublishedQuotaFen)
+	}
+	if !r.Eligible || len(r.Reasons) != 0 {
+		t.Errorf("eligible %v, reasons %+v; want eligible, no reason", r.Eligible, r.Reasons)
+	}
+	if r.Product != "wechat" || r.PolicyVersion != wechatVersion || r.ModelVersion == "" {
+		t.Errorf("product %q policy %q model %q", r.Product, r.PolicyVersion, r.ModelVersion)
+	}
+	if !r.EvaluatedAt.Equal(adminNow) {
+		t.Errorf("evaluated at %v, want the injected clock %v", r.EvaluatedAt, adminNow)
+	}
+	if len(r.Gates) != 10 {
+		t.Errorf("%d gates, want 10", len(r.Gates))
+	}
+	for _, g := range r.Gates {
+		if !g.Passed || g.Code != "" {
+			t.Errorf("gate %+v failed", g)
+		}
+		// 29 full days of four payments and today's one before 10:00.
+		if g.Name == credit.GateActivity && !strings.Contains(g.Detail, "117 payments in 30 days") {
+			t.Errorf("activity gate %q, want 117 payments in 30 days", g.Detail)
+		}
+	}
+
+	// Five factors and the quota-check penalty, in a fixed order.
+	var names []string
+	var sum float64
+	for _, f := range r.Factors {
+		names = append(names, f.Name)
+		sum += f.Contribution
+		if f.Normalised < 0 || f.Normalised > 1 || math.Abs(f.Contribution-f.Normalised*f.Weight) > 1e-12 {
+			t.Errorf("factor %+v: contribution is not normalised × weight", f)
+		}
+	}
+	wantNames := []string{credit.FactorPayScore, credit.FactorAssets, credit.FactorStability, credit.FactorSocial,
+		credit.FactorDevice, credit.FactorQuotaChecks}
+	if !slices.Equal(names, wantNames) {
+		t.Fatalf("factors %q, want %q", names, wantNames)
+	}
+	f := func(name string) credit.Factor { return r.Factors[slices.Index(names, name)] }
+	if ps := f(credit.FactorPayScore); ps.Raw != 780 || ps.Unit != "points" || ps.Normalised != 1 || ps.Weight != 0.35 {
+		t.Errorf("pay score factor %+v", ps)
+	}
+	if as := f(credit.FactorAssets); as.Raw != 6_000_000 || as.Unit != "fen" || as.Normalised != 1 || as.Weight != 0.25 {
+		t.Errorf("assets factor %+v", as)
+	}
+	if st := f(credit.FactorStability); st.Unit != "cv" || st.Raw <= 0 || st.Raw >= 0.30 || st.Normalised != 1 {
+		t.Errorf("stability factor %+v: steady spending should be fully stable", st)
+	}
+	// One transfer every third day since mid-December: about 9 a month of the
+	// 20 that count fully.
+	if so := f(credit.FactorSocial); so.Unit != "per_month" || so.Raw < 8 || so.Raw > 10 || so.Normalised < 0.4 || so.Normalised > 0.5 {
+		t.Errorf("social factor %+v", so)
+	}
+	if dv := f(credit.FactorDevice); dv.Unit != "share" || dv.Raw < 0.85 || dv.Raw > 0.95 || dv.Normalised < 0.94 {
+		t.Errorf("device factor %+v", dv)
+	}
+	if qc := f(credit.FactorQuotaChecks); qc.Weight > 0 || qc.Contribution != 0 {
+		t.Errorf("quota-check penalty %+v, want weight ≤ 0 and nothing taken", qc)
+	}
+	if math.Abs(sum-r.Score) > 1e-6 || r.Score < 0.85 || r.Score > 1 {
+		t.Errorf("score %v, contributions sum to %v", r.Score, sum)
+	}
+
+	// A high score, but 3.9 payments a day is not a quality user's 5: the
+	// standard tier's cap of 20,000 yuan decides.
+	if r.QuotaFen <= 0 || r.RawQuotaFen < r.QuotaFen {
+		t.Errorf("quota %d, raw %d", r.QuotaFen, r.RawQuotaFen)
+	}
+	if r.QualityUser || r.TierCapFen != 2_000_000 || r.QuotaFen != 2_000_000 ||
+		r.DecidedBy != credit.DecidedTierCap || r.Tier != credit.TierStandard {
+		t.Errorf("quality %v cap %d quota %d decided by %s tier %s; want the standard cap of 2000000 fen",
+			r.QualityUser, r.TierCapFen, r.QuotaFen, r.DecidedBy, r.Tier)
+	}
+	if r.Guardrail.Applied || r.Override != nil {
+		t.Errorf("guardrail %+v override %+v on a first quota", r.Guardrail, r.Override)
+	}
+}
+
+func TestQuotaOfAnUnknownUser(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	q := e.quota(t, "nobody")
+	r := q.Evaluation
+	if q.UserID != "nobody" || q.PublishedQuotaFen != nil {
+		t.Errorf("user %q published %v", q.UserID, q.PublishedQuotaFen)
+	}
+	if r.Eligible || r.QuotaFen != 0 || r.DecidedBy != credit.DecidedIneligible || r.Tier != credit.TierNone {
+		t.Errorf("eligible %v quota %d decided by %s tier %s; want ineligible, 0", r.Eligible, r.QuotaFen, r.DecidedBy, r.Tier)
+	}
+	codes := map[string]events.ReasonCode{}
+	for _, rc := range r.Reasons {
+		codes[rc.Code] = rc
+	}
+	for _, want := range []string{policy.CodeCreditLow, policy.CodeAuthIncomplete, policy.CodeActivityLow} {
+		if rc, ok := codes[want]; !ok || rc.Message == "" || rc.Advice == "" {
+			t.Errorf("reason %s: %+v (present %v), want it with message and advice; reasons %+v", want, rc, ok, r.Reasons)
+		}
+	}
+	if len(r.Factors) != 6 {
+		t.Errorf("%d factors, want 6 even for an unknown user", len(r.Factors))
+	}
+}
+
+// The published quota is shown beside the evaluation, and moves the
+// guardrail; an operator's override wins over everything.
+func TestQuotaPublishedAndOverride(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	e.apply(t, history("u-2002", adminNow))
+	ctx := context.Background()
+	if err := e.store.SaveQuotas(ctx, []state.Quota{{UserID: "u-2002", QuotaFen: 1_500_000, Next: adminNow.AddDate(0, 0, 90)}},
+		state.LeaseUntil(adminNow, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	q := e.quota(t, "u-2002")
+	if q.PublishedQuotaFen == nil || *q.PublishedQuotaFen != 1_500_000 {
+		t.Errorf("published %v, want 1500000", q.PublishedQuotaFen)
+	}
+	g := q.Evaluation.Guardrail
+	if !g.Applied || g.PreviousFen != 1_500_000 || g.MinFen != 750_000 || g.MaxFen != 2_250_000 {
+		t.Errorf("guardrail %+v, want applied around 1500000 fen", g)
+	}
+	if q.Evaluation.QuotaFen != 2_000_000 {
+		t.Errorf("quota %d, want the tier cap 2000000 inside the guardrail", q.Evaluation.QuotaFen)
+	}
+
+	ov := &state.Override{QuotaFen: 3_000_000, Reason: "VIP review", Operator: "ops-li", ExpiresAt: adminNow.Add(30 * 24 * time.Hour)}
+	if err := e.store.SetOverride(ctx, "u-2002", ov); err != nil {
+		t.Fatal(err)
+	}
+	r := e.quota(t, "u-2002").Evaluation
+	if r.QuotaFen != 3_000_000 || r.DecidedBy != credit.DecidedOverride || r.Tier != credit.TierHigh {
+		t.Errorf("quota %d decided by %s tier %s, want the override's 3000000", r.QuotaFen, r.DecidedBy, r.Tier)
+	}
+	if r.Override == nil || r.Override.Status != credit.OverrideActive || r.Override.Operator != "ops-li" || r.Override.Reason != "VIP review" {
+		t.Errorf("override %+v", r.Override)
+	}
+}
+
+// offerRefusal is the 422 body of /offer.
+type offerRefusal struct {
+	Error    string              `json:"error"`
+	QuotaFen int64               `json:"quota_fen"`
+	Eligible bool                `json:"eligible"`
+	Reasons  []events.ReasonCode `json:"reason_codes"`
+}
+
+func TestOffer(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	e.apply(t, history("u-1001", adminNow))
+
+	t.Run("12 periods within the quota", func(t *testing.T) {
+		t.Parallel()
+		status, ctype, body := e.get(t, "/v1/users/u-1001/offer?amount_fen=600000&periods=12")
+		if status != http.StatusOK || ctype != "application/json" {
+			t.Fatalf("%d %s\n%s", status, ctype, body)
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields() // fenqictl offer decodes credit.QuoteResult
+		var q credit.QuoteResult
+		if err := dec.Decode(&q); err != nil {
+			t.Fatal(err)
+		}
+		if q.AmountFen != 600_000 || q.Periods != 12 || len(q.Schedule) != 12 || q.Product != "wechat" || q.PolicyVersion != wechatVersion {
+			t.Fatalf("quote %+v", q)
+		}
+		var principal, fees, total int64
+		for i, in := range q.Schedule {
+			if in.Period != i+1 || in.PaymentFen != in.PrincipalFen+in.FeeFen {
+				t.Errorf("installment %+v", in)
+			}
+			principal += in.PrincipalFen
+			fees += in.FeeFen
+			total += in.PaymentFen
+		}
+		if principal != 600_000 || fees != q.TotalFeeFen || total != q.TotalPaymentFen {
+			t.Errorf("principal %d fees %d total %d; quote totals %d %d", principal, fees, total, q.TotalFeeFen, q.TotalPaymentFen)
+		}
+		// wechat: 1% a period for 12 periods, no promotion.
+		if q.FeeBP != 100 || q.Promotion != "" || q.TotalFeeFen != 72_000 || q.NominalAnnualRate <= 0.12 {
+			t.Errorf("fee %d bp promotion %q total fee %d nominal rate %v", q.FeeBP, q.Promotion, q.TotalFeeFen, q.NominalAnnualRate)
+		}
+	})
+
+	t.Run("promotions from the query", func(t *testing.T) {
+		t.Parallel()
+		for query, promo := range map[string]string{
+			"amount_fen=300000&periods=3&scene=ecommerce": "ecommerce_promotion",
+			"amount_fen=300000&periods=6&new_user=true":   "new_user",
+			"amount_fen=300000&periods=12&invited=true":   "invited_user",
+			"amount_fen=300000&periods=3&scene=education": "",
+		} {
+			status, _, body := e.get(t, "/v1/users/u-1001/offer?"+query)
+			var q credit.QuoteResult
+			if err := json.Unmarshal(body, &q); status != http.StatusOK || err != nil || q.Promotion != promo {
+				t.Errorf("%s: %d %v promotion %q, want %q\n%s", query, status, err, q.Promotion, promo, body)
+			}
+		}
+	})
+
+	t.Run("whole quota", func(t *testing.T) {
+		t.Parallel()
+		if status, _, body := e.get(t, "/v1/users/u-1001/offer?amount_fen=2000000&periods=24"); status != http.StatusOK {
+			t.Errorf("%d\n%s", status, body)
+		}
+	})
+
+	refused := []struct {
+		name, user, query string
+		status            int
+		want              string // in the error
+	}{
+		{"5 periods", "u-1001", "amount_fen=600000&periods=5", http.StatusBadRequest, "5 periods"},
+		{"periods not a number", "u-1001", "amount_fen=600000&periods=twelve", http.StatusBadRequest, `periods must be an integer, got "twelve"`},
+		{"no periods", "u-1001", "amount_fen=600000", http.StatusBadRequest, `periods must be an integer, got ""`},
+		{"amount not a number", "u-1001", "amount_fen=abc&periods=12", http.StatusBadRequest, `amount_fen must be a positive integer, got "abc"`},
+		{"amount in yuan", "u-1001", "amount_fen=6000.00&periods=12", http.StatusBadRequest, "amount_fen"},
+		{"zero amount", "u-1001", "amount_fen=0&periods=12", http.StatusBadRequest, "amount_fen"},
+		{"negative amount", "u-1001", "amount_fen=-5&periods=12", http.StatusBadRequest, "amount_fen"},
+		{"no amount", "u-1001", "periods=12", http.StatusBadRequest, "amount_fen"},
+		{"over the quota", "u-1001", "amount_fen=2000001&periods=12", http.StatusUnprocessableEntity, "amount exceeds the available quota"},
+		{"unknown user", "nobody", "amount_fen=100&periods=3", http.StatusUnprocessableEntity, "amount exceeds the available quota"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			status, ctype, body := e.get(t, "/v1/users/"+tt.user+"/offer?"+tt.query)
+			if status != tt.status || ctype != "application/json" {
+				t.Fatalf("%d %s, want %d JSON\n%s", status, ctype, tt.status, body)
+			}
+			var r offerRefusal
+			if err := json.Unmarshal(body, &r); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(r.Error, tt.want) {
+				t.Errorf("error %q, want %q", r.Error, tt.want)
+			}
+			if tt.status != http.StatusUnprocessableEntity {
+				return
+			}
+			switch tt.user {
+			case "u-1001":
+				if !r.Eligible || r.QuotaFen != 2_000_000 || len(r.Reasons) != 0 {
+					t.Errorf("refusal %+v, want eligible with quota 2000000", r)
+				}
+			default:
+				if r.Eligible || r.QuotaFen != 0 || !slices.ContainsFunc(r.Reasons, func(rc events.ReasonCode) bool {
+					return rc.Code == policy.CodeCreditLow
+				}) {
+					t.Errorf("refusal %+v, want ineligible with %s", r, policy.CodeCreditLow)
+				}
+			}
+		})
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	kafka := testenv.Kafka(t)
+
+	t.Run("ready", func(t *testing.T) {
+		t.Parallel()
+		e := newAdmin(t, testenv.Redis(t), kafka.Addrs())
+		if status, _, body := e.get(t, "/healthz"); status != http.StatusOK || string(body) != "ok\n" {
+			t.Errorf("healthz %d %q", status, body)
+		}
+		if status, _, body := e.get(t, "/readyz"); status != http.StatusOK || string(body) != "ready\n" {
+			t.Errorf("readyz %d %q", status, body)
+		}
+	})
+
+	t.Run("redis down", func(t *testing.T) {
+		t.Parallel()
+		srv := testenv.RedisServer(t)
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		t.Cleanup(func() { _ = rdb.Close() })
+		e := newAdmin(t, rdb, kafka.Addrs())
+		if status, _, _ := e.get(t, "/readyz"); status != http.StatusOK {
+			t.Fatalf("readyz %d with Redis up", status)
+		}
+		if err := srv.Close(); err != nil {
+			t.Fatal(err)
+		}
+		status, _, body := e.get(t, "/readyz")
+		if status != http.StatusServiceUnavailable || !strings.HasPrefix(string(body), "redis: ") || strings.Contains(string(body), "kafka") {
+			t.Errorf("readyz %d %q, want 503 naming redis only", status, body)
+		}
+		// Liveness does not depend on Redis: restarting fenqid would not help.
+		if status, _, _ := e.get(t, "/healthz"); status != http.StatusOK {
+			t.Errorf("healthz %d with Redis down, want 200", status)
+		}
+		// The explanation API says it cannot answer, as JSON.
+		status, ctype, body := e.get(t, "/v1/users/u-1001/quota")
+		var r struct{ Error string }
+		if status != http.StatusServiceUnavailable || ctype != "application/json" || json.Unmarshal(body, &r) != nil || r.Error == "" {
+			t.Errorf("quota with Redis down: %d %s %q, want 503 with an error", status, ctype, body)
+		}
+	})
+
+	t.Run("kafka down", func(t *testing.T) {
+		t.Parallel()
+		e := newAdmin(t, testenv.Redis(t), []string{closedAddr(t)})
+		status, _, body := e.get(t, "/readyz")
+		if status != http.StatusServiceUnavailable || !strings.HasPrefix(string(body), "kafka: ") || strings.Contains(string(body), "redis") {
+			t.Errorf("readyz %d %q, want 503 naming kafka only", status, body)
+		}
+	})
+}
+
+// closedAddr is a 127.0.0.1 address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+func TestAdminRoutes(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	for _, tt := range []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodPost, "/v1/users/u-1001/quota", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/v1/users/u-1001", http.StatusNotFound},
+		{http.MethodGet, "/v1/users//quota", http.StatusNotFound},
+		{http.MethodGet, "/metrics", http.StatusNotFound},
+	} {
+		req, err := http.NewRequest(tt.method, e.url+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s %s: %d, want %d", tt.method, tt.path, resp.StatusCode, tt.status)
+		}
+	}
+}

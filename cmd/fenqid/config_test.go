@@ -1,0 +1,481 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fenqi/fenqi/consumers"
+)
+
+// env is a fake environment: only the variables a test sets exist.
+type env map[string]string
+
+func (e env) get(k string) string { return e[k] }
+
+// parse runs parseConfig with args and the fake environment, returning what
+// the flag package printed too.
+func parse(t *testing.T, args []string, e env) (*config, string, error) {
+	t.Helper()
+	var stderr bytes.Buffer
+	c, err := parseConfig(args, e.get, &stderr)
+	return c, stderr.String(), err
+}
+
+func defaultConfig() config {
+	return config{
+		DataDir:        ".fenqi-data",
+		KafkaBrokers:   "localhost:9092",
+		RedisAddr:      "localhost:6379",
+		GroupID:        "fenqi",
+		Topics:         consumers.DefaultTopics(),
+		DecisionsTopic: "fenqi.decisions",
+		DLQTopic:       "fenqi.dlq",
+		BatchSize:      500,
+		BatchWait:      10 * time.Millisecond,
+		MaxEventBytes:  64 << 10,
+		MaxFuture:      5 * time.Minute,
+		DefaultTZ:      "Asia/Shanghai",
+		HTTPAddr:       ":8080",
+		LogFormat:      "json",
+		LogLevel:       "info",
+		SimUsers:       3000,
+		SimRate:        200,
+		ShutdownGrace:  30 * time.Second,
+		Policy:         "wechat",
+		JobsInterval:   time.Second,
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+	c, _, err := parse(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := defaultConfig(); *c != want {
+		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
+	}
+	if got, want := c.brokers(), []string{"localhost:9092"}; !slices.Equal(got, want) {
+		t.Errorf("brokers %q, want %q", got, want)
+	}
+	want := []string{"fenqi.payments", "fenqi.logins", "fenqi.repayments", "fenqi.profiles", "fenqi.decisions", "fenqi.dlq"}
+	if got := c.allTopics(); !slices.Equal(got, want) {
+		t.Errorf("all topics %q, want %q", got, want)
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	t.Parallel()
+	for flagName, want := range map[string]string{
+		"batch-size":       "FENQI_BATCH_SIZE",
+		"topic-payments":   "FENQI_TOPIC_PAYMENTS",
+		"default-timezone": "FENQI_DEFAULT_TIMEZONE",
+		"embedded":         "FENQI_EMBEDDED",
+	} {
+		if got := envName(flagName); got != want {
+			t.Errorf("envName(%q) = %q, want %q", flagName, got, want)
+		}
+	}
+}
+
+// Every setting: a value other than the default, and the field it lands in.
+// The same value given as the flag or as the variable gives the same
+// config. TestEverySettingIsCovered keeps this list complete.
+var settings = []struct {
+	flag, value string
+	set         func(*config)
+}{
+	{"embedded", "true", func(c *config) { c.Embedded = true }},
+	{"data-dir", "/var/lib/fenqi", func(c *config) { c.DataDir = "/var/lib/fenqi" }},
+	{"kafka-brokers", "kafka-1:9092,kafka-2:9092", func(c *config) { c.KafkaBrokers = "kafka-1:9092,kafka-2:9092" }},
+	{"redis-addr", "redis:6380", func(c *config) { c.RedisAddr = "redis:6380" }},
+	{"redis-password", "s3cret", func(c *config) { c.RedisPassword = "s3cret" }},
+	{"redis-db", "3", func(c *config) { c.RedisDB = 3 }},
+	{"group-id", "fenqi-blue", func(c *config) { c.GroupID = "fenqi-blue" }},
+	{"topic-payments", "up.payments", func(c *config) { c.Topics.Payments = "up.payments" }},
+	{"topic-logins", "up.logins", func(c *config) { c.Topics.Logins = "up.logins" }},
+	{"topic-repayments", "up.repayments", func(c *config) { c.Topics.Repayments = "up.repayments" }},
+	{"topic-profiles", "up.profiles", func(c *config) { c.Topics.Profiles = "up.profiles" }},
+	{"topic-decisions", "down.decisions", func(c *config) { c.DecisionsTopic = "down.decisions" }},
+	{"topic-dlq", "down.dlq", func(c *config) { c.DLQTopic = "down.dlq" }},
+	{"batch-size", "200", func(c *config) { c.BatchSize = 200 }},
+	{"batch-wait", "50ms", func(c *config) { c.BatchWait = 50 * time.Millisecond }},
+	{"max-event-bytes", "2048", func(c *config) { c.MaxEventBytes = 2048 }},
+	{"max-future", "1m", func(c *config) { c.MaxFuture = time.Minute }},
+	{"default-timezone", "Asia/Tokyo", func(c *config) { c.DefaultTZ = "Asia/Tokyo" }},
+	{"http-addr", "127.0.0.1:9090", func(c *config) { c.HTTPAddr = "127.0.0.1:9090" }},
+	{"log-format", "text", func(c *config) { c.LogFormat = "text" }},
+	{"log-level", "debug", func(c *config) { c.LogLevel = "debug" }},
+	{"print-decisions", "true", func(c *config) { c.PrintDecisions = true }},
+	{"simulate", "true", func(c *config) { c.Simulate = true }},
+	{"sim-users", "50000", func(c *config) { c.SimUsers = 50000 }},
+	{"sim-rate", "2000.5", func(c *config) { c.SimRate = 2000.5 }},
+	{"shutdown-grace", "1m30s", func(c *config) { c.ShutdownGrace = 90 * time.Second }},
+	{"policy", "huabei", func(c *config) { c.Policy = "huabei" }},
+	{"jobs-interval", "250ms", func(c *config) { c.JobsInterval = 250 * time.Millisecond }},
+}
+
+func TestEverySettingFromFlagOrVariable(t *testing.T) {
+	t.Parallel()
+	for _, s := range settings {
+		t.Run(s.flag, func(t *testing.T) {
+			t.Parallel()
+			want := defaultConfig()
+			s.set(&want)
+			if want == defaultConfig() {
+				t.Fatalf("the test value %q of -%s is the default", s.value, s.flag)
+			}
+			byFlag, _, err := parse(t, []string{"-" + s.flag + "=" + s.value}, nil)
+			if err != nil {
+				t.Fatalf("-%s=%s: %v", s.flag, s.value, err)
+			}
+			if *byFlag != want {
+				t.Errorf("-%s=%s:\n got %+v\nwant %+v", s.flag, s.value, *byFlag, want)
+			}
+			byEnv, _, err := parse(t, nil, env{envName(s.flag): s.value})
+			if err != nil {
+				t.Fatalf("%s=%s: %v", envName(s.flag), s.value, err)
+			}
+			if *byEnv != want {
+				t.Errorf("%s=%s:\n got %+v\nwant %+v", envName(s.flag), s.value, *byEnv, want)
+			}
+		})
+	}
+}
+
+// The settings table above names every flag fenqid has, so a new flag
+// without a test of its variable fails here.
+func TestEverySettingIsCovered(t *testing.T) {
+	t.Parallel()
+	_, stderr, err := parse(t, []string{"-help"}, nil)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-help: %v, want flag.ErrHelp", err)
+	}
+	var listed []string
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(stderr, -1) {
+		listed = append(listed, m[1])
+	}
+	var tested []string
+	for _, s := range settings {
+		tested = append(tested, s.flag)
+	}
+	slices.Sort(listed)
+	slices.Sort(tested)
+	if !slices.Equal(listed, tested) {
+		t.Errorf("flags in -help: %q\nflags tested: %q", listed, tested)
+	}
+}
+
+func TestFlagWinsOverVariable(t *testing.T) {
+	t.Parallel()
+	c, _, err := parse(t, []string{"-batch-size", "300", "-log-level=warn", "-embedded=false"}, env{
+		"FENQI_BATCH_SIZE":    "200",
+		"FENQI_LOG_LEVEL":     "debug",
+		"FENQI_EMBEDDED":      "true",
+		"FENQI_REDIS_ADDR":    "redis:6379", // no flag: the variable applies
+		"FENQI_KAFKA_BROKERS": "kafka-1:9092",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := defaultConfig()
+	want.BatchSize, want.LogLevel, want.Embedded = 300, "warn", false
+	want.RedisAddr, want.KafkaBrokers = "redis:6379", "kafka-1:9092"
+	if *c != want {
+		t.Errorf("\n got %+v\nwant %+v", *c, want)
+	}
+}
+
+// A flag given on the command line wins even when its variable is bad: the
+// variable is not read at all.
+func TestFlagWinsOverBadVariable(t *testing.T) {
+	t.Parallel()
+	c, _, err := parse(t, []string{"-batch-size=42"}, env{"FENQI_BATCH_SIZE": "abc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BatchSize != 42 {
+		t.Errorf("batch size %d, want 42", c.BatchSize)
+	}
+}
+
+func TestBrokersList(t *testing.T) {
+	t.Parallel()
+	c, _, err := parse(t, nil, env{"FENQI_KAFKA_BROKERS": " kafka-1:9092, ,kafka-2:9092 ,"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.brokers(), []string{"kafka-1:9092", "kafka-2:9092"}; !slices.Equal(got, want) {
+		t.Errorf("brokers %q, want %q", got, want)
+	}
+}
+
+// Every validation error names the setting both ways, whether the value
+// came from the flag or the variable.
+func TestValidationErrorsNameTheSetting(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  env
+		want string // the whole error
+	}{
+		{"no broker", []string{"-kafka-brokers", " , "}, nil,
+			"setting -kafka-brokers (FENQI_KAFKA_BROKERS): no broker given"},
+		{"empty broker flag", []string{"-kafka-brokers="}, nil,
+			"setting -kafka-brokers (FENQI_KAFKA_BROKERS): no broker given"},
+		{"broker without port", []string{"-kafka-brokers", "kafka-1:9092,kafka-2"}, nil,
+			`setting -kafka-brokers (FENQI_KAFKA_BROKERS): "kafka-2" is not host:port`},
+		{"broker without port, variable", nil, env{"FENQI_KAFKA_BROKERS": "kafka-2"},
+			`setting -kafka-brokers (FENQI_KAFKA_BROKERS): "kafka-2" is not host:port`},
+		{"redis without port", []string{"-redis-addr", "redis"}, nil,
+			`setting -redis-addr (FENQI_REDIS_ADDR): "redis" is not host:port`},
+		{"embedded without data dir", []string{"-embedded", "-data-dir="}, nil,
+			"setting -data-dir (FENQI_DATA_DIR): must not be empty in embedded mode"},
+		{"empty group", []string{"-group-id="}, nil,
+			"setting -group-id (FENQI_GROUP_ID): must not be empty"},
+		{"batch size 0", []string{"-batch-size", "0"}, nil,
+			"setting -batch-size (FENQI_BATCH_SIZE): must be 1..10000, got 0"},
+		{"batch size 0, variable", nil, env{"FENQI_BATCH_SIZE": "0"},
+			"setting -batch-size (FENQI_BATCH_SIZE): must be 1..10000, got 0"},
+		{"batch size too big", []string{"-batch-size", "10001"}, nil,
+			"setting -batch-size (FENQI_BATCH_SIZE): must be 1..10000, got 10001"},
+		{"negative batch wait", []string{"-batch-wait", "-1ms"}, nil,
+			"setting -batch-wait (FENQI_BATCH_WAIT): must be 0..10s, got -1ms"},
+		{"batch wait too long", nil, env{"FENQI_BATCH_WAIT": "11s"},
+			"setting -batch-wait (FENQI_BATCH_WAIT): must be 0..10s, got 11s"},
+		{"max event bytes too small", []string{"-max-event-bytes", "1023"}, nil,
+			"setting -max-event-bytes (FENQI_MAX_EVENT_BYTES): must be 1 KiB..1 MiB, got 1023"},
+		{"max event bytes too big", []string{"-max-event-bytes", "1048577"}, nil,
+			"setting -max-event-bytes (FENQI_MAX_EVENT_BYTES): must be 1 KiB..1 MiB, got 1048577"},
+		{"negative max future", []string{"-max-future", "-1s"}, nil,
+			"setting -max-future (FENQI_MAX_FUTURE): must not be negative"},
+		{"unknown zone", nil, env{"FENQI_DEFAULT_TIMEZONE": "Mars/Olympus_Mons"},
+			"setting -default-timezone (FENQI_DEFAULT_TIMEZONE): unknown time zone Mars/Olympus_Mons"},
+		{"log format", []string{"-log-format", "xml"}, nil,
+			`setting -log-format (FENQI_LOG_FORMAT): must be json or text, got "xml"`},
+		{"log level", nil, env{"FENQI_LOG_LEVEL": "trace"},
+			`setting -log-level (FENQI_LOG_LEVEL): must be debug, info, warn or error, got "trace"`},
+		{"empty policy", []string{"-policy="}, nil,
+			"setting -policy (FENQI_POLICY): must name a policy file or a preset"},
+		{"jobs interval too short", []string{"-jobs-interval", "1ms"}, nil,
+			"setting -jobs-interval (FENQI_JOBS_INTERVAL): must be 10ms..1h, got 1ms"},
+		{"jobs interval too long", nil, env{"FENQI_JOBS_INTERVAL": "2h"},
+			"setting -jobs-interval (FENQI_JOBS_INTERVAL): must be 10ms..1h, got 2h0m0s"},
+		{"no simulated users", []string{"-sim-users", "0"}, nil,
+			"setting -sim-users (FENQI_SIM_USERS): must be ≥ 1"},
+		{"zero rate", []string{"-sim-rate", "0"}, nil,
+			"setting -sim-rate (FENQI_SIM_RATE): must be > 0"},
+		{"negative rate", nil, env{"FENQI_SIM_RATE": "-5"},
+			"setting -sim-rate (FENQI_SIM_RATE): must be > 0"},
+		{"empty payments topic", []string{"-topic-payments="}, nil,
+			"setting -topic-payments (FENQI_TOPIC_PAYMENTS): must not be empty"},
+		{"empty dlq topic", []string{"-topic-dlq="}, nil,
+			"setting -topic-dlq (FENQI_TOPIC_DLQ): must not be empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, _, err := parse(t, tt.args, tt.env)
+			if err == nil {
+				t.Fatalf("accepted: %+v", *c)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error\n%v\nwant\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+// In embedded mode the broker and Redis addresses are not used, so they
+// are not checked.
+func TestEmbeddedIgnoresAddresses(t *testing.T) {
+	t.Parallel()
+	c, _, err := parse(t, []string{"-embedded", "-kafka-brokers", "nope", "-redis-addr", "nope"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Embedded {
+		t.Error("not embedded")
+	}
+}
+
+// An operator fixing a deployment sees every mistake in one go, in a
+// fixed order (the order of the settings), one per line.
+func TestSeveralErrorsAtOnce(t *testing.T) {
+	t.Parallel()
+	_, _, err := parse(t, []string{"-batch-size", "0", "-log-level", "trace"},
+		env{"FENQI_REDIS_ADDR": "redis", "FENQI_SIM_RATE": "0"})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	want := []string{
+		`setting -redis-addr (FENQI_REDIS_ADDR): "redis" is not host:port`,
+		"setting -batch-size (FENQI_BATCH_SIZE): must be 1..10000, got 0",
+		`setting -log-level (FENQI_LOG_LEVEL): must be debug, info, warn or error, got "trace"`,
+		"setting -sim-rate (FENQI_SIM_RATE): must be > 0",
+	}
+	if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, want) {
+		t.Errorf("errors\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A variable that does not parse names the variable (and the flag), and
+// quotes the value. Every bad variable is reported, not just the first.
+func TestBadVariableValue(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  env
+		want []string // substrings, in order, one line each
+	}{
+		{"batch size", env{"FENQI_BATCH_SIZE": "abc"},
+			[]string{`setting FENQI_BATCH_SIZE (-batch-size): "abc": parse error`}},
+		{"duration without unit", env{"FENQI_BATCH_WAIT": "10"},
+			[]string{`setting FENQI_BATCH_WAIT (-batch-wait): "10": parse error`}},
+		{"bool", env{"FENQI_EMBEDDED": "maybe"},
+			[]string{`setting FENQI_EMBEDDED (-embedded): "maybe": parse error`}},
+		{"float", env{"FENQI_SIM_RATE": "fast"},
+			[]string{`setting FENQI_SIM_RATE (-sim-rate): "fast": parse error`}},
+		{"two at once", env{"FENQI_REDIS_DB": "one", "FENQI_BATCH_SIZE": "abc"},
+			[]string{`FENQI_BATCH_SIZE (-batch-size): "abc"`, `FENQI_REDIS_DB (-redis-db): "one"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, _, err := parse(t, nil, tt.env)
+			if err == nil {
+				t.Fatalf("accepted: %+v", *c)
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.want) {
+				t.Fatalf("%d errors, want %d:\n%v", len(lines), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(lines[i], w) {
+					t.Errorf("error %d %q does not contain %q", i, lines[i], w)
+				}
+			}
+		})
+	}
+}
+
+// A bad flag value is reported by the flag package, naming the flag, with
+// the usage on stderr.
+func TestBadFlagValue(t *testing.T) {
+	t.Parallel()
+	_, stderr, err := parse(t, []string{"-batch-size", "abc"}, nil)
+	if err == nil || !strings.Contains(err.Error(), `invalid value "abc" for flag -batch-size`) {
+		t.Errorf("error %v, want one naming -batch-size and the value", err)
+	}
+	if !strings.Contains(stderr, "-batch-size") {
+		t.Errorf("no usage on stderr:\n%s", stderr)
+	}
+}
+
+func TestArgumentsRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"positional", []string{"run"}, `unexpected argument "run" (settings are flags or FENQI_* variables)`},
+		{"after flags", []string{"-batch-size", "5", "extra"}, `unexpected argument "extra"`},
+		{"after --", []string{"--", "-batch-size=5"}, `unexpected argument "-batch-size=5"`},
+		{"unknown flag", []string{"-frobnicate"}, "flag provided but not defined: -frobnicate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, _, err := parse(t, tt.args, nil)
+			if err == nil {
+				t.Fatalf("accepted: %+v", *c)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	_, stderr, err := parse(t, []string{"-help"}, nil)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("error %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-kafka-brokers", "-batch-size", "-policy", "wechat, huabei, baitiao"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("help lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// One topic name for two settings is refused, naming both settings, and
+// always the same way: the later setting in the fixed order (payments,
+// logins, repayments, profiles, decisions, dlq) is the one reported,
+// whatever the order on the command line or where the values came from.
+func TestDuplicateTopicsRefusedDeterministically(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  env
+		want []string
+	}{
+		{"input twice", []string{"-topic-logins", "fenqi.payments"}, nil, []string{
+			`setting -topic-logins (FENQI_TOPIC_LOGINS): topic "fenqi.payments" is also the value of -topic-payments`}},
+		{"input twice, reversed order", []string{"-topic-logins", "t", "-topic-payments", "t"}, nil, []string{
+			`setting -topic-logins (FENQI_TOPIC_LOGINS): topic "t" is also the value of -topic-payments`}},
+		{"input twice, flag and variable", []string{"-topic-payments", "t"}, env{"FENQI_TOPIC_LOGINS": "t"}, []string{
+			`setting -topic-logins (FENQI_TOPIC_LOGINS): topic "t" is also the value of -topic-payments`}},
+		{"output is an input", nil, env{"FENQI_TOPIC_DLQ": "fenqi.profiles"}, []string{
+			`setting -topic-dlq (FENQI_TOPIC_DLQ): topic "fenqi.profiles" is also the value of -topic-profiles`}},
+		{"outputs the same", []string{"-topic-dlq", "fenqi.decisions"}, nil, []string{
+			`setting -topic-dlq (FENQI_TOPIC_DLQ): topic "fenqi.decisions" is also the value of -topic-decisions`}},
+		{"two pairs", []string{"-topic-repayments", "a", "-topic-payments", "a", "-topic-dlq", "b", "-topic-profiles", "b"}, nil, []string{
+			`setting -topic-repayments (FENQI_TOPIC_REPAYMENTS): topic "a" is also the value of -topic-payments`,
+			`setting -topic-dlq (FENQI_TOPIC_DLQ): topic "b" is also the value of -topic-profiles`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for range 20 { // map iteration order must not leak into the message
+				_, _, err := parse(t, tt.args, tt.env)
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, tt.want) {
+					t.Fatalf("errors\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+				}
+			}
+		})
+	}
+}
+
+// The variables read are exactly FENQI_<FLAG>: nothing else of the
+// environment is looked at.
+func TestOnlyFenqiVariablesRead(t *testing.T) {
+	t.Parallel()
+	read := map[string]bool{}
+	_, err := parseConfig(nil, func(k string) string { read[k] = true; return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, s := range settings {
+		want = append(want, envName(s.flag))
+	}
+	slices.Sort(want)
+	if got := slices.Sorted(maps.Keys(read)); !slices.Equal(got, want) {
+		t.Errorf("variables read %q\nwant %q", got, want)
+	}
+}

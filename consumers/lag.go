@@ -1,0 +1,118 @@
+package consumers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// LagMonitor measures the consumer group's lag per input partition: the
+// partition's high watermark less the group's committed offset. It asks
+// the broker every Interval (kafka-go's group reader only reports one
+// total), and Lag returns the last answer without blocking.
+type LagMonitor struct {
+	client   *kafka.Client
+	group    string
+	topics   []string
+	interval time.Duration
+
+	mu  sync.Mutex
+	lag map[string]map[int]int64
+}
+
+// NewLagMonitor returns a monitor of group's lag on topics.
+func NewLagMonitor(brokers []string, group string, topics []string, interval time.Duration) *LagMonitor {
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	return &LagMonitor{
+		// Its own transport: connections are not shared with the reader
+		// or the writer, and a broker restart is met with new ones.
+		client:   &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: &kafka.Transport{}},
+		group:    group,
+		topics:   topics,
+		interval: interval,
+		lag:      map[string]map[int]int64{},
+	}
+}
+
+// Lag returns the last measured lag by topic and partition.
+func (m *LagMonitor) Lag() map[string]map[int]int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]map[int]int64, len(m.lag))
+	for t, ps := range m.lag {
+		out[t] = make(map[int]int64, len(ps))
+		for p, l := range ps {
+			out[t][p] = l
+		}
+	}
+	return out
+}
+
+// Run measures until ctx ends. A failed measurement keeps the last one.
+func (m *LagMonitor) Run(ctx context.Context) error {
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		if lag, err := m.Measure(ctx); err == nil {
+			m.mu.Lock()
+			m.lag = lag
+			m.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Measure asks the broker for the group's lag now.
+func (m *LagMonitor) Measure(ctx context.Context) (map[string]map[int]int64, error) {
+	meta, err := m.client.Metadata(ctx, &kafka.MetadataRequest{Topics: m.topics})
+	if err != nil {
+		return nil, fmt.Errorf("consumers: lag: metadata: %w", err)
+	}
+	parts := map[string][]int{}
+	reqs := map[string][]kafka.OffsetRequest{}
+	for _, t := range meta.Topics {
+		for _, p := range t.Partitions {
+			parts[t.Name] = append(parts[t.Name], p.ID)
+			reqs[t.Name] = append(reqs[t.Name], kafka.LastOffsetOf(p.ID))
+		}
+	}
+	ends, err := m.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: reqs})
+	if err != nil {
+		return nil, fmt.Errorf("consumers: lag: list offsets: %w", err)
+	}
+	committed, err := m.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: m.group, Topics: parts})
+	if err != nil {
+		return nil, fmt.Errorf("consumers: lag: offset fetch: %w", err)
+	}
+	done := map[string]map[int]int64{}
+	for t, ps := range committed.Topics {
+		done[t] = map[int]int64{}
+		for _, p := range ps {
+			done[t][p.Partition] = p.CommittedOffset
+		}
+	}
+	out := map[string]map[int]int64{}
+	for t, ps := range ends.Topics {
+		out[t] = map[int]int64{}
+		for _, p := range ps {
+			c := done[t][p.Partition]
+			if c < 0 {
+				c = p.FirstOffset // nothing committed yet: all that is kept is behind
+				if c < 0 {
+					c = 0
+				}
+			}
+			out[t][p.Partition] = max(p.LastOffset-c, 0)
+		}
+	}
+	return out, nil
+}
