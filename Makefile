@@ -23,8 +23,14 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
 
+# Performance figures, printed (never asserted): Redis apply per batch vs
+# per event; whole-pipeline drain; tracing cost at sampling 0/0.01/1 vs
+# off; Redis bytes per user; decoder and scoring costs.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./state/ ./events/ ./scoring/... ./consumers/
+	$(GO) test -run '^$$' -bench 'Apply' -benchtime 3s ./state/
+	$(GO) test -run 'MemoryPerUser' -v ./state/ | grep -E 'bytes|ok'
+	$(GO) test -run '^$$' -bench 'Pipeline' -benchtime 1x ./consumers/
+	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./scoring/...
 
 vet:
 	$(GO) vet ./...

@@ -6,10 +6,13 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/simulator"
+	"github.com/fenqi/fenqi/telemetry"
 )
 
 // BenchmarkPipelineDrain measures sustained events per second through the
@@ -23,41 +26,14 @@ func BenchmarkPipelineDrain(b *testing.B) {
 	for range b.N {
 		e := newEnvB(b)
 		simNow := time.Now()
-		sim := simulator.New(simulator.Config{Users: 20_000, Seed: 42, Now: func() time.Time { return simNow }})
-		w := &kafka.Writer{Addr: kafka.TCP(e.kafka.Addrs()...), Balancer: &kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 5000}
-		msgs := make([]kafka.Message, 0, 5000)
-		for i := 0; i < total; i++ {
-			topic, key, value := sim.Next()
-			msgs = append(msgs, kafka.Message{Topic: topic, Key: key, Value: value})
-			if len(msgs) == cap(msgs) || i == total-1 {
-				if err := w.WriteMessages(context.Background(), msgs...); err != nil {
-					b.Fatal(err)
-				}
-				msgs = msgs[:0]
-			}
-		}
-		_ = w.Close()
+		fill(b, e, total, simNow)
 		rules := scoring.DefaultRules()
 		p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: func() time.Time { return simNow }},
 			e.store, func() consumers.Rules { return rules }, e.pub, nil, nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		b.StartTimer()
-		start := time.Now()
-		go func() { done <- p.Run(ctx) }()
-		for p.Stats().Events.Load() < total {
-			time.Sleep(2 * time.Millisecond)
-		}
-		took := time.Since(start)
-		b.StopTimer()
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
+		took := drain(b, p, total)
 		s := p.Stats()
 		b.ReportMetric(float64(total)/took.Seconds(), "events/s")
 		b.ReportMetric(float64(s.Decisions.Load()), "decisions")
@@ -67,3 +43,91 @@ func BenchmarkPipelineDrain(b *testing.B) {
 }
 
 func newEnvB(b *testing.B) *env { return newEnvTB(b) }
+
+// BenchmarkPipelineTracing measures the throughput cost of tracing: the
+// same drain (events already on the broker) with tracing off, and with the
+// SDK sampling ratios 0, 0.01 and 1 (parent-based, as OTEL_TRACES_SAMPLER=
+// parentbased_traceidratio does; the records carry no traceparent), spans
+// going through a batch processor to an exporter that drops them. Read
+// events/s of each sub-benchmark side by side.
+func BenchmarkPipelineTracing(b *testing.B) {
+	const total = 50_000
+	for _, mode := range []struct {
+		name  string
+		ratio float64 // < 0: tracing off
+	}{{"off", -1}, {"ratio_0", 0}, {"ratio_0.01", 0.01}, {"ratio_1", 1}} {
+		b.Run(mode.name, func(b *testing.B) {
+			b.StopTimer()
+			for range b.N {
+				e := newEnvB(b)
+				simNow := time.Now()
+				fill(b, e, total, simNow)
+				var tel *telemetry.Telemetry
+				var err error
+				if mode.ratio < 0 {
+					tel, err = telemetry.New(nil, nil, telemetry.Config{Disabled: true})
+				} else {
+					tp := sdktrace.NewTracerProvider(
+						sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(mode.ratio))),
+						sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+						sdktrace.WithSpanLimits(sdktrace.SpanLimits{LinkCountLimit: 10_000, AttributeCountLimit: 128,
+							EventCountLimit: 128, AttributePerEventCountLimit: 128, AttributePerLinkCountLimit: 128, AttributeValueLengthLimit: -1}))
+					tel, err = telemetry.New(tp, nil, telemetry.Config{})
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				rules := scoring.DefaultRules()
+				p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: func() time.Time { return simNow }},
+					e.store, func() consumers.Rules { return rules }, e.pub, nil, nil, tel)
+				if err != nil {
+					b.Fatal(err)
+				}
+				took := drain(b, p, total)
+				_ = tel.Shutdown(context.Background())
+				b.ReportMetric(float64(total)/took.Seconds(), "events/s")
+			}
+		})
+	}
+}
+
+// fill puts total simulated events on the broker.
+func fill(b *testing.B, e *env, total int, simNow time.Time) {
+	b.Helper()
+	sim := simulator.New(simulator.Config{Users: 20_000, Seed: 42, Now: func() time.Time { return simNow }})
+	w := &kafka.Writer{Addr: kafka.TCP(e.kafka.Addrs()...), Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 5000}
+	defer w.Close()
+	msgs := make([]kafka.Message, 0, 5000)
+	for i := 0; i < total; i++ {
+		topic, key, value := sim.Next()
+		msgs = append(msgs, kafka.Message{Topic: topic, Key: key, Value: value})
+		if len(msgs) == cap(msgs) || i == total-1 {
+			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+				b.Fatal(err)
+			}
+			msgs = msgs[:0]
+		}
+	}
+}
+
+// drain runs p until it has processed total records and returns how long
+// that took.
+func drain(b *testing.B, p *consumers.Pipeline, total int64) time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	b.StartTimer()
+	start := time.Now()
+	go func() { done <- p.Run(ctx) }()
+	for p.Stats().Events.Load() < total {
+		time.Sleep(2 * time.Millisecond)
+	}
+	took := time.Since(start)
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
