@@ -1,18 +1,21 @@
 // Command fenqictl is the operator's tool for a running fenqi: it produces
 // events from a file, tails the decisions, lists and replays dead letters,
-// generates simulated traffic and (later) explains a user's quota.
+// generates simulated traffic, explains a user's quota and prices an
+// installment plan.
 //
 //	fenqictl produce FILE|-      validate JSON CloudEvents, then send them to their input topics
 //	fenqictl tail                print decisions as they are published
 //	fenqictl dlq list            print the dead letters
 //	fenqictl dlq replay          send dead letters back to the topic they came from
 //	fenqictl simulate            produce simulated traffic
-//	fenqictl explain USER        explain a user's quota (not wired yet)
+//	fenqictl explain USER        explain a user's quota: reasons, factors, score, caps
+//	fenqictl offer USER          price an installment plan for a user
 //
 // Every subcommand takes --help. The brokers come from --brokers or
 // FENQI_KAFKA_BROKERS (default localhost:9092); topic names from
 // --topic-* flags or the FENQI_TOPIC_* variables fenqid reads, with
-// fenqid's defaults.
+// fenqid's defaults. explain and offer ask fenqid's admin API at --api or
+// FENQI_API_URL (default http://localhost:8080).
 package main
 
 import (
@@ -37,7 +40,7 @@ func main() {
 }
 
 // exitCode is the exit status for the outcome of run: 0 for success and
-// help, 2 for a usage mistake (and explain, for now), 1 otherwise.
+// help, 2 for a usage mistake, 1 otherwise.
 func exitCode(err error) int {
 	var ee *exitError
 	switch {
@@ -90,12 +93,16 @@ Usage:
   fenqictl dlq list [flags]         print the dead letters
   fenqictl dlq replay [flags]       send dead letters back to the topic they came from
   fenqictl simulate [flags]         produce simulated traffic
-  fenqictl explain USER             explain a user's quota (not available yet)
+  fenqictl explain [flags] USER     explain a user's quota: eligibility and reason codes,
+                                    factors, score, caps, guardrail, override
+  fenqictl offer [flags] USER --amount-fen N --periods P [--scene S]
+                                    price an installment plan: the repayment schedule
 
 Every command takes --help. Brokers: --brokers or FENQI_KAFKA_BROKERS
 (default localhost:9092). Topics: --topic-* flags or FENQI_TOPIC_* variables,
 with fenqid's defaults (fenqi.payments, fenqi.logins, fenqi.repayments,
-fenqi.profiles, fenqi.decisions, fenqi.dlq).
+fenqi.profiles, fenqi.decisions, fenqi.dlq). explain and offer ask fenqid's
+admin API: --api or FENQI_API_URL (default http://localhost:8080).
 `
 
 func (c *cli) run(ctx context.Context, args []string) error {
@@ -117,21 +124,10 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	case "simulate":
 		return c.simulate(ctx, rest)
 	case "explain":
-		return c.explain(rest)
+		return c.explain(ctx, rest)
+	case "offer":
+		return c.offer(ctx, rest)
 	}
 	fmt.Fprint(c.stderr, usage)
 	return usageErrorf("unknown command %q", cmd)
-}
-
-// explain will print the quota evaluation of a user (DOMAIN.md §3: "查看评估明细").
-func (c *cli) explain(args []string) error {
-	fs := c.flagSet("explain", "USER", "Explain a user's quota: its factor breakdown and reason codes.")
-	operands, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(operands) != 1 {
-		return c.usageOf(fs, "explain: want exactly one USER, got %d arguments", len(operands))
-	}
-	return &exitError{code: 2, err: errors.New("explain: not available yet: the credit model (issue 3) is not wired")}
 }

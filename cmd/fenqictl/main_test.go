@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// What an operator sees when the command line is wrong, asks for help, or
-// asks for what is not there yet. None of these reaches a broker.
+// What an operator sees when the command line is wrong or asks for help.
+// None of these reaches a broker or fenqid.
 func TestCommandLine(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -38,7 +38,9 @@ func TestCommandLine(t *testing.T) {
 		{name: "same topic twice", args: []string{"simulate", "--topic-logins", "fenqi.payments"}, code: 2, err: `are both "fenqi.payments"`},
 		{name: "empty topic", args: []string{"tail", "--topic-decisions", ""}, code: 2, err: "--topic-decisions must not be empty"},
 		{name: "bad duration", args: []string{"simulate", "--duration", "-1s"}, code: 2, err: "--duration"},
-		{name: "explain", args: []string{"explain", "u-1001"}, code: 2, err: "explain: not available yet: the credit model (issue 3) is not wired"},
+		{name: "offer --help", args: []string{"offer", "--help"}, code: 0, stderr: "-amount-fen"},
+		{name: "explain bad api", args: []string{"explain", "--api", "ftp://fenqid", "u-1001"}, code: 2, err: `"ftp://fenqid" is not an http:// or https:// URL`},
+		{name: "offer without amount", args: []string{"offer", "u-1001", "--periods", "12"}, code: 2, stderr: "--amount-fen must be a positive number"},
 		{name: "explain without user", args: []string{"explain"}, code: 2, stderr: "want exactly one USER"},
 	}
 	for _, tt := range tests {

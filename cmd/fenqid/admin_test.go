@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,10 +27,19 @@ import (
 	"github.com/fenqi/fenqi/state"
 )
 
-// adminNow is the admin's and the store's clock: Tuesday 2026-03-17 10:00
+// adminNow is when the tests ask the admin API: Tuesday 2026-03-17 10:00
 // in Shanghai. The last three full months are December, January and
 // February.
 var adminNow = time.Date(2026, 3, 17, 10, 0, 0, 0, shanghai)
+
+// testClock is the injected clock of the store and the admin listener.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *testClock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
 
 // Input topic indexes (consumers.Topics order).
 const (
@@ -94,6 +104,7 @@ func history(user string, now time.Time) []state.Item {
 type adminEnv struct {
 	admin *admin
 	store *state.Store
+	clock *testClock
 	url   string // of an httptest server running the admin handler
 }
 
@@ -101,8 +112,8 @@ type adminEnv struct {
 // wechat preset, with the clock at adminNow, and serves it over HTTP.
 func newAdmin(t *testing.T, rdb *redis.Client, brokers []string) *adminEnv {
 	t.Helper()
-	clock := func() time.Time { return adminNow }
-	store, err := state.New(rdb, state.Config{DefaultZone: shanghai, Now: clock})
+	clock := &testClock{now: adminNow}
+	store, err := state.New(rdb, state.Config{DefaultZone: shanghai, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,25 +122,44 @@ func newAdmin(t *testing.T, rdb *redis.Client, brokers []string) *adminEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols, now: clock}
+	a := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols, now: clock.Now}
 	srv := httptest.NewServer(a.handler())
 	t.Cleanup(srv.Close)
-	return &adminEnv{admin: a, store: store, url: srv.URL}
+	return &adminEnv{admin: a, store: store, clock: clock, url: srv.URL}
 }
 
+// apply applies a user's history as it would have arrived: one batch per
+// local day, with the clock at the day's last event (the state layer keeps
+// daily buckets, and counts login days, only for recent days). The clock
+// is left at adminNow.
 func (e *adminEnv) apply(t *testing.T, items []state.Item) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := e.store.Apply(ctx, items)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, o := range out {
-		if o.Status != state.Applied {
-			t.Fatalf("event %s: %v", items[i].Event.ID, o.Status)
+	defer e.clock.Set(adminNow)
+	for len(items) > 0 {
+		n := 1
+		for n < len(items) && sameDay(items[n].Event.Time, items[0].Event.Time) {
+			n++
+		}
+		batch := items[:n]
+		items = items[n:]
+		e.clock.Set(batch[n-1].Event.Time.Add(time.Minute))
+		out, err := e.store.Apply(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range out {
+			if o.Status != state.Applied {
+				t.Fatalf("event %s: %v", batch[i].Event.ID, o.Status)
+			}
 		}
 	}
+}
+
+func sameDay(a, b time.Time) bool {
+	a, b = a.In(shanghai), b.In(shanghai)
+	return a.YearDay() == b.YearDay() && a.Year() == b.Year()
 }
 
 // get sends GET url+path and returns the status, the Content-Type and the body.
@@ -251,6 +281,14 @@ func TestQuotaOfAGoodCustomer(t *testing.T) {
 		t.Errorf("score %v, contributions sum to %v", r.Score, sum)
 	}
 
+	// Logins on six days of seven: at least 10 login days in each of the
+	// last three full months. Only the payment rate keeps the user from the
+	// quality standards.
+	for _, c := range r.Quality {
+		if c.Passed == (c.Name == credit.QualityPayments) {
+			t.Errorf("quality standard %s: passed %v (%s)", c.Name, c.Passed, c.Detail)
+		}
+	}
 	// A high score, but 3.9 payments a day is not a quality user's 5: the
 	// standard tier's cap of 20,000 yuan decides.
 	if r.QuotaFen <= 0 || r.RawQuotaFen < r.QuotaFen {
@@ -472,9 +510,14 @@ func TestHealthAndReadiness(t *testing.T) {
 		if err := srv.Close(); err != nil {
 			t.Fatal(err)
 		}
+		start := time.Now()
 		status, _, body := e.get(t, "/readyz")
 		if status != http.StatusServiceUnavailable || !strings.HasPrefix(string(body), "redis: ") || strings.Contains(string(body), "kafka") {
 			t.Errorf("readyz %d %q, want 503 naming redis only", status, body)
+		}
+		// The probe's own 2s timeout bounds the answer.
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("readyz took %v with Redis down", d)
 		}
 		// Liveness does not depend on Redis: restarting fenqid would not help.
 		if status, _, _ := e.get(t, "/healthz"); status != http.StatusOK {
@@ -522,7 +565,7 @@ func TestAdminRoutes(t *testing.T) {
 		{http.MethodPost, "/v1/users/u-1001/quota", http.StatusMethodNotAllowed},
 		{http.MethodGet, "/v1/users/u-1001", http.StatusNotFound},
 		{http.MethodGet, "/v1/users//quota", http.StatusNotFound},
-		{http.MethodGet, "/metrics", http.StatusNotFound},
+		{http.MethodGet, "/metrics", http.StatusNotFound}, // no metrics handler given
 	} {
 		req, err := http.NewRequest(tt.method, e.url+tt.path, nil)
 		if err != nil {
@@ -536,5 +579,23 @@ func TestAdminRoutes(t *testing.T) {
 		if resp.StatusCode != tt.status {
 			t.Errorf("%s %s: %d, want %d", tt.method, tt.path, resp.StatusCode, tt.status)
 		}
+	}
+}
+
+func TestMetricsServedWhenGiven(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	e := newAdmin(t, rdb, nil)
+	e.admin.metrics = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "fenqi_events_total 7\n")
+	})
+	srv := httptest.NewServer(e.admin.handler())
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	if status, _, body := e.get(t, "/metrics"); status != http.StatusOK || string(body) != "fenqi_events_total 7\n" {
+		t.Errorf("/metrics %d %q", status, body)
+	}
+	if status, _, _ := e.get(t, "/healthz"); status != http.StatusOK {
+		t.Errorf("/healthz %d beside /metrics", status)
 	}
 }

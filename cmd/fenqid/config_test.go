@@ -120,6 +120,8 @@ var settings = []struct {
 	{"shutdown-grace", "1m30s", func(c *config) { c.ShutdownGrace = 90 * time.Second }},
 	{"policy", "huabei", func(c *config) { c.Policy = "huabei" }},
 	{"jobs-interval", "250ms", func(c *config) { c.JobsInterval = 250 * time.Millisecond }},
+	{"spans-file", "/tmp/spans.jsonl", func(c *config) { c.SpansFile = "/tmp/spans.jsonl" }},
+	{"user-id-hmac-key", "0123456789abcdef", func(c *config) { c.UserIDHMACKey = "0123456789abcdef" }},
 }
 
 func TestEverySettingFromFlagOrVariable(t *testing.T) {
@@ -263,6 +265,8 @@ func TestValidationErrorsNameTheSetting(t *testing.T) {
 			`setting -log-format (FENQI_LOG_FORMAT): must be json or text, got "xml"`},
 		{"log level", nil, env{"FENQI_LOG_LEVEL": "trace"},
 			`setting -log-level (FENQI_LOG_LEVEL): must be debug, info, warn or error, got "trace"`},
+		{"short hmac key", nil, env{"FENQI_USER_ID_HMAC_KEY": "0123456789abcde"},
+			"setting -user-id-hmac-key (FENQI_USER_ID_HMAC_KEY): must be at least 16 bytes, got 15"},
 		{"empty policy", []string{"-policy="}, nil,
 			"setting -policy (FENQI_POLICY): must name a policy file or a preset"},
 		{"jobs interval too short", []string{"-jobs-interval", "1ms"}, nil,

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// defaultAPI is where fenqid's admin listener is (its -http-addr default).
+const defaultAPI = "http://localhost:8080"
+
+// maxAPIBody bounds what is read of one admin API answer.
+const maxAPIBody = 8 << 20
+
+// api registers --api (FENQI_API_URL) and --timeout.
+func (f *flags) api(base *string, timeout *time.Duration) {
+	f.StringVar(base, "api", defaultAPI, "base URL of fenqid's admin listener, its -http-addr (env FENQI_API_URL)")
+	f.env["api"] = "FENQI_API_URL"
+	f.DurationVar(timeout, "timeout", 10*time.Second, "how long to wait for fenqid's answer")
+}
+
+// apiClient calls fenqid's admin API.
+type apiClient struct {
+	base *url.URL
+	http *http.Client
+}
+
+// newAPIClient checks --api and --timeout.
+func newAPIClient(base string, timeout time.Duration) (*apiClient, error) {
+	u, err := url.Parse(strings.TrimSpace(base))
+	switch {
+	case err != nil:
+		return nil, usageErrorf("--api: %v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, usageErrorf("--api: %q is not an http:// or https:// URL", base)
+	case u.Host == "":
+		return nil, usageErrorf("--api: %q names no host", base)
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, usageErrorf("--api: %q: give the base URL only, without a query", base)
+	case timeout <= 0:
+		return nil, usageErrorf("--timeout must be > 0, got %v", timeout)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return &apiClient{base: u, http: &http.Client{Timeout: timeout}}, nil
+}
+
+// userURL is {api}/v1/users/{user}/{what}?query, the user id escaped.
+func (a *apiClient) userURL(user, what string, query url.Values) string {
+	u := *a.base
+	u.Path = a.base.Path + "/v1/users/" + user + "/" + what
+	u.RawPath = a.base.EscapedPath() + "/v1/users/" + url.PathEscape(user) + "/" + what
+	u.RawQuery = query.Encode()
+	return u.String()
+}
+
+// apiError is an answer of the admin API other than 200 OK.
+type apiError struct {
+	Status int
+	Msg    string          // the body's "error", else the body's text
+	Body   json.RawMessage // the whole body when it is JSON
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Msg)
+}
+
+// get fetches url and returns the body of a 200 answer; any other status
+// is an *apiError (with the body, for --json).
+func (a *apiClient) get(ctx context.Context, rawURL string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is fenqid running, with its admin listener (-http-addr) at --api %s?)", err, a.base)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIBody))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: reading the answer: %w", rawURL, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return body, nil
+	}
+	ae := &apiError{Status: resp.StatusCode, Msg: strings.TrimSpace(string(body))}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Valid(body) {
+		ae.Body = body
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			ae.Msg = e.Error
+		}
+	}
+	if ae.Msg == "" {
+		ae.Msg = "(empty answer)"
+	}
+	return nil, ae
+}
+
+// decodeBody decodes a 200 answer, naming the URL when it is not what
+// fenqictl expects (a different service at --api, or a fenqid too old).
+func decodeBody(rawURL string, body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		snippet := string(body)
+		if len(snippet) > 200 {
+			snippet = snippet[:200] + "…"
+		}
+		return fmt.Errorf("GET %s: not the answer of fenqid's admin API: %w: %s", rawURL, err, snippet)
+	}
+	return nil
+}
+
+// printRaw writes a JSON body as it came, ending with a newline.
+func printRaw(w io.Writer, body []byte) error {
+	if _, err := w.Write(body); err != nil {
+		return err
+	}
+	if len(body) == 0 || body[len(body)-1] != '\n' {
+		_, err := io.WriteString(w, "\n")
+		return err
+	}
+	return nil
+}
+
+// rawErrorBody is the JSON body of an *apiError, if any.
+func rawErrorBody(err error) ([]byte, bool) {
+	var ae *apiError
+	if errors.As(err, &ae) && len(ae.Body) > 0 {
+		return ae.Body, true
+	}
+	return nil, false
+}
