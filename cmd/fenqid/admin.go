@@ -50,13 +50,17 @@ func (a *admin) handler() http.Handler {
 
 // ready answers 200 when Redis and a Kafka broker answer.
 func (a *admin) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
+	// Each check bounded, so that the whole answer comes within Kubernetes'
+	// default 1 s probe timeout whatever go-redis's retries do.
 	var problems []string
-	if err := a.rdb.Ping(ctx).Err(); err != nil {
+	rctx, cancel := context.WithTimeout(r.Context(), 400*time.Millisecond)
+	defer cancel()
+	if err := a.rdb.Ping(rctx).Err(); err != nil {
 		problems = append(problems, "redis: "+err.Error())
 	}
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", a.brokers[0])
+	kctx, kcancel := context.WithTimeout(r.Context(), 400*time.Millisecond)
+	defer kcancel()
+	conn, err := (&net.Dialer{}).DialContext(kctx, "tcp", a.brokers[0])
 	if err != nil {
 		problems = append(problems, "kafka: "+err.Error())
 	} else {
@@ -107,7 +111,16 @@ func (a *admin) offer(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("periods must be an integer, got %q", q.Get("periods")))
 		return
 	}
+	scene := events.Scene(q.Get("scene"))
+	if scene != "" && !scene.Valid() {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("scene %q is not a known scene", scene))
+		return
+	}
 	p, _ := a.policies.get()
+	if _, ok := p.Plan(periods); !ok {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("%d periods are not offered by the %s policy", periods, p.Product))
+		return
+	}
 	res, _, err := jobs.Explain(r.Context(), a.store, p, r.PathValue("id"), a.now())
 	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, err)
@@ -120,7 +133,7 @@ func (a *admin) offer(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	quote, err := credit.Quote(p, amount, periods, credit.PromoContext{Scene: events.Scene(q.Get("scene")), NewUser: q.Get("new_user") == "true", Invited: q.Get("invited") == "true"})
+	quote, err := credit.Quote(p, amount, periods, credit.PromoContext{Scene: scene, NewUser: q.Get("new_user") == "true", Invited: q.Get("invited") == "true"})
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err)
 		return

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -145,7 +146,9 @@ func (c *config) validate() error {
 	if c.MaxFuture < 0 {
 		bad("max-future", "must not be negative")
 	}
-	if _, err := time.LoadLocation(c.DefaultTZ); err != nil {
+	if c.DefaultTZ == "" || c.DefaultTZ == "Local" {
+		bad("default-timezone", "must name an IANA zone such as Asia/Shanghai, got %q", c.DefaultTZ)
+	} else if _, err := time.LoadLocation(c.DefaultTZ); err != nil {
 		bad("default-timezone", "%v", err)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
@@ -168,7 +171,7 @@ func (c *config) validate() error {
 	if c.SimUsers < 1 {
 		bad("sim-users", "must be ≥ 1")
 	}
-	if c.SimRate <= 0 {
+	if !(c.SimRate > 0) || math.IsInf(c.SimRate, 0) {
 		bad("sim-rate", "must be > 0")
 	}
 	names := map[string]string{}

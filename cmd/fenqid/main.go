@@ -68,6 +68,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(cfg, stderr)
 	zone, _ := time.LoadLocation(cfg.DefaultTZ)
+	// The policy before anything that may wait: a mistyped -policy is
+	// reported at once.
+	pols, err := newPolicies(cfg.Policy, log)
+	if err != nil {
+		return fmt.Errorf("setting -policy (FENQI_POLICY): %w", err)
+	}
 
 	// Telemetry first, so that it is flushed last (after the writer and
 	// Redis are closed): exporters from the standard OTEL_* variables.
@@ -132,10 +138,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 
-	pols, err := newPolicies(cfg.Policy, log)
-	if err != nil {
-		return fmt.Errorf("setting -policy (FENQI_POLICY): %w", err)
-	}
 	obs := &observer{Metrics: metrics, print: cfg.PrintDecisions, out: stdout, zone: zone}
 	pipe, err := consumers.New(consumers.Config{
 		Brokers: brokers, GroupID: cfg.GroupID, Topics: cfg.Topics,

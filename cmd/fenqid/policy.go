@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -33,10 +34,13 @@ type policySnapshot struct {
 func loadPolicy(spec string) (*policySnapshot, error) {
 	var p *policy.Policy
 	var err error
+	looksLikeFile := strings.ContainsRune(spec, os.PathSeparator) || strings.HasSuffix(spec, ".yaml") || strings.HasSuffix(spec, ".yml")
 	if _, statErr := os.Stat(spec); statErr != nil {
-		p, err = policy.Preset(spec)
-		if err != nil {
-			return nil, fmt.Errorf("policy %q is neither a file nor a preset (%v): %w", spec, policy.Presets(), err)
+		if p, err = policy.Preset(spec); err != nil {
+			if looksLikeFile {
+				return nil, fmt.Errorf("policy file: %w (nor is it a preset: %s)", statErr, strings.Join(policy.Presets(), ", "))
+			}
+			return nil, fmt.Errorf("policy %q is neither a file nor a preset (presets: %s)", spec, strings.Join(policy.Presets(), ", "))
 		}
 	} else if p, err = policy.Load(spec); err != nil {
 		return nil, err
