@@ -431,16 +431,43 @@ func rc01(v bool) string {
 	return "0"
 }
 
-// write queues the user's keys on a pipeline: 6 or 7 commands.
+// monthValue is a monthly bucket as the script packs it: eight counters
+// and the login-day mask (bit d-1 for day d): the days of the month whose
+// daily bucket has logins, then the lowest other days up to LoginDays.
+func (s *rcUser) monthValue(m rcBucket) string {
+	var mask int64
+	set := 0
+	for _, d := range s.days {
+		t := time.Unix(int64(d.n)*86400, 0).UTC()
+		if t.Year()*100+int(t.Month()) == m.n && d.c[6] > 0 {
+			mask |= 1 << (t.Day() - 1)
+			set++
+		}
+	}
+	for bit := 0; bit < 31 && int64(set) < m.c[7]; bit++ {
+		if mask&(1<<bit) == 0 {
+			mask |= 1 << bit
+			set++
+		}
+	}
+	return rcPack(m.c, 8) + ":" + strconv.FormatInt(mask, 10)
+}
+
+// write queues the user's keys on a pipeline: 4 or 5 commands.
 func (s *rcUser) write(ctx context.Context, p redis.Pipeliner) {
 	tag := "{u:" + s.id + "}:"
-	a := make([]any, 0, 2*(len(s.days)+len(s.months)))
+	a := make([]any, 0, 2*(len(s.days)+len(s.months)+4))
 	for _, d := range s.days {
 		a = append(a, "d"+strconv.Itoa(d.n), rcPack(d.c, 7))
 	}
 	for _, m := range s.months {
-		a = append(a, "m"+strconv.Itoa(m.n), rcPack(m.c, 8))
+		a = append(a, "m"+strconv.Itoa(m.n), s.monthValue(m))
 	}
+	a = append(a,
+		"d:"+s.devices[0].name, strconv.Itoa(s.devices[0].lastDay)+":"+strconv.FormatInt(s.devices[0].logins, 10),
+		"d:"+s.devices[1].name, strconv.Itoa(s.devices[1].lastDay)+":"+strconv.FormatInt(s.devices[1].logins, 10),
+		"c:"+s.cities[0].name, s.cities[0].lastDay,
+		"c:"+s.cities[1].name, s.cities[1].lastDay)
 	p.HSet(ctx, tag+"a", a...)
 	meta := []any{"tz", s.tz, "tzo", s.tzo, "pd", s.pd, "lim", s.profile.TransactionLimitFen,
 		"fj", rc01(s.profile.JudicialDefaulter), "lo", s.lo}
@@ -463,17 +490,11 @@ func (s *rcUser) write(ctx context.Context, p redis.Pipeliner) {
 		meta = append(meta, "fz", s.fz)
 	}
 	p.HSet(ctx, tag+"m", meta...)
-	p.Set(ctx, tag+"x", s.ring, 0)
-	p.HSet(ctx, tag+"g",
-		"d:"+s.devices[0].name, strconv.Itoa(s.devices[0].lastDay)+":"+strconv.FormatInt(s.devices[0].logins, 10),
-		"d:"+s.devices[1].name, strconv.Itoa(s.devices[1].lastDay)+":"+strconv.FormatInt(s.devices[1].logins, 10),
-		"c:"+s.cities[0].name, s.cities[0].lastDay,
-		"c:"+s.cities[1].name, s.cities[1].lastDay)
+	p.Set(ctx, tag+"x", s.vel+"|"+s.ring, 0)
 	p.Set(ctx, tag+"p", s.profJSON, 0)
 	if s.bill != nil {
 		p.HSet(ctx, tag+"b", s.bill.id, s.bill.value())
 	}
-	p.Set(ctx, tag+"v", s.vel, 0)
 }
 
 // expect is the state.User a read of the generated keys must give.
@@ -643,9 +664,11 @@ func (e *rcBench) verifyLayout(b *testing.B, ctx context.Context) {
 		}
 	}
 	rawEq("today's bucket", e.bulk.HGet(ctx, tag+"a", "d"+strconv.Itoa(s.today)).Val(), rcPack(dc, 7))
-	rawEq("this month's bucket", e.bulk.HGet(ctx, tag+"a", "m"+strconv.Itoa(s.months[6].n)).Val(), rcPack(mc, 8))
-	rawEq("device", e.bulk.HGet(ctx, tag+"g", "d:"+s.devices[1].name).Val(), fmt.Sprintf("%d:%d", s.today, s.devices[1].logins+1))
-	rawEq("city", e.bulk.HGet(ctx, tag+"g", "c:"+s.cities[1].name).Val(), strconv.Itoa(s.today))
+	m6 := s.months[6]
+	m6.c = mc
+	rawEq("this month's bucket", e.bulk.HGet(ctx, tag+"a", "m"+strconv.Itoa(s.months[6].n)).Val(), s.monthValue(m6))
+	rawEq("device", e.bulk.HGet(ctx, tag+"a", "d:"+s.devices[1].name).Val(), fmt.Sprintf("%d:%d", s.today, s.devices[1].logins+1))
+	rawEq("city", e.bulk.HGet(ctx, tag+"a", "c:"+s.cities[1].name).Val(), strconv.Itoa(s.today))
 	rawEq("profile", e.bulk.Get(ctx, tag+"p").Val(), string(s.profJSON))
 	rawEq("bill", e.bulk.HGet(ctx, tag+"b", "bill-vfy").Val(), (&rcBill{rem: 50_000, due: dueAt.Unix()}).value())
 	meta := e.bulk.HGetAll(ctx, tag+"m").Val()
@@ -657,14 +680,15 @@ func (e *rcBench) verifyLayout(b *testing.B, ctx context.Context) {
 	rawEq("meta o2", meta["o2"], fmt.Sprintf("%d:%d", o[1].p, o[1].o+2))
 	rawEq("meta o3", meta["o3"], fmt.Sprintf("%d:%d", o[2].p, o[2].o+1))
 	rawEq("meta o4", meta["o4"], fmt.Sprintf("%d:%d", o[3].p, o[3].o+1))
-	rawEq("dedup ring", e.bulk.Get(ctx, tag+"x").Val(), s.ring[5*13:]+
+	velGot, ringGot, _ := strings.Cut(e.bulk.Get(ctx, tag+"x").Val(), "|")
+	rawEq("dedup ring", ringGot, s.ring[5*13:]+
 		rcFingerprint("vfy-pay-1")+"0f"+rcFingerprint("vfy-login-1")+"00"+rcFingerprint("vfy-login-2")+"00"+
 		rcFingerprint("vfy-due-1")+"00"+rcFingerprint("vfy-prof-1")+"00")
-	rawEq("payment times", e.bulk.Get(ctx, tag+"v").Val(), rcB36(now.Unix())+s.vel[:14*6])
+	rawEq("payment times", velGot, rcB36(now.Unix())+s.vel[:14*6])
 	if sc, err := e.bulk.ZScore(ctx, state.TimersKey, rcTimerMember(s.id, "bill-vfy")).Result(); err != nil || int64(sc) != dueAt.Unix()+86400 {
 		fail("timer of the new bill under %q: %v %v", rcTimerMember(s.id, "bill-vfy"), sc, err)
 	}
-	for _, k := range []string{"a", "m", "g", "b"} {
+	for _, k := range []string{"a", "m", "b"} {
 		if enc := e.bulk.ObjectEncoding(ctx, tag+k).Val(); enc != "listpack" {
 			fail("%s is %s, not listpack", tag+k, enc)
 		}

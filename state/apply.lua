@@ -1,13 +1,15 @@
 -- fenqi state: apply a batch of events for a group of users in one call.
 --
--- KEYS: 7 per user, in this order (all under the user's hash tag {u:ID}):
---   a  activity hash: "d<day>" daily and "m<yyyymm>" monthly buckets
+-- KEYS: 5 per user, in this order (all under the user's hash tag {u:ID}):
+--   a  activity hash: "d<day>" daily and "m<yyyymm>" monthly buckets, and the
+--      places of the last GEO days: "c:<city>" = last login day,
+--      "d:<device>" = "lastday:logins"
 --   m  meta hash: offsets per input topic "o<t>" = "partition:offset", tz, tzo, pd (pruned day)
---   x  dedup ring: the fingerprints of the user's last N event ids, concatenated
---   g  geo hash: "c:<city>" = last login day; "d:<device>" = "lastday:logins"
+--   x  "<payment times>|<dedup ring>": the event times of the user's latest
+--      payments, newest first, 6 base-36 digits each; then the ring of the
+--      user's last RING event ids (see ring_find)
 --   p  latest profile (JSON string)
 --   b  open bills hash: bill id = "remaining_fen:due_unix:timer_stage"
---   v  the event times of the user's latest payments, newest first, 6 base-36 digits each
 -- ARGV[1]: JSON {now, dz (default zone offset s), ring, fpl (fingerprint length),
 --   days, months, geo (days), geomax, u = [[event, ...] per user in KEYS order]}
 --   event: {t topic index, p partition, o offset (-1 = none), f fingerprint, k kind,
@@ -42,7 +44,9 @@ local function b36(n) -- fixed 6 digits: unix seconds up to 2^31 fit
   return table.concat(t)
 end
 
-local function yyyymm(day) -- civil month of a day number (days since 1970-01-01)
+-- civil month (yyyymm) and day of the month of a day number (days since
+-- 1970-01-01), after Howard Hinnant's civil_from_days
+local function yyyymm(day)
   local z = day + 719468
   local era = floor(z / 146097)
   local doe = z - era * 146097
@@ -50,9 +54,10 @@ local function yyyymm(day) -- civil month of a day number (days since 1970-01-01
   local y = yoe + era * 400
   local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
   local mp = floor((5 * doy + 2) / 153)
+  local d = doy - floor((153 * mp + 2) / 5) + 1
   local m = mp < 10 and mp + 3 or mp - 9
   if m <= 2 then y = y + 1 end
-  return y * 100 + m
+  return y * 100 + m, d
 end
 local function midx(ym) return floor(ym / 100) * 12 + (ym % 100) - 1 end
 
@@ -69,8 +74,10 @@ local function pack_counts(t)
 end
 
 -- bucket layout: 1 spend n, 2 spend fen, 3 social n, 4 social fen,
--- 5 finance n, 6 finance fen, 7 logins, 8 (months only) login days
-local DAYN, MONN = 7, 8
+-- 5 finance n, 6 finance fen, 7 logins; months also 8 login days and
+-- 9 the login days as a bit mask (bit d-1 for day d), so that a late login
+-- counts its day once even when the daily bucket is gone
+local DAYN, MONN = 7, 9
 
 -- Each dedup ring entry is the id's fingerprint (FPL characters), one
 -- base-36 digit of the facts the event had when applied (1 new city,
@@ -91,15 +98,13 @@ end
 local out = {}
 local ki = 0
 for _, evs in ipairs(req.u) do
-  local ka, km, kx, kg, kp, kb, kv = KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3], KEYS[ki + 4], KEYS[ki + 5], KEYS[ki + 6], KEYS[ki + 7]
-  ki = ki + 7
+  local ka, km, kx, kp, kb = KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3], KEYS[ki + 4], KEYS[ki + 5]
+  ki = ki + 5
   local meta = redis.call("HMGET", km, "tzo", "tz", "pd", "o1", "o2", "o3", "o4", "lo", "lim", "fz", "fj")
   local lo = tonumber(meta[8]) or 0
   local lo0 = lo
   local lim = tonumber(meta[9]) or 0
   local fz, fj = meta[10] == "1", meta[11] == "1"
-  local vel = nil -- the payment times string, read when first needed
-  local vel0 = nil
   local tzo = tonumber(meta[1]) or req.dz
   local tz = meta[2] or ""
   local today = floor((now + tzo) / 86400)
@@ -115,37 +120,47 @@ for _, evs in ipairs(req.u) do
   end
 
   -- prune once per local day: old buckets and places not seen in GEO days
+  local geolen = -1 -- places in the activity hash; -1 = not counted yet
   if tonumber(meta[3] or "0") < today then
-    local fields = redis.call("HKEYS", ka)
+    local all = redis.call("HGETALL", ka)
     local del = {}
-    for _, f in ipairs(fields) do
-      local kind, n = string.sub(f, 1, 1), tonumber(string.sub(f, 2))
-      if (kind == "d" and n <= today - DAYS) or (kind == "m" and midx(n) < curm - MONTHS) then
-        del[#del + 1] = f
+    geolen = 0
+    for i = 1, #all, 2 do
+      local f = all[i]
+      if string.sub(f, 2, 2) == ":" then
+        if tonumber(string.match(all[i + 1], "^%d+")) <= today - GEO then
+          del[#del + 1] = f
+        else
+          geolen = geolen + 1
+        end
+      else
+        local kind, n = string.sub(f, 1, 1), tonumber(string.sub(f, 2))
+        if (kind == "d" and n <= today - DAYS) or (kind == "m" and midx(n) < curm - MONTHS) then
+          del[#del + 1] = f
+        end
       end
     end
     if #del > 0 then redis.call("HDEL", ka, unpack(del)) end
-    local geo = redis.call("HGETALL", kg)
-    del = {}
-    for i = 1, #geo, 2 do
-      local last = tonumber(string.match(geo[i + 1], "^%d+"))
-      if last <= today - GEO then del[#del + 1] = geo[i] end
-    end
-    if #del > 0 then redis.call("HDEL", kg, unpack(del)) end
     redis.call("HSET", km, "pd", today)
   end
 
-  local ring = redis.call("GET", kx) or ""
-  local ring0 = ring
-  local geolen = -1
-  -- has the user any place of this kind ("d:" or "c:") in the geo hash?
+  local x = redis.call("GET", kx) or "|"
+  local bar = string.find(x, "|", 1, true) or 0
+  local vel, ring = string.sub(x, 1, bar - 1), string.sub(x, bar + 1)
+  local vel0, ring0 = vel, ring
+  -- has the user a place of this kind ("d:" or "c:")? counts the places too
+  local anyd, anyc = nil, nil
   local function anyplace(prefix)
-    if geolen < 0 then geolen = redis.call("HLEN", kg) end
-    if geolen == 0 then return false end
-    for _, v in ipairs(redis.call("HKEYS", kg)) do
-      if string.sub(v, 1, 2) == prefix then return true end
+    if anyd == nil then
+      anyd, anyc, geolen = false, false, 0
+      for _, f in ipairs(redis.call("HKEYS", ka)) do
+        local p = string.sub(f, 1, 2)
+        if p == "d:" then anyd, geolen = true, geolen + 1
+        elseif p == "c:" then anyc, geolen = true, geolen + 1 end
+      end
     end
-    return false
+    if prefix == "d:" then return anyd end
+    return anyc
   end
   local res = {}
   for _, e in ipairs(evs) do
@@ -164,7 +179,6 @@ for _, evs in ipairs(req.u) do
       if e.k == "pay" then
         -- the payment times at or before this one (less its own), newest
         -- first, as many as it saw the first time
-        if not vel then vel = redis.call("GET", kv) or ""; vel0 = vel end
         local stamp, own = b36(e.ts), false
         local older = {}
         for i = 1, #vel, 6 do
@@ -179,18 +193,19 @@ for _, evs in ipairs(req.u) do
     if status == 0 and at then status = 2 end
     if status == 0 then
       local day = floor((e.ts + tzo) / 86400)
-      local ym = yyyymm(day)
+      local ym, dom = yyyymm(day)
       local inday = day > today - DAYS and day <= today + 1
       local inmonth = midx(ym) >= curm - MONTHS
       local k = e.k
       if k == "pay" or k == "login" then
         local dkey, mkey = "d" .. day, "m" .. ym
-        local cur = redis.call("HMGET", ka, dkey, mkey)
+        local df = (e.dv and e.dv ~= "") and ("d:" .. e.dv) or "-"
+        local cf = (k == "login" and e.ci and e.ci ~= "") and ("c:" .. e.ci) or "-"
+        local cur = redis.call("HMGET", ka, dkey, mkey, df, cf)
         local dv = inday and unpack_counts(cur[1], DAYN)
         local mv = inmonth and unpack_counts(cur[2], MONN)
         if k == "pay" then
           -- the payment-times ring, newest first, kept in time order
-          if not vel then vel = redis.call("GET", kv) or ""; vel0 = vel end
           recent = vel
           local stamp = b36(e.ts)
           local pos = 1
@@ -201,46 +216,42 @@ for _, evs in ipairs(req.u) do
           if dv then dv[i] = dv[i] + 1; dv[i + 1] = dv[i + 1] + e.a end
           if mv then mv[i] = mv[i] + 1; mv[i + 1] = mv[i + 1] + e.a end
         else
-          if dv then
-            if dv[7] == 0 and mv then mv[8] = mv[8] + 1 end
-            dv[7] = dv[7] + 1
+          if dv then dv[7] = dv[7] + 1 end
+          if mv then
+            mv[7] = mv[7] + 1
+            local bit = 2 ^ (dom - 1)
+            if floor(mv[9] / bit) % 2 == 0 then
+              mv[9] = mv[9] + bit
+              mv[8] = mv[8] + 1
+            end
           end
-          if mv then mv[7] = mv[7] + 1 end
         end
-        if dv and mv then
-          redis.call("HSET", ka, dkey, pack_counts(dv), mkey, pack_counts(mv))
-        elseif dv then
-          redis.call("HSET", ka, dkey, pack_counts(dv))
-        elseif mv then
-          redis.call("HSET", ka, mkey, pack_counts(mv))
-        end
+        local upd = {}
+        if dv then upd[#upd + 1] = dkey; upd[#upd + 1] = pack_counts(dv) end
+        if mv then upd[#upd + 1] = mkey; upd[#upd + 1] = pack_counts(mv) end
 
         -- devices and cities of the last GEO days before the event;
         -- "new" only for a user with history of that kind
         local since = day - GEO
-        local df = (e.dv and e.dv ~= "") and ("d:" .. e.dv) or nil
-        local cf = (k == "login" and e.ci and e.ci ~= "") and ("c:" .. e.ci) or nil
-        local places = redis.call("HMGET", kg, df or "-", cf or "-")
-        local upd = {}
-        if df then
+        if df ~= "-" then
           local last, n = 0, 0
-          if places[1] then
-            local a, b = string.match(places[1], "^(%d+):(%d+)$")
+          if cur[3] then
+            local a, b = string.match(cur[3], "^(%d+):(%d+)$")
             last, n = tonumber(a), tonumber(b)
           end
           if last <= since then
             if anyplace("d:") then nd = 1 end
-            if not places[1] then geolen = geolen + 1 end
+            if not cur[3] then geolen = geolen + 1; anyd = true end
           end
           if k == "login" then n = n + 1 end
           upd[#upd + 1] = df
           upd[#upd + 1] = (day > last and day or last) .. ":" .. n
         end
-        if cf then
-          local last = tonumber(places[2] or "-1")
+        if cf ~= "-" then
+          local last = tonumber(cur[4] or "-1")
           if last <= since then
             if last >= 0 or anyplace("c:") then nc = 1 end
-            if last < 0 then geolen = geolen + 1 end
+            if last < 0 then geolen = geolen + 1; anyc = true end
           end
           if day > last then
             upd[#upd + 1] = cf
@@ -248,16 +259,18 @@ for _, evs in ipairs(req.u) do
           end
           if nc == 1 and e.ts > lo then lo = e.ts end
         end
-        if #upd > 0 then redis.call("HSET", kg, unpack(upd)) end
+        if #upd > 0 then redis.call("HSET", ka, unpack(upd)) end
         if geolen > GEOMAX then
-          -- keep the hash bounded: drop the place seen longest ago
-          local geo = redis.call("HGETALL", kg)
+          -- keep the places bounded: drop the one seen longest ago
+          local all = redis.call("HGETALL", ka)
           local oldf, oldd = nil, nil
-          for i = 1, #geo, 2 do
-            local d = tonumber(string.match(geo[i + 1], "^%d+"))
-            if not oldd or d < oldd then oldf, oldd = geo[i], d end
+          for i = 1, #all, 2 do
+            if string.sub(all[i], 2, 2) == ":" then
+              local d = tonumber(string.match(all[i + 1], "^%d+"))
+              if not oldd or d < oldd then oldf, oldd = all[i], d end
+            end
           end
-          redis.call("HDEL", kg, oldf)
+          redis.call("HDEL", ka, oldf)
           geolen = geolen - 1
         end
       elseif k == "due" then
@@ -332,10 +345,9 @@ for _, evs in ipairs(req.u) do
     upd[#upd + 1] = string.format("%.0f", lo)
   end
   if #upd > 0 then redis.call("HSET", km, unpack(upd)) end
-  if vel and vel ~= vel0 then redis.call("SET", kv, vel) end
-  if ring ~= ring0 then
+  if vel ~= vel0 or ring ~= ring0 then
     if #ring > RING * ENL then ring = string.sub(ring, #ring - RING * ENL + 1) end
-    redis.call("SET", kx, ring)
+    redis.call("SET", kx, vel .. "|" .. ring)
   end
   out[#out + 1] = {tz, lim, res}
 end

@@ -201,10 +201,10 @@ const (
 // Keys of one user, in the order the script takes them.
 func userKeys(userID string) []string {
 	tag := "{u:" + userID + "}:"
-	return []string{tag + "a", tag + "m", tag + "x", tag + "g", tag + "p", tag + "b", tag + "v"}
+	return []string{tag + "a", tag + "m", tag + "x", tag + "p", tag + "b"}
 }
 
-const keysPerUser = 7
+const keysPerUser = 5
 
 // fingerprint is a 64-bit FNV-1a of the event id in 11 base64 characters:
 // collisions among a user's last few dozen ids are out of reach.

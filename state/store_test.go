@@ -305,3 +305,24 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal("Days 10 accepted")
 	}
 }
+
+// A login older than the daily buckets still counts its day once in the
+// month: replaying history, or catching up after a long lag, must not lose
+// or double login days.
+func TestLoginDaysOfOldMonths(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	old := time.Date(2026, 9, 10, 9, 0, 0, 0, shanghai) // 71 days before now: no daily bucket
+	apply(t, s,
+		state.Item{Event: login("l1", "u10", old, "d1", "shanghai"), Offset: -1, Topic: 2},
+		state.Item{Event: login("l2", "u10", old.Add(3*time.Hour), "d1", "shanghai"), Offset: -1, Topic: 2},
+		state.Item{Event: login("l3", "u10", old.AddDate(0, 0, 1), "d1", "shanghai"), Offset: -1, Topic: 2},
+	)
+	u := user(t, s, "u10")
+	if got := u.Months[202609]; got.Logins != 3 || got.LoginDays != 2 {
+		t.Fatalf("September: %d logins on %d days, want 3 on 2", got.Logins, got.LoginDays)
+	}
+	if len(u.Days) != 0 {
+		t.Fatalf("daily buckets kept for days outside the window: %v", u.Days)
+	}
+}

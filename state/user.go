@@ -23,17 +23,30 @@ type Counts struct {
 	LoginDays          int64 // monthly buckets only: distinct local days with a login
 }
 
+// parseCounts reads a packed bucket ("n:n:n…"; a month's ninth field, the
+// login-day mask, is not needed by readers). Hand-written: it runs for
+// every bucket of every user a recompute reads.
 func parseCounts(s string) (Counts, error) {
 	var v [8]int64
-	for i, part := range strings.Split(s, ":") {
-		if i >= len(v) {
-			break
+	i := 0
+	var n int64
+	digits := false
+	for j := 0; j <= len(s); j++ {
+		if j == len(s) || s[j] == ':' {
+			if !digits {
+				return Counts{}, fmt.Errorf("state: bad bucket %q", s)
+			}
+			if i < len(v) {
+				v[i] = n
+			}
+			i, n, digits = i+1, 0, false
+			continue
 		}
-		n, err := strconv.ParseInt(part, 10, 64)
-		if err != nil {
-			return Counts{}, fmt.Errorf("state: bad bucket %q: %w", s, err)
+		c := s[j]
+		if c < '0' || c > '9' {
+			return Counts{}, fmt.Errorf("state: bad bucket %q", s)
 		}
-		v[i] = n
+		n, digits = n*10+int64(c-'0'), true
 	}
 	return Counts{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}, nil
 }
@@ -112,8 +125,8 @@ func (s *Store) User(ctx context.Context, userID string) (*User, error) {
 }
 
 type userReads struct {
-	a, m, g, b *redis.MapStringStringCmd
-	p          *redis.StringCmd
+	a, m, b *redis.MapStringStringCmd
+	p       *redis.StringCmd
 }
 
 // Users reads several users' state in one round trip (one pipeline).
@@ -123,8 +136,7 @@ func (s *Store) Users(ctx context.Context, userIDs []string) ([]*User, error) {
 	for i, id := range userIDs {
 		k := userKeys(id)
 		reads[i] = userReads{
-			a: pipe.HGetAll(ctx, k[0]), m: pipe.HGetAll(ctx, k[1]), g: pipe.HGetAll(ctx, k[3]),
-			p: pipe.Get(ctx, k[4]), b: pipe.HGetAll(ctx, k[5]),
+			a: pipe.HGetAll(ctx, k[0]), m: pipe.HGetAll(ctx, k[1]), p: pipe.Get(ctx, k[3]), b: pipe.HGetAll(ctx, k[4]),
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -142,7 +154,7 @@ func (s *Store) Users(ctx context.Context, userIDs []string) ([]*User, error) {
 }
 
 func (s *Store) parseUser(userID string, r userReads) (*User, error) {
-	a, m, g, p, b := r.a, r.m, r.g, r.p, r.b
+	a, m, p, b := r.a, r.m, r.p, r.b
 	u := &User{ID: userID, Zone: s.cfg.DefaultZone, Days: map[int]Counts{}, Months: map[int]Counts{},
 		Devices: map[string]Place{}, Cities: map[string]Place{}, Bills: map[string]Bill{}}
 	if tz := m.Val()["tz"]; tz != "" {
@@ -151,6 +163,21 @@ func (s *Store) parseUser(userID string, r userReads) (*User, error) {
 		}
 	}
 	for f, v := range a.Val() {
+		if len(f) < 2 {
+			continue
+		}
+		if f[1] == ':' { // a place: "d:<device>" or "c:<city>"
+			dayStr, nStr, _ := strings.Cut(v, ":")
+			day, _ := strconv.Atoi(dayStr)
+			n, _ := strconv.ParseInt(nStr, 10, 64)
+			switch f[0] {
+			case 'd':
+				u.Devices[f[2:]] = Place{LastDay: day, Logins: n}
+			case 'c':
+				u.Cities[f[2:]] = Place{LastDay: day}
+			}
+			continue
+		}
 		n, err := strconv.Atoi(f[1:])
 		if err != nil {
 			return nil, fmt.Errorf("state: bad bucket field %q: %w", f, err)
@@ -164,21 +191,6 @@ func (s *Store) parseUser(userID string, r userReads) (*User, error) {
 			u.Days[n] = c
 		case 'm':
 			u.Months[n] = c
-		}
-	}
-	for f, v := range g.Val() {
-		kind, name, ok := strings.Cut(f, ":")
-		if !ok {
-			continue
-		}
-		dayStr, nStr, _ := strings.Cut(v, ":")
-		day, _ := strconv.Atoi(dayStr)
-		n, _ := strconv.ParseInt(nStr, 10, 64)
-		switch kind {
-		case "d":
-			u.Devices[name] = Place{LastDay: day, Logins: n}
-		case "c":
-			u.Cities[name] = Place{LastDay: day}
 		}
 	}
 	for id, v := range b.Val() {
