@@ -133,7 +133,16 @@ func MarshalDecision(d Decision) ([]byte, error) {
 			return nil, fmt.Errorf("events: marshal decision %s: detail must be a JSON object, got %.20s", d.ID, raw)
 		}
 	}
-	return json.Marshal(envelopeOut{
+	// Splice rather than nest: encoding/json would validate and compact a
+	// nested json.RawMessage again, which for a quota decision's large
+	// detail costs as much as marshalling it.
+	detail := w.Detail
+	w.Detail = nil
+	data, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("events: marshal decision %s: %w", d.ID, err)
+	}
+	head, err := json.Marshal(envelopeHead{
 		SpecVersion:     SpecVersion,
 		ID:              d.ID,
 		Type:            d.Type,
@@ -141,8 +150,34 @@ func MarshalDecision(d Decision) ([]byte, error) {
 		Time:            formatTime(d.Time),
 		Subject:         d.Subject,
 		DataContentType: ContentTypeJSON,
-		Data:            w,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("events: marshal decision %s: %w", d.ID, err)
+	}
+	out := make([]byte, 0, len(head)+len(data)+len(detail)+20)
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, `,"data":`...)
+	if detail == nil {
+		out = append(out, data...)
+	} else {
+		out = append(out, data[:len(data)-1]...)
+		out = append(out, `,"detail":`...)
+		out = append(out, detail...)
+		out = append(out, '}')
+	}
+	return append(out, '}'), nil
+}
+
+// envelopeHead is envelopeOut without its data, which MarshalDecision
+// splices in.
+type envelopeHead struct {
+	SpecVersion     string `json:"specversion"`
+	ID              string `json:"id"`
+	Type            string `json:"type"`
+	Source          string `json:"source"`
+	Time            string `json:"time"`
+	Subject         string `json:"subject"`
+	DataContentType string `json:"datacontenttype"`
 }
 
 // envelopeIn is the structured-mode CloudEvent as read from the wire; data
