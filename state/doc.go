@@ -11,14 +11,24 @@
 //	{u:ID}:a  hash   "d<day>" daily buckets (last 35 local days) and
 //	                 "m<yyyymm>" monthly buckets (last 6 full months and the
 //	                 current one); each value packs the counters
-//	                 "spendN:spendFen:socialN:socialFen:finN:finFen:logins[:loginDays]"
+//	                 "spendN:spendFen:socialN:socialFen:finN:finFen:logins"
+//	                 (months add ":loginDays:loginDayMask"); and the places
+//	                 of the last 90 days: "c:<city>" = last login day,
+//	                 "d:<device>" = "last day:logins" (at most 48)
 //	{u:ID}:m  hash   meta: last applied offset per input topic ("o<t>" =
-//	                 "partition:offset"), time zone name and offset, prune day
-//	{u:ID}:x  string the fingerprints of the user's last 32 event ids
-//	{u:ID}:g  hash   "c:<city>" = last login day, "d:<device>" = "last day:logins",
-//	                 places not seen for 90 days pruned, at most 48 entries
+//	                 "partition:offset"), time zone name and offset, prune
+//	                 day, own limit, freeze flags, latest other-city login,
+//	                 overdue history, quota, recompute count, override
+//	{u:ID}:x  string "<payment times>|<dedup ring>": the times of the last 15
+//	                 payments (6 base-36 digits each, newest first), then for
+//	                 each of the last 32 events its id's fingerprint and the
+//	                 facts it had when applied (13 characters each)
 //	{u:ID}:p  string the latest profile (JSON)
-//	{u:ID}:b  hash   open bills: bill id = "remaining fen:due unix time"
+//	{u:ID}:b  hash   open bills: bill id = "remaining fen:due unix time:timer stage"
+//
+// Two schedules are global sorted sets scored by due time (index.go):
+// fenqi:timers (overdue checks of open bills) and fenqi:recompute (every
+// known user's next quota recompute).
 //
 // Days and months are in the user's time zone (the profile's timezone,
 // Asia/Shanghai by default). A user's zone offset is taken when the profile
@@ -27,13 +37,17 @@
 // time, such as the night window, use the zone itself).
 //
 // Every value is a few counters, so the hashes stay in Redis's compact
-// listpack encoding (under 64 bytes a value, under 128 entries).
+// listpack encoding (under 64 bytes a value, under 128 entries). A user
+// with six months of typical activity takes about 2.9 KB
+// (TestMemoryPerUser prints it).
 //
 // Exactly once. Apply is idempotent: an event whose offset is at or below
 // the last offset applied for the user on that topic-partition is a
 // redelivery (status Redelivered), and an event whose id is among the
 // user's last 32 event ids is an upstream duplicate (status Duplicate);
-// neither changes a counter. Both checks live in the user's own bounded
+// neither changes a counter. A redelivered event gets back the facts it had
+// the first time (new city or device, payments seen, freeze transitions),
+// so it yields the same decisions with the same ids. Both checks live in the user's own bounded
 // keys, so nothing grows per event. A batch may therefore be retried whole
 // after any failure.
 //
