@@ -153,6 +153,11 @@ func Facts(u *state.User, p *policy.Policy, now time.Time) credit.Facts {
 			f.MaxOverdueDays6m = max(f.MaxOverdueDays6m, ep.DaysOverdue)
 		}
 	}
+	for _, c := range u.QuotaChecks {
+		if now.Sub(c) < 30*24*time.Hour && !c.After(now) {
+			f.QuotaChecks30d++
+		}
+	}
 	f.PreviousQuotaFen, f.HasPreviousQuota = u.QuotaFen, u.HasQuota
 	if ov := u.Override; ov != nil {
 		f.Override = &credit.Override{QuotaFen: ov.QuotaFen, Reason: ov.Reason, Operator: ov.Operator, ExpiresAt: ov.ExpiresAt}

@@ -115,7 +115,7 @@ func (s *Store) AdvanceBill(ctx context.Context, userID, billID string, stage in
 		fz = "1"
 	}
 	member := timerMember(userID, billID)
-	n, err := advanceScript.Run(ctx, s.rdb, []string{k[5], k[1]}, billID, stage, fz).Int()
+	n, err := advanceScript.Run(ctx, s.rdb, []string{k[keyBills], k[keyMeta]}, billID, stage, fz).Int()
 	if err != nil {
 		return false, fmt.Errorf("state: advance bill: %w", err)
 	}
@@ -173,8 +173,8 @@ func (s *Store) SaveQuotas(ctx context.Context, qs []Quota, leaseUntil time.Time
 	args := make([]any, 0, 1+2*len(qs))
 	args = append(args, leaseUntil.Unix())
 	for _, q := range qs {
-		pipe.HSet(ctx, userKeys(q.UserID)[1], "q", q.QuotaFen)
-		pipe.HIncrBy(ctx, userKeys(q.UserID)[1], "rs", 1)
+		pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", q.QuotaFen)
+		pipe.HIncrBy(ctx, userKeys(q.UserID)[keyMeta], "rs", 1)
 		args = append(args, q.UserID, q.Next.Unix())
 	}
 	rescheduleScript.EvalSha(ctx, pipe, []string{RecomputeKey}, args...)

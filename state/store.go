@@ -204,7 +204,15 @@ func userKeys(userID string) []string {
 	return []string{tag + "a", tag + "m", tag + "x", tag + "p", tag + "b"}
 }
 
-const keysPerUser = 5
+// Positions in userKeys.
+const (
+	keyActivity = iota
+	keyMeta
+	keyRings
+	keyProfile
+	keyBills
+	keysPerUser
+)
 
 // fingerprint is a 64-bit FNV-1a of the event id in 11 base64 characters:
 // collisions among a user's last few dozen ids are out of reach.

@@ -326,3 +326,24 @@ func TestLoginDaysOfOldMonths(t *testing.T) {
 		t.Fatalf("daily buckets kept for days outside the window: %v", u.Days)
 	}
 }
+
+func TestQuotaChecksKeepThirtyDays(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	for _, ago := range []time.Duration{40 * 24 * time.Hour, 20 * 24 * time.Hour, time.Hour} {
+		if _, err := s.RecordQuotaCheck(ctx, "u11", now.Add(-ago)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.RecordQuotaCheck(ctx, "u11", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("%d checks within 30 days, want 3 (the one 40 days ago is gone)", n)
+	}
+	if u := user(t, s, "u11"); len(u.QuotaChecks) != 3 || !u.QuotaChecks[0].Equal(now) {
+		t.Fatalf("checks read back: %v", u.QuotaChecks)
+	}
+}

@@ -97,6 +97,9 @@ type User struct {
 	Recomputes int64
 	// Override is an operator's fixed quota, nil when none was set.
 	Override *Override
+	// QuotaChecks are the times of the user's latest quota checks (at most
+	// 16, newest first; see RecordQuotaCheck).
+	QuotaChecks []time.Time
 }
 
 // Override is an operator's fixed quota: it wins over the model until it
@@ -136,7 +139,7 @@ func (s *Store) Users(ctx context.Context, userIDs []string) ([]*User, error) {
 	for i, id := range userIDs {
 		k := userKeys(id)
 		reads[i] = userReads{
-			a: pipe.HGetAll(ctx, k[0]), m: pipe.HGetAll(ctx, k[1]), p: pipe.Get(ctx, k[3]), b: pipe.HGetAll(ctx, k[4]),
+			a: pipe.HGetAll(ctx, k[keyActivity]), m: pipe.HGetAll(ctx, k[keyMeta]), p: pipe.Get(ctx, k[keyProfile]), b: pipe.HGetAll(ctx, k[keyBills]),
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -211,6 +214,12 @@ func (s *Store) parseUser(userID string, r userReads) (*User, error) {
 		u.QuotaFen, _ = strconv.ParseInt(q, 10, 64)
 		u.HasQuota = true
 	}
+	if qc := meta["qc"]; qc != "" {
+		var err error
+		if u.QuotaChecks, err = parseRecent(qc); err != nil {
+			return nil, err
+		}
+	}
 	if ov := meta["ov"]; ov != "" {
 		u.Override = new(Override)
 		if err := json.Unmarshal([]byte(ov), u.Override); err != nil {
@@ -255,7 +264,7 @@ func (s *Store) MemoryUsage(ctx context.Context, userID string) (int64, error) {
 // SetOverride stores an operator override for a user (nil removes it) and
 // makes the user's recompute due now, so the new quota is published at once.
 func (s *Store) SetOverride(ctx context.Context, userID string, ov *Override) error {
-	k := userKeys(userID)[1]
+	k := userKeys(userID)[keyMeta]
 	pipe := s.rdb.Pipeline()
 	if ov == nil {
 		pipe.HDel(ctx, k, "ov")
@@ -271,4 +280,37 @@ func (s *Store) SetOverride(ctx context.Context, userID string, ov *Override) er
 		return fmt.Errorf("state: set override of %s: %w", userID, err)
 	}
 	return nil
+}
+
+// recordCheckScript puts a quota check's time at the front of the user's
+// list of checks (6 base-36 digits each, newest first), keeping those of
+// the last ARGV[2] seconds and at most 16.
+var recordCheckScript = redis.NewScript(`
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+local n, t = now, {}
+for i = 6, 1, -1 do
+  local d = n % 36
+  t[i] = string.sub(B36, d + 1, d + 1)
+  n = math.floor(n / 36)
+end
+local out = {table.concat(t)}
+local cur = redis.call("HGET", KEYS[1], "qc") or ""
+for i = 1, #cur, 6 do
+  local s = string.sub(cur, i, i + 5)
+  if #out < 16 and tonumber(s, 36) > now - window then out[#out + 1] = s end
+end
+redis.call("HSET", KEYS[1], "qc", table.concat(out))
+return #out
+`)
+
+// RecordQuotaCheck counts a quota check by the user at now (DOMAIN.md §3:
+// repeated checks within 30 days lower the score) and returns how many the
+// user made in the last 30 days, this one included.
+func (s *Store) RecordQuotaCheck(ctx context.Context, userID string, now time.Time) (int, error) {
+	n, err := recordCheckScript.Run(ctx, s.rdb, []string{userKeys(userID)[keyMeta]}, now.Unix(), 30*86400).Int()
+	if err != nil {
+		return 0, fmt.Errorf("state: record quota check of %s: %w", userID, err)
+	}
+	return n, nil
 }

@@ -43,7 +43,7 @@ func (a *admin) handler() http.Handler {
 	if a.metrics != nil {
 		mux.Handle("GET /metrics", a.metrics)
 	}
-	mux.HandleFunc("GET /v1/users/{id}/quota", a.quota)
+	mux.HandleFunc("GET /v1/users/{id}/quota", a.quota) // ?check=1 counts a user's quota check
 	mux.HandleFunc("GET /v1/users/{id}/offer", a.offer)
 	return mux
 }
@@ -86,6 +86,15 @@ type quotaView struct {
 
 func (a *admin) quota(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if r.URL.Query().Get("check") == "1" {
+		// The user asked for their quota (the app's "check my quota"):
+		// counted, since repeated checks within 30 days lower the score.
+		// An operator's explanation (without check=1) is not.
+		if _, err := a.store.RecordQuotaCheck(r.Context(), id, a.now()); err != nil {
+			httpError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+	}
 	p, _ := a.policies.get()
 	res, u, err := jobs.Explain(r.Context(), a.store, p, id, a.now())
 	if err != nil {
