@@ -599,3 +599,42 @@ func TestMetricsServedWhenGiven(t *testing.T) {
 		t.Errorf("/healthz %d beside /metrics", status)
 	}
 }
+
+// A user's own quota checks (?check=1) are counted and, past the free
+// ones, lower the score; an operator's explanation is not counted.
+func TestQuotaChecksLowerTheScore(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	e.apply(t, history("u-3003", adminNow))
+	penalty := func(r credit.Result) float64 {
+		for _, f := range r.Factors {
+			if f.Name == "quota_checks" {
+				return f.Contribution
+			}
+		}
+		t.Fatalf("no quota_checks factor in %+v", r.Factors)
+		return 0
+	}
+	base := e.quota(t, "u-3003").Evaluation
+	for range 8 {
+		e.quota(t, "u-3003") // explanations: not counted
+	}
+	if again := e.quota(t, "u-3003").Evaluation; again.Score != base.Score || penalty(again) != 0 {
+		t.Fatalf("explanations changed the score: %v → %v (penalty %v)", base.Score, again.Score, penalty(again))
+	}
+	var last credit.Result
+	for range 8 {
+		status, _, body := e.get(t, "/v1/users/u-3003/quota?check=1")
+		if status != http.StatusOK {
+			t.Fatalf("check: %d %s", status, body)
+		}
+		var q quotaBody
+		if err := json.Unmarshal(body, &q); err != nil {
+			t.Fatal(err)
+		}
+		last = q.Evaluation
+	}
+	if penalty(last) >= 0 || last.Score >= base.Score {
+		t.Fatalf("8 checks in a day: score %v (was %v), penalty %v; want a lower score", last.Score, base.Score, penalty(last))
+	}
+}
