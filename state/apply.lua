@@ -61,16 +61,30 @@ local function yyyymm(day)
 end
 local function midx(ym) return floor(ym / 100) * 12 + (ym % 100) - 1 end
 
+-- Buckets are read and written with one C call each (a pattern with a
+-- capture per counter, one format): string calls are what a script's time
+-- goes to. Counters stay strings until arithmetic coerces them.
+local PAT = {[7] = "^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$",
+             [9] = "^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$"}
+local FMT = {[7] = "%d:%d:%d:%d:%d:%d:%d", [9] = "%d:%d:%d:%d:%d:%d:%d:%d:%d"}
 local function unpack_counts(s, n)
-  local t = {}
-  if s then for v in string.gmatch(s, "[^:]+") do t[#t + 1] = tonumber(v) end end
+  local t
+  if s then
+    t = {string.match(s, PAT[n])}
+    if #t == n then return t end
+    -- another length (a bucket written by an older layout): field by field
+    t = {}
+    for v in string.gmatch(s, "[^:]+") do
+      if #t < n then t[#t + 1] = tonumber(v) or 0 end
+    end
+  else
+    t = {}
+  end
   for i = #t + 1, n do t[i] = 0 end
   return t
 end
 local function pack_counts(t)
-  local parts = {}
-  for i = 1, #t do parts[i] = string.format("%.0f", t[i]) end
-  return table.concat(parts, ":")
+  return string.format(FMT[#t], unpack(t))
 end
 
 -- bucket layout: 1 spend n, 2 spend fen, 3 social n, 4 social fen,
@@ -119,12 +133,16 @@ for _, evs in ipairs(req.u) do
     end
   end
 
+  local mupd = {} -- meta fields to write at the end, in one HSET
+  -- places in the activity hash, and whether any device / city is among
+  -- them; nil = not looked at yet (anyplace looks when needed)
+  local geolen, anyd, anyc = -1, nil, nil
+
   -- prune once per local day: old buckets and places not seen in GEO days
-  local geolen = -1 -- places in the activity hash; -1 = not counted yet
   if tonumber(meta[3] or "0") < today then
     local all = redis.call("HGETALL", ka)
     local del = {}
-    geolen = 0
+    geolen, anyd, anyc = 0, false, false
     for i = 1, #all, 2 do
       local f = all[i]
       if string.sub(f, 2, 2) == ":" then
@@ -132,6 +150,7 @@ for _, evs in ipairs(req.u) do
           del[#del + 1] = f
         else
           geolen = geolen + 1
+          if string.sub(f, 1, 1) == "d" then anyd = true else anyc = true end
         end
       else
         local kind, n = string.sub(f, 1, 1), tonumber(string.sub(f, 2))
@@ -141,7 +160,8 @@ for _, evs in ipairs(req.u) do
       end
     end
     if #del > 0 then redis.call("HDEL", ka, unpack(del)) end
-    redis.call("HSET", km, "pd", today)
+    mupd[#mupd + 1] = "pd"
+    mupd[#mupd + 1] = today
   end
 
   local x = redis.call("GET", kx) or "|"
@@ -149,7 +169,6 @@ for _, evs in ipairs(req.u) do
   local vel, ring = string.sub(x, 1, bar - 1), string.sub(x, bar + 1)
   local vel0, ring0 = vel, ring
   -- has the user a place of this kind ("d:" or "c:")? counts the places too
-  local anyd, anyc = nil, nil
   local function anyplace(prefix)
     if anyd == nil then
       anyd, anyc, geolen = false, false, 0
@@ -335,16 +354,15 @@ for _, evs in ipairs(req.u) do
     end
     res[#res + 1] = {status, nc, nd, lo_before, recent, flags}
   end
-  local upd = {}
   for t, _ in pairs(offs_dirty) do
-    upd[#upd + 1] = "o" .. t
-    upd[#upd + 1] = offs[t][1] .. ":" .. string.format("%.0f", offs[t][2])
+    mupd[#mupd + 1] = "o" .. t
+    mupd[#mupd + 1] = offs[t][1] .. ":" .. string.format("%.0f", offs[t][2])
   end
   if lo ~= lo0 then
-    upd[#upd + 1] = "lo"
-    upd[#upd + 1] = string.format("%.0f", lo)
+    mupd[#mupd + 1] = "lo"
+    mupd[#mupd + 1] = string.format("%.0f", lo)
   end
-  if #upd > 0 then redis.call("HSET", km, unpack(upd)) end
+  if #mupd > 0 then redis.call("HSET", km, unpack(mupd)) end
   if vel ~= vel0 or ring ~= ring0 then
     if #ring > RING * ENL then ring = string.sub(ring, #ring - RING * ENL + 1) end
     redis.call("SET", kx, vel .. "|" .. ring)
