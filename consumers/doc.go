@@ -15,7 +15,11 @@
 //     acknowledgement from all in-sync replicas;
 //  6. commit the batch's offsets, once.
 //
-// A crash anywhere before 6 redelivers the batch; state recognises what it
+// Steps 1–4 of batch N+1 run while steps 5–6 of batch N do (two stages,
+// the second in one goroutine so commits stay in order); Redis and the
+// broker work at the same time.
+//
+// A crash anywhere before 6 redelivers the batch (and the one behind it); state recognises what it
 // already applied, and the rules publish the same decisions with the same
 // ids again, so state counts every event exactly once and decisions are
 // delivered at least once. Transient Redis and Kafka errors are retried with

@@ -275,22 +275,46 @@ func (p *Pipeline) Run(ctx context.Context) (err error) {
 	})
 	defer stop()
 
-	batch := make([]kafka.Message, 0, p.cfg.BatchSize)
-	for {
-		batch = batch[:0]
-		batch, err = p.fetch(ctx, batch)
-		if len(batch) > 0 {
-			if perr := p.process(work, batch); perr != nil {
-				return perr
+	// Two stages: while batch N is published and committed (below, in
+	// order, by one goroutine), batch N+1 is fetched, decoded, applied to
+	// Redis and evaluated. A crash redelivers both; state recognises them.
+	fetchCtx, stopFetching := context.WithCancel(ctx) // a failed publish or commit stops fetching
+	defer stopFetching()
+	ready := make(chan *pending, 1)
+	finished := make(chan error, 1)
+	go func() {
+		var ferr error
+		for pb := range ready {
+			if ferr == nil {
+				if ferr = p.finish(work, pb); ferr != nil {
+					stopFetching()
+				}
 			}
+			pb.endSpans()
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		finished <- ferr
+	}()
+
+	var runErr error
+	for {
+		batch, ferr := p.fetch(fetchCtx, make([]kafka.Message, 0, p.cfg.BatchSize))
+		if len(batch) > 0 {
+			pb, perr := p.prepare(work, batch)
+			if perr != nil {
+				runErr = perr
+				break
 			}
-			return err
+			ready <- pb
+		}
+		if ferr != nil {
+			if fetchCtx.Err() == nil {
+				runErr = ferr // the broker refused for good
+			}
+			break
 		}
 	}
+	close(ready)
+	return errors.Join(runErr, <-finished)
 }
 
 // fetch fills batch: it blocks for the first record, then takes what comes
@@ -333,19 +357,41 @@ type handled struct {
 	decisions []events.Decision
 }
 
-func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
-	start := time.Now()
+// pending is a batch applied to state and evaluated, waiting to be
+// published and committed.
+type pending struct {
+	start      time.Time
+	batch      []kafka.Message
+	hs         []handled
+	msgs       []kafka.Message // decisions and dead letters, each with its publish span's context
+	pspans     []trace.Span
+	dead       []producers.DeadLetter
+	refreeze   []string // users frozen or unfrozen: recompute their quota now
+	ndecisions int
+}
+
+func (pb *pending) endSpans() {
+	for i := range pb.hs {
+		if pb.hs[i].span != nil {
+			pb.hs[i].span.End()
+		}
+	}
+}
+
+// prepare decodes a batch, applies it to state in one round trip and
+// evaluates the rules, and builds the records to publish.
+func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pending, err error) {
+	pb := &pending{start: time.Now(), batch: batch}
 	hs := make([]handled, len(batch))
+	pb.hs = hs
+	defer func() {
+		if err != nil {
+			pb.endSpans()
+		}
+	}()
 	items := make([]state.Item, 0, len(batch))
 	itemOf := make([]int, 0, len(batch)) // item -> index in hs
 	links := make([]trace.Link, len(batch))
-	defer func() {
-		for i := range hs {
-			if hs[i].span != nil {
-				hs[i].span.End()
-			}
-		}
-	}()
 	for i := range batch {
 		h := &hs[i]
 		h.msg = batch[i]
@@ -371,14 +417,13 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 	if err != nil {
 		telemetry.Fail(aspan, err, "redis")
 		aspan.End()
-		return err
+		return nil, err
 	}
 	aspan.End()
 
 	_, sspan := p.tel.StartBatch(ctx, telemetry.SpanScoringEvaluate, links)
 	rules := p.rules()
 	var ndecisions int
-	var refreeze []string // users frozen or unfrozen: recompute their quota now
 	for j, it := range items {
 		h := &hs[itemOf[j]]
 		if h.dead != nil { // refused by state (see apply)
@@ -402,7 +447,7 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 		}
 		for _, d := range ds {
 			if d.Type == events.TypeDecisionFrozen || d.Type == events.TypeDecisionUnfrozen {
-				refreeze = append(refreeze, d.Subject)
+				pb.refreeze = append(pb.refreeze, d.Subject)
 			}
 		}
 		h.decisions = ds
@@ -422,7 +467,7 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 		for _, d := range h.decisions {
 			m, err := p.pub.DecisionMessage(d)
 			if err != nil {
-				return fmt.Errorf("consumers: %w", err)
+				return nil, fmt.Errorf("consumers: %w", err)
 			}
 			pctx, ps := p.tel.StartPublish(h.ctx, decisionsTopic)
 			ps.SetAttributes(telemetry.DecisionTypeKey.String(d.Type), telemetry.DecisionRuleKey.String(d.Data.Rule))
@@ -440,6 +485,15 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 			p.obs.Event(h.msg.Topic, "dead_lettered")
 		}
 	}
+	pb.msgs, pb.pspans, pb.dead, pb.ndecisions = msgs, pspans, dead, ndecisions
+	return pb, nil
+}
+
+// finish publishes a prepared batch's records, waits for the broker's
+// acknowledgement, schedules the recomputes it implies and commits its
+// offsets.
+func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
+	hs, msgs, pspans, dead, ndecisions := pb.hs, pb.msgs, pb.pspans, pb.dead, pb.ndecisions
 	if err := p.pub.Write(ctx, msgs); err != nil {
 		for _, ps := range pspans {
 			telemetry.Fail(ps, err, "kafka")
@@ -451,7 +505,7 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 	for _, ps := range pspans {
 		ps.End()
 	}
-	for _, uid := range refreeze {
+	for _, uid := range pb.refreeze {
 		err := retry.Do(ctx, p.cfg.Retry, "redis_schedule", p.notify, func(ctx context.Context) error {
 			return p.store.RecomputeSoon(ctx, uid, p.cfg.Now())
 		})
@@ -473,14 +527,14 @@ func (p *Pipeline) process(ctx context.Context, batch []kafka.Message) error {
 		}
 	}
 
-	if err := p.commit(ctx, batch); err != nil {
+	if err := p.commit(ctx, pb.batch); err != nil {
 		return err
 	}
 	p.stats.Batches.Add(1)
-	p.stats.Events.Add(int64(len(batch)))
+	p.stats.Events.Add(int64(len(pb.batch)))
 	p.stats.DeadLetters.Add(int64(len(dead)))
 	p.stats.Decisions.Add(int64(ndecisions))
-	p.obs.Batch(len(batch), time.Since(start))
+	p.obs.Batch(len(pb.batch), time.Since(pb.start))
 	return nil
 }
 
