@@ -19,14 +19,8 @@ const ContentTypeJSON = "application/json"
 // envelopeOut is the structured-mode CloudEvent that Marshal and
 // MarshalDecision write. The field order is the wire order.
 type envelopeOut struct {
-	SpecVersion     string `json:"specversion"`
-	ID              string `json:"id"`
-	Type            string `json:"type"`
-	Source          string `json:"source"`
-	Time            string `json:"time"`
-	Subject         string `json:"subject"`
-	DataContentType string `json:"datacontenttype"`
-	Data            any    `json:"data"`
+	envelopeHead
+	Data any `json:"data"`
 }
 
 // decisionDataWire is DecisionData with Detail kept as raw JSON.
@@ -70,7 +64,7 @@ func Marshal(e Event) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("events: marshal: %s event %q has no data", e.Type, e.ID)
 	}
-	return json.Marshal(envelopeOut{
+	return json.Marshal(envelopeOut{envelopeHead{
 		SpecVersion:     SpecVersion,
 		ID:              e.ID,
 		Type:            e.Type,
@@ -78,8 +72,7 @@ func Marshal(e Event) ([]byte, error) {
 		Time:            formatTime(e.Time),
 		Subject:         e.Subject,
 		DataContentType: ContentTypeJSON,
-		Data:            data,
-	})
+	}, data})
 }
 
 // IsDecisionType reports whether t is one of the TypeDecision* constants.
@@ -168,8 +161,8 @@ func MarshalDecision(d Decision) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
-// envelopeHead is envelopeOut without its data, which MarshalDecision
-// splices in.
+// envelopeHead is the envelope's attributes: envelopeOut without its data
+// (MarshalDecision splices the data in).
 type envelopeHead struct {
 	SpecVersion     string `json:"specversion"`
 	ID              string `json:"id"`
