@@ -952,7 +952,7 @@ func (e *rcBench) stepsPass(ctx context.Context) (string, error) {
 			next := jobs.NextDue(e.pol, u.ID, e.now, u.Zone)
 			cause := "recompute:" + u.ID + ":" + strconv.FormatInt(c.Due.Unix(), 10)
 			ds[i] = e.rules.Quota(u.ID, cause, u.QuotaFen, res, next)
-			quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Next: next}
+			quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Next: next, Seq: u.Recomputes + 1}
 		}
 		t3 := time.Now()
 		cpu += t3.Sub(t2)

@@ -42,7 +42,7 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 		// recompute that crashed before saving publishes the same id.
 		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(u.Recomputes+1, 10)
 		ds[i] = rules.Quota(u.ID, cause, u.QuotaFen, res, next)
-		quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Next: next}
+		quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Next: next, Seq: u.Recomputes + 1}
 	}
 	if err := r.publish(ctx, ds, &r.Recomp); err != nil {
 		return 0, err

@@ -74,7 +74,7 @@ func TestContract(t *testing.T) {
 			}
 			qs := make([]state.Quota, len(claims))
 			for i, c := range claims {
-				qs[i] = state.Quota{UserID: c.Member, QuotaFen: 100, Next: now.AddDate(0, 0, 90)}
+				qs[i] = state.Quota{UserID: c.Member, QuotaFen: 100, Next: now.AddDate(0, 0, 90), Seq: 1}
 			}
 			if err := s.SaveQuotas(ctx, qs, state.LeaseUntil(now, time.Minute)); err != nil {
 				t.Fatal(err)

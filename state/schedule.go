@@ -147,6 +147,9 @@ type Quota struct {
 	UserID   string
 	QuotaFen int64
 	Next     time.Time // the next recompute
+	// Seq is the recompute's number (User.Recomputes+1): the claim is this
+	// instance's alone, so it is written as it is.
+	Seq int64
 }
 
 // rescheduleScript moves claimed schedule entries to their next due time,
@@ -173,8 +176,7 @@ func (s *Store) SaveQuotas(ctx context.Context, qs []Quota, leaseUntil time.Time
 	args := make([]any, 0, 1+2*len(qs))
 	args = append(args, leaseUntil.Unix())
 	for _, q := range qs {
-		pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", q.QuotaFen)
-		pipe.HIncrBy(ctx, userKeys(q.UserID)[keyMeta], "rs", 1)
+		pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", q.QuotaFen, "rs", q.Seq)
 		args = append(args, q.UserID, q.Next.Unix())
 	}
 	rescheduleScript.EvalSha(ctx, pipe, []string{RecomputeKey}, args...)

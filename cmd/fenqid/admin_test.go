@@ -336,7 +336,7 @@ func TestQuotaPublishedAndOverride(t *testing.T) {
 	e := newAdmin(t, testenv.Redis(t), nil)
 	e.apply(t, history("u-2002", adminNow))
 	ctx := context.Background()
-	if err := e.store.SaveQuotas(ctx, []state.Quota{{UserID: "u-2002", QuotaFen: 1_500_000, Next: adminNow.AddDate(0, 0, 90)}},
+	if err := e.store.SaveQuotas(ctx, []state.Quota{{UserID: "u-2002", QuotaFen: 1_500_000, Next: adminNow.AddDate(0, 0, 90), Seq: 1}},
 		state.LeaseUntil(adminNow, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
