@@ -108,9 +108,17 @@ func (r *Rules) freeze(typ, action, ruleName, userID, causationID, cause string,
 	}
 }
 
+// withoutReasons drops the reason codes from a result: a quota decision
+// carries them once, in its data's reason_codes.
+func withoutReasons(res credit.Result) credit.Result {
+	res.Reasons = nil
+	return res
+}
+
 // QuotaDetail is the Detail of a quota decision: the whole credit.Result
+// but its reason codes, which the decision carries once in its data
 // (product, model and policy versions, evaluation time, every gate, the
-// reason codes, the quality standards, every factor's raw value,
+// quality standards, every factor's raw value,
 // normalised value, weight and contribution, the score, the caps, the
 // guardrail, the override, the quota, tier and deciding step), plus the
 // previous quota, the failing gates' codes and when the next recompute is
@@ -153,7 +161,7 @@ func (r *Rules) Quota(userID, causationID string, oldQuotaFen int64, res credit.
 			ReasonCodes:   codes,
 			PolicyVersion: r.version,
 			Detail: QuotaDetail{
-				Result:           res,
+				Result:           withoutReasons(res),
 				OldQuotaFen:      oldQuotaFen,
 				EligibilityCodes: elig,
 				NextDueAt:        nextDue,

@@ -71,7 +71,7 @@ type Result struct {
 	Gates []Check `json:"gates"`
 	// Reasons are the catalogue entries of the failing gates' codes, each
 	// code once, in gate order; empty when eligible.
-	Reasons []events.ReasonCode `json:"reason_codes"`
+	Reasons []events.ReasonCode `json:"reason_codes,omitempty"`
 
 	// QualityUser: eligible and meets every quality standard; only a
 	// quality user reaches the high tier.
