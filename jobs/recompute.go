@@ -12,7 +12,18 @@ import (
 	"github.com/fenqi/fenqi/state"
 )
 
-// recomputeOnce recomputes the users whose quota is due now.
+// recomputeChunk is a batch of claimed users, read.
+type recomputeChunk struct {
+	now    time.Time
+	claims []state.Claim
+	users  []*state.User
+	err    error
+}
+
+// recomputeOnce recomputes every user whose quota is due now, a batch at a
+// time. Reading is the larger part of a recompute, so the next batch is
+// claimed and read while this one is evaluated, published and saved: the
+// two halves run on two cores. It returns how many users it recomputed.
 func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 	now := r.cfg.Now()
 	due, _, err := r.store.ScheduleStats(ctx, state.RecomputeKey, now)
@@ -20,24 +31,56 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	r.Recomp.Due.Store(due)
-	claims, err := r.store.ClaimRecomputes(ctx, now, r.cfg.Batch, r.cfg.Lease)
-	if err != nil || len(claims) == 0 {
-		return 0, err
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan recomputeChunk, 1)
+	go func() {
+		defer close(chunks)
+		for {
+			c := recomputeChunk{now: r.cfg.Now()}
+			c.claims, c.err = r.store.ClaimRecomputes(ctx, c.now, r.cfg.Batch, r.cfg.Lease)
+			if c.err == nil && len(c.claims) == 0 {
+				return
+			}
+			if c.err == nil {
+				ids := make([]string, len(c.claims))
+				for i, cl := range c.claims {
+					ids[i] = cl.Member
+				}
+				c.users, c.err = r.store.Users(ctx, ids)
+			}
+			select {
+			case chunks <- c:
+			case <-ctx.Done():
+				return // claimed but not worked: due again when the lease ends
+			}
+			if c.err != nil {
+				return
+			}
+		}
+	}()
+	n := 0
+	for c := range chunks {
+		if c.err != nil {
+			return n, c.err
+		}
+		if err := r.recomputeChunk(ctx, c); err != nil {
+			return n, err
+		}
+		n += len(c.claims)
 	}
+	return n, nil
+}
+
+// recomputeChunk evaluates, publishes and saves one batch of users.
+func (r *Runner) recomputeChunk(ctx context.Context, c recomputeChunk) error {
 	pol, rules := r.policy()
-	ids := make([]string, len(claims))
-	for i, c := range claims {
-		ids[i] = c.Member
-	}
-	users, err := r.store.Users(ctx, ids)
-	if err != nil {
-		return 0, err
-	}
-	ds := make([]events.Decision, len(claims))
-	quotas := make([]state.Quota, len(claims))
-	for i, u := range users {
-		res := credit.Evaluate(pol, Facts(u, pol, now))
-		next := NextDue(pol, u.ID, now, u.Zone)
+	ds := make([]events.Decision, len(c.users))
+	quotas := make([]state.Quota, len(c.users))
+	for i, u := range c.users {
+		res := credit.Evaluate(pol, Facts(u, pol, c.now))
+		next := NextDue(pol, u.ID, c.now, u.Zone)
 		// The id is stable for (user, recompute number): a replay of a
 		// recompute that crashed before saving publishes the same id.
 		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(u.Recomputes+1, 10)
@@ -45,14 +88,14 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 		quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Next: next, Seq: u.Recomputes + 1}
 	}
 	if err := r.publish(ctx, ds, &r.Recomp); err != nil {
-		return 0, err
+		return err
 	}
-	if err := r.store.SaveQuotas(ctx, quotas, state.LeaseUntil(now, r.cfg.Lease)); err != nil {
-		return 0, err
+	if err := r.store.SaveQuotas(ctx, quotas, state.LeaseUntil(c.now, r.cfg.Lease)); err != nil {
+		return err
 	}
-	r.Recomp.Done.Add(int64(len(claims)))
-	r.cfg.OnDone("recompute", len(claims))
-	return len(claims), nil
+	r.Recomp.Done.Add(int64(len(c.users)))
+	r.cfg.OnDone("recompute", len(c.users))
+	return nil
 }
 
 // Explain evaluates a user's quota now, as a recompute would, without
