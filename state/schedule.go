@@ -156,13 +156,18 @@ type Quota struct {
 // but only those still holding this claim's lease: an entry made due again
 // meanwhile (a profile changed during the recompute) keeps that earlier time.
 var rescheduleScript = redis.NewScript(`
-for i = 2, #ARGV, 2 do
-  local cur = redis.call("ZSCORE", KEYS[1], ARGV[i])
+local members = {}
+for i = 2, #ARGV, 2 do members[#members + 1] = ARGV[i] end
+local scores = redis.call("ZMSCORE", KEYS[1], unpack(members))
+local z = {}
+for j, cur in ipairs(scores) do
   if cur and tonumber(cur) == tonumber(ARGV[1]) then
-    redis.call("ZADD", KEYS[1], "XX", ARGV[i + 1], ARGV[i])
+    z[#z + 1] = ARGV[2 * j + 1]
+    z[#z + 1] = ARGV[2 * j]
   end
 end
-return 0
+if #z > 0 then redis.call("ZADD", KEYS[1], "XX", unpack(z)) end
+return #z / 2
 `)
 
 // SaveQuotas stores users' quotas and moves their recompute schedule to

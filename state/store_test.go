@@ -347,3 +347,36 @@ func TestQuotaChecksKeepThirtyDays(t *testing.T) {
 		t.Fatalf("checks read back: %v", u.QuotaChecks)
 	}
 }
+
+// A profile that arrives while a recompute holds its claim makes the user
+// due again; saving the recompute must not push that back by a cycle.
+func TestSaveQuotasKeepsATriggerDuringTheLease(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	apply(t, s,
+		state.Item{Event: payment("p1", "v1", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1},
+		state.Item{Event: payment("p2", "v2", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})
+	claims, err := s.ClaimRecomputes(ctx, now, 10, time.Minute)
+	if err != nil || len(claims) != 2 {
+		t.Fatalf("claims %v, %v", claims, err)
+	}
+	if err := s.RecomputeSoon(ctx, "v2", now); err != nil { // a trigger during the lease
+		t.Fatal(err)
+	}
+	next := now.AddDate(0, 0, 90)
+	if err := s.SaveQuotas(ctx, []state.Quota{{UserID: "v1", QuotaFen: 1, Next: next, Seq: 1}, {UserID: "v2", QuotaFen: 1, Next: next, Seq: 1}},
+		state.LeaseUntil(now, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if sc := rdb.ZScore(ctx, state.RecomputeKey, "v1").Val(); int64(sc) != next.Unix() {
+		t.Errorf("v1 next due %v, want %v", int64(sc), next.Unix())
+	}
+	if sc := rdb.ZScore(ctx, state.RecomputeKey, "v2").Val(); int64(sc) != now.Unix() {
+		t.Errorf("v2 due %v, want now (%v): the trigger was lost", int64(sc), now.Unix())
+	}
+}
