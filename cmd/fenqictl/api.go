@@ -74,9 +74,21 @@ func (e *apiError) Error() string {
 // get fetches url and returns the body of a 200 answer; any other status
 // is an *apiError (with the body, for --json).
 func (a *apiClient) get(ctx context.Context, rawURL string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	return a.do(ctx, http.MethodGet, rawURL, nil)
+}
+
+// do sends a request with an optional JSON body; see get.
+func (a *apiClient) do(ctx context.Context, method, rawURL string, body []byte) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = strings.NewReader(string(body))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := a.http.Do(req)
@@ -84,10 +96,11 @@ func (a *apiClient) get(ctx context.Context, rawURL string) ([]byte, error) {
 		return nil, fmt.Errorf("%w (is fenqid running, with its admin listener (-http-addr) at --api %s?)", err, a.base)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIBody))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIBody))
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: reading the answer: %w", rawURL, err)
+		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, rawURL, err)
 	}
+	body = answer
 	if resp.StatusCode == http.StatusOK {
 		return body, nil
 	}

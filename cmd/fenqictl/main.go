@@ -97,11 +97,13 @@ Usage:
                                     factors, score, caps, guardrail, override
   fenqictl offer [flags] USER --amount-fen N --periods P [--scene S]
                                     price an installment plan: the repayment schedule
+  fenqictl override [flags] USER --quota-fen N --reason R --expires D
+                                    fix a user's quota until it expires (--clear removes it)
 
 Every command takes --help. Brokers: --brokers or FENQI_KAFKA_BROKERS
 (default localhost:9092). Topics: --topic-* flags or FENQI_TOPIC_* variables,
 with fenqid's defaults (fenqi.payments, fenqi.logins, fenqi.repayments,
-fenqi.profiles, fenqi.decisions, fenqi.dlq). explain and offer ask fenqid's
+fenqi.profiles, fenqi.decisions, fenqi.dlq). explain, offer and override ask fenqid's
 admin API: --api or FENQI_API_URL (default http://localhost:8080).
 `
 
@@ -127,6 +129,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.explain(ctx, rest)
 	case "offer":
 		return c.offer(ctx, rest)
+	case "override":
+		return c.override(ctx, rest)
 	}
 	fmt.Fprint(c.stderr, usage)
 	return usageErrorf("unknown command %q", cmd)

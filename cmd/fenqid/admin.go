@@ -45,6 +45,8 @@ func (a *admin) handler() http.Handler {
 	}
 	mux.HandleFunc("GET /v1/users/{id}/quota", a.quota) // ?check=1 counts a user's quota check
 	mux.HandleFunc("GET /v1/users/{id}/offer", a.offer)
+	mux.HandleFunc("PUT /v1/users/{id}/override", a.setOverride)
+	mux.HandleFunc("DELETE /v1/users/{id}/override", a.clearOverride)
 	return mux
 }
 
@@ -148,6 +150,44 @@ func (a *admin) offer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, quote)
+}
+
+// setOverride stores an operator's fixed quota for a user, from a JSON
+// body {quota_fen, reason, operator, expires_at}; the user's recompute is
+// due at once, so the new quota is published within a second or so.
+func (a *admin) setOverride(w http.ResponseWriter, r *http.Request) {
+	var ov state.Override
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ov); err != nil {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("override body: %w", err))
+		return
+	}
+	switch {
+	case ov.QuotaFen < 0:
+		httpError(w, http.StatusBadRequest, fmt.Errorf("quota_fen must be ≥ 0, got %d", ov.QuotaFen))
+		return
+	case ov.Reason == "":
+		httpError(w, http.StatusBadRequest, errors.New("reason is required"))
+		return
+	case !ov.ExpiresAt.After(a.now()):
+		httpError(w, http.StatusBadRequest, fmt.Errorf("expires_at %s is not in the future", ov.ExpiresAt.Format(time.RFC3339)))
+		return
+	}
+	if err := a.store.SetOverride(r.Context(), r.PathValue("id"), &ov); err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	a.log.Info("operator override set", "operator", ov.Operator, "expires_at", ov.ExpiresAt)
+	writeJSON(w, ov)
+}
+
+func (a *admin) clearOverride(w http.ResponseWriter, r *http.Request) {
+	if err := a.store.SetOverride(r.Context(), r.PathValue("id"), nil); err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, map[string]bool{"cleared": true})
 }
 
 func writeJSON(w http.ResponseWriter, v any) { writeJSONStatus(w, http.StatusOK, v) }

@@ -638,3 +638,52 @@ func TestQuotaChecksLowerTheScore(t *testing.T) {
 		t.Fatalf("8 checks in a day: score %v (was %v), penalty %v; want a lower score", last.Score, base.Score, penalty(last))
 	}
 }
+
+func TestOverrideAPI(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	e.apply(t, history("u-4004", adminNow))
+	do := func(method, path, body string) (int, string) {
+		req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for name, body := range map[string]string{
+		"negative quota":  `{"quota_fen":-1,"reason":"x","expires_at":"2099-01-01T00:00:00Z"}`,
+		"no reason":       `{"quota_fen":1,"expires_at":"2099-01-01T00:00:00Z"}`,
+		"expired":         `{"quota_fen":1,"reason":"x","expires_at":"2001-01-01T00:00:00Z"}`,
+		"unknown field":   `{"quota_fen":1,"reason":"x","expires_at":"2099-01-01T00:00:00Z","quota":5}`,
+		"not JSON at all": `quota=1`,
+	} {
+		if status, b := do(http.MethodPut, "/v1/users/u-4004/override", body); status != http.StatusBadRequest {
+			t.Errorf("%s: %d %s, want 400", name, status, b)
+		}
+	}
+	expires := adminNow.Add(10 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	if status, b := do(http.MethodPut, "/v1/users/u-4004/override",
+		`{"quota_fen":4000000,"reason":"manual review","operator":"ops-li","expires_at":"`+expires+`"}`); status != http.StatusOK {
+		t.Fatalf("set: %d %s", status, b)
+	}
+	r := e.quota(t, "u-4004").Evaluation
+	if r.QuotaFen != 4_000_000 || r.DecidedBy != credit.DecidedOverride {
+		t.Fatalf("with the override: quota %d decided by %s", r.QuotaFen, r.DecidedBy)
+	}
+	// The override made the user's recompute due now.
+	if due, _, err := e.store.ScheduleStats(context.Background(), state.RecomputeKey, adminNow); err != nil || due != 1 {
+		t.Fatalf("recomputes due after the override: %d, %v", due, err)
+	}
+	if status, b := do(http.MethodDelete, "/v1/users/u-4004/override", ""); status != http.StatusOK {
+		t.Fatalf("clear: %d %s", status, b)
+	}
+	if r := e.quota(t, "u-4004").Evaluation; r.DecidedBy == credit.DecidedOverride {
+		t.Fatalf("the override is still in force after DELETE")
+	}
+}
