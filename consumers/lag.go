@@ -19,8 +19,11 @@ type LagMonitor struct {
 	topics   []string
 	interval time.Duration
 
-	mu  sync.Mutex
-	lag map[string]map[int]int64
+	mu       sync.Mutex
+	lag      map[string]map[int]int64
+	assigned int       // input partitions assigned to the group's members at the last look
+	groupErr error     // why the last look at the group failed, if it did
+	lookedAt time.Time // when the group was last looked at
 }
 
 // NewLagMonitor returns a monitor of group's lag on topics.
@@ -53,6 +56,23 @@ func (m *LagMonitor) Lag() map[string]map[int]int64 {
 	return out
 }
 
+// Assigned says whether the consumer group had input partitions assigned
+// at the last look (every Interval), with the reason when not: a
+// readiness check.
+func (m *LagMonitor) Assigned() (bool, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.lookedAt.IsZero():
+		return false, "consumer group not looked at yet"
+	case m.groupErr != nil:
+		return false, "consumer group: " + m.groupErr.Error()
+	case m.assigned == 0:
+		return false, fmt.Sprintf("consumer group %s has no partitions assigned yet", m.group)
+	}
+	return true, ""
+}
+
 // Run measures until ctx ends. A failed measurement keeps the last one.
 func (m *LagMonitor) Run(ctx context.Context) error {
 	t := time.NewTicker(m.interval)
@@ -63,6 +83,10 @@ func (m *LagMonitor) Run(ctx context.Context) error {
 			m.lag = lag
 			m.mu.Unlock()
 		}
+		n, err := m.assignedPartitions(ctx)
+		m.mu.Lock()
+		m.assigned, m.groupErr, m.lookedAt = n, err, time.Now()
+		m.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -115,4 +139,25 @@ func (m *LagMonitor) Measure(ctx context.Context) (map[string]map[int]int64, err
 		}
 	}
 	return out, nil
+}
+
+// assignedPartitions counts the input partitions assigned to the group's
+// members now.
+func (m *LagMonitor) assignedPartitions(ctx context.Context) (int, error) {
+	resp, err := m.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{m.group}})
+	if err != nil {
+		return 0, fmt.Errorf("describe group: %w", err)
+	}
+	n := 0
+	for _, g := range resp.Groups {
+		if g.Error != nil {
+			return 0, fmt.Errorf("describe group: %w", g.Error)
+		}
+		for _, mem := range g.Members {
+			for _, t := range mem.MemberAssignments.Topics {
+				n += len(t.Partitions)
+			}
+		}
+	}
+	return n, nil
 }

@@ -29,6 +29,9 @@ type admin struct {
 	policies *policies
 	now      func() time.Time
 	metrics  http.Handler // /metrics; nil = not served
+	// assigned (may be nil) tells whether the consumer group has input
+	// partitions assigned; readiness waits for it.
+	assigned func() (bool, string)
 }
 
 func (a *admin) handler() http.Handler {
@@ -67,6 +70,11 @@ func (a *admin) ready(w http.ResponseWriter, r *http.Request) {
 		problems = append(problems, "kafka: "+err.Error())
 	} else {
 		_ = conn.Close()
+	}
+	if a.assigned != nil {
+		if ok, why := a.assigned(); !ok {
+			problems = append(problems, "kafka: "+why)
+		}
 	}
 	if len(problems) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)

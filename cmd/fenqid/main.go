@@ -151,7 +151,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	lag := consumers.NewLagMonitor(brokers, cfg.GroupID, cfg.Topics.List(), 10*time.Second)
+	lag := consumers.NewLagMonitor(brokers, cfg.GroupID, cfg.Topics.List(), 5*time.Second)
 	metrics.RegisterLag(func() map[telemetry.TopicPartition]int64 {
 		out := map[telemetry.TopicPartition]int64{}
 		for topic, ps := range lag.Lag() {
@@ -175,7 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return progress(gctx, log, pipe, runner) })
 	if cfg.HTTPAddr != "" {
-		adm := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols, metrics: tel.MetricsHandler()}
+		adm := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols, metrics: tel.MetricsHandler(), assigned: lag.Assigned}
 		g.Go(func() error { return adm.serve(gctx, cfg.HTTPAddr) })
 	}
 	if cfg.Simulate {
