@@ -102,7 +102,7 @@ func ValidInstallments(n int) bool {
 const (
 	reasonString   = "must be a non-empty string"
 	reasonAmount   = "must be a positive integer of at most 9007199254740991 (2^53-1) fen"
-	reasonNonNeg   = "must be a non-negative integer that fits in 64 bits"
+	reasonNonNeg   = "must be a non-negative integer of at most 9007199254740991 (2^53-1) fen"
 	reasonInstall  = "must be one of 0, 3, 6, 12, 24"
 	reasonScene    = "must be one of ecommerce, local_life, offline_retail, education, medical, transfer, red_packet, bill_pay, donation, wealth, other"
 	reasonAuth     = "must be one of password, face, fingerprint, none"
@@ -545,13 +545,13 @@ func decodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 		return nil, derr("data.card_bank_blacklisted", "required; "+reasonBool)
 	case w.WealthBalanceFen == nil:
 		return nil, derr("data.wealth_balance_fen", "required; "+reasonNonNeg)
-	case *w.WealthBalanceFen < 0:
+	case *w.WealthBalanceFen < 0 || *w.WealthBalanceFen > MaxAmountFen:
 		return nil, derr("data.wealth_balance_fen", reasonNonNeg)
 	case w.JudicialDefaulter == nil:
 		return nil, derr("data.judicial_defaulter", "required; "+reasonBool)
 	case w.LinkedAccountNegative == nil:
 		return nil, derr("data.linked_account_negative", "required; "+reasonBool)
-	case w.TransactionLimitFen != nil && *w.TransactionLimitFen < 0:
+	case w.TransactionLimitFen != nil && (*w.TransactionLimitFen < 0 || *w.TransactionLimitFen > MaxAmountFen):
 		return nil, derr("data.transaction_limit_fen", reasonNonNeg)
 	}
 	p := &Profile{

@@ -122,7 +122,12 @@ func Retryable(err error) bool {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		msg := rerr.Error()
-		for _, prefix := range []string{"LOADING", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "MASTERDOWN", "READONLY", "NOSCRIPT", "MOVED", "ASK"} {
+		// OOM (maxmemory reached), MISCONF (persistence failing) and
+		// NOREPLICAS pass when the operator or Redis fixes the server: wait,
+		// never skip. MOVED/ASK are not here: a cluster client follows them
+		// itself, and a plain client pointed at a cluster must fail loudly.
+		for _, prefix := range []string{"LOADING", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "MASTERDOWN", "READONLY", "NOSCRIPT",
+			"OOM", "MISCONF", "NOREPLICAS"} {
 			if strings.HasPrefix(msg, prefix) {
 				return true
 			}

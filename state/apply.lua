@@ -182,6 +182,11 @@ for _, evs in ipairs(req.u) do
     return anyc
   end
   local res = {}
+  -- The events run under pcall: should one fail, the offsets and ring of
+  -- the events already applied are still written below before the error
+  -- is raised, so that applying them again (one at a time) finds them
+  -- applied rather than counting them twice.
+  local ok, perr = pcall(function()
   for _, e in ipairs(evs) do
     local status, nc, nd, flags = 0, 0, 0, 0
     local lo_before, recent = lo, ""
@@ -354,6 +359,7 @@ for _, evs in ipairs(req.u) do
     end
     res[#res + 1] = {status, nc, nd, lo_before, recent, flags}
   end
+  end)
   for t, _ in pairs(offs_dirty) do
     mupd[#mupd + 1] = "o" .. t
     mupd[#mupd + 1] = offs[t][1] .. ":" .. string.format("%.0f", offs[t][2])
@@ -367,6 +373,8 @@ for _, evs in ipairs(req.u) do
     if #ring > RING * ENL then ring = string.sub(ring, #ring - RING * ENL + 1) end
     redis.call("SET", kx, vel .. "|" .. ring)
   end
-  out[#out + 1] = {tz, lim, res}
+  if not ok then error(perr) end
+  -- numbers leave the script as strings: a reply keeps only 14 digits
+  out[#out + 1] = {tz, string.format("%.0f", lim), res}
 end
 return cjson.encode(out)

@@ -233,12 +233,12 @@ type scriptEvent struct {
 	F   string `json:"f"`
 	K   string `json:"k"`
 	TS  int64  `json:"ts"`
-	A   int64  `json:"a,omitempty"`
+	A   int64  `json:"a"`
 	C   int    `json:"c"`
 	Dv  string `json:"dv,omitempty"`
 	Ci  string `json:"ci,omitempty"`
 	B   string `json:"b,omitempty"`
-	Due int64  `json:"due,omitempty"`
+	Due int64  `json:"due"`
 	Pr  string `json:"pr,omitempty"`
 	TZ  string `json:"tz,omitempty"`
 	TZO int    `json:"tzo,omitempty"`
@@ -457,6 +457,15 @@ type userReply struct {
 	Evs []eventReply
 }
 
+// parseLimit reads the limit the script returns as a decimal string.
+func parseLimit(raw json.RawMessage) (int64, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
 // decodeReply reads the script's JSON: per user [tz, lim, [[status,
 // newCity, newDevice, lastOtherCityLogin, recent, flags], ...]].
 func decodeReply(raw string) ([]userReply, error) {
@@ -467,8 +476,9 @@ func decodeReply(raw string) ([]userReply, error) {
 	out := make([]userReply, len(arr))
 	for i, a := range arr {
 		var evs [][6]json.RawMessage
-		if err := errors.Join(json.Unmarshal(a[0], &out[i].TZ), json.Unmarshal(a[1], &out[i].Lim),
-			json.Unmarshal(a[2], &evs)); err != nil {
+		lim, limErr := parseLimit(a[1])
+		out[i].Lim = lim
+		if err := errors.Join(json.Unmarshal(a[0], &out[i].TZ), limErr, json.Unmarshal(a[2], &evs)); err != nil {
 			return nil, fmt.Errorf("state: decode script reply: %w", err)
 		}
 		out[i].Evs = make([]eventReply, len(evs))

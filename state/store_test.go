@@ -380,3 +380,19 @@ func TestSaveQuotasKeepsATriggerDuringTheLease(t *testing.T) {
 		t.Errorf("v2 due %v, want now (%v): the trigger was lost", int64(sc), now.Unix())
 	}
 }
+
+// Large numbers leave the script exactly (a Redis script reply keeps only
+// 14 significant digits of a number).
+func TestLargeLimitRoundTrips(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	const limit = events.MaxAmountFen
+	out := apply(t, s,
+		state.Item{Event: &events.Event{ID: "pr", Type: events.TypeProfile, Subject: "u12", Time: now,
+			Profile: &events.Profile{UserID: "u12", PayScore: 700, TransactionLimitFen: limit}}, Offset: -1, Topic: 4},
+		state.Item{Event: payment("p1", "u12", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1},
+	)
+	if out[1].TransactionLimitFen != limit {
+		t.Fatalf("limit %d, want %d", out[1].TransactionLimitFen, limit)
+	}
+}
