@@ -180,6 +180,7 @@ type Pipeline struct {
 	topicIdx map[string]int
 	stats    Stats
 	reader   *kafka.Reader
+	started  atomic.Pointer[kafka.Reader] // the reader, for Lag from other goroutines
 	tel      *telemetry.Telemetry
 }
 
@@ -221,7 +222,7 @@ func (p *Pipeline) Lag() int64 {
 	return 0
 }
 
-func (p *Pipeline) readerIfStarted() *kafka.Reader { return p.reader }
+func (p *Pipeline) readerIfStarted() *kafka.Reader { return p.started.Load() }
 
 func (p *Pipeline) newReader() *kafka.Reader {
 	return kafka.NewReader(kafka.ReaderConfig{
@@ -260,6 +261,7 @@ func (p *Pipeline) newReader() *kafka.Reader {
 // Redis error, which must not be skipped).
 func (p *Pipeline) Run(ctx context.Context) (err error) {
 	p.reader = p.newReader()
+	p.started.Store(p.reader)
 	defer func() {
 		if cerr := p.reader.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("consumers: close reader: %w", cerr))

@@ -86,12 +86,21 @@ func (ps *policies) reload(why string) {
 // watch reloads on SIGHUP and when the file changes (polled every 2s)
 // until ctx ends. A preset is not watched.
 func (ps *policies) watch(ctx context.Context) error {
-	if ps.path == "" {
-		return nil
-	}
+	// SIGHUP is always caught: Go's default for it is to exit, without a
+	// graceful shutdown.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if ps.path == "" {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+				ps.log.Info("SIGHUP: the policy is a compiled-in preset; nothing to reload", "version", ps.cur.Load().p.Version)
+			}
+		}
+	}
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {

@@ -245,7 +245,7 @@ func TestPolicyReloadRefusesInvalidFile(t *testing.T) {
 	checkInForce(t, ps, "wechat-2025.2", false)
 }
 
-// A preset is compiled in: nothing to watch, and watch returns at once.
+// A preset is compiled in: nothing to watch; watch only holds SIGHUP.
 func TestPolicyPresetNotWatched(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"wechat", "huabei", "baitiao", "baitiao.yaml"} {
@@ -266,15 +266,24 @@ func TestPolicyPresetNotWatched(t *testing.T) {
 			if p, rules := ps.get(); p.Version != want.Version || rules.PolicyVersion() != want.Version {
 				t.Errorf("version %q / rules %q, want %q", p.Version, rules.PolicyVersion(), want.Version)
 			}
+			// Nothing to reload, but watch still holds SIGHUP (Go's default
+			// for it is to exit) until its context ends.
+			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
-			go func() { done <- ps.watch(t.Context()) }()
+			go func() { done <- ps.watch(ctx) }()
+			select {
+			case err := <-done:
+				t.Fatalf("watch of a preset returned before its context ended: %v", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			cancel()
 			select {
 			case err := <-done:
 				if err != nil {
 					t.Errorf("watch: %v", err)
 				}
 			case <-time.After(5 * time.Second):
-				t.Fatal("watch of a preset did not return")
+				t.Fatal("watch of a preset did not return once its context ended")
 			}
 		})
 	}
