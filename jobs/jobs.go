@@ -239,11 +239,20 @@ func (r *Runner) overdueOnce(ctx context.Context) (int, error) {
 		froze, err := r.store.AdvanceBill(ctx, s.c.UserID, s.c.BillID, s.stage, s.freeze, s.next)
 		switch {
 		case errors.Is(err, state.ErrBillGone):
-			if s.freeze {
-				// Settled between the read and now, after the freeze was
-				// published: take the freeze back.
-				late = append(late, rules.Unfrozen(s.c.UserID, "bill:"+s.c.BillID+":settled", scoring.CauseOverdue, now, map[string]any{"bill_id": s.c.BillID}))
+			if !s.freeze {
+				break
 			}
+			// Settled between the read and now, after the freeze was
+			// published: take the freeze back — unless the user is frozen
+			// for another bill, or another bill is as overdue.
+			u, err := r.store.User(ctx, s.c.UserID)
+			if err != nil {
+				return 0, err
+			}
+			if u.FrozenOverdue || overdueBeyond(u, now, freezeAfter) {
+				break
+			}
+			late = append(late, rules.Unfrozen(s.c.UserID, "bill:"+s.c.BillID+":settled", scoring.CauseOverdue, now, map[string]any{"bill_id": s.c.BillID}))
 		case err != nil:
 			return 0, err
 		case froze:
@@ -258,6 +267,17 @@ func (r *Runner) overdueOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return len(claims), nil
+}
+
+// overdueBeyond reports a bill of the user's open more than days days
+// past its due time.
+func overdueBeyond(u *state.User, now time.Time, days int) bool {
+	for _, b := range u.Bills {
+		if now.Sub(b.DueAt) > time.Duration(days)*24*time.Hour {
+			return true
+		}
+	}
+	return false
 }
 
 // Stage is what an overdue check does now.

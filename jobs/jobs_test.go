@@ -293,3 +293,27 @@ func TestRecomputeOnFirstActivityOnceWithTwoInstances(t *testing.T) {
 		t.Fatalf("%d quota decisions a cycle later, want 2", n)
 	}
 }
+
+// An override's end is a quota change: the user is recomputed when it ends,
+// not a whole cycle later.
+func TestOverrideEndSchedulesARecompute(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	w := newWorld(t, now)
+	w.apply(&events.Event{ID: "pr1", Type: events.TypeProfile, Subject: "ola", Time: now,
+		Profile: &events.Profile{UserID: "ola", PayScore: 700}})
+	ends := now.Add(5 * 24 * time.Hour)
+	if err := w.store.SetOverride(context.Background(), "ola", &state.Override{QuotaFen: 1_000_000, Reason: "test", ExpiresAt: ends}); err != nil {
+		t.Fatal(err)
+	}
+	runOnce(t, w.runner())
+	if n := len(w.decisions()[events.TypeDecisionQuota]); n != 1 {
+		t.Fatalf("%d quota decisions, want 1", n)
+	}
+	w.set(ends.Add(2 * time.Second))
+	runOnce(t, w.runner())
+	qs := w.decisions()[events.TypeDecisionQuota]
+	if len(qs) != 2 {
+		t.Fatalf("%d quota decisions once the override ended, want 2", len(qs))
+	}
+}

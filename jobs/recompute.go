@@ -81,9 +81,14 @@ func (r *Runner) recomputeChunk(ctx context.Context, c recomputeChunk) error {
 	for i, u := range c.users {
 		res := credit.Evaluate(pol, Facts(u, pol, c.now))
 		next := NextDue(pol, u.ID, c.now, u.Zone)
-		// The id is stable for (user, recompute number): a replay of a
-		// recompute that crashed before saving publishes the same id.
-		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(u.Recomputes+1, 10)
+		if ov := u.Override; ov != nil && ov.ExpiresAt.After(c.now) && ov.ExpiresAt.Before(next) {
+			// The quota changes when the override ends: recompute then.
+			next = ov.ExpiresAt.Add(time.Second)
+		}
+		// The id names the user, the recompute's number and when the claim
+		// was due: two recomputes claimed at different times (a trigger
+		// during another's lease) never share an id.
+		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(u.Recomputes+1, 10) + ":" + strconv.FormatInt(c.claims[i].Due.Unix(), 10)
 		ds[i] = rules.Quota(u.ID, cause, u.QuotaFen, res, next)
 		quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Next: next, Seq: u.Recomputes + 1}
 	}

@@ -298,10 +298,12 @@ for _, evs in ipairs(req.u) do
           geolen = geolen - 1
         end
       elseif k == "due" then
-        -- a repeated due event for an open bill keeps its timer stage
+        -- a due event for a bill already open (an upstream re-send) keeps
+        -- what was paid of it and its timer stage
         local cur = redis.call("HGET", kb, e.b)
-        local stage = cur and string.match(cur, ":(%d+)$") or "0"
-        redis.call("HSET", kb, e.b, string.format("%.0f", e.a) .. ":" .. string.format("%.0f", e.due) .. ":" .. stage)
+        local rem, stage = string.format("%.0f", e.a), "0"
+        if cur then rem, stage = string.match(cur, "^(%-?%d+):%-?%d+:(%d+)$") end
+        redis.call("HSET", kb, e.b, rem .. ":" .. string.format("%.0f", e.due) .. ":" .. stage)
       elseif k == "paid" then
         local cur = redis.call("HGET", kb, e.b)
         if cur then

@@ -396,3 +396,19 @@ func TestLargeLimitRoundTrips(t *testing.T) {
 		t.Fatalf("limit %d, want %d", out[1].TransactionLimitFen, limit)
 	}
 }
+
+// An upstream re-send of a bill's due event keeps what was paid of it.
+func TestDueResentKeepsPayments(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	due := now.Add(24 * time.Hour).Truncate(time.Second)
+	dueEv := func(id string) state.Item {
+		return state.Item{Event: &events.Event{ID: id, Type: events.TypeRepaymentDue, Subject: "u13", Time: now,
+			Due: &events.RepaymentDue{UserID: "u13", BillID: "b", AmountFen: 10_000, DueAt: due}}, Offset: -1, Topic: 3}
+	}
+	apply(t, s, dueEv("d1"), state.Item{Event: &events.Event{ID: "p1", Type: events.TypeRepaymentPaid, Subject: "u13", Time: now,
+		Paid: &events.RepaymentPaid{UserID: "u13", BillID: "b", AmountFen: 3_000}}, Offset: -1, Topic: 3}, dueEv("d2"))
+	if b := user(t, s, "u13").Bills["b"]; b.RemainingFen != 7_000 {
+		t.Fatalf("remaining %d after a re-sent due event, want 7000", b.RemainingFen)
+	}
+}
