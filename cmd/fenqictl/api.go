@@ -18,17 +18,20 @@ const defaultAPI = "http://localhost:8080"
 // maxAPIBody bounds what is read of one admin API answer.
 const maxAPIBody = 8 << 20
 
-// api registers --api (FENQI_API_URL) and --timeout.
+// api registers --api (FENQI_API_URL), --token (FENQI_ADMIN_TOKEN) and --timeout.
 func (f *flags) api(base *string, timeout *time.Duration) {
 	f.StringVar(base, "api", defaultAPI, "base URL of fenqid's admin listener, its -http-addr (env FENQI_API_URL)")
 	f.env["api"] = "FENQI_API_URL"
+	f.StringVar(&f.token, "token", "", "fenqid's -admin-token, for changes (env FENQI_ADMIN_TOKEN)")
+	f.env["token"] = "FENQI_ADMIN_TOKEN"
 	f.DurationVar(timeout, "timeout", 10*time.Second, "how long to wait for fenqid's answer")
 }
 
 // apiClient calls fenqid's admin API.
 type apiClient struct {
-	base *url.URL
-	http *http.Client
+	base  *url.URL
+	http  *http.Client
+	token string
 }
 
 // newAPIClient checks --api and --timeout.
@@ -89,6 +92,9 @@ func (a *apiClient) do(ctx context.Context, method, rawURL string, body []byte) 
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := a.http.Do(req)

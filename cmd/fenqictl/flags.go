@@ -29,7 +29,8 @@ type inputTopics struct{ Payments, Logins, Repayments, Profiles string }
 // line (the command line wins).
 type flags struct {
 	*flag.FlagSet
-	env map[string]string // flag name → variable name
+	env   map[string]string // flag name → variable name
+	token string            // --token, for the admin API's writes
 }
 
 // flagSet returns the flag set of a subcommand; --help prints its usage,

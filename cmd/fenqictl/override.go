@@ -51,6 +51,7 @@ func (c *cli) override(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	api.token = fs.token
 	u := api.userURL(user, "override", nil)
 	if clear {
 		if _, err := api.do(ctx, http.MethodDelete, u, nil); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,8 @@ import (
 // admin is the admin listener: health, readiness and the explanation API.
 type admin struct {
 	log      *slog.Logger
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
+	token    string // "" = writes are not authenticated (keep the listener private)
 	brokers  []string
 	store    *state.Store
 	policies *policies
@@ -48,9 +50,21 @@ func (a *admin) handler() http.Handler {
 	}
 	mux.HandleFunc("GET /v1/users/{id}/quota", a.quota) // ?check=1 counts a user's quota check
 	mux.HandleFunc("GET /v1/users/{id}/offer", a.offer)
-	mux.HandleFunc("PUT /v1/users/{id}/override", a.setOverride)
-	mux.HandleFunc("DELETE /v1/users/{id}/override", a.clearOverride)
+	mux.HandleFunc("PUT /v1/users/{id}/override", a.authorized(a.setOverride))
+	mux.HandleFunc("DELETE /v1/users/{id}/override", a.authorized(a.clearOverride))
 	return mux
+}
+
+// authorized wraps a handler that changes state: with a token set, the
+// request must carry it as a bearer token.
+func (a *admin) authorized(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+a.token)) != 1 {
+			httpError(w, http.StatusUnauthorized, errors.New("a valid Authorization: Bearer token is required"))
+			return
+		}
+		h(w, r)
+	}
 }
 
 // ready answers 200 when Redis and a Kafka broker answer.

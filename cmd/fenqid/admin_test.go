@@ -687,3 +687,34 @@ func TestOverrideAPI(t *testing.T) {
 		t.Fatalf("the override is still in force after DELETE")
 	}
 }
+
+func TestOverrideNeedsTheTokenWhenSet(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	e.admin.token = "s3cret"
+	body := `{"quota_fen":1,"reason":"x","expires_at":"2099-01-01T00:00:00Z"}`
+	for _, auth := range []string{"", "Bearer wrong", "s3cret"} {
+		req, _ := http.NewRequest(http.MethodPut, e.url+"/v1/users/u9/override", strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("Authorization %q: %d, want 401", auth, resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPut, e.url+"/v1/users/u9/override", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("with the token: %d", resp.StatusCode)
+	}
+}

@@ -43,6 +43,8 @@ type config struct {
 	JobsInterval   time.Duration
 	SpansFile      string
 	UserIDHMACKey  string
+	RedisCluster   bool
+	AdminToken     string
 }
 
 func envName(flagName string) string {
@@ -60,6 +62,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "localhost:9092", "comma-separated Kafka bootstrap brokers (ignored with -embedded)")
 	fs.StringVar(&c.RedisAddr, "redis-addr", "localhost:6379", "Redis address host:port (ignored with -embedded)")
 	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "-redis-addr names seed nodes (comma-separated) of a Redis Cluster")
 	fs.IntVar(&c.RedisDB, "redis-db", 0, "Redis database number")
 	fs.StringVar(&c.GroupID, "group-id", "fenqi", "Kafka consumer group id")
 	d := consumers.DefaultTopics()
@@ -83,6 +86,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.Float64Var(&c.SimRate, "sim-rate", 200, "simulated events per second")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long the batch in flight may take to finish on shutdown")
 	fs.StringVar(&c.Policy, "policy", "wechat", "policy file (YAML; reloaded on SIGHUP and when it changes) or a preset: wechat, huabei, baitiao")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "when set, the admin API's writes (PUT/DELETE /v1/users/{id}/override) need the header Authorization: Bearer <token>")
 	fs.StringVar(&c.SpansFile, "spans-file", "", "also write every span as a JSON line to this file (a look at traces without a collector); exporters otherwise come from the OTEL_* variables")
 	fs.StringVar(&c.UserIDHMACKey, "user-id-hmac-key", "", "when set (≥ 16 bytes), spans carry fenqi.user.hmac, a keyed HMAC of the user id; by default no user id appears in spans or logs")
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", time.Second, "how often the overdue-check and recompute schedules are looked at when idle")
@@ -125,8 +129,13 @@ func (c *config) validate() error {
 				bad("kafka-brokers", "%q is not host:port", b)
 			}
 		}
-		if !strings.Contains(c.RedisAddr, ":") {
-			bad("redis-addr", "%q is not host:port", c.RedisAddr)
+		for _, a := range c.redisAddrs() {
+			if !strings.Contains(a, ":") {
+				bad("redis-addr", "%q is not host:port", a)
+			}
+		}
+		if len(c.redisAddrs()) > 1 && !c.RedisCluster {
+			bad("redis-addr", "several addresses are for a cluster: add -redis-cluster")
 		}
 	} else if c.DataDir == "" {
 		bad("data-dir", "must not be empty in embedded mode")
@@ -197,6 +206,16 @@ func (c *config) brokers() []string {
 	for _, b := range strings.Split(c.KafkaBrokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (c *config) redisAddrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.RedisAddr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
 		}
 	}
 	return out

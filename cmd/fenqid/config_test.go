@@ -122,6 +122,8 @@ var settings = []struct {
 	{"jobs-interval", "250ms", func(c *config) { c.JobsInterval = 250 * time.Millisecond }},
 	{"spans-file", "/tmp/spans.jsonl", func(c *config) { c.SpansFile = "/tmp/spans.jsonl" }},
 	{"user-id-hmac-key", "0123456789abcdef", func(c *config) { c.UserIDHMACKey = "0123456789abcdef" }},
+	{"redis-cluster", "true", func(c *config) { c.RedisCluster = true }},
+	{"admin-token", "s3cret", func(c *config) { c.AdminToken = "s3cret" }},
 }
 
 func TestEverySettingFromFlagOrVariable(t *testing.T) {

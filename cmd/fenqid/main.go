@@ -115,7 +115,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("embedded mode", "kafka", brokers, "redis", redisAddr, "data_dir", cfg.DataDir)
 	}
 
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB})
+	var rdb redis.UniversalClient
+	if cfg.RedisCluster && !cfg.Embedded {
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.redisAddrs(), Password: cfg.RedisPassword})
+	} else {
+		rdb = redis.NewClient(&redis.Options{Addr: redisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB})
+	}
 	defer func() { _ = rdb.Close() }()
 	store, err := state.New(rdb, state.Config{DefaultZone: zone})
 	if err != nil {
@@ -175,7 +180,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return progress(gctx, log, pipe, runner) })
 	if cfg.HTTPAddr != "" {
-		adm := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols, metrics: tel.MetricsHandler(), assigned: lag.Assigned}
+		adm := &admin{log: log, rdb: rdb, token: cfg.AdminToken, brokers: brokers, store: store, policies: pols, metrics: tel.MetricsHandler(), assigned: lag.Assigned}
 		g.Go(func() error { return adm.serve(gctx, cfg.HTTPAddr) })
 	}
 	if cfg.Simulate {
