@@ -210,11 +210,23 @@ func (env *envelopeIn) checkAttributes() *DecodeError {
 	return nil
 }
 
-// parseTime parses an RFC 3339 timestamp and returns it in UTC.
+// Earliest and Latest bound every timestamp fenqi accepts: state keeps
+// times as 6 base-36 digits of Unix seconds (up to 2038-12-24), and no
+// installment event predates 2000.
+var (
+	Earliest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	Latest   = time.Unix(36*36*36*36*36*36-1, 0).UTC()
+)
+
+// parseTime parses an RFC 3339 timestamp and returns it in UTC; it must lie
+// within [Earliest, Latest].
 func parseTime(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, errors.New(reasonTime)
+	}
+	if t.Before(Earliest) || t.After(Latest) {
+		return time.Time{}, fmt.Errorf("must lie between %s and %s", Earliest.Format(time.DateOnly), Latest.Format(time.DateOnly))
 	}
 	return t.UTC(), nil
 }
@@ -304,7 +316,7 @@ func (d Decoder) Decode(key []byte, headers []Header, value []byte) (Event, erro
 	}
 	t, err := parseTime(env.Time)
 	if err != nil {
-		return Event{}, derr("time", reasonTime)
+		return Event{}, derr("time", err.Error())
 	}
 	maxFuture := d.MaxFuture
 	if maxFuture <= 0 {
@@ -488,7 +500,7 @@ func decodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 	}
 	due, err := parseTime(w.DueAt)
 	if err != nil {
-		return nil, derr("data.due_at", reasonTime)
+		return nil, derr("data.due_at", err.Error())
 	}
 	return &RepaymentDue{UserID: w.UserID, BillID: w.BillID, AmountFen: w.AmountFen, DueAt: due}, nil
 }

@@ -742,3 +742,19 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+func TestDecodeTimeBounds(t *testing.T) {
+	t.Parallel()
+	attrs := validAttrs(TypePayment)
+	attrs["time"] = "1999-12-31T23:59:59Z"
+	headers, value := record(t, structuredMode, attrs, validData(TypePayment))
+	_, err := testDecoder().Decode(nil, headers, value)
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Field != "time" || !strings.Contains(de.Reason, "2000-01-01") {
+		t.Fatalf("an event from 1999: %v", err)
+	}
+	headers, value = record(t, structuredMode, validAttrs(TypeRepaymentDue), mutate(validData(TypeRepaymentDue), map[string]any{"due_at": "1970-01-01T00:00:00Z"}))
+	if _, err := testDecoder().Decode(nil, headers, value); !errors.As(err, &de) || de.Field != "data.due_at" {
+		t.Fatalf("a bill due in 1970: %v", err)
+	}
+}
