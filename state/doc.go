@@ -27,7 +27,7 @@
 //	{u:ID}:b  hash   open bills: bill id = "remaining fen:due unix time:timer stage"
 //
 // Two schedules are global sorted sets scored by due time (index.go):
-// fenqi:timers (overdue checks of open bills) and fenqi:recompute (every
+// fenqi:timers (overdue checks of open bills) and {fenqi:recompute} (every
 // known user's next quota recompute).
 //
 // Days and months are in the user's time zone (the profile's timezone,

@@ -16,7 +16,12 @@ const (
 	TimersKey = "fenqi:timers"
 	// RecomputeKey holds one member per known user: member = user id,
 	// score = when the user's quota is next recomputed.
-	RecomputeKey = "fenqi:recompute"
+	RecomputeKey = "{fenqi:recompute}"
+	// RecomputeDueKey remembers, while a recompute is claimed, when it was
+	// originally due (member = user id): a recompute claimed again after
+	// its lease ran out (the instance died) keeps its due time, and so its
+	// decision id. It shares RecomputeKey's hash tag (one cluster slot).
+	RecomputeDueKey = "{fenqi:recompute}:due"
 )
 
 // timerMember joins a user id and a bill id unambiguously.
@@ -60,6 +65,7 @@ func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, items []
 		switch {
 		case e.Profile != nil:
 			pipe.ZAddLT(ctx, RecomputeKey, redis.Z{Score: now, Member: e.UserID()})
+			pipe.HDel(ctx, RecomputeDueKey, e.UserID()) // a new trigger: a new due time
 		case e.Due != nil:
 			first := e.Due.DueAt.Add(24 * time.Hour).Unix()
 			pipe.ZAddNX(ctx, TimersKey, redis.Z{Score: float64(first), Member: timerMember(e.UserID(), e.Due.BillID)})

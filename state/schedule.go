@@ -15,9 +15,21 @@ import (
 // instances, each due entry goes to exactly one of them. An instance that
 // dies before finishing leaves the entry to be claimed again when the lease
 // ends: late, never lost.
+//
+// With a second key (a hash), a claimed entry's original due time is kept
+// there until the work is saved, and reported instead of the lease time
+// when the entry is claimed again after its lease ran out.
 var claimScript = redis.NewScript(`
 local due = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "WITHSCORES", "LIMIT", 0, tonumber(ARGV[2]))
 for i = 1, #due, 2 do
+  if KEYS[2] then
+    local orig = redis.call("HGET", KEYS[2], due[i])
+    if orig then
+      due[i + 1] = orig
+    else
+      redis.call("HSET", KEYS[2], due[i], due[i + 1])
+    end
+  end
   redis.call("ZADD", KEYS[1], "XX", ARGV[3], due[i])
 end
 return due
@@ -32,8 +44,9 @@ type Claim struct {
 
 // claim takes up to limit entries of key due at now, leasing them until
 // now+lease.
-func (s *Store) claim(ctx context.Context, key string, now time.Time, limit int, lease time.Duration) ([]Claim, error) {
-	res, err := claimScript.Run(ctx, s.rdb, []string{key},
+func (s *Store) claim(ctx context.Context, keys []string, now time.Time, limit int, lease time.Duration) ([]Claim, error) {
+	key := keys[0]
+	res, err := claimScript.Run(ctx, s.rdb, keys,
 		now.Unix(), limit, now.Add(lease).Unix()).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("state: claim due entries of %s: %w", key, err)
@@ -51,7 +64,7 @@ func (s *Store) claim(ctx context.Context, key string, now time.Time, limit int,
 
 // ClaimRecomputes claims users whose quota recompute is due.
 func (s *Store) ClaimRecomputes(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Claim, error) {
-	return s.claim(ctx, RecomputeKey, now, limit, lease)
+	return s.claim(ctx, []string{RecomputeKey, RecomputeDueKey}, now, limit, lease)
 }
 
 // TimerClaim is a claimed overdue check of one bill.
@@ -62,7 +75,7 @@ type TimerClaim struct {
 
 // ClaimTimers claims the overdue checks due at now.
 func (s *Store) ClaimTimers(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]TimerClaim, error) {
-	cs, err := s.claim(ctx, TimersKey, now, limit, lease)
+	cs, err := s.claim(ctx, []string{TimersKey}, now, limit, lease)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +180,7 @@ for j, cur in ipairs(scores) do
   end
 end
 if #z > 0 then redis.call("ZADD", KEYS[1], "XX", unpack(z)) end
+redis.call("HDEL", KEYS[2], unpack(members))
 return #z / 2
 `)
 
@@ -184,13 +198,13 @@ func (s *Store) SaveQuotas(ctx context.Context, qs []Quota, leaseUntil time.Time
 		pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", q.QuotaFen, "rs", q.Seq)
 		args = append(args, q.UserID, q.Next.Unix())
 	}
-	rescheduleScript.EvalSha(ctx, pipe, []string{RecomputeKey}, args...)
+	rescheduleScript.EvalSha(ctx, pipe, []string{RecomputeKey, RecomputeDueKey}, args...)
 	if _, err := pipe.Exec(ctx); err != nil {
 		if !isNoScript(err) {
 			return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
 		}
 		// Redis forgot the script (restart): the quotas are saved; move the schedule with a plain EVAL.
-		if err := rescheduleScript.Run(ctx, s.rdb, []string{RecomputeKey}, args...).Err(); err != nil {
+		if err := rescheduleScript.Run(ctx, s.rdb, []string{RecomputeKey, RecomputeDueKey}, args...).Err(); err != nil {
 			return fmt.Errorf("state: reschedule %d recomputes: %w", len(qs), err)
 		}
 	}
@@ -205,7 +219,10 @@ func LeaseUntil(now time.Time, lease time.Duration) time.Time {
 // RecomputeSoon makes a user's recompute due at (or before) at: a freeze
 // or unfreeze changes eligibility at once.
 func (s *Store) RecomputeSoon(ctx context.Context, userID string, at time.Time) error {
-	if err := s.rdb.ZAddLT(ctx, RecomputeKey, redis.Z{Score: float64(at.Unix()), Member: userID}).Err(); err != nil {
+	pipe := s.rdb.Pipeline()
+	pipe.ZAddLT(ctx, RecomputeKey, redis.Z{Score: float64(at.Unix()), Member: userID})
+	pipe.HDel(ctx, RecomputeDueKey, userID) // a new trigger: a new due time, a new decision
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("state: schedule recompute: %w", err)
 	}
 	return nil

@@ -412,3 +412,46 @@ func TestDueResentKeepsPayments(t *testing.T) {
 		t.Fatalf("remaining %d after a re-sent due event, want 7000", b.RemainingFen)
 	}
 }
+
+// A recompute claimed again after its lease ran out (the instance died
+// before saving) keeps its original due time, so it publishes the same
+// decision id; a trigger in between gives it a new one.
+func TestRecomputeClaimKeepsItsDueTimeThroughTheLease(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	clock := now
+	s, err := state.New(rdb, state.Config{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	apply(t, s, state.Item{Event: payment("p1", "w1", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})
+	first, err := s.ClaimRecomputes(ctx, now, 10, time.Minute)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("first claim: %v %v", first, err)
+	}
+	// The instance dies; two minutes later another claims the entry.
+	later := now.Add(2 * time.Minute)
+	again, err := s.ClaimRecomputes(ctx, later, 10, time.Minute)
+	if err != nil || len(again) != 1 || !again[0].Due.Equal(first[0].Due) {
+		t.Fatalf("claim after the lease: %v %v; want due %v", again, err, first[0].Due)
+	}
+	// A profile (a trigger) while it is claimed: the next claim is a new recompute.
+	clock = later.Add(10 * time.Second)
+	if err := s.RecomputeSoon(ctx, "w1", clock); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := s.ClaimRecomputes(ctx, clock, 10, time.Minute)
+	if err != nil || len(fresh) != 1 || !fresh[0].Due.Equal(time.Unix(clock.Unix(), 0)) {
+		t.Fatalf("claim after a trigger: %v %v; want due %v", fresh, err, clock)
+	}
+	// Saved: the next cycle's claim is due at its own time.
+	next := clock.AddDate(0, 0, 90)
+	if err := s.SaveQuotas(ctx, []state.Quota{{UserID: "w1", QuotaFen: 1, Next: next, Seq: 1}}, state.LeaseUntil(clock, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	cycle, err := s.ClaimRecomputes(ctx, next, 10, time.Minute)
+	if err != nil || len(cycle) != 1 || !cycle[0].Due.Equal(time.Unix(next.Unix(), 0)) {
+		t.Fatalf("next cycle's claim: %v %v; want due %v", cycle, err, next)
+	}
+}

@@ -276,6 +276,7 @@ func (s *Store) SetOverride(ctx context.Context, userID string, ov *Override) er
 		pipe.HSet(ctx, k, "ov", raw)
 	}
 	pipe.ZAddLT(ctx, RecomputeKey, redis.Z{Score: float64(s.cfg.Now().Unix()), Member: userID})
+	pipe.HDel(ctx, RecomputeDueKey, userID)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("state: set override of %s: %w", userID, err)
 	}
