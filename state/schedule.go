@@ -21,17 +21,28 @@ import (
 // when the entry is claimed again after its lease ran out.
 var claimScript = redis.NewScript(`
 local due = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "WITHSCORES", "LIMIT", 0, tonumber(ARGV[2]))
+if #due == 0 then return due end
+local lease = {}
 for i = 1, #due, 2 do
-  if KEYS[2] then
-    local orig = redis.call("HGET", KEYS[2], due[i])
-    if orig then
-      due[i + 1] = orig
+  lease[#lease + 1] = ARGV[3]
+  lease[#lease + 1] = due[i]
+end
+if KEYS[2] then
+  local members = {}
+  for i = 1, #due, 2 do members[#members + 1] = due[i] end
+  local orig = redis.call("HMGET", KEYS[2], unpack(members))
+  local keep = {}
+  for j, o in ipairs(orig) do
+    if o then
+      due[2 * j] = o
     else
-      redis.call("HSET", KEYS[2], due[i], due[i + 1])
+      keep[#keep + 1] = due[2 * j - 1]
+      keep[#keep + 1] = due[2 * j]
     end
   end
-  redis.call("ZADD", KEYS[1], "XX", ARGV[3], due[i])
+  if #keep > 0 then redis.call("HSET", KEYS[2], unpack(keep)) end
 end
+redis.call("ZADD", KEYS[1], "XX", unpack(lease))
 return due
 `)
 
