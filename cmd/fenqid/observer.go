@@ -9,6 +9,7 @@ import (
 
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/telemetry"
 )
 
@@ -24,6 +25,11 @@ type observer struct {
 func (o *observer) Decision(d events.Decision) {
 	o.Metrics.Decision(d)
 	if !o.print {
+		return
+	}
+	if q, ok := d.Data.Detail.(scoring.QuotaDetail); ok && q.OldQuotaFen == q.QuotaFen {
+		// A recompute that changed nothing (most first quotas of new,
+		// still ineligible users): published, but not worth a line.
 		return
 	}
 	var why []string
