@@ -159,7 +159,7 @@ func DefaultRisk() Risk {
 			OtherCityLogin:     Rule{Enabled: true, Action: ActionSMSVerify},
 			OtherCityThenLarge: Rule{Enabled: true, Action: ActionFaceVerify},
 			NewDeviceLarge:     Rule{Enabled: true, Action: ActionSMSVerify},
-			Velocity:           Rule{Enabled: true, Action: ActionFaceVerify},
+			Velocity:           Rule{Enabled: true, Action: ActionSMSVerify},
 			SceneLimit:         Rule{Enabled: true, Action: ActionRefuse, Code: CodeOrderLimited},
 			SecondVerification: Rule{Enabled: true, Action: ActionDocumentVerify},
 			TransactionLimit:   Rule{Enabled: true, Action: ActionRefuse, Code: CodeUserLimit},

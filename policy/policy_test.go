@@ -395,7 +395,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("large = %d, velocity count = %d: want the file's 300000 and the default 10", p.Risk.LargePaymentFen, p.Risk.VelocityCount)
 	}
 	v := p.Risk.Rules.Velocity
-	if v.Enabled || v.Action != ActionFaceVerify || !p.Risk.Rules.NightLarge.Enabled {
+	if v.Enabled || v.Action != ActionSMSVerify || !p.Risk.Rules.NightLarge.Enabled {
 		t.Errorf("velocity = %+v, night = %+v: want velocity switched off, its action and the others kept", v, p.Risk.Rules.NightLarge)
 	}
 }

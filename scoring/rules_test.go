@@ -101,7 +101,7 @@ var wantAction = map[string]struct{ action, code string }{
 	RuleNightLargePayment:  {ActionSMSVerify, CodeNightLarge},
 	RuleOtherCityThenLarge: {ActionFaceVerify, CodeOtherCityLarge},
 	RuleNewDeviceLarge:     {ActionSMSVerify, CodeNewDeviceLarge},
-	RuleVelocity:           {ActionFaceVerify, CodeVelocity},
+	RuleVelocity:           {ActionSMSVerify, CodeVelocity},
 	RuleSceneLimit:         {ActionRefuse, policy.CodeOrderLimited},
 	RuleTransactionLimit:   {ActionRefuse, policy.CodeUserLimit},
 	RuleSecondVerification: {ActionDocumentVerify, CodeSecondVerification},
