@@ -28,7 +28,7 @@ type Topics struct {
 
 // DefaultTopics are the documented defaults.
 func DefaultTopics() Topics {
-	return Topics{"fenqi.payments", "fenqi.logins", "fenqi.repayments", "fenqi.profiles"}
+	return Topics{events.TopicPayments, events.TopicLogins, events.TopicRepayments, events.TopicProfiles}
 }
 
 // List returns the topics in their fixed index order (index = position + 1).
@@ -216,13 +216,11 @@ func (p *Pipeline) Stats() *Stats { return &p.stats }
 
 // Lag returns the reader's lag (records behind the high watermark); 0 before Run.
 func (p *Pipeline) Lag() int64 {
-	if r := p.readerIfStarted(); r != nil {
+	if r := p.started.Load(); r != nil {
 		return r.Stats().Lag
 	}
 	return 0
 }
-
-func (p *Pipeline) readerIfStarted() *kafka.Reader { return p.started.Load() }
 
 func (p *Pipeline) newReader() *kafka.Reader {
 	return kafka.NewReader(kafka.ReaderConfig{

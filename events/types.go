@@ -20,6 +20,16 @@ const (
 	TypeDecisionOverdue  = "fenqi.decision.overdue.v1"
 )
 
+// The default topic names (docs/events.md); every one is configurable.
+const (
+	TopicPayments   = "fenqi.payments"
+	TopicLogins     = "fenqi.logins"
+	TopicRepayments = "fenqi.repayments"
+	TopicProfiles   = "fenqi.profiles"
+	TopicDecisions  = "fenqi.decisions"
+	TopicDLQ        = "fenqi.dlq"
+)
+
 // SpecVersion is the CloudEvents version fenqi reads and writes.
 const SpecVersion = "1.0"
 

@@ -42,10 +42,10 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.DecisionsTopic == "" {
-		c.DecisionsTopic = "fenqi.decisions"
+		c.DecisionsTopic = events.TopicDecisions
 	}
 	if c.DLQTopic == "" {
-		c.DLQTopic = "fenqi.dlq"
+		c.DLQTopic = events.TopicDLQ
 	}
 	if c.BatchTimeout == 0 {
 		c.BatchTimeout = 2 * time.Millisecond

@@ -21,10 +21,10 @@ const (
 	DefaultRate           = 200.0
 	DefaultMalformedRatio = 0.001
 
-	DefaultPaymentsTopic   = "fenqi.payments"
-	DefaultLoginsTopic     = "fenqi.logins"
-	DefaultRepaymentsTopic = "fenqi.repayments"
-	DefaultProfilesTopic   = "fenqi.profiles"
+	DefaultPaymentsTopic   = events.TopicPayments
+	DefaultLoginsTopic     = events.TopicLogins
+	DefaultRepaymentsTopic = events.TopicRepayments
+	DefaultProfilesTopic   = events.TopicProfiles
 )
 
 // Source is the CloudEvents source of every simulated event.

@@ -267,10 +267,7 @@ func (c *cli) dlqReplay(ctx context.Context, args []string) error {
 	fs.BoolVar(&all, "all", false, "replay every dead letter (narrowed by --topic and --partition)")
 	fs.BoolVar(&dryRun, "dry-run", false, "report what would be replayed, send nothing")
 	fs.BoolVar(&force, "force", false, "also send the dead letters that are still invalid")
-	fs.IntVar(&dec.MaxBytes, "max-event-bytes", events.DefaultMaxBytes, "largest event accepted, as fenqid's -max-event-bytes (env FENQI_MAX_EVENT_BYTES)")
-	fs.env["max-event-bytes"] = "FENQI_MAX_EVENT_BYTES"
-	fs.DurationVar(&dec.MaxFuture, "max-future", events.DefaultMaxFuture, "how far in the future an event time may be, as fenqid's -max-future (env FENQI_MAX_FUTURE)")
-	fs.env["max-future"] = "FENQI_MAX_FUTURE"
+	fs.decoder(&dec)
 	operands, err := c.parse(fs, args)
 	if err != nil {
 		return err

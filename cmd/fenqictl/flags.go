@@ -8,16 +8,18 @@ import (
 	"net"
 	"slices"
 	"strings"
+
+	"github.com/fenqi/fenqi/events"
 )
 
 // Default topic names: the same as fenqid's.
 const (
-	defaultPayments   = "fenqi.payments"
-	defaultLogins     = "fenqi.logins"
-	defaultRepayments = "fenqi.repayments"
-	defaultProfiles   = "fenqi.profiles"
-	defaultDecisions  = "fenqi.decisions"
-	defaultDLQ        = "fenqi.dlq"
+	defaultPayments   = events.TopicPayments
+	defaultLogins     = events.TopicLogins
+	defaultRepayments = events.TopicRepayments
+	defaultProfiles   = events.TopicProfiles
+	defaultDecisions  = events.TopicDecisions
+	defaultDLQ        = events.TopicDLQ
 	defaultBrokers    = "localhost:9092"
 )
 
@@ -65,6 +67,23 @@ func (f *flags) inputs(t *inputTopics) {
 	f.topic(&t.Logins, "logins", defaultLogins, "topic of login events")
 	f.topic(&t.Repayments, "repayments", defaultRepayments, "topic of repayment (bill due / paid) events")
 	f.topic(&t.Profiles, "profiles", defaultProfiles, "topic of credit profile events")
+}
+
+// check refuses an empty or repeated input topic name.
+func (t inputTopics) check() error {
+	return checkTopics(map[string]string{
+		"topic-payments": t.Payments, "topic-logins": t.Logins,
+		"topic-repayments": t.Repayments, "topic-profiles": t.Profiles,
+	})
+}
+
+// decoder registers the flags of the event validator, with fenqid's
+// names, defaults and variables.
+func (f *flags) decoder(d *events.Decoder) {
+	f.IntVar(&d.MaxBytes, "max-event-bytes", events.DefaultMaxBytes, "largest event accepted, as fenqid's -max-event-bytes (env FENQI_MAX_EVENT_BYTES)")
+	f.env["max-event-bytes"] = "FENQI_MAX_EVENT_BYTES"
+	f.DurationVar(&d.MaxFuture, "max-future", events.DefaultMaxFuture, "how far in the future an event time may be, as fenqid's -max-future (env FENQI_MAX_FUTURE)")
+	f.env["max-future"] = "FENQI_MAX_FUTURE"
 }
 
 // parse parses args, allowing flags after operands ("produce FILE

@@ -43,10 +43,7 @@ func (c *cli) produce(ctx context.Context, args []string) error {
 	fs.inputs(&topics)
 	fs.BoolVar(&skipInvalid, "skip-invalid", false, "send the valid events even when some are invalid (the invalid ones are reported and not sent)")
 	fs.BoolVar(&dryRun, "dry-run", false, "validate and report only, send nothing")
-	fs.IntVar(&dec.MaxBytes, "max-event-bytes", events.DefaultMaxBytes, "largest event accepted, as fenqid's -max-event-bytes (env FENQI_MAX_EVENT_BYTES)")
-	fs.env["max-event-bytes"] = "FENQI_MAX_EVENT_BYTES"
-	fs.DurationVar(&dec.MaxFuture, "max-future", events.DefaultMaxFuture, "how far in the future an event time may be, as fenqid's -max-future (env FENQI_MAX_FUTURE)")
-	fs.env["max-future"] = "FENQI_MAX_FUTURE"
+	fs.decoder(&dec)
 	operands, err := c.parse(fs, args)
 	if err != nil {
 		return err
@@ -58,10 +55,7 @@ func (c *cli) produce(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkTopics(map[string]string{
-		"topic-payments": topics.Payments, "topic-logins": topics.Logins,
-		"topic-repayments": topics.Repayments, "topic-profiles": topics.Profiles,
-	}); err != nil {
+	if err := topics.check(); err != nil {
 		return err
 	}
 

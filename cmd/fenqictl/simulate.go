@@ -65,10 +65,7 @@ func (c *cli) simulate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkTopics(map[string]string{
-		"topic-payments": topics.Payments, "topic-logins": topics.Logins,
-		"topic-repayments": topics.Repayments, "topic-profiles": topics.Profiles,
-	}); err != nil {
+	if err := topics.check(); err != nil {
 		return err
 	}
 	switch {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fenqi/fenqi/consumers"
+	"github.com/fenqi/fenqi/events"
 )
 
 // config is every setting of fenqid. Each is a flag and a FENQI_* variable
@@ -70,8 +71,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.Topics.Logins, "topic-logins", d.Logins, "input topic of login events")
 	fs.StringVar(&c.Topics.Repayments, "topic-repayments", d.Repayments, "input topic of repayment (bill due / paid) events")
 	fs.StringVar(&c.Topics.Profiles, "topic-profiles", d.Profiles, "input topic of credit profile events")
-	fs.StringVar(&c.DecisionsTopic, "topic-decisions", "fenqi.decisions", "output topic of decisions")
-	fs.StringVar(&c.DLQTopic, "topic-dlq", "fenqi.dlq", "output topic of dead letters (records that cannot be processed)")
+	fs.StringVar(&c.DecisionsTopic, "topic-decisions", events.TopicDecisions, "output topic of decisions")
+	fs.StringVar(&c.DLQTopic, "topic-dlq", events.TopicDLQ, "output topic of dead letters (records that cannot be processed)")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "most records per batch (one Redis round trip and one commit per batch)")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 10*time.Millisecond, "how long to wait for more records after a batch's first")
 	fs.IntVar(&c.MaxEventBytes, "max-event-bytes", 64<<10, "largest record value accepted; larger ones are dead-lettered")
