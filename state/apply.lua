@@ -9,7 +9,8 @@
 --      payments, newest first, 6 base-36 digits each; then the ring of the
 --      user's last RING event ids (see ring_find)
 --   p  latest profile (JSON string)
---   b  open bills hash: bill id = "remaining_fen:due_unix:timer_stage"
+--   b  open bills hash: bill id = "remaining_fen:due_unix:timer_stage", or
+--      "P<paid_fen>:<unix>" for a bill repaid before its due event arrived
 -- ARGV[1]: JSON {now, dz (default zone offset s), ring, fpl (fingerprint length),
 --   days, months, geo (days), geomax, u = [[event, ...] per user in KEYS order]}
 --   event: {t topic index, p partition, o offset (-1 = none), f fingerprint, k kind,
@@ -32,6 +33,7 @@ local now = req.now
 local DAYS, MONTHS, GEO, GEOMAX = req.days, req.months, req.geo, req.geomax
 local RING, FPL = req.ring, req.fpl
 local VEL, OHDAYS = req.vel, req.ohdays
+local PREPAIDDAYS = 90
 
 local B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 local function b36(n) -- fixed 6 digits: unix seconds up to 2^31 fit
@@ -299,14 +301,41 @@ for _, evs in ipairs(req.u) do
         end
       elseif k == "due" then
         -- a due event for a bill already open (an upstream re-send) keeps
-        -- what was paid of it and its timer stage
+        -- what was paid of it and its timer stage; one paid before it
+        -- (repayments and due events travel on different topics, so either
+        -- may come first) counts against the amount
         local cur = redis.call("HGET", kb, e.b)
         local rem, stage = string.format("%.0f", e.a), "0"
-        if cur then rem, stage = string.match(cur, "^(%-?%d+):%-?%d+:(%d+)$") end
-        redis.call("HSET", kb, e.b, rem .. ":" .. string.format("%.0f", e.due) .. ":" .. stage)
+        if cur and string.sub(cur, 1, 1) == "P" then
+          local left = e.a - tonumber(string.match(cur, "^P(%d+)"))
+          if left <= 0 then
+            redis.call("HDEL", kb, e.b) -- settled before it was due
+            rem = nil
+          else
+            rem = string.format("%.0f", left)
+          end
+        elseif cur then
+          rem, stage = string.match(cur, "^(%-?%d+):%-?%d+:(%d+)$")
+        end
+        if rem then redis.call("HSET", kb, e.b, rem .. ":" .. string.format("%.0f", e.due) .. ":" .. stage) end
       elseif k == "paid" then
         local cur = redis.call("HGET", kb, e.b)
-        if cur then
+        if not cur or string.sub(cur, 1, 1) == "P" then
+          -- paid before the bill's due event arrived: kept as "P<paid>:<time>"
+          -- until it does; such entries older than PREPAIDDAYS are dropped
+          -- (their due event is not coming)
+          local paid = e.a
+          if cur then
+            paid = paid + tonumber(string.match(cur, "^P(%d+)"))
+          else
+            local bills = redis.call("HGETALL", kb)
+            for i = 2, #bills, 2 do
+              local ts = string.match(bills[i], "^P%d+:(%d+)$")
+              if ts and tonumber(ts) < now - PREPAIDDAYS * 86400 then redis.call("HDEL", kb, bills[i - 1]) end
+            end
+          end
+          redis.call("HSET", kb, e.b, "P" .. string.format("%.0f", paid) .. ":" .. string.format("%.0f", e.ts))
+        else
           local rem, due, stage = string.match(cur, "^(%-?%d+):(%-?%d+):(%d+)$")
           rem = tonumber(rem) - e.a
           if rem <= 0 then
@@ -330,7 +359,7 @@ for _, evs in ipairs(req.u) do
               local bills = redis.call("HGETALL", kb)
               for i = 2, #bills, 2 do
                 local d = tonumber(string.match(bills[i], "^%-?%d+:(%-?%d+)"))
-                if d < now then still = true; break end
+                if d and d < now then still = true; break end -- d nil: paid before due, not open
               end
               if not still then
                 fz = false

@@ -24,7 +24,11 @@
 //	                 each of the last 32 events its id's fingerprint and the
 //	                 facts it had when applied (13 characters each)
 //	{u:ID}:p  string the latest profile (JSON)
-//	{u:ID}:b  hash   open bills: bill id = "remaining fen:due unix time:timer stage"
+//	{u:ID}:b  hash   open bills: bill id = "remaining fen:due unix time:timer stage";
+//	                 a bill repaid before its due event arrived (the two come on
+//	                 different topics) is "P<paid fen>:<unix time>" until it does,
+//	                 then counts against the amount due; such an entry whose due
+//	                 event has not come in 90 days is dropped
 //
 // Two schedules are global sorted sets scored by due time (index.go):
 // fenqi:timers (overdue checks of open bills) and {fenqi:recompute} (every

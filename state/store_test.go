@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -453,5 +454,56 @@ func TestRecomputeClaimKeepsItsDueTimeThroughTheLease(t *testing.T) {
 	cycle, err := s.ClaimRecomputes(ctx, next, 10, time.Minute)
 	if err != nil || len(cycle) != 1 || !cycle[0].Due.Equal(time.Unix(next.Unix(), 0)) {
 		t.Fatalf("next cycle's claim: %v %v; want due %v", cycle, err, next)
+	}
+}
+
+// Repayments and due events travel on different topics: a repayment may be
+// applied before its bill's due event. It is kept and counted against the
+// bill when the due event comes, not dropped.
+func TestRepaymentBeforeDueIsKept(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	due := now.Add(-48 * time.Hour).Truncate(time.Second) // already past due when it arrives
+	paid := func(id, bill string, fen int64) state.Item {
+		return state.Item{Event: &events.Event{ID: id, Type: events.TypeRepaymentPaid, Subject: "u21", Time: now,
+			Paid: &events.RepaymentPaid{UserID: "u21", BillID: bill, AmountFen: fen}}, Offset: -1, Topic: 3}
+	}
+	dueEv := func(id, bill string, fen int64) state.Item {
+		return state.Item{Event: &events.Event{ID: id, Type: events.TypeRepaymentDue, Subject: "u21", Time: now,
+			Due: &events.RepaymentDue{UserID: "u21", BillID: bill, AmountFen: fen, DueAt: due}}, Offset: -1, Topic: 3}
+	}
+	// Two part payments of bill a before its due event; all of bill b.
+	apply(t, s, paid("p1", "a", 2_000), paid("p2", "a", 1_000), paid("p3", "b", 5_000))
+	if u := user(t, s, "u21"); len(u.Bills) != 0 {
+		t.Fatalf("bills open before any due event: %+v", u.Bills)
+	}
+	apply(t, s, dueEv("d1", "a", 10_000), dueEv("d2", "b", 5_000))
+	u := user(t, s, "u21")
+	if b, ok := u.Bills["a"]; !ok || b.RemainingFen != 7_000 || !b.DueAt.Equal(due) {
+		t.Fatalf("bill a after 3000 paid before due: %+v (open %v), want 7000 left", b, ok)
+	}
+	if b, ok := u.Bills["b"]; ok {
+		t.Fatalf("bill b paid in full before due is open: %+v", b)
+	}
+	// The overdue check of the settled bill finds it gone.
+	if _, err := s.AdvanceBill(ctx, "u21", "b", 1, false, now.Add(time.Hour)); !errors.Is(err, state.ErrBillGone) {
+		t.Fatalf("overdue check of a bill settled before due: %v, want ErrBillGone", err)
+	}
+	// A repayment with no due event ever is also no open bill, and does not
+	// keep the user frozen.
+	apply(t, s, paid("p4", "c", 100))
+	if _, err := s.AdvanceBill(ctx, "u21", "c", 1, false, now.Add(time.Hour)); !errors.Is(err, state.ErrBillGone) {
+		t.Fatalf("overdue check of a bill only repaid: %v, want ErrBillGone", err)
+	}
+	if _, err := s.AdvanceBill(ctx, "u21", "a", 4, true, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	out := apply(t, s, paid("p5", "a", 7_000))
+	if !out[0].Unfroze {
+		t.Fatalf("settling the only overdue bill (a prepaid entry for c left) did not unfreeze: %+v", out[0])
+	}
+	if u := user(t, s, "u21"); len(u.Bills) != 0 || u.FrozenOverdue {
+		t.Fatalf("after settling: bills %+v, frozen %v", u.Bills, u.FrozenOverdue)
 	}
 }

@@ -1,7 +1,6 @@
 package credit
 
 import (
-	"fmt"
 	"math"
 	"time"
 
@@ -257,7 +256,7 @@ func guard(p *policy.Policy, r *Result) {
 		lo, hi = prev, prev
 	}
 	r.Guardrail.Applied, r.Guardrail.MinFen, r.Guardrail.MaxFen = true, lo, hi
-	r.Guardrail.Note = fmt.Sprintf("at most %g of the previous quota either way", p.Quota.Guardrail.MaxChangeShare)
+	r.Guardrail.Note = text{}.s("at most ").g(p.Quota.Guardrail.MaxChangeShare).s(" of the previous quota either way").String()
 	switch {
 	case r.QuotaFen < lo:
 		r.QuotaFen, r.DecidedBy = lo, DecidedGuardrailFloor
@@ -277,7 +276,7 @@ func gates(p *policy.Policy, f Facts, now time.Time, loc *time.Location) []Check
 		gs = append(gs, Check{Name: name, Passed: passed, Code: failCode(passed, code), Detail: detail})
 	}
 	add(GatePayScore, f.PayScore >= e.PayScoreMin, policy.CodeCreditLow,
-		fmt.Sprintf("pay score %d, minimum %d", f.PayScore, e.PayScoreMin))
+		text{}.s("pay score ").d(f.PayScore).s(", minimum ").d(e.PayScoreMin).String())
 	add(GateRealName, f.RealNameVerified, policy.CodeAuthIncomplete,
 		yesNo(f.RealNameVerified, "real-name verified", "real-name verification not complete"))
 	add(GateIdentityComplete, f.IdentityComplete, policy.CodeAuthIncomplete,
@@ -289,18 +288,17 @@ func gates(p *policy.Policy, f Facts, now time.Time, loc *time.Location) []Check
 		since := f.CardBoundSince.In(loc)
 		due := since.AddDate(0, e.CardBoundMinMonths, 0)
 		add(GateCardBound, !now.Before(due), policy.CodeAuthIncomplete,
-			fmt.Sprintf("card bound since %s; %d months reached on %s",
-				since.Format(time.DateOnly), e.CardBoundMinMonths, due.Format(time.DateOnly)))
+			text{}.s("card bound since ").date(since).s("; ").d(e.CardBoundMinMonths).s(" months reached on ").date(due).String())
 	}
 	add(GateBankBlacklist, !f.CardBankBlacklisted, policy.CodeBankBlacklisted,
 		yesNo(!f.CardBankBlacklisted, "card bank not blacklisted", "card bank on the blacklist"))
 	add(GateSeriousDefault, f.MaxOverdueDays6m <= e.SeriousDefaultOverdueDays, policy.CodeDefaultRecent,
-		fmt.Sprintf("longest overdue in %d months: %d days, serious when over %d",
-			e.SeriousDefaultWindowMonths, f.MaxOverdueDays6m, e.SeriousDefaultOverdueDays))
+		text{}.s("longest overdue in ").d(e.SeriousDefaultWindowMonths).s(" months: ").d(f.MaxOverdueDays6m).
+			s(" days, serious when over ").d(e.SeriousDefaultOverdueDays).String())
 	perDay := float64(f.Payments30d) / float64(e.ActivityWindowDays)
 	add(GateActivity, perDay >= e.ActivityMinPaymentsPerDay, policy.CodeActivityLow,
-		fmt.Sprintf("%d payments in %d days = %.2f a day, minimum %g",
-			f.Payments30d, e.ActivityWindowDays, perDay, e.ActivityMinPaymentsPerDay))
+		text{}.d(f.Payments30d).s(" payments in ").d(e.ActivityWindowDays).s(" days = ").f2(perDay).
+			s(" a day, minimum ").g(e.ActivityMinPaymentsPerDay).String())
 	add(GateOverdueNow, !f.OverdueNow, policy.CodeOverdueNow,
 		yesNo(!f.OverdueNow, "no bill overdue", "a bill is overdue"))
 	add(GateJudicial, !f.JudicialDefaulter, policy.CodeJudicialDefaulter,
@@ -317,7 +315,7 @@ func quality(p *policy.Policy, f Facts) []Check {
 		cs = append(cs, Check{Name: name, Passed: passed, Detail: detail})
 	}
 	add(QualityPayScore, f.PayScore >= q.PayScoreMin,
-		fmt.Sprintf("pay score %d, quality %d", f.PayScore, q.PayScoreMin))
+		text{}.s("pay score ").d(f.PayScore).s(", quality ").d(q.PayScoreMin).String())
 
 	months := f.MonthlyLoginDays[len(f.MonthlyLoginDays)-q.LoginMonths:]
 	fewest := months[0]
@@ -325,14 +323,14 @@ func quality(p *policy.Policy, f Facts) []Check {
 		fewest = min(fewest, d)
 	}
 	add(QualityLoginDays, fewest >= q.LoginDaysPerMonth,
-		fmt.Sprintf("login days in the last %d full months %v, at least %d in each",
-			q.LoginMonths, months, q.LoginDaysPerMonth))
+		text{}.s("login days in the last ").d(q.LoginMonths).s(" full months ").ints(months).
+			s(", at least ").d(q.LoginDaysPerMonth).s(" in each").String())
 
 	perDay := float64(f.Payments30d) / float64(e.ActivityWindowDays)
 	add(QualityPayments, perDay >= q.MinPaymentsPerDay,
-		fmt.Sprintf("%.2f payments a day over %d days, quality %g", perDay, e.ActivityWindowDays, q.MinPaymentsPerDay))
+		text{}.f2(perDay).s(" payments a day over ").d(e.ActivityWindowDays).s(" days, quality ").g(q.MinPaymentsPerDay).String())
 	add(QualityOverdueHistory, f.OverdueEpisodes <= q.MaxOverdueEpisodes,
-		fmt.Sprintf("%d overdue episodes, at most %d", f.OverdueEpisodes, q.MaxOverdueEpisodes))
+		text{}.d(f.OverdueEpisodes).s(" overdue episodes, at most ").d(q.MaxOverdueEpisodes).String())
 	if q.RequireAllSettled {
 		add(QualityAllSettled, !f.OverdueNow,
 			yesNo(!f.OverdueNow, "every overdue bill settled", "an overdue bill is unsettled"))
@@ -375,7 +373,7 @@ func factors(p *policy.Policy, f Facts) []Factor {
 		add(FactorDevice, share, "share", share/fp.Device.FullAtShare, w.Device, "")
 	} else {
 		add(FactorDevice, 0, "share", 0, w.Device,
-			fmt.Sprintf("no logins in the last %d days", fp.Device.WindowDays))
+			text{}.s("no logins in the last ").d(fp.Device.WindowDays).s(" days").String())
 	}
 
 	cp := p.Quota.CheckPenalty
@@ -390,8 +388,8 @@ func factors(p *policy.Policy, f Facts) []Factor {
 		weight = -cp.Max // a penalty: contributes between -Max and 0
 	}
 	add(FactorQuotaChecks, float64(f.QuotaChecks30d), "checks", norm, weight,
-		fmt.Sprintf("%d checks in %d days, %d free, %g off the score per extra check, at most %g",
-			f.QuotaChecks30d, cp.WindowDays, cp.FreeChecks, cp.PerCheck, cp.Max))
+		text{}.d(f.QuotaChecks30d).s(" checks in ").d(cp.WindowDays).s(" days, ").d(cp.FreeChecks).s(" free, ").
+			g(cp.PerCheck).s(" off the score per extra check, at most ").g(cp.Max).String())
 	return fs
 }
 
