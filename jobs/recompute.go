@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/fnv"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/fenqi/fenqi/events"
@@ -21,9 +22,12 @@ type recomputeChunk struct {
 }
 
 // recomputeOnce recomputes every user whose quota is due now, a batch at a
-// time. Reading is the larger part of a recompute, so the next batch is
-// claimed and read while this one is evaluated, published and saved: the
-// two halves run on two cores. It returns how many users it recomputed.
+// time, in three stages that overlap: one goroutine claims the next batch
+// while another reads the batch claimed before it, while this one
+// evaluates, publishes and saves the batch read before that. Reading is
+// the larger part of a recompute; with claiming and the rest of the work
+// off its path, the recompute costs little more than the read (see
+// BenchmarkRecompute1M). It returns how many users it recomputed.
 func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 	now := r.cfg.Now()
 	due, _, err := r.store.ScheduleStats(ctx, state.RecomputeKey, now)
@@ -33,16 +37,34 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 	r.Recomp.Due.Store(due)
 
 	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
-	chunks := make(chan recomputeChunk, 1)
-	go func() {
-		defer close(chunks)
+	// send hands c on unless the work was abandoned: what is claimed but
+	// not worked is due again when its lease ends.
+	send := func(ch chan<- recomputeChunk, c recomputeChunk) bool {
+		select {
+		case ch <- c:
+			return c.err == nil
+		case <-ctx.Done():
+			return false
+		}
+	}
+	claimed := make(chan recomputeChunk, 1)
+	wg.Go(func() {
+		defer close(claimed)
 		for {
 			c := recomputeChunk{now: r.cfg.Now()}
 			c.claims, c.err = r.store.ClaimRecomputes(ctx, c.now, r.cfg.Batch, r.cfg.Lease)
-			if c.err == nil && len(c.claims) == 0 {
+			if c.err == nil && len(c.claims) == 0 || !send(claimed, c) {
 				return
 			}
+		}
+	})
+	read := make(chan recomputeChunk, 1)
+	wg.Go(func() {
+		defer close(read)
+		for c := range claimed {
 			if c.err == nil {
 				ids := make([]string, len(c.claims))
 				for i, cl := range c.claims {
@@ -50,18 +72,13 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 				}
 				c.users, c.err = r.store.Users(ctx, ids)
 			}
-			select {
-			case chunks <- c:
-			case <-ctx.Done():
-				return // claimed but not worked: due again when the lease ends
-			}
-			if c.err != nil {
+			if !send(read, c) {
 				return
 			}
 		}
-	}()
+	})
 	n := 0
-	for c := range chunks {
+	for c := range read {
 		if c.err != nil {
 			return n, c.err
 		}
