@@ -7,7 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // DecisionSource is the CloudEvents source of every decision fenqi publishes.
@@ -37,6 +41,9 @@ type decisionDataWire struct {
 // formatTime is the wire form of every timestamp: RFC 3339 with
 // nanoseconds (trailing zeros dropped), in UTC.
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// appendTime appends formatTime(t) to b.
+func appendTime(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, time.RFC3339Nano) }
 
 // Marshal returns e as a structured-mode CloudEvents 1.0 JSON document
 // (the form Decode reads with content-type application/cloudevents+json).
@@ -84,11 +91,29 @@ func IsDecisionType(t string) bool {
 	return false
 }
 
+// JSONAppender is implemented by a decision detail that writes its own
+// JSON, sparing MarshalDecision the reflection of encoding/json (a quota
+// decision's detail is a few kilobytes). AppendJSON appends the value to b
+// as exactly one JSON object — it must start with '{' — and returns the
+// extended buffer; it must not keep b. The bytes are trusted:
+// MarshalDecision checks the first one and splices the rest in without
+// validating or compacting them, so an implementation must write valid,
+// compact JSON with strings escaped as encoding/json escapes them
+// (AppendJSONString does) for its decisions to read back and to compare
+// equal to the reflection-based encoding.
+type JSONAppender interface {
+	AppendJSON(b []byte) []byte
+}
+
 // MarshalDecision returns d as a structured-mode CloudEvents 1.0 JSON
 // document with source "fenqi" and data d.Data. It is an error when
 // d.Type is not a decision type, d.ID or d.Subject is empty, d.Time is
 // zero, or d.Data.Detail does not marshal to a JSON object (a nil Detail
 // is left out). A nil ReasonCodes is written as [].
+//
+// A Detail that implements JSONAppender (and is not a nil pointer) writes
+// itself; any other Detail goes through json.Marshal. The rest of the
+// document is written directly, in the bytes json.Marshal would write.
 func MarshalDecision(d Decision) ([]byte, error) {
 	switch {
 	case !IsDecisionType(d.Type):
@@ -100,69 +125,204 @@ func MarshalDecision(d Decision) ([]byte, error) {
 	case d.Time.IsZero():
 		return nil, fmt.Errorf("events: marshal decision %s: zero time", d.ID)
 	}
-	w := decisionDataWire{
-		UserID:        d.Data.UserID,
-		CausationID:   d.Data.CausationID,
-		Rule:          d.Data.Rule,
-		Action:        d.Data.Action,
-		ReasonCodes:   d.Data.ReasonCodes,
-		PolicyVersion: d.Data.PolicyVersion,
+	appender, selfWriting := d.Data.Detail.(JSONAppender)
+	if selfWriting && isNilPointer(d.Data.Detail) {
+		// A typed nil: json.Marshal makes it null (or whatever its
+		// MarshalJSON says) and the detail is left out as before.
+		appender, selfWriting = nil, false
 	}
-	if w.ReasonCodes == nil {
-		w.ReasonCodes = []ReasonCode{}
-	}
-	if d.Data.Detail != nil {
-		raw, err := json.Marshal(d.Data.Detail)
-		if err != nil {
-			return nil, fmt.Errorf("events: marshal decision %s: detail: %w", d.ID, err)
-		}
-		raw = bytes.TrimSpace(raw)
-		switch {
-		case bytes.Equal(raw, []byte("null")):
-			// a typed nil: leave it out
-		case len(raw) > 0 && raw[0] == '{':
-			w.Detail = raw
-		default:
-			return nil, fmt.Errorf("events: marshal decision %s: detail must be a JSON object, got %.20s", d.ID, raw)
+	var detail []byte // the reflected detail; nil when there is none
+	if !selfWriting && d.Data.Detail != nil {
+		var err error
+		if detail, err = marshalDetail(d.Data.Detail); err != nil {
+			return nil, fmt.Errorf("events: marshal decision %s: %w", d.ID, err)
 		}
 	}
-	// Splice rather than nest: encoding/json would validate and compact a
-	// nested json.RawMessage again, which for a quota decision's large
-	// detail costs as much as marshalling it.
-	detail := w.Detail
-	w.Detail = nil
-	data, err := json.Marshal(w)
-	if err != nil {
-		return nil, fmt.Errorf("events: marshal decision %s: %w", d.ID, err)
+
+	// Write into a pooled buffer and return an exact copy: the caller
+	// keeps the copy (as a Kafka message value, until its batch is sent),
+	// and nothing has to guess the size of a detail that writes itself.
+	buf := scratch.Get().(*[]byte)
+	b, err := appendDecision((*buf)[:0], &d, appender, detail)
+	var out []byte
+	if err == nil {
+		out = bytes.Clone(b)
 	}
-	head, err := json.Marshal(envelopeHead{
-		SpecVersion:     SpecVersion,
-		ID:              d.ID,
-		Type:            d.Type,
-		Source:          DecisionSource,
-		Time:            formatTime(d.Time),
-		Subject:         d.Subject,
-		DataContentType: ContentTypeJSON,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("events: marshal decision %s: %w", d.ID, err)
+	if cap(b) <= maxScratch {
+		*buf = b[:0]
+		scratch.Put(buf)
 	}
-	out := make([]byte, 0, len(head)+len(data)+len(detail)+20)
-	out = append(out, head[:len(head)-1]...)
-	out = append(out, `,"data":`...)
-	if detail == nil {
-		out = append(out, data...)
-	} else {
-		out = append(out, data[:len(data)-1]...)
-		out = append(out, `,"detail":`...)
-		out = append(out, detail...)
-		out = append(out, '}')
-	}
-	return append(out, '}'), nil
+	return out, err
 }
 
+// scratch holds the buffers MarshalDecision writes into; one that grew
+// past maxScratch is dropped rather than kept.
+var scratch = sync.Pool{New: func() any {
+	b := make([]byte, 0, 8<<10)
+	return &b
+}}
+
+const maxScratch = 64 << 10
+
+// appendDecision appends d to b: the envelope's attributes, then the data
+// with the detail that appender writes, or else the reflected detail (nil:
+// none). It fails only when appender writes something other than an object.
+func appendDecision(b []byte, d *Decision, appender JSONAppender, detail []byte) ([]byte, error) {
+	b = append(b, `{"specversion":`...)
+	b = AppendJSONString(b, SpecVersion)
+	b = append(b, `,"id":`...)
+	b = AppendJSONString(b, d.ID)
+	b = append(b, `,"type":`...)
+	b = AppendJSONString(b, d.Type)
+	b = append(b, `,"source":`...)
+	b = AppendJSONString(b, DecisionSource)
+	b = append(b, `,"time":"`...)
+	b = appendTime(b, d.Time) // digits, "T", "Z" and ":.+-" only: nothing to escape
+	b = append(b, `","subject":`...)
+	b = AppendJSONString(b, d.Subject)
+	b = append(b, `,"datacontenttype":`...)
+	b = AppendJSONString(b, ContentTypeJSON)
+
+	b = append(b, `,"data":{"user_id":`...)
+	b = AppendJSONString(b, d.Data.UserID)
+	b = append(b, `,"causation_id":`...)
+	b = AppendJSONString(b, d.Data.CausationID)
+	b = append(b, `,"rule":`...)
+	b = AppendJSONString(b, d.Data.Rule)
+	b = append(b, `,"action":`...)
+	b = AppendJSONString(b, d.Data.Action)
+	b = append(b, `,"reason_codes":[`...) // a nil ReasonCodes too
+	for i, rc := range d.Data.ReasonCodes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = rc.AppendJSON(b)
+	}
+	b = append(b, `],"policy_version":`...)
+	b = AppendJSONString(b, d.Data.PolicyVersion)
+	switch {
+	case appender != nil:
+		b = append(b, `,"detail":`...)
+		start := len(b)
+		b = appender.AppendJSON(b)
+		if len(b) == start || b[start] != '{' {
+			return b, fmt.Errorf("events: marshal decision %s: detail: %T.AppendJSON wrote %.20q, want a JSON object",
+				d.ID, d.Data.Detail, b[start:])
+		}
+	case detail != nil:
+		b = append(b, `,"detail":`...)
+		b = append(b, detail...)
+	}
+	return append(b, "}}"...), nil
+}
+
+// marshalDetail is a detail that does not write itself, through
+// json.Marshal: an error unless it is a JSON object; nil for a typed nil.
+func marshalDetail(detail any) ([]byte, error) {
+	raw, err := json.Marshal(detail)
+	if err != nil {
+		return nil, fmt.Errorf("detail: %w", err)
+	}
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case bytes.Equal(raw, []byte("null")):
+		return nil, nil // a typed nil: leave it out
+	case len(raw) > 0 && raw[0] == '{':
+		return raw, nil
+	}
+	return nil, fmt.Errorf("detail must be a JSON object, got %.20s", raw)
+}
+
+// isNilPointer reports whether v holds a nil pointer, on which a value
+// receiver's method would panic.
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
+}
+
+// AppendJSON appends rc to b as the JSON object encoding/json writes for it.
+func (rc ReasonCode) AppendJSON(b []byte) []byte {
+	b = append(b, `{"code":`...)
+	b = AppendJSONString(b, rc.Code)
+	b = append(b, `,"message":`...)
+	b = AppendJSONString(b, rc.Message)
+	if rc.Advice != "" {
+		b = append(b, `,"advice":`...)
+		b = AppendJSONString(b, rc.Advice)
+	}
+	return append(b, '}')
+}
+
+// AppendJSONString appends s to b as a JSON string, quoted and escaped
+// exactly as encoding/json's Marshal escapes it: the quote and the
+// backslash (\" and \\), the control characters (\b, \f, \n, \r, \t or
+// \u00XX), the HTML characters <, > and & (\u003c, \u003e, \u0026), U+2028
+// and U+2029 (\u2028, \u2029), and every byte of invalid UTF-8 as \ufffd;
+// everything else is copied as is.
+func AppendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0 // s[start:i] is pending, to be copied as is
+	for i := 0; i < len(s); {
+		c := s[i]
+		if jsonSafe[c] {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default: // other control characters, <, > and &
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// jsonSafe holds the bytes that go into a JSON string as they are under
+// encoding/json's HTML-safe escaping: printable ASCII (DEL included) but
+// for '"', '\\', '<', '>' and '&'. Bytes from 0x80 up are decoded as UTF-8.
+var jsonSafe = func() (safe [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		safe[c] = !strings.ContainsRune(`"\<>&`, rune(c))
+	}
+	return safe
+}()
+
+const hexDigits = "0123456789abcdef"
+
 // envelopeHead is the envelope's attributes: envelopeOut without its data
-// (MarshalDecision splices the data in).
+// (appendDecision writes the same attributes, in the same order, by hand).
 type envelopeHead struct {
 	SpecVersion     string `json:"specversion"`
 	ID              string `json:"id"`

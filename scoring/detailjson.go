@@ -1,0 +1,223 @@
+package scoring
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/scoring/credit"
+)
+
+// AppendJSON appends d to b as the JSON object json.Marshal writes for it —
+// the same keys in the same order, the same omitempty rules, the same
+// number, string and time forms — without reflection, so that
+// events.MarshalDecision (d is an events.JSONAppender) publishes a quota
+// decision cheaply. It follows the struct tags of QuotaDetail,
+// credit.Result and the types they hold; a field added to any of them must
+// be added here too, and the tests fail until it is.
+//
+// Where json.Marshal fails instead — a NaN or infinite float, a time whose
+// year is outside [0, 9999] or whose offset is a day or more — AppendJSON,
+// which cannot fail, writes 0 for the float and the time in RFC 3339 as
+// time.Time.Format gives it. credit.Evaluate produces neither.
+func (d QuotaDetail) AppendJSON(b []byte) []byte {
+	r := &d.Result
+	b = append(b, `{"product":`...)
+	b = events.AppendJSONString(b, r.Product)
+	b = append(b, `,"policy_version":`...)
+	b = events.AppendJSONString(b, r.PolicyVersion)
+	b = append(b, `,"model_version":`...)
+	b = events.AppendJSONString(b, r.ModelVersion)
+	b = append(b, `,"evaluated_at":`...)
+	b = appendTime(b, r.EvaluatedAt)
+	b = append(b, `,"eligible":`...)
+	b = strconv.AppendBool(b, r.Eligible)
+	b = append(b, `,"gates":`...)
+	b = appendChecks(b, r.Gates)
+	if len(r.Reasons) > 0 { // omitempty
+		b = append(b, `,"reason_codes":[`...)
+		for i, rc := range r.Reasons {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = rc.AppendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"quality_user":`...)
+	b = strconv.AppendBool(b, r.QualityUser)
+	b = append(b, `,"quality":`...)
+	b = appendChecks(b, r.Quality)
+	b = append(b, `,"factors":`...)
+	b = appendFactors(b, r.Factors)
+	b = append(b, `,"score":`...)
+	b = appendFloat(b, r.Score)
+	b = append(b, `,"raw_quota_fen":`...)
+	b = strconv.AppendInt(b, r.RawQuotaFen, 10)
+	b = append(b, `,"tier_cap_fen":`...)
+	b = strconv.AppendInt(b, r.TierCapFen, 10)
+	b = append(b, `,"guardrail":`...)
+	b = appendGuardrail(b, &r.Guardrail)
+	if r.Override != nil { // omitempty
+		b = append(b, `,"override":`...)
+		b = appendOverride(b, r.Override)
+	}
+	b = append(b, `,"quota_fen":`...)
+	b = strconv.AppendInt(b, r.QuotaFen, 10)
+	b = append(b, `,"tier":`...)
+	b = events.AppendJSONString(b, r.Tier)
+	b = append(b, `,"decided_by":`...)
+	b = events.AppendJSONString(b, r.DecidedBy)
+
+	b = append(b, `,"old_quota_fen":`...)
+	b = strconv.AppendInt(b, d.OldQuotaFen, 10)
+	b = append(b, `,"eligibility_codes":`...)
+	if d.EligibilityCodes == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, c := range d.EligibilityCodes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = events.AppendJSONString(b, c)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"next_due_at":`...)
+	b = appendTime(b, d.NextDueAt)
+	return append(b, '}')
+}
+
+// appendChecks appends the gates or quality standards; nil is null.
+func appendChecks(b []byte, cs []credit.Check) []byte {
+	if cs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i := range cs {
+		c := &cs[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = events.AppendJSONString(b, c.Name)
+		b = append(b, `,"passed":`...)
+		b = strconv.AppendBool(b, c.Passed)
+		if c.Code != "" { // omitempty
+			b = append(b, `,"code":`...)
+			b = events.AppendJSONString(b, c.Code)
+		}
+		b = append(b, `,"detail":`...)
+		b = events.AppendJSONString(b, c.Detail)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// appendFactors appends the factors; nil is null.
+func appendFactors(b []byte, fs []credit.Factor) []byte {
+	if fs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i := range fs {
+		f := &fs[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = events.AppendJSONString(b, f.Name)
+		b = append(b, `,"raw":`...)
+		b = appendFloat(b, f.Raw)
+		b = append(b, `,"unit":`...)
+		b = events.AppendJSONString(b, f.Unit)
+		b = append(b, `,"normalised":`...)
+		b = appendFloat(b, f.Normalised)
+		b = append(b, `,"weight":`...)
+		b = appendFloat(b, f.Weight)
+		b = append(b, `,"contribution":`...)
+		b = appendFloat(b, f.Contribution)
+		if f.Note != "" { // omitempty
+			b = append(b, `,"note":`...)
+			b = events.AppendJSONString(b, f.Note)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+func appendGuardrail(b []byte, g *credit.GuardrailResult) []byte {
+	b = append(b, `{"applied":`...)
+	b = strconv.AppendBool(b, g.Applied)
+	b = append(b, `,"previous_fen":`...)
+	b = strconv.AppendInt(b, g.PreviousFen, 10)
+	if g.MinFen != 0 { // omitempty
+		b = append(b, `,"min_fen":`...)
+		b = strconv.AppendInt(b, g.MinFen, 10)
+	}
+	if g.MaxFen != 0 { // omitempty
+		b = append(b, `,"max_fen":`...)
+		b = strconv.AppendInt(b, g.MaxFen, 10)
+	}
+	b = append(b, `,"note":`...)
+	b = events.AppendJSONString(b, g.Note)
+	return append(b, '}')
+}
+
+// appendOverride appends o, its embedded credit.Override's fields first.
+func appendOverride(b []byte, o *credit.OverrideResult) []byte {
+	b = append(b, `{"quota_fen":`...)
+	b = strconv.AppendInt(b, o.QuotaFen, 10)
+	b = append(b, `,"reason":`...)
+	b = events.AppendJSONString(b, o.Reason)
+	if o.Operator != "" { // omitempty
+		b = append(b, `,"operator":`...)
+		b = events.AppendJSONString(b, o.Operator)
+	}
+	b = append(b, `,"expires_at":`...)
+	b = appendTime(b, o.ExpiresAt)
+	b = append(b, `,"status":`...)
+	b = events.AppendJSONString(b, o.Status)
+	if o.Clamped { // omitempty
+		b = append(b, `,"clamped":true`...)
+	}
+	return append(b, '}')
+}
+
+// appendFloat appends f as encoding/json writes a float64: the shortest
+// decimal that reads back as f, in exponent form (e-7, e+21) only below
+// 1e-6 or from 1e21 in magnitude. NaN and ±Inf, which json.Marshal
+// refuses, are written as 0.
+func appendFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, '0')
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// strconv writes e-07 where encoding/json writes e-7.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// appendTime appends t quoted as time.Time.MarshalJSON writes it: RFC 3339
+// with nanoseconds (trailing zeros dropped) in t's own location. Where
+// MarshalJSON fails (see AppendJSON), the same layout is written anyway.
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	if out, err := t.AppendText(b); err == nil {
+		b = out
+	} else {
+		b = t.AppendFormat(b, time.RFC3339Nano)
+	}
+	return append(b, '"')
+}
