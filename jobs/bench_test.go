@@ -3,6 +3,7 @@
 package jobs_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,6 +133,7 @@ type rcRow struct {
 	redisCPU   float64
 	mem0, mem1 int64 // Redis used_memory before and after
 	note       string
+	redisCmds  string // where Redis spent its time in the pass (INFO commandstats)
 }
 
 func rcEnvInt(b *testing.B, name string, def int) int {
@@ -986,6 +989,9 @@ func (e *rcBench) measure(b *testing.B, ctx context.Context, name string, fn fun
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	row := rcRow{name: name, users: e.n, mem0: e.usedMemory(b, ctx), peakHeap: m0.HeapInuse}
+	if err := e.bulk.ConfigResetStat(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
 	cpu0, rcpu0 := rcProcessCPU(), e.redisCPU(b, ctx)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -1019,6 +1025,7 @@ func (e *rcBench) measure(b *testing.B, ctx context.Context, name string, fn fun
 	row.goCPU, row.redisCPU = rcProcessCPU()-cpu0, e.redisCPU(b, ctx)-rcpu0
 	row.mem1 = e.usedMemory(b, ctx)
 	row.note = note
+	row.redisCmds = e.commandStats(b, ctx)
 	b.StartTimer()
 	return row
 }
@@ -1081,10 +1088,51 @@ func (e *rcBench) printTable() {
 		if r.note != "" {
 			fmt.Fprintf(w, "%-42s %s\n", "", r.note)
 		}
+		if r.redisCmds != "" {
+			fmt.Fprintf(w, "%-42s Redis time by command: %s\n", "", r.redisCmds)
+		}
 		if d := r.mem1 - r.mem0; d > 64<<10 || d < -64<<10 {
 			fmt.Fprintf(w, "%-42s Redis used_memory %+.1f MB over the pass\n", "", float64(r.mem1-r.mem0)/(1<<20))
 		}
 	}
 	fmt.Fprintf(w, "population: %.1fs; Redis used_memory %.1f MB for %d users (%.0f B/user incl. the two indexes); one verified user's keys %d B (MEMORY USAGE)\n\n",
 		e.popWall.Seconds(), float64(e.memPop)/(1<<20), e.n, float64(e.memPop-e.memBase)/float64(e.n), e.sample)
+}
+
+// commandStats sums Redis's INFO commandstats since the pass began: each
+// command's total time and its time per call, biggest first.
+func (e *rcBench) commandStats(b *testing.B, ctx context.Context) string {
+	b.Helper()
+	type stat struct {
+		name        string
+		calls, usec float64
+	}
+	var stats []stat
+	for k, v := range e.info(b, ctx, "commandstats") {
+		name, ok := strings.CutPrefix(k, "cmdstat_")
+		if !ok || name == "info" || name == "config|resetstat" {
+			continue
+		}
+		st := stat{name: name}
+		for _, kv := range strings.Split(v, ",") {
+			f, x, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseFloat(x, 64)
+			switch f {
+			case "calls":
+				st.calls = n
+			case "usec":
+				st.usec = n
+			}
+		}
+		stats = append(stats, st)
+	}
+	slices.SortFunc(stats, func(a, b stat) int { return cmp.Compare(b.usec, a.usec) })
+	var parts []string
+	for _, st := range stats {
+		if st.usec < 1000 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2fs (%.0f calls)", st.name, st.usec/1e6, st.calls))
+	}
+	return strings.Join(parts, ", ")
 }
