@@ -256,7 +256,7 @@ func guard(p *policy.Policy, r *Result) {
 		lo, hi = prev, prev
 	}
 	r.Guardrail.Applied, r.Guardrail.MinFen, r.Guardrail.MaxFen = true, lo, hi
-	r.Guardrail.Note = text{}.s("at most ").g(p.Quota.Guardrail.MaxChangeShare).s(" of the previous quota either way").String()
+	r.Guardrail.Note = txt().s("at most ").g(p.Quota.Guardrail.MaxChangeShare).s(" of the previous quota either way").String()
 	switch {
 	case r.QuotaFen < lo:
 		r.QuotaFen, r.DecidedBy = lo, DecidedGuardrailFloor
@@ -276,7 +276,7 @@ func gates(p *policy.Policy, f Facts, now time.Time, loc *time.Location) []Check
 		gs = append(gs, Check{Name: name, Passed: passed, Code: failCode(passed, code), Detail: detail})
 	}
 	add(GatePayScore, f.PayScore >= e.PayScoreMin, policy.CodeCreditLow,
-		text{}.s("pay score ").d(f.PayScore).s(", minimum ").d(e.PayScoreMin).String())
+		txt().s("pay score ").d(f.PayScore).s(", minimum ").d(e.PayScoreMin).String())
 	add(GateRealName, f.RealNameVerified, policy.CodeAuthIncomplete,
 		yesNo(f.RealNameVerified, "real-name verified", "real-name verification not complete"))
 	add(GateIdentityComplete, f.IdentityComplete, policy.CodeAuthIncomplete,
@@ -288,16 +288,16 @@ func gates(p *policy.Policy, f Facts, now time.Time, loc *time.Location) []Check
 		since := f.CardBoundSince.In(loc)
 		due := since.AddDate(0, e.CardBoundMinMonths, 0)
 		add(GateCardBound, !now.Before(due), policy.CodeAuthIncomplete,
-			text{}.s("card bound since ").date(since).s("; ").d(e.CardBoundMinMonths).s(" months reached on ").date(due).String())
+			txt().s("card bound since ").date(since).s("; ").d(e.CardBoundMinMonths).s(" months reached on ").date(due).String())
 	}
 	add(GateBankBlacklist, !f.CardBankBlacklisted, policy.CodeBankBlacklisted,
 		yesNo(!f.CardBankBlacklisted, "card bank not blacklisted", "card bank on the blacklist"))
 	add(GateSeriousDefault, f.MaxOverdueDays6m <= e.SeriousDefaultOverdueDays, policy.CodeDefaultRecent,
-		text{}.s("longest overdue in ").d(e.SeriousDefaultWindowMonths).s(" months: ").d(f.MaxOverdueDays6m).
+		txt().s("longest overdue in ").d(e.SeriousDefaultWindowMonths).s(" months: ").d(f.MaxOverdueDays6m).
 			s(" days, serious when over ").d(e.SeriousDefaultOverdueDays).String())
 	perDay := float64(f.Payments30d) / float64(e.ActivityWindowDays)
 	add(GateActivity, perDay >= e.ActivityMinPaymentsPerDay, policy.CodeActivityLow,
-		text{}.d(f.Payments30d).s(" payments in ").d(e.ActivityWindowDays).s(" days = ").f2(perDay).
+		txt().d(f.Payments30d).s(" payments in ").d(e.ActivityWindowDays).s(" days = ").f2(perDay).
 			s(" a day, minimum ").g(e.ActivityMinPaymentsPerDay).String())
 	add(GateOverdueNow, !f.OverdueNow, policy.CodeOverdueNow,
 		yesNo(!f.OverdueNow, "no bill overdue", "a bill is overdue"))
@@ -315,7 +315,7 @@ func quality(p *policy.Policy, f Facts) []Check {
 		cs = append(cs, Check{Name: name, Passed: passed, Detail: detail})
 	}
 	add(QualityPayScore, f.PayScore >= q.PayScoreMin,
-		text{}.s("pay score ").d(f.PayScore).s(", quality ").d(q.PayScoreMin).String())
+		txt().s("pay score ").d(f.PayScore).s(", quality ").d(q.PayScoreMin).String())
 
 	months := f.MonthlyLoginDays[len(f.MonthlyLoginDays)-q.LoginMonths:]
 	fewest := months[0]
@@ -323,14 +323,14 @@ func quality(p *policy.Policy, f Facts) []Check {
 		fewest = min(fewest, d)
 	}
 	add(QualityLoginDays, fewest >= q.LoginDaysPerMonth,
-		text{}.s("login days in the last ").d(q.LoginMonths).s(" full months ").ints(months).
+		txt().s("login days in the last ").d(q.LoginMonths).s(" full months ").ints(months).
 			s(", at least ").d(q.LoginDaysPerMonth).s(" in each").String())
 
 	perDay := float64(f.Payments30d) / float64(e.ActivityWindowDays)
 	add(QualityPayments, perDay >= q.MinPaymentsPerDay,
-		text{}.f2(perDay).s(" payments a day over ").d(e.ActivityWindowDays).s(" days, quality ").g(q.MinPaymentsPerDay).String())
+		txt().f2(perDay).s(" payments a day over ").d(e.ActivityWindowDays).s(" days, quality ").g(q.MinPaymentsPerDay).String())
 	add(QualityOverdueHistory, f.OverdueEpisodes <= q.MaxOverdueEpisodes,
-		text{}.d(f.OverdueEpisodes).s(" overdue episodes, at most ").d(q.MaxOverdueEpisodes).String())
+		txt().d(f.OverdueEpisodes).s(" overdue episodes, at most ").d(q.MaxOverdueEpisodes).String())
 	if q.RequireAllSettled {
 		add(QualityAllSettled, !f.OverdueNow,
 			yesNo(!f.OverdueNow, "every overdue bill settled", "an overdue bill is unsettled"))
@@ -373,7 +373,7 @@ func factors(p *policy.Policy, f Facts) []Factor {
 		add(FactorDevice, share, "share", share/fp.Device.FullAtShare, w.Device, "")
 	} else {
 		add(FactorDevice, 0, "share", 0, w.Device,
-			text{}.s("no logins in the last ").d(fp.Device.WindowDays).s(" days").String())
+			txt().s("no logins in the last ").d(fp.Device.WindowDays).s(" days").String())
 	}
 
 	cp := p.Quota.CheckPenalty
@@ -388,7 +388,7 @@ func factors(p *policy.Policy, f Facts) []Factor {
 		weight = -cp.Max // a penalty: contributes between -Max and 0
 	}
 	add(FactorQuotaChecks, float64(f.QuotaChecks30d), "checks", norm, weight,
-		text{}.d(f.QuotaChecks30d).s(" checks in ").d(cp.WindowDays).s(" days, ").d(cp.FreeChecks).s(" free, ").
+		txt().d(f.QuotaChecks30d).s(" checks in ").d(cp.WindowDays).s(" days, ").d(cp.FreeChecks).s(" free, ").
 			g(cp.PerCheck).s(" off the score per extra check, at most ").g(cp.Max).String())
 	return fs
 }
