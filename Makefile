@@ -34,7 +34,9 @@ bench:
 
 # Issue 3 figure: recompute 1,000,000 users with realistic state next to only
 # reading them, in one run, on a redis-server the benchmark starts itself
-# (~3.1 GB of Redis memory, ~8 min on 2 cores). FENQI_BENCH_USERS=N to change.
+# (~3.1 GB of Redis memory, ~12 min on 2 cores): each read and recompute pass
+# runs back to back FENQI_BENCH_ROUNDS times (default 3) and the summary gives
+# the median ratio. FENQI_BENCH_USERS=N to change the population.
 bench-recompute:
 	@command -v redis-server >/dev/null || { echo "make bench-recompute needs redis-server on PATH"; exit 1; }
 	FENQI_BENCH_USERS=$${FENQI_BENCH_USERS:-1000000} $(GO) test -run '^$$' -bench '^BenchmarkRecompute1M$$' -benchtime 1x -timeout 90m ./jobs/
