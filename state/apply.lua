@@ -17,7 +17,8 @@
 --           ts unix s, a amount fen, c class 0 spend/1 social/2 finance,
 --           dv device, ci city, b bill, due unix, pr profile JSON, tz name, tzo offset,
 --           lim transaction limit fen, jd judicial defaulter 0/1}
--- Meta also holds: lo (latest other-city login, unix), lim (own limit, fen),
+-- Meta also holds: lo (latest other-city login, unix), lp (the LPN before it,
+--   base-36, newest first), lim (own limit, fen),
 --   fz (1 = frozen for overdue), fj (1 = frozen as judicial defaulter),
 --   oe (overdue episodes settled, lifetime), oh (recent settled episodes
 --   "dueDay:daysOverdue,..." within req.ohdays days).
@@ -101,6 +102,19 @@ local DAYN, MONN = 7, 9
 -- one of how many earlier payment times it saw, so that a redelivered
 -- event gets the same facts, and so the same decisions, as the first time.
 local ENL = FPL + 2
+
+-- The other-city logins before the latest (meta lp, LPN base-36 times,
+-- newest first): a redelivered payment finds the one that preceded it
+-- even when a later one has been applied since.
+local LPN = 4
+local function lo_at(lo, lp, ts)
+  if lo <= ts then return lo end
+  for i = 1, #lp, 6 do
+    local t = tonumber(string.sub(lp, i, i + 5), 36)
+    if t <= ts then return t end
+  end
+  return 0
+end
 local function ring_find(ring, f)
   local init = 1
   while true do
@@ -116,9 +130,10 @@ local ki = 0
 for _, evs in ipairs(req.u) do
   local ka, km, kx, kp, kb = KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3], KEYS[ki + 4], KEYS[ki + 5]
   ki = ki + 5
-  local meta = redis.call("HMGET", km, "tzo", "tz", "pd", "o1", "o2", "o3", "o4", "lo", "lim", "fz", "fj")
+  local meta = redis.call("HMGET", km, "tzo", "tz", "pd", "o1", "o2", "o3", "o4", "lo", "lim", "fz", "fj", "lp")
   local lo = tonumber(meta[8]) or 0
-  local lo0 = lo
+  local lp = meta[12] or ""
+  local lo0, lp0 = lo, lp
   local lim = tonumber(meta[9]) or 0
   local fz, fj = meta[10] == "1", meta[11] == "1"
   local tzo = tonumber(meta[1]) or req.dz
@@ -197,11 +212,17 @@ for _, evs in ipairs(req.u) do
       if last and last[1] == e.p and e.o <= last[2] then status = 1 end
     end
     local at = ring_find(ring, e.f)
-    if status == 1 and at then
-      -- a redelivery: the facts it had the first time
-      local bits = tonumber(string.sub(ring, at + FPL, at + FPL), 36) or 0
-      local seen = tonumber(string.sub(ring, at + FPL + 1, at + FPL + 1), 36) or 0
-      nc, nd, flags = bits % 2, floor(bits / 2) % 2, floor(bits / 4)
+    if status == 1 then
+      -- a redelivery: the facts it had the first time, from its ring entry;
+      -- an event older than the ring (a user with more than RING events
+      -- not yet committed) still gets what state shows: the payment times
+      -- before it and the other-city login before it, not new places
+      local seen = VEL
+      if at then
+        local bits = tonumber(string.sub(ring, at + FPL, at + FPL), 36) or 0
+        seen = tonumber(string.sub(ring, at + FPL + 1, at + FPL + 1), 36) or 0
+        nc, nd, flags = bits % 2, floor(bits / 2) % 2, floor(bits / 4)
+      end
       if e.k == "pay" then
         -- the payment times at or before this one (less its own), newest
         -- first, as many as it saw the first time
@@ -214,7 +235,7 @@ for _, evs in ipairs(req.u) do
         end
         recent = table.concat(older)
       end
-      if lo > e.ts then lo_before = 0 end
+      lo_before = lo_at(lo, lp, e.ts)
     end
     if status == 0 and at then status = 2 end
     if status == 0 then
@@ -283,7 +304,10 @@ for _, evs in ipairs(req.u) do
             upd[#upd + 1] = cf
             upd[#upd + 1] = day
           end
-          if nc == 1 and e.ts > lo then lo = e.ts end
+          if nc == 1 and e.ts > lo then
+            if lo > 0 then lp = string.sub(b36(lo) .. lp, 1, LPN * 6) end
+            lo = e.ts
+          end
         end
         if #upd > 0 then redis.call("HSET", ka, unpack(upd)) end
         if geolen > GEOMAX then
@@ -398,6 +422,10 @@ for _, evs in ipairs(req.u) do
   if lo ~= lo0 then
     mupd[#mupd + 1] = "lo"
     mupd[#mupd + 1] = string.format("%.0f", lo)
+  end
+  if lp ~= lp0 then
+    mupd[#mupd + 1] = "lp"
+    mupd[#mupd + 1] = lp
   end
   if #mupd > 0 then redis.call("HSET", km, unpack(mupd)) end
   if vel ~= vel0 or ring ~= ring0 then

@@ -17,8 +17,9 @@
 //	                 "d:<device>" = "last day:logins" (at most 48)
 //	{u:ID}:m  hash   meta: last applied offset per input topic ("o<t>" =
 //	                 "partition:offset"), time zone name and offset, prune
-//	                 day, own limit, freeze flags, latest other-city login,
-//	                 overdue history, quota, recompute count, override
+//	                 day, own limit, freeze flags, latest other-city login
+//	                 and the 4 before it, overdue history, quota, recompute
+//	                 count, override
 //	{u:ID}:x  string "<payment times>|<dedup ring>": the times of the last 15
 //	                 payments (6 base-36 digits each, newest first), then for
 //	                 each of the last 32 events its id's fingerprint and the
@@ -54,6 +55,14 @@
 // so it yields the same decisions with the same ids. Both checks live in the user's own bounded
 // keys, so nothing grows per event. A batch may therefore be retried whole
 // after any failure.
+//
+// The facts come from the event's dedup-ring entry. A user with more than
+// 32 events in flight (applied, not yet committed) when a consumer dies
+// has the oldest ones' entries pushed out; such an event, redelivered, still
+// gets the payment times before it (from the payment-time list) and the
+// other-city login before it (from the latest five), so its payment rules
+// decide as before, but a login of it no longer knows that its city or
+// device was new.
 //
 // Round trips. Apply sends one Lua script per batch (one per cluster slot
 // group in Redis Cluster, pipelined), never one per event.

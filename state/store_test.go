@@ -507,3 +507,48 @@ func TestRepaymentBeforeDueIsKept(t *testing.T) {
 		t.Fatalf("after settling: bills %+v, frozen %v", u.Bills, u.FrozenOverdue)
 	}
 }
+
+// A redelivered event keeps the facts it was first applied with even when
+// its dedup-ring entry is gone (a user with more events in flight than
+// the ring holds): the payment times before it and the other-city login
+// before it, even one followed by a later other-city login.
+func TestRedeliveryBeyondTheRingKeepsPaymentFacts(t *testing.T) {
+	t.Parallel()
+	s, err := state.New(testenv.Redis(t), state.Config{Now: func() time.Time { return now }, DedupIDs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t0 := now.Add(-10 * time.Minute)
+	home := state.Item{Event: login("l0", "u30", t0.Add(-time.Hour), "d", "shanghai"), Topic: 2, Partition: 0, Offset: 1}
+	away := state.Item{Event: login("l1", "u30", t0, "d", "chengdu"), Topic: 2, Partition: 0, Offset: 2}
+	p1 := state.Item{Event: payment("p1", "u30", t0.Add(time.Minute), 1_000, events.SceneEcommerce, "d"), Topic: 1, Partition: 0, Offset: 10}
+	p2 := state.Item{Event: payment("p2", "u30", t0.Add(2*time.Minute), 2_000, events.SceneEcommerce, "d"), Topic: 1, Partition: 0, Offset: 11}
+	away2 := state.Item{Event: login("l2", "u30", t0.Add(3*time.Minute), "d", "wuhan"), Topic: 2, Partition: 0, Offset: 3}
+	more := []state.Item{
+		{Event: login("l3", "u30", t0.Add(4*time.Minute), "d", "shanghai"), Topic: 2, Partition: 0, Offset: 4},
+		{Event: login("l4", "u30", t0.Add(5*time.Minute), "d", "shanghai"), Topic: 2, Partition: 0, Offset: 5},
+	}
+	first := apply(t, s, append([]state.Item{home, away, p1, p2, away2}, more...)...)
+	if !first[1].NewCity || !first[4].NewCity {
+		t.Fatalf("chengdu and wuhan should be new cities: %+v", first)
+	}
+	want := first[3] // p2 as first applied
+	if len(want.RecentPayments) != 1 || !want.LastOtherCityLogin.Equal(t0) {
+		t.Fatalf("p2 first applied: recent %v, last other-city login %v", want.RecentPayments, want.LastOtherCityLogin)
+	}
+	// p2's ring entry is gone (the ring holds 2); redelivered, it sees the
+	// same payment before it and chengdu, not the later wuhan.
+	got := apply(t, s, p2)[0]
+	if got.Status != state.Redelivered {
+		t.Fatalf("status %v, want redelivered", got.Status)
+	}
+	if len(got.RecentPayments) != 1 || !got.RecentPayments[0].Equal(want.RecentPayments[0]) {
+		t.Errorf("redelivered beyond the ring: recent payments %v, first time %v", got.RecentPayments, want.RecentPayments)
+	}
+	if !got.LastOtherCityLogin.Equal(t0) {
+		t.Errorf("redelivered beyond the ring: last other-city login %v, first time %v", got.LastOtherCityLogin, t0)
+	}
+}
