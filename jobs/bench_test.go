@@ -25,12 +25,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
 	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/policy"
-	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/retry"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/scoring/credit"
@@ -867,19 +867,26 @@ func (e *rcBench) readPass(ctx context.Context, workers int) (string, error) {
 }
 
 // rcPublisher stands in for Kafka: it encodes each decision as the
-// producer does (events.MarshalDecision) and drops it.
+// producer does (producers.Publisher.DecisionMessage: the record's value is
+// events.MarshalDecision's) and drops it.
 type rcPublisher struct{ n, bytes atomic.Int64 }
 
-func (p *rcPublisher) Publish(_ context.Context, ds []events.Decision, dead []producers.DeadLetter) error {
-	var sz int64
-	for _, d := range ds {
-		v, err := events.MarshalDecision(d)
-		if err != nil {
-			return err
-		}
-		sz += int64(len(v))
+func (p *rcPublisher) Topics() (string, string) { return events.TopicDecisions, events.TopicDLQ }
+
+func (p *rcPublisher) DecisionMessage(d events.Decision) (kafka.Message, error) {
+	v, err := events.MarshalDecision(d)
+	if err != nil {
+		return kafka.Message{}, err
 	}
-	p.n.Add(int64(len(ds)))
+	return kafka.Message{Topic: events.TopicDecisions, Key: []byte(d.Subject), Value: v}, nil
+}
+
+func (p *rcPublisher) Write(_ context.Context, msgs []kafka.Message) error {
+	var sz int64
+	for _, m := range msgs {
+		sz += int64(len(m.Value))
+	}
+	p.n.Add(int64(len(msgs)))
 	p.bytes.Add(sz)
 	return nil
 }

@@ -8,12 +8,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/policy"
-	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/retry"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/telemetry"
 )
 
 // Config of the workers.
@@ -31,6 +34,10 @@ type Config struct {
 	// OnDone (may be nil) hears how many entries of a schedule
 	// ("overdue_checks" or "recompute") were finished.
 	OnDone func(schedule string, n int)
+	// Telemetry (may be nil: no tracing) traces each batch: a "jobs
+	// recompute" or "jobs overdue_checks" span, with one "<topic> publish"
+	// child per decision whose context goes in the decision's headers.
+	Telemetry *telemetry.Telemetry
 }
 
 func (c *Config) setDefaults() {
@@ -49,6 +56,9 @@ func (c *Config) setDefaults() {
 	if c.OnDone == nil {
 		c.OnDone = func(string, int) {}
 	}
+	if c.Telemetry == nil {
+		c.Telemetry, _ = telemetry.New(nil, nil, telemetry.Config{}) // no tracing: cannot fail
+	}
 }
 
 // Validate names the first bad field.
@@ -64,9 +74,12 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Publisher writes decisions and returns once the broker acknowledged them.
+// Publisher encodes decisions as records and writes records, returning once
+// the broker acknowledged them (producers.Publisher).
 type Publisher interface {
-	Publish(ctx context.Context, decisions []events.Decision, dead []producers.DeadLetter) error
+	Topics() (decisions, dlq string)
+	DecisionMessage(d events.Decision) (kafka.Message, error)
+	Write(ctx context.Context, msgs []kafka.Message) error
 }
 
 // Policy gives the policy and the rules in force (they may be reloaded).
@@ -160,11 +173,36 @@ func (r *Runner) notify(cause string, err error, wait time.Duration) {
 	r.log.Warn("transient error; retrying", "cause", cause, "err", err, "wait", wait)
 }
 
+// publish writes decisions and returns once the broker acknowledged them.
+// Each gets a publish span, child of the job's span in ctx, injected into
+// its record's headers so that a notifier continues the trace.
 func (r *Runner) publish(ctx context.Context, ds []events.Decision, p *Progress) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	if err := r.pub.Publish(ctx, ds, nil); err != nil {
+	tel := r.cfg.Telemetry
+	topic, _ := r.pub.Topics()
+	msgs := make([]kafka.Message, len(ds))
+	spans := make([]trace.Span, 0, len(ds))
+	defer func() {
+		for _, s := range spans {
+			s.End()
+		}
+	}()
+	for i, d := range ds {
+		m, err := r.pub.DecisionMessage(d)
+		if err != nil {
+			return err
+		}
+		pctx, ps := tel.StartPublish(ctx, topic)
+		ps.SetAttributes(telemetry.DecisionTypeKey.String(d.Type), telemetry.DecisionRuleKey.String(d.Data.Rule))
+		tel.Inject(pctx, &m)
+		msgs[i], spans = m, append(spans, ps)
+	}
+	if err := r.pub.Write(ctx, msgs); err != nil {
+		for _, s := range spans {
+			telemetry.Fail(s, err, "kafka")
+		}
 		return err
 	}
 	for _, d := range ds {
@@ -174,8 +212,23 @@ func (r *Runner) publish(ctx context.Context, ds []events.Decision, p *Progress)
 	return nil
 }
 
+// startBatch starts the span of one batch of a job; end it with endBatch.
+func (r *Runner) startBatch(ctx context.Context, name string, n int) (context.Context, trace.Span) {
+	ctx, span := r.cfg.Telemetry.StartBatch(ctx, name, nil)
+	span.SetAttributes(telemetry.BatchSizeKey.Int(n))
+	return ctx, span
+}
+
+// endBatch ends a batch span, failed when *err is not nil.
+func endBatch(span trace.Span, err *error, reason string) {
+	if *err != nil {
+		telemetry.Fail(span, *err, reason)
+	}
+	span.End()
+}
+
 // overdueOnce works the overdue checks due now.
-func (r *Runner) overdueOnce(ctx context.Context) (int, error) {
+func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 	now := r.cfg.Now()
 	due, _, err := r.store.ScheduleStats(ctx, state.TimersKey, now)
 	if err != nil {
@@ -186,6 +239,8 @@ func (r *Runner) overdueOnce(ctx context.Context) (int, error) {
 	if err != nil || len(claims) == 0 {
 		return 0, err
 	}
+	ctx, span := r.startBatch(ctx, telemetry.SpanJobsOverdue, len(claims))
+	defer endBatch(span, &err, "overdue_checks")
 	_, rules := r.policy()
 	freezeAfter, freezeOn := rules.OverdueFreeze()
 	ids := make([]string, len(claims))

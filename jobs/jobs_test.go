@@ -2,9 +2,15 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/hex"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
@@ -13,6 +19,7 @@ import (
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/telemetry"
 )
 
 func TestOverdueStage(t *testing.T) {
@@ -105,7 +112,9 @@ func newWorld(t *testing.T, start time.Time) *world {
 	return w
 }
 
-func (w *world) runner() *jobs.Runner {
+func (w *world) runner() *jobs.Runner { return w.tracedRunner(nil) }
+
+func (w *world) tracedRunner(tel *telemetry.Telemetry) *jobs.Runner {
 	w.t.Helper()
 	p, err := policy.Preset("wechat")
 	if err != nil {
@@ -115,7 +124,7 @@ func (w *world) runner() *jobs.Runner {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	r, err := jobs.New(jobs.Config{Now: w.clock, Lease: time.Minute}, w.store, w.pub,
+	r, err := jobs.New(jobs.Config{Now: w.clock, Lease: time.Minute, Telemetry: tel}, w.store, w.pub,
 		func() (*policy.Policy, *scoring.Rules) { return p, rules }, nil, nil)
 	if err != nil {
 		w.t.Fatal(err)
@@ -315,5 +324,77 @@ func TestOverrideEndSchedulesARecompute(t *testing.T) {
 	qs := w.decisions()[events.TypeDecisionQuota]
 	if len(qs) != 2 {
 		t.Fatalf("%d quota decisions once the override ended, want 2", len(qs))
+	}
+}
+
+// A job's decisions are traced: each batch is a root span ("jobs recompute",
+// "jobs overdue_checks") with one "fenqi.decisions publish" child per
+// decision, whose context is in the decision's traceparent header; no span
+// carries an attribute outside the allowed list.
+func TestJobsAreTraced(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	w := newWorld(t, start)
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	tel, err := telemetry.New(tp, nil, telemetry.Config{ServiceName: "fenqid-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	r := w.tracedRunner(tel)
+	w.apply(due("d1", "ann", "bill-1", 10_000, start.Add(-25*time.Hour))) // a reminder is due, and a first recompute
+	runOnce(t, r)
+
+	msgs := testenv.ReadN(t, w.kafka.Addrs(), "fenqi.decisions", 2, 20*time.Second)
+	spans := exp.GetSpans()
+	if err := telemetry.CheckSpanAttributes(spans); err != nil {
+		t.Error(err)
+	}
+	batches := map[string]tracetest.SpanStub{}
+	publish := map[trace.SpanID]tracetest.SpanStub{}
+	for _, s := range spans {
+		switch s.Name {
+		case telemetry.SpanJobsRecompute, telemetry.SpanJobsOverdue:
+			batches[s.Name] = s
+		case "fenqi.decisions publish":
+			publish[s.SpanContext.SpanID()] = s
+		}
+	}
+	for _, name := range []string{telemetry.SpanJobsRecompute, telemetry.SpanJobsOverdue} {
+		if _, ok := batches[name]; !ok {
+			t.Fatalf("no %q span among %d spans", name, len(spans))
+		}
+	}
+	for _, m := range msgs {
+		var tp string
+		for _, h := range m.Headers {
+			if h.Key == "traceparent" {
+				tp = string(h.Value)
+			}
+		}
+		parts := strings.Split(tp, "-")
+		if len(parts) != 4 {
+			t.Fatalf("decision without a traceparent: headers %v", m.Headers)
+		}
+		d, err := events.DecodeDecision(m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := batches[telemetry.SpanJobsOverdue]
+		if d.Type == events.TypeDecisionQuota {
+			want = batches[telemetry.SpanJobsRecompute]
+		}
+		if parts[1] != want.SpanContext.TraceID().String() {
+			t.Errorf("%s decision in trace %s, want the %q span's %s", d.Type, parts[1], want.Name, want.SpanContext.TraceID())
+		}
+		var sid trace.SpanID
+		if _, err := hex.Decode(sid[:], []byte(parts[2])); err != nil {
+			t.Fatal(err)
+		}
+		ps, ok := publish[sid]
+		if !ok || ps.Parent.SpanID() != want.SpanContext.SpanID() {
+			t.Errorf("%s decision: its publish span %s is not a child of %q", d.Type, parts[2], want.Name)
+		}
 	}
 }

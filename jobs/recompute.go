@@ -11,6 +11,7 @@ import (
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/scoring/credit"
 	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/telemetry"
 )
 
 // recomputeChunk is a batch of claimed users, read.
@@ -91,7 +92,9 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 }
 
 // recomputeChunk evaluates, publishes and saves one batch of users.
-func (r *Runner) recomputeChunk(ctx context.Context, c recomputeChunk) error {
+func (r *Runner) recomputeChunk(ctx context.Context, c recomputeChunk) (err error) {
+	ctx, span := r.startBatch(ctx, telemetry.SpanJobsRecompute, len(c.users))
+	defer endBatch(span, &err, "recompute")
 	pol, rules := r.policy()
 	ds := make([]events.Decision, len(c.users))
 	quotas := make([]state.Quota, len(c.users))

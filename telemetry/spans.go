@@ -32,6 +32,10 @@ const (
 const (
 	SpanStateApply      = "state apply"
 	SpanScoringEvaluate = "scoring evaluate"
+	// A job's batch: the root of the trace of the decisions it publishes
+	// (a scheduled job has no upstream trace to continue).
+	SpanJobsRecompute = "jobs recompute"
+	SpanJobsOverdue   = "jobs overdue_checks"
 )
 
 const (

@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	runner, err := jobs.New(jobs.Config{Interval: cfg.JobsInterval, OnDone: metrics.JobDone}, store, pub, pols.get, log, obs.Decision)
+	runner, err := jobs.New(jobs.Config{Interval: cfg.JobsInterval, OnDone: metrics.JobDone, Telemetry: tel}, store, pub, pols.get, log, obs.Decision)
 	if err != nil {
 		return err
 	}
