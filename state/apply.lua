@@ -23,7 +23,8 @@
 --   oe (overdue episodes settled, lifetime), oh (recent settled episodes
 --   "dueDay:daysOverdue,..." within req.ohdays days).
 -- Returns JSON: per user {tz, lim, [[status, newCity, newDevice, lastOtherCityLogin,
---   recentPayments (the v string before the event; payments only), flags], ...]}
+--   recentPayments (the v string before the event; payments only), flags
+--   (, lim, tz the event was applied under: when the batch holds a profile)], ...]}
 --   flags: 1 = this event unfroze the user (last overdue bill settled),
 --          2 = this profile made the user a judicial defaulter (was not),
 --          4 = this profile cleared the judicial flag (was set).
@@ -203,9 +204,16 @@ for _, evs in ipairs(req.u) do
   -- the events already applied are still written below before the error
   -- is raised, so that applying them again (one at a time) finds them
   -- applied rather than counting them twice.
+  -- a profile in the batch may change the user's limit and zone: each
+  -- event then also reports the values it was applied under
+  local perevent = false
+  for _, e in ipairs(evs) do
+    if e.k == "prof" then perevent = true end
+  end
   local ok, perr = pcall(function()
   for _, e in ipairs(evs) do
     local status, nc, nd, flags = 0, 0, 0, 0
+    local lim_ev, tz_ev = lim, tz
     local lo_before, recent = lo, ""
     if e.o >= 0 then
       local last = offs[e.t]
@@ -412,7 +420,11 @@ for _, evs in ipairs(req.u) do
       offs[e.t] = {e.p, e.o}
       offs_dirty[e.t] = true
     end
-    res[#res + 1] = {status, nc, nd, lo_before, recent, flags}
+    if perevent then
+      res[#res + 1] = {status, nc, nd, lo_before, recent, flags, string.format("%.0f", lim_ev), tz_ev}
+    else
+      res[#res + 1] = {status, nc, nd, lo_before, recent, flags}
+    end
   end
   end)
   for t, _ in pairs(offs_dirty) do

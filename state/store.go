@@ -171,7 +171,8 @@ type Outcome struct {
 	// NewDevice: a login or payment from a device not seen in the last
 	// GeoDays days, for a user with device history. Only set when Applied.
 	NewDevice bool
-	// Zone is the user's time zone after the batch.
+	// Zone is the user's time zone when the event was applied (a profile
+	// later in the same batch does not change it).
 	Zone *time.Location
 	// RecentPayments are the event times of the user's latest payments
 	// before this one (payments only; at most 15), newest first.
@@ -179,7 +180,9 @@ type Outcome struct {
 	// LastOtherCityLogin is the latest login from another city before this
 	// event (zero if none).
 	LastOtherCityLogin time.Time
-	// TransactionLimitFen is the user's own limit from the profile (0: none).
+	// TransactionLimitFen is the user's own limit from the profile when the
+	// event was applied (0: none); a profile later in the same batch does
+	// not change it.
 	TransactionLimitFen int64
 	// Unfroze: this repayment settled the user's last overdue bill while
 	// the user was frozen for being overdue; the user is no longer frozen.
@@ -419,6 +422,14 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 				loc = s.cfg.DefaultZone // a stored zone this binary cannot load
 			}
 			zones[g], statuses[g], lims[g] = loc, r.Evs, r.Lim
+			for k := range r.Evs {
+				if ev := &r.Evs[k]; ev.PerEvent {
+					// applied before a profile of the batch changed them
+					if ev.zone, err = s.zone(ev.TZ); err != nil {
+						ev.zone = s.cfg.DefaultZone
+					}
+				}
+			}
 		}
 	}
 	for i := range items {
@@ -430,6 +441,9 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 		o := Outcome{Status: r.Status, NewCity: r.NewCity, NewDevice: r.NewDevice, Zone: zones[g],
 			TransactionLimitFen: lims[g], Unfroze: r.Flags&1 != 0, BecameJudicialDefaulter: r.Flags&2 != 0,
 			ClearedJudicialDefaulter: r.Flags&4 != 0}
+		if r.PerEvent {
+			o.Zone, o.TransactionLimitFen = r.zone, r.Lim
+		}
 		if r.LastOtherCityLogin > 0 {
 			o.LastOtherCityLogin = time.Unix(r.LastOtherCityLogin, 0)
 		}
@@ -449,6 +463,12 @@ type eventReply struct {
 	LastOtherCityLogin int64
 	Recent             string
 	Flags              int
+	// PerEvent: the batch held a profile, and Lim and TZ are the values
+	// this event was applied under (zone is TZ loaded).
+	PerEvent bool
+	Lim      int64
+	TZ       string
+	zone     *time.Location
 }
 
 type userReply struct {
@@ -467,7 +487,7 @@ func parseLimit(raw json.RawMessage) (int64, error) {
 }
 
 // decodeReply reads the script's JSON: per user [tz, lim, [[status,
-// newCity, newDevice, lastOtherCityLogin, recent, flags], ...]].
+// newCity, newDevice, lastOtherCityLogin, recent, flags(, lim, tz)], ...]].
 func decodeReply(raw string) ([]userReply, error) {
 	var arr [][3]json.RawMessage
 	if err := json.Unmarshal([]byte(raw), &arr); err != nil {
@@ -475,7 +495,7 @@ func decodeReply(raw string) ([]userReply, error) {
 	}
 	out := make([]userReply, len(arr))
 	for i, a := range arr {
-		var evs [][6]json.RawMessage
+		var evs [][]json.RawMessage
 		lim, limErr := parseLimit(a[1])
 		out[i].Lim = lim
 		if err := errors.Join(json.Unmarshal(a[0], &out[i].TZ), limErr, json.Unmarshal(a[2], &evs)); err != nil {
@@ -485,6 +505,17 @@ func decodeReply(raw string) ([]userReply, error) {
 		for j, e := range evs {
 			var st, nc, nd int
 			r := &out[i].Evs[j]
+			if len(e) != 6 && len(e) != 8 {
+				return nil, fmt.Errorf("state: decode script reply event: %d fields", len(e))
+			}
+			if len(e) == 8 {
+				r.PerEvent = true
+				lim, limErr := parseLimit(e[6])
+				if err := errors.Join(limErr, json.Unmarshal(e[7], &r.TZ)); err != nil {
+					return nil, fmt.Errorf("state: decode script reply event: %w", err)
+				}
+				r.Lim = lim
+			}
 			if err := errors.Join(json.Unmarshal(e[0], &st), json.Unmarshal(e[1], &nc), json.Unmarshal(e[2], &nd),
 				json.Unmarshal(e[3], &r.LastOtherCityLogin), json.Unmarshal(e[4], &r.Recent),
 				json.Unmarshal(e[5], &r.Flags)); err != nil {

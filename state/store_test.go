@@ -552,3 +552,29 @@ func TestRedeliveryBeyondTheRingKeepsPaymentFacts(t *testing.T) {
 		t.Errorf("redelivered beyond the ring: last other-city login %v, first time %v", got.LastOtherCityLogin, t0)
 	}
 }
+
+// A profile changes the user's limit and zone for the events after it, not
+// for those before it in the same batch.
+func TestProfileAppliesFromItsPlaceInTheBatch(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	prof := func(id string, limit int64, tz string) state.Item {
+		return state.Item{Event: &events.Event{ID: id, Type: events.TypeProfile, Subject: "u31", Time: now,
+			Profile: &events.Profile{UserID: "u31", PayScore: 700, TransactionLimitFen: limit, Timezone: tz}}, Offset: -1, Topic: 4}
+	}
+	pay := func(id string) state.Item {
+		return state.Item{Event: payment(id, "u31", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1}
+	}
+	apply(t, s, prof("pr0", 5_000, "Asia/Shanghai"))
+	out := apply(t, s, pay("p1"), prof("pr1", 9_000, "Europe/London"), pay("p2"))
+	if out[0].TransactionLimitFen != 5_000 || out[0].Zone.String() != "Asia/Shanghai" {
+		t.Errorf("payment before the profile: limit %d, zone %v; want 5000, Asia/Shanghai", out[0].TransactionLimitFen, out[0].Zone)
+	}
+	if out[2].TransactionLimitFen != 9_000 || out[2].Zone.String() != "Europe/London" {
+		t.Errorf("payment after the profile: limit %d, zone %v; want 9000, Europe/London", out[2].TransactionLimitFen, out[2].Zone)
+	}
+	// Without a profile in the batch, the user's current values.
+	if o := apply(t, s, pay("p3"))[0]; o.TransactionLimitFen != 9_000 || o.Zone.String() != "Europe/London" {
+		t.Errorf("later batch: limit %d, zone %v", o.TransactionLimitFen, o.Zone)
+	}
+}
