@@ -334,8 +334,8 @@ for _, evs in ipairs(req.u) do
       elseif k == "due" then
         -- a due event for a bill already open (an upstream re-send) keeps
         -- what was paid of it and its timer stage; one paid before it
-        -- (repayments and due events travel on different topics, so either
-        -- may come first) counts against the amount
+        -- (billing and payment systems upstream may send the two in either
+        -- order) counts against the amount
         local cur = redis.call("HGET", kb, e.b)
         local rem, stage = string.format("%.0f", e.a), "0"
         if cur and string.sub(cur, 1, 1) == "P" then

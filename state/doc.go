@@ -26,8 +26,8 @@
 //	                 facts it had when applied (13 characters each)
 //	{u:ID}:p  string the latest profile (JSON)
 //	{u:ID}:b  hash   open bills: bill id = "remaining fen:due unix time:timer stage";
-//	                 a bill repaid before its due event arrived (the two come on
-//	                 different topics) is "P<paid fen>:<unix time>" until it does,
+//	                 a bill repaid before its due event arrived (upstream may send
+//	                 the two in either order) is "P<paid fen>:<unix time>" until it does,
 //	                 then counts against the amount due; such an entry whose due
 //	                 event has not come in 90 days is dropped
 //

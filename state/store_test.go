@@ -457,8 +457,8 @@ func TestRecomputeClaimKeepsItsDueTimeThroughTheLease(t *testing.T) {
 	}
 }
 
-// Repayments and due events travel on different topics: a repayment may be
-// applied before its bill's due event. It is kept and counted against the
+// Upstream may send a repayment before its bill's due event: it may be
+// applied first. It is kept and counted against the
 // bill when the due event comes, not dropped.
 func TestRepaymentBeforeDueIsKept(t *testing.T) {
 	t.Parallel()
