@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/policy"
@@ -55,9 +57,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.OnDone == nil {
 		c.OnDone = func(string, int) {}
-	}
-	if c.Telemetry == nil {
-		c.Telemetry, _ = telemetry.New(nil, nil, telemetry.Config{}) // no tracing: cannot fail
 	}
 }
 
@@ -109,6 +108,15 @@ func New(cfg Config, store *state.Store, pub Publisher, pol Policy, log *slog.Lo
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Telemetry == nil {
+		// No tracing, and no metrics either: no-op providers, nothing read
+		// from the environment.
+		tel, err := telemetry.New(tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider(), telemetry.Config{Disabled: true})
+		if err != nil {
+			return nil, fmt.Errorf("jobs: telemetry: %w", err)
+		}
+		cfg.Telemetry = tel
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

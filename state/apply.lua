@@ -214,7 +214,9 @@ for _, evs in ipairs(req.u) do
   for _, e in ipairs(evs) do
     local status, nc, nd, flags = 0, 0, 0, 0
     local lim_ev, tz_ev = lim, tz
-    local lo_before, recent = lo, ""
+    -- the latest other-city login before the event (a later one may have
+    -- been applied first: logins and payments come on different topics)
+    local lo_before, recent = lo_at(lo, lp, e.ts), ""
     if e.o >= 0 then
       local last = offs[e.t]
       if last and last[1] == e.p and e.o <= last[2] then status = 1 end

@@ -59,10 +59,10 @@
 // The facts come from the event's dedup-ring entry. A user with more than
 // 32 events in flight (applied, not yet committed) when a consumer dies
 // has the oldest ones' entries pushed out; such an event, redelivered, still
-// gets the payment times before it (from the payment-time list) and the
+// gets the payment times before it that are among the last 15 kept, and the
 // other-city login before it (from the latest five), so its payment rules
-// decide as before, but a login of it no longer knows that its city or
-// device was new.
+// decide as before unless later payments pushed the times it saw out; a
+// login no longer knows that its city or device was new.
 //
 // Round trips. Apply sends one Lua script per batch (one per cluster slot
 // group in Redis Cluster, pipelined), never one per event.

@@ -578,3 +578,27 @@ func TestProfileAppliesFromItsPlaceInTheBatch(t *testing.T) {
 		t.Errorf("later batch: limit %d, zone %v", o.TransactionLimitFen, o.Zone)
 	}
 }
+
+// The other-city login a payment reports is the latest one before it in
+// event time, even when a later one was applied first (logins and payments
+// come on different topics), and a redelivery reports the same.
+func TestOtherCityLoginBeforeThePayment(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	t0 := now.Add(-time.Hour)
+	logins := []state.Item{
+		{Event: login("l0", "u32", t0.Add(-time.Hour), "d", "shanghai"), Topic: 2, Partition: 0, Offset: 1},
+		{Event: login("l1", "u32", t0, "d", "chengdu"), Topic: 2, Partition: 0, Offset: 2},
+		{Event: login("l2", "u32", t0.Add(10*time.Minute), "d", "wuhan"), Topic: 2, Partition: 0, Offset: 3},
+	}
+	apply(t, s, logins...)
+	p := state.Item{Event: payment("p1", "u32", t0.Add(5*time.Minute), 900_000, events.SceneEcommerce, "d"), Topic: 1, Partition: 0, Offset: 1}
+	first := apply(t, s, p)[0]
+	again := apply(t, s, p)[0]
+	if !first.LastOtherCityLogin.Equal(t0) {
+		t.Errorf("first application: last other-city login %v, want %v (chengdu, before the payment)", first.LastOtherCityLogin, t0)
+	}
+	if again.Status != state.Redelivered || !again.LastOtherCityLogin.Equal(first.LastOtherCityLogin) {
+		t.Errorf("redelivery: %v, last other-city login %v; first time %v", again.Status, again.LastOtherCityLogin, first.LastOtherCityLogin)
+	}
+}
