@@ -10,7 +10,8 @@
 --      user's last RING event ids (see ring_find)
 --   p  latest profile (JSON string)
 --   b  open bills hash: bill id = "remaining_fen:due_unix:timer_stage", or
---      "P<paid_fen>:<unix>" for a bill repaid before its due event arrived
+--      "P<paid_fen>:<unix>" for a bill repaid before its due event arrived, or
+--      "S<unix>" for a bill settled (both kept KEEPDAYS)
 -- ARGV[1]: JSON {now, dz (default zone offset s), ring, fpl (fingerprint length),
 --   days, months, geo (days), geomax, u = [[event, ...] per user in KEYS order]}
 --   event: {t topic index, p partition, o offset (-1 = none), f fingerprint, k kind,
@@ -35,7 +36,6 @@ local now = req.now
 local DAYS, MONTHS, GEO, GEOMAX = req.days, req.months, req.geo, req.geomax
 local RING, FPL = req.ring, req.fpl
 local VEL, OHDAYS = req.vel, req.ohdays
-local PREPAIDDAYS = 90
 
 local B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 local function b36(n) -- fixed 6 digits: unix seconds up to 2^31 fit
@@ -108,6 +108,23 @@ local ENL = FPL + 2
 -- newest first): a redelivered payment finds the one that preceded it
 -- even when a later one has been applied since.
 local LPN = 4
+
+-- A settled bill stays in the bills hash as "S<unix>" (when it was
+-- settled) and a bill paid before its due event as "P<paid>:<unix>", for
+-- KEEPDAYS: a due event re-sent after settlement must not open the bill
+-- again, and a due event late by less than that still finds its payment.
+local KEEPDAYS = 90
+local function prune_bills(kb)
+  local bills = redis.call("HGETALL", kb)
+  for i = 2, #bills, 2 do
+    local ts = string.match(bills[i], "^S(%d+)$") or string.match(bills[i], "^P%d+:(%d+)$")
+    if ts and tonumber(ts) < now - KEEPDAYS * 86400 then redis.call("HDEL", kb, bills[i - 1]) end
+  end
+end
+local function settle(kb, bill)
+  prune_bills(kb)
+  redis.call("HSET", kb, bill, "S" .. string.format("%.0f", now))
+end
 local function lo_at(lo, lp, ts)
   if lo <= ts then return lo end
   for i = 1, #lp, 6 do
@@ -340,10 +357,12 @@ for _, evs in ipairs(req.u) do
         -- order) counts against the amount
         local cur = redis.call("HGET", kb, e.b)
         local rem, stage = string.format("%.0f", e.a), "0"
-        if cur and string.sub(cur, 1, 1) == "P" then
+        if cur and string.sub(cur, 1, 1) == "S" then
+          rem = nil -- settled already: a re-send opens nothing
+        elseif cur and string.sub(cur, 1, 1) == "P" then
           local left = e.a - tonumber(string.match(cur, "^P(%d+)"))
           if left <= 0 then
-            redis.call("HDEL", kb, e.b) -- settled before it was due
+            settle(kb, e.b) -- settled before it was due
             rem = nil
           else
             rem = string.format("%.0f", left)
@@ -354,26 +373,23 @@ for _, evs in ipairs(req.u) do
         if rem then redis.call("HSET", kb, e.b, rem .. ":" .. string.format("%.0f", e.due) .. ":" .. stage) end
       elseif k == "paid" then
         local cur = redis.call("HGET", kb, e.b)
-        if not cur or string.sub(cur, 1, 1) == "P" then
+        if cur and string.sub(cur, 1, 1) == "S" then
+          -- settled already: an overpayment or a re-send owes nothing
+        elseif not cur or string.sub(cur, 1, 1) == "P" then
           -- paid before the bill's due event arrived: kept as "P<paid>:<time>"
-          -- until it does; such entries older than PREPAIDDAYS are dropped
-          -- (their due event is not coming)
+          -- until it does (see KEEPDAYS)
           local paid = e.a
           if cur then
             paid = paid + tonumber(string.match(cur, "^P(%d+)"))
           else
-            local bills = redis.call("HGETALL", kb)
-            for i = 2, #bills, 2 do
-              local ts = string.match(bills[i], "^P%d+:(%d+)$")
-              if ts and tonumber(ts) < now - PREPAIDDAYS * 86400 then redis.call("HDEL", kb, bills[i - 1]) end
-            end
+            prune_bills(kb)
           end
-          redis.call("HSET", kb, e.b, "P" .. string.format("%.0f", paid) .. ":" .. string.format("%.0f", e.ts))
+          redis.call("HSET", kb, e.b, "P" .. string.format("%.0f", paid) .. ":" .. string.format("%.0f", now))
         else
           local rem, due, stage = string.match(cur, "^(%-?%d+):(%-?%d+):(%d+)$")
           rem = tonumber(rem) - e.a
           if rem <= 0 then
-            redis.call("HDEL", kb, e.b)
+            settle(kb, e.b)
             -- a settled bill that was overdue is an episode of the history
             local od = floor((e.ts - tonumber(due)) / 86400)
             if od >= 1 then

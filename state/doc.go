@@ -28,8 +28,9 @@
 //	{u:ID}:b  hash   open bills: bill id = "remaining fen:due unix time:timer stage";
 //	                 a bill repaid before its due event arrived (upstream may send
 //	                 the two in either order) is "P<paid fen>:<unix time>" until it does,
-//	                 then counts against the amount due; such an entry whose due
-//	                 event has not come in 90 days is dropped
+//	                 then counts against the amount due; a settled bill is
+//	                 "S<unix time>", so that a due event re-sent after settlement
+//	                 opens nothing; both are dropped after 90 days
 //
 // Two schedules are global sorted sets scored by due time (index.go):
 // fenqi:timers (overdue checks of open bills) and {fenqi:recompute} (every

@@ -111,7 +111,7 @@ func (s *Store) ClaimTimers(ctx context.Context, now time.Time, limit int, lease
 // the user, else 0.
 var advanceScript = redis.NewScript(`
 local cur = redis.call("HGET", KEYS[1], ARGV[1])
-if not cur or string.sub(cur, 1, 1) == "P" then return -1 end
+if not cur or string.sub(cur, 1, 1) == "P" or string.sub(cur, 1, 1) == "S" then return -1 end
 local rem, due, stage = string.match(cur, "^(%-?%d+):(%-?%d+):(%d+)$")
 if tonumber(ARGV[2]) > tonumber(stage) then
   redis.call("HSET", KEYS[1], ARGV[1], rem .. ":" .. due .. ":" .. ARGV[2])

@@ -602,3 +602,33 @@ func TestOtherCityLoginBeforeThePayment(t *testing.T) {
 		t.Errorf("redelivery: %v, last other-city login %v; first time %v", again.Status, again.LastOtherCityLogin, first.LastOtherCityLogin)
 	}
 }
+
+// A due event re-sent (with a new id) after its bill was settled opens
+// nothing, whichever way the bill was settled, and an extra repayment of
+// a settled bill owes nothing.
+func TestSettledBillStaysSettled(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	due := now.Add(-48 * time.Hour).Truncate(time.Second)
+	paid := func(id, bill string, fen int64) state.Item {
+		return state.Item{Event: &events.Event{ID: id, Type: events.TypeRepaymentPaid, Subject: "u33", Time: now,
+			Paid: &events.RepaymentPaid{UserID: "u33", BillID: bill, AmountFen: fen}}, Offset: -1, Topic: 3}
+	}
+	dueEv := func(id, bill string) state.Item {
+		return state.Item{Event: &events.Event{ID: id, Type: events.TypeRepaymentDue, Subject: "u33", Time: now,
+			Due: &events.RepaymentDue{UserID: "u33", BillID: bill, AmountFen: 5_000, DueAt: due}}, Offset: -1, Topic: 3}
+	}
+	// a: due then paid; b: paid then due; then both due events re-sent, and
+	// an extra repayment of a.
+	apply(t, s, dueEv("da1", "a"), paid("pa1", "a", 5_000), paid("pb1", "b", 5_000), dueEv("db1", "b"))
+	apply(t, s, dueEv("da2", "a"), dueEv("db2", "b"), paid("pa2", "a", 100))
+	if u := user(t, s, "u33"); len(u.Bills) != 0 {
+		t.Fatalf("settled bills open again after re-sent due events: %+v", u.Bills)
+	}
+	for _, b := range []string{"a", "b"} {
+		if _, err := s.AdvanceBill(ctx, "u33", b, 1, false, now.Add(time.Hour)); !errors.Is(err, state.ErrBillGone) {
+			t.Errorf("overdue check of settled bill %s: %v, want ErrBillGone", b, err)
+		}
+	}
+}

@@ -200,8 +200,8 @@ func (s *Store) parseUser(userID string, r userReads) (*User, error) {
 		}
 	}
 	for id, v := range b.Val() {
-		if strings.HasPrefix(v, "P") {
-			continue // repaid before its due event arrived: not open (see apply.lua)
+		if strings.HasPrefix(v, "P") || strings.HasPrefix(v, "S") {
+			continue // repaid before its due event arrived, or settled: not open (see apply.lua)
 		}
 		parts := strings.Split(v, ":")
 		if len(parts) != 3 {
