@@ -27,6 +27,10 @@ type Config struct {
 	Interval time.Duration
 	// Batch is the most entries claimed at once (default 500).
 	Batch int
+	// RecomputeReaders is how many batches of a recompute are read from
+	// Redis at once (default 2): while Redis answers one read, Go parses
+	// another.
+	RecomputeReaders int
 	// Lease is how long a claimed entry is this instance's before another
 	// may take it (default 1m).
 	Lease time.Duration
@@ -49,6 +53,9 @@ func (c *Config) setDefaults() {
 	if c.Batch == 0 {
 		c.Batch = 500
 	}
+	if c.RecomputeReaders == 0 {
+		c.RecomputeReaders = 2
+	}
 	if c.Lease == 0 {
 		c.Lease = time.Minute
 	}
@@ -67,6 +74,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("jobs: Interval must be > 0, got %v", c.Interval)
 	case c.Batch < 1 || c.Batch > 10000:
 		return fmt.Errorf("jobs: Batch must be 1..10000, got %d", c.Batch)
+	case c.RecomputeReaders < 1 || c.RecomputeReaders > 16:
+		return fmt.Errorf("jobs: RecomputeReaders must be 1..16, got %d", c.RecomputeReaders)
 	case c.Lease < time.Second:
 		return fmt.Errorf("jobs: Lease must be ≥ 1s, got %v", c.Lease)
 	}

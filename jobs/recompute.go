@@ -24,11 +24,11 @@ type recomputeChunk struct {
 
 // recomputeOnce recomputes every user whose quota is due now, a batch at a
 // time, in three stages that overlap: one goroutine claims the next batch
-// while another reads the batch claimed before it, while this one
-// evaluates, publishes and saves the batch read before that. Reading is
-// the larger part of a recompute; with claiming and the rest of the work
-// off its path, the recompute costs little more than the read (see
-// BenchmarkRecompute1M). It returns how many users it recomputed.
+// while Config.RecomputeReaders others read the batches claimed before it,
+// while this one evaluates, publishes and saves the batches already read.
+// Reading is the larger part of a recompute, and claiming and the rest of
+// the work stay off its path (see BenchmarkRecompute1M). It returns how
+// many users it recomputed.
 func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 	now := r.cfg.Now()
 	due, _, err := r.store.ScheduleStats(ctx, state.RecomputeKey, now)
@@ -51,7 +51,7 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 			return false
 		}
 	}
-	claimed := make(chan recomputeChunk, 1)
+	claimed := make(chan recomputeChunk, r.cfg.RecomputeReaders)
 	wg.Go(func() {
 		defer close(claimed)
 		for {
@@ -62,21 +62,29 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 			}
 		}
 	})
-	read := make(chan recomputeChunk, 1)
-	wg.Go(func() {
-		defer close(read)
-		for c := range claimed {
-			if c.err == nil {
-				ids := make([]string, len(c.claims))
-				for i, cl := range c.claims {
-					ids[i] = cl.Member
+	// Readers: a read is one round trip, then Go's parsing of the reply;
+	// with more than one, Redis answers one while Go parses another.
+	read := make(chan recomputeChunk, r.cfg.RecomputeReaders)
+	var readers sync.WaitGroup
+	for range r.cfg.RecomputeReaders {
+		readers.Go(func() {
+			for c := range claimed {
+				if c.err == nil {
+					ids := make([]string, len(c.claims))
+					for i, cl := range c.claims {
+						ids[i] = cl.Member
+					}
+					c.users, c.err = r.store.Users(ctx, ids)
 				}
-				c.users, c.err = r.store.Users(ctx, ids)
+				if !send(read, c) {
+					return
+				}
 			}
-			if !send(read, c) {
-				return
-			}
-		}
+		})
+	}
+	wg.Go(func() {
+		readers.Wait()
+		close(read)
 	})
 	n := 0
 	for c := range read {
