@@ -35,7 +35,12 @@ type Config struct {
 	BatchTimeout time.Duration // default 2ms
 	// WriteTimeout bounds one produce request (default 10 s).
 	WriteTimeout time.Duration
-	Retry        retry.Policy
+	// Compression of produced batches: "none" (the default), "gzip",
+	// "snappy", "lz4" or "zstd". A quota decision is ~3 KB of JSON whose
+	// keys repeat from one decision to the next: lz4 shrinks a batch of
+	// them about 16 times, zstd about 30, for a few µs of CPU a decision.
+	Compression string
+	Retry       retry.Policy
 	// OnRetry is told of each retried publish (may be nil).
 	OnRetry retry.Notify
 }
@@ -65,7 +70,27 @@ func (c Config) Validate() error {
 	case c.BatchTimeout < 0 || c.BatchTimeout > time.Second:
 		return fmt.Errorf("producers: BatchTimeout must be 0..1s, got %v", c.BatchTimeout)
 	}
+	if _, err := ParseCompression(c.Compression); err != nil {
+		return err
+	}
 	return nil
+}
+
+// ParseCompression reads a Config.Compression name.
+func ParseCompression(name string) (kafka.Compression, error) {
+	switch name {
+	case "", "none":
+		return 0, nil
+	case "gzip":
+		return kafka.Gzip, nil
+	case "snappy":
+		return kafka.Snappy, nil
+	case "lz4":
+		return kafka.Lz4, nil
+	case "zstd":
+		return kafka.Zstd, nil
+	}
+	return 0, fmt.Errorf("producers: Compression must be none, gzip, snappy, lz4 or zstd, got %q", name)
 }
 
 // DeadLetter is an input record that cannot be processed.
@@ -88,8 +113,10 @@ func New(cfg Config) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	codec, _ := ParseCompression(cfg.Compression) // validated
 	w := &kafka.Writer{
-		Addr: kafka.TCP(cfg.Brokers...),
+		Addr:        kafka.TCP(cfg.Brokers...),
+		Compression: codec,
 		// Topic is left empty: each record names its own.
 		// Murmur2 is the Java client's partitioner: a user's decisions land
 		// on the same partition as any Java producer would put them.

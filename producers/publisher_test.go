@@ -140,9 +140,41 @@ func TestConfigValidate(t *testing.T) {
 		"no brokers":         {},
 		"same topics":        {Brokers: []string{"x:1"}, DecisionsTopic: "t", DLQTopic: "t"},
 		"batch timeout > 1s": {Brokers: []string{"x:1"}, BatchTimeout: 2 * time.Second},
+		"unknown codec":      {Brokers: []string{"x:1"}, Compression: "brotli"},
 	} {
 		if _, err := producers.New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// Every codec fenqid offers round-trips through a real broker to a
+// kafka-go reader.
+func TestPublishCompressed(t *testing.T) {
+	t.Parallel()
+	for _, codec := range []string{"gzip", "snappy", "lz4", "zstd"} {
+		t.Run(codec, func(t *testing.T) {
+			t.Parallel()
+			k := testenv.Kafka(t, "fenqi.decisions", "fenqi.dlq")
+			p, err := producers.New(producers.Config{Brokers: k.Addrs(), Compression: codec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			want := []events.Decision{decision("c1", "u1"), decision("c2", "u1"), decision("c3", "u1")}
+			if err := p.Publish(context.Background(), want, nil); err != nil {
+				t.Fatal(err)
+			}
+			got := testenv.ReadN(t, k.Addrs(), "fenqi.decisions", len(want), 10*time.Second)
+			for i, m := range got {
+				d, err := events.DecodeDecision(m.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.ID != want[i].ID {
+					t.Errorf("record %d: decision %s, want %s", i, d.ID, want[i].ID)
+				}
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/producers"
 )
 
 // config is every setting of fenqid. Each is a flag and a FENQI_* variable
@@ -30,22 +31,24 @@ type config struct {
 	BatchSize      int
 	BatchWait      time.Duration
 	MaxEventBytes  int
-	MaxFuture      time.Duration
-	DefaultTZ      string
-	HTTPAddr       string
-	LogFormat      string
-	LogLevel       string
-	PrintDecisions bool
-	Simulate       bool
-	SimUsers       int
-	SimRate        float64
-	ShutdownGrace  time.Duration
-	Policy         string
-	JobsInterval   time.Duration
-	SpansFile      string
-	UserIDHMACKey  string
-	RedisCluster   bool
-	AdminToken     string
+	// KafkaCompression of produced records (producers.Config.Compression).
+	KafkaCompression string
+	MaxFuture        time.Duration
+	DefaultTZ        string
+	HTTPAddr         string
+	LogFormat        string
+	LogLevel         string
+	PrintDecisions   bool
+	Simulate         bool
+	SimUsers         int
+	SimRate          float64
+	ShutdownGrace    time.Duration
+	Policy           string
+	JobsInterval     time.Duration
+	SpansFile        string
+	UserIDHMACKey    string
+	RedisCluster     bool
+	AdminToken       string
 }
 
 func envName(flagName string) string {
@@ -73,6 +76,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.Topics.Profiles, "topic-profiles", d.Profiles, "input topic of credit profile events")
 	fs.StringVar(&c.DecisionsTopic, "topic-decisions", events.TopicDecisions, "output topic of decisions")
 	fs.StringVar(&c.DLQTopic, "topic-dlq", events.TopicDLQ, "output topic of dead letters (records that cannot be processed)")
+	fs.StringVar(&c.KafkaCompression, "kafka-compression", "lz4", "compression of the records fenqid produces: none, gzip, snappy, lz4 or zstd")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "most records per batch (one Redis round trip and one commit per batch)")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 10*time.Millisecond, "how long to wait for more records after a batch's first")
 	fs.IntVar(&c.MaxEventBytes, "max-event-bytes", 64<<10, "largest record value accepted; larger ones are dead-lettered")
@@ -149,6 +153,9 @@ func (c *config) validate() error {
 	}
 	if c.BatchWait < 0 || c.BatchWait > 10*time.Second {
 		bad("batch-wait", "must be 0..10s, got %v", c.BatchWait)
+	}
+	if _, err := producers.ParseCompression(c.KafkaCompression); err != nil {
+		bad("kafka-compression", "must be none, gzip, snappy, lz4 or zstd, got %q", c.KafkaCompression)
 	}
 	if c.MaxEventBytes < 1024 || c.MaxEventBytes > 1<<20 {
 		bad("max-event-bytes", "must be 1 KiB..1 MiB, got %d", c.MaxEventBytes)

@@ -133,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("redis at %s: %w", redisAddr, err)
 	}
 
-	pub, err := producers.New(producers.Config{Brokers: brokers, DecisionsTopic: cfg.DecisionsTopic, DLQTopic: cfg.DLQTopic})
+	pub, err := producers.New(producers.Config{Brokers: brokers, DecisionsTopic: cfg.DecisionsTopic, DLQTopic: cfg.DLQTopic, Compression: cfg.KafkaCompression})
 	if err != nil {
 		return err
 	}
