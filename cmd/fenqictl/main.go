@@ -1,7 +1,7 @@
 // Command fenqictl is the operator's tool for a running fenqi: it produces
 // events from a file, tails the decisions, lists and replays dead letters,
-// generates simulated traffic, explains a user's quota and prices an
-// installment plan.
+// generates simulated traffic, explains a user's quota, prices an
+// installment plan and rewinds fenqid's consumer group to replay the input.
 //
 //	fenqictl produce FILE|-      validate JSON CloudEvents, then send them to their input topics
 //	fenqictl tail                print decisions as they are published
@@ -10,6 +10,7 @@
 //	fenqictl simulate            produce simulated traffic
 //	fenqictl explain USER        explain a user's quota: reasons, factors, score, caps
 //	fenqictl offer USER          price an installment plan for a user
+//	fenqictl rewind --to T       move fenqid's committed input offsets back to T, to replay from there
 //
 // Every subcommand takes --help. The brokers come from --brokers or
 // FENQI_KAFKA_BROKERS (default localhost:9092); topic names from
@@ -99,6 +100,9 @@ Usage:
                                     price an installment plan: the repayment schedule
   fenqictl override [flags] USER --quota-fen N --reason R --expires D
                                     fix a user's quota until it expires (--clear removes it)
+  fenqictl rewind [flags] --to T    move fenqid's consumer group (--group, FENQI_GROUP_ID) back
+                                    on the input topics to T (RFC 3339 time, -10m or earliest),
+                                    to replay from there; fenqid must be stopped
 
 Every command takes --help. Brokers: --brokers or FENQI_KAFKA_BROKERS
 (default localhost:9092). Topics: --topic-* flags or FENQI_TOPIC_* variables,
@@ -131,6 +135,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.offer(ctx, rest)
 	case "override":
 		return c.override(ctx, rest)
+	case "rewind":
+		return c.rewind(ctx, rest)
 	}
 	fmt.Fprint(c.stderr, usage)
 	return usageErrorf("unknown command %q", cmd)
