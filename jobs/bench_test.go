@@ -15,6 +15,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
+	"github.com/fenqi/fenqi/internal/tuning"
 	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/retry"
@@ -65,6 +67,8 @@ import (
 // asserted about time. Go CPU is this process's rusage, Redis CPU is INFO
 // cpu: the machine's cores are shared by both.
 func BenchmarkRecompute1M(b *testing.B) {
+	gc := tuning.Apply() // fenqid's garbage-collector setting, for both reads and recomputes
+	defer debug.SetGCPercent(100)
 	n := rcEnvInt(b, "FENQI_BENCH_USERS", 20_000)
 	ctx := context.Background()
 	e := newRCBench(b, n)
@@ -107,7 +111,7 @@ func BenchmarkRecompute1M(b *testing.B) {
 	}
 	e.round = 0
 	pass("steps_1goroutine", true, func() (string, error) { return e.stepsPass(ctx) })
-	e.printTable()
+	e.printTable(gc)
 }
 
 // rcBench is one redis-server with N generated users.
@@ -1083,7 +1087,7 @@ func (e *rcBench) redisCPU(b *testing.B, ctx context.Context) float64 {
 	return u + s
 }
 
-func (e *rcBench) printTable() {
+func (e *rcBench) printTable(gcPercent int) {
 	// Each recompute is compared with the read of its own round and of
 	// its parallelism; read_2goroutines with read_1goroutine.
 	base := map[string]string{"recompute_1instance": "read_1goroutine", "recompute_2instances": "read_2goroutines", "read_2goroutines": "read_1goroutine"}
@@ -1116,8 +1120,8 @@ func (e *rcBench) printTable() {
 		return r.name
 	}
 	w := os.Stdout
-	fmt.Fprintf(w, "\nRecompute of %d users (GOMAXPROCS %d, %d CPUs shared with redis-server; Kafka publishing excluded)\n",
-		e.n, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Fprintf(w, "\nRecompute of %d users (GOMAXPROCS %d, %d CPUs shared with redis-server; GC percent %d, as fenqid runs; Kafka publishing excluded)\n",
+		e.n, runtime.GOMAXPROCS(0), runtime.NumCPU(), gcPercent)
 	fmt.Fprintf(w, "%-42s %8s %10s %8s %8s %9s %10s %9s %11s %11s\n",
 		"pass", "wall s", "users/s", "x read", "Go CPU s", "Redis CPU", "Go alloc", "B/user", "peak heap", "Redis mem")
 	for _, r := range e.rows {

@@ -26,6 +26,7 @@ import (
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/embedded"
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/tuning"
 	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/retry"
@@ -67,6 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	log.Debug("runtime", "gc_percent", tuning.Apply())
 	zone, _ := time.LoadLocation(cfg.DefaultTZ)
 	// The policy before anything that may wait: a mistyped -policy is
 	// reported at once.
