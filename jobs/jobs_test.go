@@ -3,11 +3,14 @@ package jobs_test
 import (
 	"context"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -116,6 +119,11 @@ func (w *world) runner() *jobs.Runner { return w.tracedRunner(nil) }
 
 func (w *world) tracedRunner(tel *telemetry.Telemetry) *jobs.Runner {
 	w.t.Helper()
+	return w.runnerWith(jobs.Config{Now: w.clock, Lease: time.Minute, Telemetry: tel}, w.pub)
+}
+
+func (w *world) runnerWith(cfg jobs.Config, pub jobs.Publisher) *jobs.Runner {
+	w.t.Helper()
 	p, err := policy.Preset("wechat")
 	if err != nil {
 		w.t.Fatal(err)
@@ -124,7 +132,7 @@ func (w *world) tracedRunner(tel *telemetry.Telemetry) *jobs.Runner {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	r, err := jobs.New(jobs.Config{Now: w.clock, Lease: time.Minute, Telemetry: tel}, w.store, w.pub,
+	r, err := jobs.New(cfg, w.store, pub,
 		func() (*policy.Policy, *scoring.Rules) { return p, rules }, nil, nil)
 	if err != nil {
 		w.t.Fatal(err)
@@ -396,5 +404,73 @@ func TestJobsAreTraced(t *testing.T) {
 		if !ok || ps.Parent.SpanID() != want.SpanContext.SpanID() {
 			t.Errorf("%s decision: its publish span %s is not a child of %q", d.Type, parts[2], want.Name)
 		}
+	}
+}
+
+// failingPublisher is a real publisher whose write number failAt fails
+// with a permanent error.
+type failingPublisher struct {
+	*producers.Publisher
+	mu     sync.Mutex
+	writes int
+	failAt int
+}
+
+func (p *failingPublisher) Write(ctx context.Context, msgs []kafka.Message) error {
+	p.mu.Lock()
+	p.writes++
+	fail := p.writes == p.failAt
+	p.mu.Unlock()
+	if fail {
+		return errors.New("test: the broker refused the write")
+	}
+	return p.Publisher.Write(ctx, msgs)
+}
+
+// A recompute that fails half-way loses no user and doubles none: the
+// batch whose publish failed and the batches already claimed ahead of it
+// (the recompute claims and reads ahead of the batch it works) are
+// recomputed once their lease ends, and every user gets exactly one quota
+// decision.
+func TestRecomputeFailingMidwayLosesNoUser(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	w := newWorld(t, now)
+	const users = 50
+	evs := make([]*events.Event, users)
+	for i := range evs {
+		id := fmt.Sprintf("user-%02d", i)
+		evs[i] = &events.Event{ID: "pr-" + id, Type: events.TypeProfile, Subject: id, Time: now,
+			Profile: &events.Profile{UserID: id, PayScore: 700, RealNameVerified: true, IdentityComplete: true}}
+	}
+	w.apply(evs...)
+	pub := &failingPublisher{Publisher: w.pub, failAt: 2}
+	r := w.runnerWith(jobs.Config{Now: w.clock, Lease: time.Minute, Batch: 10}, pub)
+	if _, err := r.RunOnce(context.Background()); err == nil {
+		t.Fatal("the failed write was not reported")
+	}
+	if n := len(w.decisions()[events.TypeDecisionQuota]); n != 10 {
+		t.Fatalf("%d quota decisions after the failure, want the first batch's 10", n)
+	}
+	// Before the leases end only users never claimed are due; after, the
+	// claimed but unfinished ones too.
+	w.set(now.Add(30 * time.Second))
+	runOnce(t, r)
+	if n := len(w.decisions()[events.TypeDecisionQuota]); n >= users {
+		t.Fatalf("%d quota decisions before the leases ended: the claimed users were not held back", n)
+	}
+	w.set(now.Add(2 * time.Minute))
+	runOnce(t, r)
+	per := map[string]int{}
+	for _, d := range w.decisions()[events.TypeDecisionQuota] {
+		per[d.Subject]++
+	}
+	for i := range users {
+		if id := fmt.Sprintf("user-%02d", i); per[id] != 1 {
+			t.Errorf("%s: %d quota decisions, want 1", id, per[id])
+		}
+	}
+	if due, _, err := w.store.ScheduleStats(context.Background(), state.RecomputeKey, w.clock()); err != nil || due != 0 {
+		t.Fatalf("%d recomputes still due (%v)", due, err)
 	}
 }
