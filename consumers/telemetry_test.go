@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -37,13 +36,7 @@ const (
 func TestTracesAndMetrics(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
-	tel, err := telemetry.New(tp, nil, telemetry.Config{ServiceName: "fenqid-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tel.Shutdown(context.Background())
+	tel, exp := testenv.Tracing(t)
 	metrics, err := tel.Metrics()
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -343,13 +342,7 @@ func TestJobsAreTraced(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 	w := newWorld(t, start)
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
-	tel, err := telemetry.New(tp, nil, telemetry.Config{ServiceName: "fenqid-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tel.Shutdown(context.Background())
+	tel, exp := testenv.Tracing(t)
 	r := w.tracedRunner(tel)
 	w.apply(due("d1", "ann", "bill-1", 10_000, start.Add(-25*time.Hour))) // a reminder is due, and a first recompute
 	runOnce(t, r)
