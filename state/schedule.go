@@ -239,6 +239,20 @@ func (s *Store) RecomputeSoon(ctx context.Context, userID string, at time.Time) 
 	return nil
 }
 
+// NextRecompute is when the user's quota is next recomputed (while a
+// recompute of it is under way: when its lease ends); false for a user
+// not in the schedule (never seen).
+func (s *Store) NextRecompute(ctx context.Context, userID string) (time.Time, bool, error) {
+	sc, err := s.rdb.ZScore(ctx, RecomputeKey, userID).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("state: next recompute of %s: %w", userID, err)
+	}
+	return time.Unix(int64(sc), 0).UTC(), true, nil
+}
+
 // ScheduleStats counts a schedule's entries: due now, and in all.
 func (s *Store) ScheduleStats(ctx context.Context, key string, now time.Time) (due, total int64, err error) {
 	pipe := s.rdb.Pipeline()

@@ -32,6 +32,7 @@ API: GET {api}/v1/users/{USER}/offer. Nothing is changed or published.`
 type quotaView struct {
 	UserID            string        `json:"user_id"`
 	PublishedQuotaFen *int64        `json:"published_quota_fen"`
+	NextRecomputeAt   *time.Time    `json:"next_recompute_at"`
 	Evaluation        credit.Result `json:"evaluation"`
 }
 
@@ -272,6 +273,9 @@ func printExplanation(w io.Writer, v quotaView) error {
 		b.WriteString("\nPublished quota: none yet\n")
 	} else {
 		fmt.Fprintf(&b, "\nPublished quota: %s (%d fen)\n", yuan(*v.PublishedQuotaFen), *v.PublishedQuotaFen)
+	}
+	if v.NextRecomputeAt != nil {
+		fmt.Fprintf(&b, "Next recompute: %s\n", v.NextRecomputeAt.In(r.EvaluatedAt.Location()).Format("2006-01-02 15:04:05 -07:00"))
 	}
 	_, err := io.WriteString(w, trimLines(b.String()))
 	return err

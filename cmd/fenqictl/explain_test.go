@@ -75,7 +75,8 @@ func adminJSON(t *testing.T, v any) []byte {
 // field names.
 func quotaBody(t *testing.T, user string, published *int64, r credit.Result) []byte {
 	t.Helper()
-	return adminJSON(t, map[string]any{"user_id": user, "published_quota_fen": published, "evaluation": r})
+	next := r.EvaluatedAt.AddDate(0, 0, 90)
+	return adminJSON(t, map[string]any{"user_id": user, "published_quota_fen": published, "next_recompute_at": next, "evaluation": r})
 }
 
 // fakeAPI is fenqid's admin listener with canned answers; it records the
@@ -124,7 +125,7 @@ func wantAll(t *testing.T, out string, wants ...string) {
 }
 
 // fenqictl's quotaView has exactly the field names of the body fenqid
-// writes (cmd/fenqid's TestQuotaOfAGoodCustomer pins the same three), so
+// writes (cmd/fenqid's TestQuotaOfAGoodCustomer pins the same four), so
 // nothing of the answer is dropped when decoding.
 func TestQuotaViewMatchesTheAdminBody(t *testing.T) {
 	t.Parallel()
@@ -141,7 +142,7 @@ func TestQuotaViewMatchesTheAdminBody(t *testing.T) {
 	if err := json.Unmarshal(adminJSON(t, v), &top); err != nil {
 		t.Fatal(err)
 	}
-	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"evaluation", "published_quota_fen", "user_id"}) {
+	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"evaluation", "next_recompute_at", "published_quota_fen", "user_id"}) {
 		t.Errorf("quotaView fields %q", keys)
 	}
 	var a, b any
@@ -185,6 +186,7 @@ func TestExplainEligible(t *testing.T) {
 		"guardrail       not applied: first quota",
 		"final           20,000.00 yuan (2000000 fen), decided by the tier cap",
 		"Published quota: none yet",
+		"Next recompute: 2026-06-15 10:00:00 +08:00",
 	)
 	if strings.Contains(out, "override") {
 		t.Error("an override is shown, but there is none")

@@ -103,9 +103,12 @@ func (a *admin) ready(w http.ResponseWriter, r *http.Request) {
 // quotaView is the body of GET /v1/users/{id}/quota: the quota a recompute
 // would give now, with its whole breakdown, and the last published one.
 type quotaView struct {
-	UserID            string        `json:"user_id"`
-	PublishedQuotaFen *int64        `json:"published_quota_fen"`
-	Evaluation        credit.Result `json:"evaluation"`
+	UserID            string `json:"user_id"`
+	PublishedQuotaFen *int64 `json:"published_quota_fen"`
+	// NextRecomputeAt is when the quota is next recomputed (null: the user
+	// was never seen).
+	NextRecomputeAt *time.Time    `json:"next_recompute_at"`
+	Evaluation      credit.Result `json:"evaluation"`
 }
 
 func (a *admin) quota(w http.ResponseWriter, r *http.Request) {
@@ -128,6 +131,14 @@ func (a *admin) quota(w http.ResponseWriter, r *http.Request) {
 	v := quotaView{UserID: id, Evaluation: res}
 	if u.HasQuota {
 		v.PublishedQuotaFen = &u.QuotaFen
+	}
+	next, ok, err := a.store.NextRecompute(r.Context(), id)
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	if ok {
+		v.NextRecomputeAt = &next
 	}
 	writeJSON(w, v)
 }

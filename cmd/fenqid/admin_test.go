@@ -182,6 +182,7 @@ func (e *adminEnv) get(t *testing.T, path string) (int, string, []byte) {
 type quotaBody struct {
 	UserID            string        `json:"user_id"`
 	PublishedQuotaFen *int64        `json:"published_quota_fen"`
+	NextRecomputeAt   *time.Time    `json:"next_recompute_at"`
 	Evaluation        credit.Result `json:"evaluation"`
 }
 
@@ -197,7 +198,7 @@ func (e *adminEnv) quota(t *testing.T, user string) quotaBody {
 	if err := json.Unmarshal(body, &top); err != nil {
 		t.Fatal(err)
 	}
-	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"evaluation", "published_quota_fen", "user_id"}) {
+	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"evaluation", "next_recompute_at", "published_quota_fen", "user_id"}) {
 		t.Errorf("quota body fields %q: keep cmd/fenqictl's quotaView in step", keys)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -218,6 +219,11 @@ func TestQuotaOfAGoodCustomer(t *testing.T) {
 	r := q.Evaluation
 	if q.UserID != "u-1001" || q.PublishedQuotaFen != nil {
 		t.Errorf("user %q published %v, want u-1001 and none yet", q.UserID, q.PublishedQuotaFen)
+	}
+	// A user's first activity makes the first recompute due at once: it
+	// is due now.
+	if q.NextRecomputeAt == nil || q.NextRecomputeAt.After(adminNow) {
+		t.Errorf("next recompute at %v, want due by %v (first activity)", q.NextRecomputeAt, adminNow)
 	}
 	if !r.Eligible || len(r.Reasons) != 0 {
 		t.Errorf("eligible %v, reasons %+v; want eligible, no reason", r.Eligible, r.Reasons)
@@ -309,8 +315,8 @@ func TestQuotaOfAnUnknownUser(t *testing.T) {
 	e := newAdmin(t, testenv.Redis(t), nil)
 	q := e.quota(t, "nobody")
 	r := q.Evaluation
-	if q.UserID != "nobody" || q.PublishedQuotaFen != nil {
-		t.Errorf("user %q published %v", q.UserID, q.PublishedQuotaFen)
+	if q.UserID != "nobody" || q.PublishedQuotaFen != nil || q.NextRecomputeAt != nil {
+		t.Errorf("user %q published %v, next recompute %v", q.UserID, q.PublishedQuotaFen, q.NextRecomputeAt)
 	}
 	if r.Eligible || r.QuotaFen != 0 || r.DecidedBy != credit.DecidedIneligible || r.Tier != credit.TierNone {
 		t.Errorf("eligible %v quota %d decided by %s tier %s; want ineligible, 0", r.Eligible, r.QuotaFen, r.DecidedBy, r.Tier)
