@@ -487,15 +487,10 @@ func decodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, jsonError(err, "data.")
 	}
-	if err := checkUser(w.UserID, subject); err != nil {
+	if err := checkBill(w.UserID, subject, w.BillID, w.AmountFen); err != nil {
 		return nil, err
 	}
-	switch {
-	case w.BillID == "":
-		return nil, derr("data.bill_id", reasonString)
-	case w.AmountFen <= 0 || w.AmountFen > MaxAmountFen:
-		return nil, derr("data.amount_fen", reasonAmount)
-	case w.DueAt == "":
+	if w.DueAt == "" {
 		return nil, derr("data.due_at", "required; "+reasonTime)
 	}
 	due, err := parseTime(w.DueAt)
@@ -510,16 +505,25 @@ func decodePaid(data []byte, subject string) (*RepaymentPaid, *DecodeError) {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, jsonError(err, "data.")
 	}
-	if err := checkUser(w.UserID, subject); err != nil {
+	if err := checkBill(w.UserID, subject, w.BillID, w.AmountFen); err != nil {
 		return nil, err
 	}
-	switch {
-	case w.BillID == "":
-		return nil, derr("data.bill_id", reasonString)
-	case w.AmountFen <= 0 || w.AmountFen > MaxAmountFen:
-		return nil, derr("data.amount_fen", reasonAmount)
-	}
 	return &w, nil
+}
+
+// checkBill checks what a repayment event's data shares: the user, the
+// bill id and the amount.
+func checkBill(userID, subject, billID string, amountFen int64) *DecodeError {
+	if err := checkUser(userID, subject); err != nil {
+		return err
+	}
+	switch {
+	case billID == "":
+		return derr("data.bill_id", reasonString)
+	case amountFen <= 0 || amountFen > MaxAmountFen:
+		return derr("data.amount_fen", reasonAmount)
+	}
+	return nil
 }
 
 type profileIn struct {

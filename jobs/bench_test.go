@@ -36,6 +36,7 @@ import (
 	"github.com/fenqi/fenqi/retry"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/scoring/credit"
+	"github.com/fenqi/fenqi/simulator"
 	"github.com/fenqi/fenqi/state"
 )
 
@@ -272,33 +273,10 @@ func (e *rcBench) rcSynth(id string, seed uint64) *rcUser {
 	r := rand.New(rand.NewPCG(0xfe9c1, seed))
 	s := &rcUser{id: id}
 
-	// Profile, as simulator draws a first profile.
-	p := events.Profile{UserID: id,
-		PayScore:              min(820, max(450, int(math.Round(680+r.NormFloat64()*60)))),
-		RealNameVerified:      r.Float64() < 0.95,
-		CardBankBlacklisted:   r.Float64() < 0.02,
-		JudicialDefaulter:     r.Float64() < 0.01,
-		LinkedAccountNegative: r.Float64() < 0.02,
-	}
-	p.IdentityComplete = p.RealNameVerified && r.Float64() < 0.88
-	if r.Float64() < 0.92 {
-		days := 30 + int(r.ExpFloat64()*900)
-		p.CardBoundSince = e.now.In(e.zones[""]).AddDate(0, 0, -min(days, 8*365)).Format(time.DateOnly)
-	}
-	if r.Float64() < 0.85 {
-		p.WealthBalanceFen = int64(math.Round(math.Exp(r.NormFloat64()*1.5 + math.Log(800_000))))
-	}
-	if r.Float64() < 0.05 {
-		p.TransactionLimitFen = []int64{100_000, 300_000, 500_000, 1_000_000}[r.IntN(4)]
-	}
-	switch x := r.Float64(); {
-	case x < 0.03:
-		p.Timezone = "Asia/Shanghai"
-	case x < 0.04:
-		p.Timezone = "Asia/Hong_Kong"
-	case x < 0.05:
-		p.Timezone = "Europe/London"
-	}
+	// Profile, as the simulator draws a first profile.
+	score := min(820, max(450, int(math.Round(680+r.NormFloat64()*60))))
+	p := simulator.DrawProfile(r, id, e.now, e.zones[""])
+	p.PayScore = score
 	s.profile = p
 	raw, err := json.Marshal(&p) // as Store.toScript encodes it
 	if err != nil {

@@ -215,39 +215,50 @@ func (s *Simulator) event(typ string, u *user, t time.Time) events.Event {
 	return events.Event{ID: s.id(), Type: typ, Source: Source, Subject: u.id, Time: t}
 }
 
+// DrawProfile draws a user's first credit profile, all but the pay score,
+// with the distributions the simulator uses (the recompute benchmark
+// populates its users with it too): real-name and identity checks, a card
+// bound 1 month to 8 years before now in loc (none for 8%), a log-normal
+// wealth balance, an own limit for 5%, a time zone other than the default
+// for 5%.
+func DrawProfile(r *rand.Rand, userID string, now time.Time, loc *time.Location) events.Profile {
+	p := events.Profile{
+		UserID:                userID,
+		RealNameVerified:      r.Float64() < 0.95,
+		CardBankBlacklisted:   r.Float64() < 0.02,
+		JudicialDefaulter:     r.Float64() < 0.01,
+		LinkedAccountNegative: r.Float64() < 0.02,
+	}
+	p.IdentityComplete = p.RealNameVerified && r.Float64() < 0.88
+	if r.Float64() < 0.92 { // else no card bound
+		// Bound 1 month to 8 years ago; about 15% under 6 months.
+		days := 30 + int(r.ExpFloat64()*900)
+		p.CardBoundSince = now.In(loc).AddDate(0, 0, -min(days, 8*365)).Format(time.DateOnly)
+	}
+	if r.Float64() < 0.85 {
+		// Log-normal, median 8,000 yuan, rounded to the fen.
+		p.WealthBalanceFen = int64(math.Round(math.Exp(r.NormFloat64()*1.5 + math.Log(800_000))))
+	}
+	if r.Float64() < 0.05 {
+		p.TransactionLimitFen = []int64{100_000, 300_000, 500_000, 1_000_000}[r.IntN(4)]
+	}
+	switch x := r.Float64(); {
+	case x < 0.03:
+		p.Timezone = "Asia/Shanghai"
+	case x < 0.04:
+		p.Timezone = "Asia/Hong_Kong"
+	case x < 0.05:
+		p.Timezone = "Europe/London"
+	}
+	return p
+}
+
 func (s *Simulator) profile(now time.Time, u *user) events.Event {
 	r := s.rng
 	if !u.profiled {
 		u.profiled = true
 		u.score = clamp(int(math.Round(r.NormFloat64()*70+665)), 450, 820)
-		p := events.Profile{
-			UserID:                u.id,
-			RealNameVerified:      r.Float64() < 0.95,
-			CardBankBlacklisted:   r.Float64() < 0.02,
-			JudicialDefaulter:     r.Float64() < 0.01,
-			LinkedAccountNegative: r.Float64() < 0.02,
-		}
-		p.IdentityComplete = p.RealNameVerified && r.Float64() < 0.88
-		if r.Float64() < 0.92 { // else no card bound
-			// Bound 1 month to 8 years ago; about 15% under 6 months.
-			days := 30 + int(r.ExpFloat64()*900)
-			p.CardBoundSince = now.In(s.shang).AddDate(0, 0, -min(days, 8*365)).Format(time.DateOnly)
-		}
-		if r.Float64() < 0.85 {
-			// Log-normal, median 8,000 yuan, rounded to the fen.
-			p.WealthBalanceFen = int64(math.Round(math.Exp(r.NormFloat64()*1.5 + math.Log(800_000))))
-		}
-		if r.Float64() < 0.05 {
-			p.TransactionLimitFen = []int64{100_000, 300_000, 500_000, 1_000_000}[r.IntN(4)]
-		}
-		switch x := r.Float64(); {
-		case x < 0.03:
-			p.Timezone = "Asia/Shanghai"
-		case x < 0.04:
-			p.Timezone = "Asia/Hong_Kong"
-		case x < 0.05:
-			p.Timezone = "Europe/London"
-		}
+		p := DrawProfile(r, u.id, now, s.shang)
 		u.prof = p
 		u.zone = p.Timezone
 		u.loc = s.shang
