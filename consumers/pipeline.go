@@ -119,9 +119,9 @@ func (c Config) Validate() error {
 // Store applies events to state (implemented by *state.Store).
 type Store interface {
 	Apply(ctx context.Context, items []state.Item) ([]state.Outcome, error)
-	// RecomputeSoon makes a user's quota recompute due at once (after a
-	// freeze or unfreeze).
-	RecomputeSoon(ctx context.Context, userID string, at time.Time) error
+	// RecomputeSoon makes users' quota recomputes due at once (after a
+	// freeze or unfreeze), in one call.
+	RecomputeSoon(ctx context.Context, at time.Time, userIDs ...string) error
 }
 
 // Rules evaluates one event (implemented by *scoring.Rules). It must be pure.
@@ -506,9 +506,9 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 	for _, ps := range pspans {
 		ps.End()
 	}
-	for _, uid := range pb.refreeze {
+	if len(pb.refreeze) > 0 {
 		err := retry.Do(ctx, p.cfg.Retry, "redis_schedule", p.notify, func(ctx context.Context) error {
-			return p.store.RecomputeSoon(ctx, uid, p.cfg.Now())
+			return p.store.RecomputeSoon(ctx, p.cfg.Now(), pb.refreeze...)
 		})
 		if err != nil {
 			return fmt.Errorf("consumers: schedule a recompute: %w", err)

@@ -328,7 +328,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		case err != nil:
 			return 0, err
 		case froze:
-			if err := r.store.RecomputeSoon(ctx, s.c.UserID, now); err != nil {
+			if err := r.store.RecomputeSoon(ctx, now, s.c.UserID); err != nil {
 				return 0, err
 			}
 		}

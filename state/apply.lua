@@ -262,7 +262,6 @@ for _, evs in ipairs(req.u) do
         end
         recent = table.concat(older)
       end
-      lo_before = lo_at(lo, lp, e.ts)
     end
     if status == 0 and at then status = 2 end
     if status == 0 then

@@ -52,23 +52,26 @@ func splitTimerMember(m string) (userID, billID string, ok bool) {
 //   - a bill falling due gets an overdue check one day after its due time
 //     (ZADD NX: a check already scheduled, maybe advanced, is kept).
 func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, items []Item, users []string) {
-	now := float64(s.cfg.Now().Unix())
+	now := s.cfg.Now()
 	known := make([]redis.Z, 0, len(users))
 	for _, u := range users {
-		known = append(known, redis.Z{Score: now, Member: u})
+		known = append(known, redis.Z{Score: float64(now.Unix()), Member: u})
 	}
 	if len(known) > 0 {
 		pipe.ZAddNX(ctx, RecomputeKey, known...)
 	}
+	var profiled []string
 	for _, it := range items {
 		e := it.Event
 		switch {
 		case e.Profile != nil:
-			pipe.ZAddLT(ctx, RecomputeKey, redis.Z{Score: now, Member: e.UserID()})
-			pipe.HDel(ctx, RecomputeDueKey, e.UserID()) // a new trigger: a new due time
+			profiled = append(profiled, e.UserID())
 		case e.Due != nil:
 			first := e.Due.DueAt.Add(24 * time.Hour).Unix()
 			pipe.ZAddNX(ctx, TimersKey, redis.Z{Score: float64(first), Member: timerMember(e.UserID(), e.Due.BillID)})
 		}
+	}
+	if len(profiled) > 0 {
+		dueAt(ctx, pipe, now, profiled...)
 	}
 }

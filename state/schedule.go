@@ -144,8 +144,8 @@ func (s *Store) AdvanceBill(ctx context.Context, userID, billID string, stage in
 		return false, fmt.Errorf("state: advance bill: %w", err)
 	}
 	if n < 0 || next.IsZero() {
-		if err := s.rdb.ZRem(ctx, TimersKey, member).Err(); err != nil {
-			return false, fmt.Errorf("state: end bill timer: %w", err)
+		if err := s.DropTimer(ctx, userID, billID); err != nil {
+			return false, err
 		}
 		if n < 0 {
 			return false, ErrBillGone
@@ -227,16 +227,29 @@ func LeaseUntil(now time.Time, lease time.Duration) time.Time {
 	return time.Unix(now.Add(lease).Unix(), 0)
 }
 
-// RecomputeSoon makes a user's recompute due at (or before) at: a freeze
-// or unfreeze changes eligibility at once.
-func (s *Store) RecomputeSoon(ctx context.Context, userID string, at time.Time) error {
+// RecomputeSoon makes users' recomputes due at (or before) at, in one
+// round trip: a freeze or unfreeze changes eligibility at once.
+func (s *Store) RecomputeSoon(ctx context.Context, at time.Time, userIDs ...string) error {
+	if len(userIDs) == 0 {
+		return nil
+	}
 	pipe := s.rdb.Pipeline()
-	pipe.ZAddLT(ctx, RecomputeKey, redis.Z{Score: float64(at.Unix()), Member: userID})
-	pipe.HDel(ctx, RecomputeDueKey, userID) // a new trigger: a new due time, a new decision
+	dueAt(ctx, pipe, at, userIDs...)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("state: schedule recompute: %w", err)
+		return fmt.Errorf("state: schedule recompute of %d users: %w", len(userIDs), err)
 	}
 	return nil
+}
+
+// dueAt queues on pipe what makes users' recomputes due at (or before) at:
+// a new trigger, so a new due time and a new decision id.
+func dueAt(ctx context.Context, pipe redis.Pipeliner, at time.Time, userIDs ...string) {
+	zs := make([]redis.Z, len(userIDs))
+	for i, id := range userIDs {
+		zs[i] = redis.Z{Score: float64(at.Unix()), Member: id}
+	}
+	pipe.ZAddLT(ctx, RecomputeKey, zs...)
+	pipe.HDel(ctx, RecomputeDueKey, userIDs...)
 }
 
 // NextRecompute is when the user's quota is next recomputed (while a

@@ -117,14 +117,6 @@ func (s *Store) Load(ctx context.Context) error {
 	return nil
 }
 
-// Ping checks that Redis answers.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("state: ping redis: %w", err)
-	}
-	return nil
-}
-
 // Item is one event to apply, with where it was read from. Topic is the
 // index of the input topic (1..n, fixed per deployment: it names the offset
 // field); Offset -1 means the event has no Kafka offset (only the id check
@@ -304,6 +296,16 @@ func (s *Store) zone(name string) (*time.Location, error) {
 	return loadZone(name)
 }
 
+// storedZone is the zone a stored name stands for: the default zone for
+// none, and for a zone this binary cannot load.
+func (s *Store) storedZone(name string) *time.Location {
+	loc, err := s.zone(name)
+	if err != nil {
+		return s.cfg.DefaultZone
+	}
+	return loc
+}
+
 // Apply applies a batch of events in one round trip (one script call; in
 // Redis Cluster one per user, pipelined) and returns one Outcome per item,
 // in order. It is idempotent (see the package doc), so a failed call may be
@@ -417,19 +419,7 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 			if g >= len(users) || len(r.Evs) != len(groups[g]) {
 				return nil, fmt.Errorf("state: script reply does not match the batch (user %d)", g)
 			}
-			loc, err := s.zone(r.TZ)
-			if err != nil {
-				loc = s.cfg.DefaultZone // a stored zone this binary cannot load
-			}
-			zones[g], statuses[g], lims[g] = loc, r.Evs, r.Lim
-			for k := range r.Evs {
-				if ev := &r.Evs[k]; ev.PerEvent {
-					// applied before a profile of the batch changed them
-					if ev.zone, err = s.zone(ev.TZ); err != nil {
-						ev.zone = s.cfg.DefaultZone
-					}
-				}
-			}
+			zones[g], statuses[g], lims[g] = s.storedZone(r.TZ), r.Evs, r.Lim
 		}
 	}
 	for i := range items {
@@ -441,8 +431,8 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 		o := Outcome{Status: r.Status, NewCity: r.NewCity, NewDevice: r.NewDevice, Zone: zones[g],
 			TransactionLimitFen: lims[g], Unfroze: r.Flags&1 != 0, BecameJudicialDefaulter: r.Flags&2 != 0,
 			ClearedJudicialDefaulter: r.Flags&4 != 0}
-		if r.PerEvent {
-			o.Zone, o.TransactionLimitFen = r.zone, r.Lim
+		if r.PerEvent { // applied before a profile of the batch changed them
+			o.Zone, o.TransactionLimitFen = s.storedZone(r.TZ), r.Lim
 		}
 		if r.LastOtherCityLogin > 0 {
 			o.LastOtherCityLogin = time.Unix(r.LastOtherCityLogin, 0)
@@ -464,11 +454,10 @@ type eventReply struct {
 	Recent             string
 	Flags              int
 	// PerEvent: the batch held a profile, and Lim and TZ are the values
-	// this event was applied under (zone is TZ loaded).
+	// this event was applied under.
 	PerEvent bool
 	Lim      int64
 	TZ       string
-	zone     *time.Location
 }
 
 type userReply struct {

@@ -366,7 +366,7 @@ func TestSaveQuotasKeepsATriggerDuringTheLease(t *testing.T) {
 	if err != nil || len(claims) != 2 {
 		t.Fatalf("claims %v, %v", claims, err)
 	}
-	if err := s.RecomputeSoon(ctx, "v2", now); err != nil { // a trigger during the lease
+	if err := s.RecomputeSoon(ctx, now, "v2"); err != nil { // a trigger during the lease
 		t.Fatal(err)
 	}
 	next := now.AddDate(0, 0, 90)
@@ -439,7 +439,7 @@ func TestRecomputeClaimKeepsItsDueTimeThroughTheLease(t *testing.T) {
 	}
 	// A profile (a trigger) while it is claimed: the next claim is a new recompute.
 	clock = later.Add(10 * time.Second)
-	if err := s.RecomputeSoon(ctx, "w1", clock); err != nil {
+	if err := s.RecomputeSoon(ctx, clock, "w1"); err != nil {
 		t.Fatal(err)
 	}
 	fresh, err := s.ClaimRecomputes(ctx, clock, 10, time.Minute)

@@ -161,13 +161,8 @@ func (s *Store) parseUser(userID string, r userReads) (*User, error) {
 	// The maps are sized up front: a recompute parses every user once, and
 	// growing a map of 35 days three times over costs more than the parse.
 	av := a.Val()
-	u := &User{ID: userID, Zone: s.cfg.DefaultZone, Days: make(map[int]Counts, min(len(av), s.cfg.Days)),
+	u := &User{ID: userID, Zone: s.storedZone(m.Val()["tz"]), Days: make(map[int]Counts, min(len(av), s.cfg.Days)),
 		Months: make(map[int]Counts, s.cfg.Months+1), Devices: map[string]Place{}, Cities: map[string]Place{}, Bills: map[string]Bill{}}
-	if tz := m.Val()["tz"]; tz != "" {
-		if loc, err := loadZone(tz); err == nil {
-			u.Zone = loc
-		}
-	}
 	for f, v := range av {
 		if len(f) < 2 {
 			continue
@@ -281,8 +276,7 @@ func (s *Store) SetOverride(ctx context.Context, userID string, ov *Override) er
 		}
 		pipe.HSet(ctx, k, "ov", raw)
 	}
-	pipe.ZAddLT(ctx, RecomputeKey, redis.Z{Score: float64(s.cfg.Now().Unix()), Member: userID})
-	pipe.HDel(ctx, RecomputeDueKey, userID)
+	dueAt(ctx, pipe, s.cfg.Now(), userID)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("state: set override of %s: %w", userID, err)
 	}
