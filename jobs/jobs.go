@@ -260,11 +260,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 	defer endBatch(span, &err, "overdue_checks")
 	_, rules := r.policy()
 	freezeAfter, freezeOn := rules.OverdueFreeze()
-	ids := make([]string, len(claims))
-	for i, c := range claims {
-		ids[i] = c.UserID
-	}
-	users, err := r.store.Users(ctx, ids)
+	bills, err := r.store.OpenBills(ctx, claims)
 	if err != nil {
 		return 0, err
 	}
@@ -273,24 +269,20 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		stage  int
 		freeze bool
 		next   time.Time
-		bill   state.Bill
 	}
 	var steps []step
 	var ds []events.Decision
+	var gone []state.TimerClaim
 	for i, c := range claims {
-		bill, ok := users[i].Bills[c.BillID]
-		if !ok {
+		if bills[i] == nil {
 			// Settled before its check: the repayment cancelled the timer.
-			if err := r.store.DropTimer(ctx, c.UserID, c.BillID); err != nil {
-				return 0, err
-			}
-			r.Overdue.Done.Add(1)
-			r.cfg.OnDone("overdue_checks", 1)
+			gone = append(gone, c)
 			continue
 		}
+		bill := *bills[i]
 		days := int(now.Sub(bill.DueAt) / (24 * time.Hour))
 		st := OverdueStage(days, bill.Stage, freezeAfter, freezeOn)
-		s := step{c: c, stage: st.Stage, freeze: st.Freeze, bill: bill}
+		s := step{c: c, stage: st.Stage, freeze: st.Freeze}
 		if !st.Done {
 			s.next = bill.DueAt.Add(time.Duration(st.NextDay) * 24 * time.Hour)
 		}
@@ -302,6 +294,13 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 			ds = append(ds, rules.Overdue(c.UserID, c.BillID, bill.RemainingFen, bill.DueAt, st.Remind))
 		}
 		steps = append(steps, s)
+	}
+	if err := r.store.DropTimers(ctx, gone...); err != nil {
+		return 0, err
+	}
+	if len(gone) > 0 {
+		r.Overdue.Done.Add(int64(len(gone)))
+		r.cfg.OnDone("overdue_checks", len(gone))
 	}
 	if err := r.publish(ctx, ds, &r.Overdue); err != nil {
 		return 0, err

@@ -144,7 +144,7 @@ func (s *Store) AdvanceBill(ctx context.Context, userID, billID string, stage in
 		return false, fmt.Errorf("state: advance bill: %w", err)
 	}
 	if n < 0 || next.IsZero() {
-		if err := s.DropTimer(ctx, userID, billID); err != nil {
+		if err := s.DropTimers(ctx, TimerClaim{UserID: userID, BillID: billID}); err != nil {
 			return false, err
 		}
 		if n < 0 {
@@ -158,12 +158,48 @@ func (s *Store) AdvanceBill(ctx context.Context, userID, billID string, stage in
 	return n == 1, nil
 }
 
-// DropTimer removes a bill's overdue check (the bill is gone).
-func (s *Store) DropTimer(ctx context.Context, userID, billID string) error {
-	if err := s.rdb.ZRem(ctx, TimersKey, timerMember(userID, billID)).Err(); err != nil {
-		return fmt.Errorf("state: drop bill timer: %w", err)
+// DropTimers removes bills' overdue checks (the bills are gone), in one
+// call.
+func (s *Store) DropTimers(ctx context.Context, timers ...TimerClaim) error {
+	if len(timers) == 0 {
+		return nil
+	}
+	members := make([]any, len(timers))
+	for i, t := range timers {
+		members[i] = timerMember(t.UserID, t.BillID)
+	}
+	if err := s.rdb.ZRem(ctx, TimersKey, members...).Err(); err != nil {
+		return fmt.Errorf("state: drop %d bill timers: %w", len(timers), err)
 	}
 	return nil
+}
+
+// OpenBills reads the bill of each claimed check in one round trip: nil
+// where the bill is no longer open.
+func (s *Store) OpenBills(ctx context.Context, claims []TimerClaim) ([]*Bill, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(claims))
+	for i, c := range claims {
+		cmds[i] = pipe.HGet(ctx, userKeys(c.UserID)[keyBills], c.BillID)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("state: read %d bills: %w", len(claims), err)
+	}
+	out := make([]*Bill, len(claims))
+	for i, cmd := range cmds {
+		v, err := cmd.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		b, open, err := parseBill(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w of %s", err, claims[i].UserID)
+		}
+		if open {
+			out[i] = &b
+		}
+	}
+	return out, nil
 }
 
 // Quota is a recompute's outcome to save.

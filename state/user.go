@@ -51,6 +51,23 @@ func parseCounts(s string) (Counts, error) {
 	return Counts{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}, nil
 }
 
+// parseBill reads a value of the bills hash: open is false for a bill
+// repaid before its due event arrived ("P…") or settled ("S…"; see
+// apply.lua).
+func parseBill(v string) (b Bill, open bool, err error) {
+	if strings.HasPrefix(v, "P") || strings.HasPrefix(v, "S") {
+		return Bill{}, false, nil
+	}
+	parts := strings.Split(v, ":")
+	if len(parts) != 3 {
+		return Bill{}, false, fmt.Errorf("state: bad bill %q", v)
+	}
+	rem, _ := strconv.ParseInt(parts[0], 10, 64)
+	due, _ := strconv.ParseInt(parts[1], 10, 64)
+	stage, _ := strconv.Atoi(parts[2])
+	return Bill{RemainingFen: rem, DueAt: time.Unix(due, 0).UTC(), Stage: stage}, true, nil
+}
+
 // Bill is an open bill.
 type Bill struct {
 	RemainingFen int64
@@ -195,17 +212,13 @@ func (s *Store) parseUser(userID string, r userReads) (*User, error) {
 		}
 	}
 	for id, v := range b.Val() {
-		if strings.HasPrefix(v, "P") || strings.HasPrefix(v, "S") {
-			continue // repaid before its due event arrived, or settled: not open (see apply.lua)
+		bill, open, err := parseBill(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w of %s", err, userID)
 		}
-		parts := strings.Split(v, ":")
-		if len(parts) != 3 {
-			return nil, fmt.Errorf("state: bad bill %q of %s", v, userID)
+		if open {
+			u.Bills[id] = bill
 		}
-		rem, _ := strconv.ParseInt(parts[0], 10, 64)
-		due, _ := strconv.ParseInt(parts[1], 10, 64)
-		stage, _ := strconv.Atoi(parts[2])
-		u.Bills[id] = Bill{RemainingFen: rem, DueAt: time.Unix(due, 0).UTC(), Stage: stage}
 	}
 	meta := m.Val()
 	u.FrozenOverdue, u.FrozenJudicial = meta["fz"] == "1", meta["fj"] == "1"
