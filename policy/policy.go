@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/fenqi/fenqi/events"
@@ -305,6 +307,24 @@ type RiskRules struct {
 	TransactionLimit   Rule `yaml:"transaction_limit"`     // over the user's own limit (信用守护)
 	OverdueFreeze      Rule `yaml:"overdue_freeze"`        // bill overdue > OverdueFreezeAfterDays
 	JudicialFreeze     Rule `yaml:"judicial_freeze"`       // on the judgement-defaulter list
+}
+
+// NamedRule is a rule of RiskRules with its YAML name.
+type NamedRule struct {
+	Name string
+	Rule Rule
+}
+
+// Named lists every rule of r with its YAML name, in field order: a rule
+// added to RiskRules is validated without another list to keep in step.
+func (r RiskRules) Named() []NamedRule {
+	v := reflect.ValueOf(r)
+	out := make([]NamedRule, v.NumField())
+	for i := range out {
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+		out[i] = NamedRule{Name: name, Rule: v.Field(i).Interface().(Rule)}
+	}
+	return out
 }
 
 // Rule is one anomaly rule's switch.

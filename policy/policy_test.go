@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -256,6 +257,9 @@ func TestParseRefusesInvalidPolicies(t *testing.T) {
 		{"unknown action",
 			"night_large: {enabled: true, action: SMS_VERIFY}", "night_large: {enabled: true, action: SMS}",
 			[]want{{"night_large:", "risk.rules.night_large.action", `unknown action "SMS"`}}},
+		{"unknown action of the new-device rule",
+			"new_device_large: {enabled: true, action: SMS_VERIFY}", "new_device_large: {enabled: true, action: BOGUS}",
+			[]want{{"new_device_large:", "risk.rules.new_device_large.action", `unknown action "BOGUS"`}}},
 		{"refusal without a code",
 			"scene_limit: {enabled: true, action: REFUSE, code: WECHAT_ORDER_500}", "scene_limit: {enabled: true, action: REFUSE, code: \"\"}",
 			[]want{{"scene_limit:", "risk.rules.scene_limit.code", "action REFUSE needs a reason code"}}},
@@ -487,5 +491,21 @@ func TestRiskIsNight(t *testing.T) {
 	r.NightStart, r.NightEnd = "23:00", "01:30"
 	if !r.IsNight(at(23, 30), sh) || !r.IsNight(at(1, 30), sh) || r.IsNight(at(1, 31), sh) {
 		t.Error("a window across midnight")
+	}
+}
+
+// Every rule of RiskRules is listed by Named, with its YAML name, so that
+// validation sees each one.
+func TestNamedListsEveryRule(t *testing.T) {
+	t.Parallel()
+	typ := reflect.TypeOf(RiskRules{})
+	named := RiskRules{}.Named()
+	if len(named) != typ.NumField() {
+		t.Fatalf("Named lists %d rules, RiskRules has %d", len(named), typ.NumField())
+	}
+	for i, n := range named {
+		if want, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ","); n.Name != want || n.Name == "" {
+			t.Errorf("rule %d named %q, want %q", i, n.Name, want)
+		}
 	}
 }

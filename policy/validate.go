@@ -317,30 +317,21 @@ func (p *Policy) validateRisk(c *checker) {
 		c.add("risk.allowed_lateness", "must be >= 0 (got %s)", r.AllowedLateness)
 	}
 	c.nonNegative("risk.overdue_freeze_after_days", int64(r.OverdueFreezeAfterDays))
-	for _, rule := range []struct {
-		name string
-		r    Rule
-	}{
-		{"night_large", r.Rules.NightLarge}, {"other_city_login", r.Rules.OtherCityLogin},
-		{"other_city_then_large", r.Rules.OtherCityThenLarge}, {"velocity", r.Rules.Velocity},
-		{"scene_limit", r.Rules.SceneLimit}, {"second_verification", r.Rules.SecondVerification},
-		{"transaction_limit", r.Rules.TransactionLimit}, {"overdue_freeze", r.Rules.OverdueFreeze},
-		{"judicial_freeze", r.Rules.JudicialFreeze},
-	} {
-		field := "risk.rules." + rule.name
-		switch rule.r.Action {
+	for _, rule := range r.Rules.Named() {
+		field := "risk.rules." + rule.Name
+		switch rule.Rule.Action {
 		case ActionSMSVerify, ActionFaceVerify, ActionDocumentVerify:
 		case ActionRefuse, ActionFreeze:
-			if rule.r.Code == "" {
-				c.add(field+".code", "action %s needs a reason code", rule.r.Action)
+			if rule.Rule.Code == "" {
+				c.add(field+".code", "action %s needs a reason code", rule.Rule.Action)
 			}
 		default:
-			c.add(field+".action", "unknown action %q (want %s, %s, %s, %s or %s)", rule.r.Action,
+			c.add(field+".action", "unknown action %q (want %s, %s, %s, %s or %s)", rule.Rule.Action,
 				ActionSMSVerify, ActionFaceVerify, ActionDocumentVerify, ActionRefuse, ActionFreeze)
 		}
-		if rule.r.Code != "" {
-			if _, ok := p.Reason(rule.r.Code); !ok {
-				c.addRef(field+".code", "code %s is not in the reasons catalogue", rule.r.Code)
+		if rule.Rule.Code != "" {
+			if _, ok := p.Reason(rule.Rule.Code); !ok {
+				c.addRef(field+".code", "code %s is not in the reasons catalogue", rule.Rule.Code)
 			}
 		}
 	}

@@ -116,7 +116,6 @@ func NewRules(p *policy.Policy) (*Rules, error) {
 		otherCityLogin:     resolve(p, RuleOtherCityLogin, rs.OtherCityLogin, CodeOtherCityLogin),
 		nightLarge:         resolve(p, RuleNightLargePayment, rs.NightLarge, CodeNightLarge),
 		otherCityThenLarge: resolve(p, RuleOtherCityThenLarge, rs.OtherCityThenLarge, CodeOtherCityLarge),
-		// The policy has no switch for this rule yet: on, with SMS.
 		newDeviceLarge:     resolve(p, RuleNewDeviceLarge, rs.NewDeviceLarge, CodeNewDeviceLarge),
 		velocity:           resolve(p, RuleVelocity, rs.Velocity, CodeVelocity),
 		sceneLimit:         resolve(p, RuleSceneLimit, rs.SceneLimit, policy.CodeOrderLimited),
