@@ -398,20 +398,8 @@ func (env *envelopeIn) fromHeaders(headers []Header) *DecodeError {
 
 const installmentsAbsent = math.MinInt
 
-type paymentIn struct {
-	UserID       string `json:"user_id"`
-	AmountFen    int64  `json:"amount_fen"`
-	Currency     string `json:"currency"`
-	Scene        string `json:"scene"`
-	MerchantID   string `json:"merchant_id"`
-	Installments int    `json:"installments"`
-	DeviceID     string `json:"device_id"`
-	City         string `json:"city"`
-	Auth         string `json:"auth"`
-}
-
 func decodePayment(data []byte, subject string) (*Payment, *DecodeError) {
-	w := paymentIn{Installments: installmentsAbsent}
+	w := Payment{Installments: installmentsAbsent}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, jsonError(err, "data.")
 	}
@@ -423,7 +411,7 @@ func decodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 		return nil, derr("data.amount_fen", reasonAmount)
 	case w.Currency != "CNY":
 		return nil, derr("data.currency", reasonCurrency)
-	case !Scene(w.Scene).Valid():
+	case !w.Scene.Valid():
 		return nil, derr("data.scene", reasonScene)
 	case w.MerchantID == "":
 		return nil, derr("data.merchant_id", reasonString)
@@ -435,20 +423,10 @@ func decodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 		return nil, derr("data.device_id", reasonString)
 	case w.City == "":
 		return nil, derr("data.city", reasonString)
-	case !Auth(w.Auth).Valid():
+	case !w.Auth.Valid():
 		return nil, derr("data.auth", reasonAuth)
 	}
-	return &Payment{
-		UserID:       w.UserID,
-		AmountFen:    w.AmountFen,
-		Currency:     w.Currency,
-		Scene:        Scene(w.Scene),
-		MerchantID:   w.MerchantID,
-		Installments: w.Installments,
-		DeviceID:     w.DeviceID,
-		City:         w.City,
-		Auth:         Auth(w.Auth),
-	}, nil
+	return &w, nil
 }
 
 func decodeLogin(data []byte, subject string) (*Login, *DecodeError) {

@@ -30,14 +30,6 @@ func (p *Policy) Validate() error {
 // weightTolerance is how far the weights may sum from 1 (float rounding).
 const weightTolerance = 1e-9
 
-// knownScenes are the scenes of events.Scene.
-var knownScenes = []events.Scene{
-	events.SceneEcommerce, events.SceneLocalLife, events.SceneOfflineRetail,
-	events.SceneEducation, events.SceneMedical, events.SceneTransfer,
-	events.SceneRedPacket, events.SceneBillPay, events.SceneDonation,
-	events.SceneWealth, events.SceneOther,
-}
-
 type checker struct {
 	src  *source
 	errs []*FieldError
@@ -265,7 +257,7 @@ func (p *Policy) validatePricing(c *checker) {
 			if w.Scene == "" && !w.NewUser && !w.Invited {
 				c.add(pf+".when", "a promotion needs a condition (scene, new_user or invited)")
 			}
-			if w.Scene != "" && !slices.Contains(knownScenes, w.Scene) {
+			if w.Scene != "" && !w.Scene.Valid() {
 				c.add(pf+".when.scene", "unknown scene %q", w.Scene)
 			}
 		}
@@ -281,7 +273,7 @@ func (p *Policy) validateScenes(c *checker) {
 	for _, s := range names {
 		rule := p.Scenes[s]
 		field := "scenes." + string(s)
-		if !slices.Contains(knownScenes, s) {
+		if !s.Valid() {
 			c.add(field, "unknown scene %q", s)
 		}
 		switch rule.QuotaPool {

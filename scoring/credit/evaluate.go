@@ -379,12 +379,9 @@ func factors(p *policy.Policy, f Facts) []Factor {
 	cp := p.Quota.CheckPenalty
 	excess := max(f.QuotaChecks30d-cp.FreeChecks, 0)
 	penalty := min(float64(excess)*cp.PerCheck, cp.Max)
-	norm := 0.0
+	norm, weight := 0.0, 0.0
 	if cp.Max > 0 {
 		norm = penalty / cp.Max
-	}
-	weight := 0.0
-	if cp.Max > 0 {
 		weight = -cp.Max // a penalty: contributes between -Max and 0
 	}
 	add(FactorQuotaChecks, float64(f.QuotaChecks30d), "checks", norm, weight,
