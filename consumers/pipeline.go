@@ -166,7 +166,7 @@ func (NopObserver) Latency(string, time.Duration)      {}
 
 // Stats are running totals, safe to read at any time.
 type Stats struct {
-	Batches, Events, Applied, Repeats, DeadLetters, Decisions, Commits atomic.Int64
+	Batches, Events, Applied, Repeats, DeadLetters, Decisions atomic.Int64
 }
 
 // Pipeline is the processing loop. Run it once.
@@ -470,9 +470,7 @@ func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pendi
 			if err != nil {
 				return nil, fmt.Errorf("consumers: %w", err)
 			}
-			pctx, ps := p.tel.StartPublish(h.ctx, decisionsTopic)
-			ps.SetAttributes(telemetry.DecisionTypeKey.String(d.Type), telemetry.DecisionRuleKey.String(d.Data.Rule))
-			p.tel.Inject(pctx, &m)
+			ps := p.tel.StartDecisionPublish(h.ctx, decisionsTopic, d.Type, d.Data.Rule, &m)
 			msgs, pspans = append(msgs, m), append(pspans, ps)
 		}
 		if h.dead != nil {
@@ -483,7 +481,7 @@ func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pendi
 			p.tel.Inject(pctx, &m)
 			msgs, pspans = append(msgs, m), append(pspans, ps)
 			dead = append(dead, *h.dead)
-			p.obs.Event(h.msg.Topic, "dead_lettered")
+			p.obs.Event(h.msg.Topic, telemetry.OutcomeDeadLettered)
 		}
 	}
 	pb.msgs, pb.pspans, pb.dead, pb.ndecisions = msgs, pspans, dead, ndecisions
@@ -518,8 +516,8 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 		h := &hs[i]
 		for _, d := range h.decisions {
 			p.obs.Decision(d)
-			p.obs.Latency("event_time", acked.Sub(h.event.Time))
-			p.obs.Latency("append_time", acked.Sub(h.msg.Time))
+			p.obs.Latency(telemetry.ClockEventTime, acked.Sub(h.event.Time))
+			p.obs.Latency(telemetry.ClockAppendTime, acked.Sub(h.msg.Time))
 		}
 		if dl := h.dead; dl != nil {
 			p.obs.DeadLetter(*dl)
@@ -642,7 +640,7 @@ func (p *Pipeline) evaluate(rules Rules, it state.Item, o state.Outcome, m kafka
 		in.WasJudicialDefaulter = (pr.JudicialDefaulter && !o.BecameJudicialDefaulter) || o.ClearedJudicialDefaulter
 	}
 	if rules.Late(in) {
-		p.obs.Event(m.Topic, "late")
+		p.obs.Event(m.Topic, telemetry.OutcomeLate)
 	}
 	return rules.Evaluate(in), nil
 }
@@ -665,8 +663,6 @@ func (p *Pipeline) commit(ctx context.Context, batch []kafka.Message) error {
 		return fmt.Errorf("consumers: commit %d records: %w", len(batch), err)
 	case refused != nil:
 		p.log.Info("commit refused during a rebalance; the records will be redelivered and recognised", "err", refused)
-	default:
-		p.stats.Commits.Add(1)
 	}
 	return nil
 }

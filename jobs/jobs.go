@@ -211,9 +211,7 @@ func (r *Runner) publish(ctx context.Context, ds []events.Decision, p *Progress)
 		if err != nil {
 			return err
 		}
-		pctx, ps := tel.StartPublish(ctx, topic)
-		ps.SetAttributes(telemetry.DecisionTypeKey.String(d.Type), telemetry.DecisionRuleKey.String(d.Data.Rule))
-		tel.Inject(pctx, &m)
+		ps := tel.StartDecisionPublish(ctx, topic, d.Type, d.Data.Rule, &m)
 		msgs[i], spans = m, append(spans, ps)
 	}
 	if err := r.pub.Write(ctx, msgs); err != nil {
@@ -300,7 +298,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 	}
 	if len(gone) > 0 {
 		r.Overdue.Done.Add(int64(len(gone)))
-		r.cfg.OnDone("overdue_checks", len(gone))
+		r.cfg.OnDone(telemetry.ScheduleOverdueChecks, len(gone))
 	}
 	if err := r.publish(ctx, ds, &r.Overdue); err != nil {
 		return 0, err
@@ -332,7 +330,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 			}
 		}
 		r.Overdue.Done.Add(1)
-		r.cfg.OnDone("overdue_checks", 1)
+		r.cfg.OnDone(telemetry.ScheduleOverdueChecks, 1)
 	}
 	if err := r.publish(ctx, late, &r.Overdue); err != nil {
 		return 0, err

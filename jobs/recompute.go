@@ -127,7 +127,7 @@ func (r *Runner) recomputeChunk(ctx context.Context, c recomputeChunk) (err erro
 		return err
 	}
 	r.Recomp.Done.Add(int64(len(c.users)))
-	r.cfg.OnDone("recompute", len(c.users))
+	r.cfg.OnDone(telemetry.ScheduleRecompute, len(c.users))
 	return nil
 }
 

@@ -59,6 +59,9 @@ func (t *Telemetry) StartProcess(ctx context.Context, m *kafka.Message, group st
 	// Drop any span of ctx first, so that only the record's headers decide
 	// the parent.
 	ctx = t.Extract(trace.ContextWithSpanContext(ctx, trace.SpanContext{}), m)
+	if t.off {
+		return t.tracer.Start(ctx, "") // the upstream span context passes through
+	}
 	attrs := make([]attribute.KeyValue, 0, 7)
 	attrs = append(attrs,
 		semconv.MessagingSystemKafka,
@@ -90,6 +93,9 @@ func SetMessageID(span trace.Span, id string) {
 // context into the record's headers, then end the span once the write is
 // acknowledged (Fail first if it failed).
 func (t *Telemetry) StartPublish(ctx context.Context, topic string) (context.Context, trace.Span) {
+	if t.off {
+		return t.tracer.Start(ctx, "")
+	}
 	return t.tracer.Start(ctx, topic+" "+operationPublish,
 		trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(
@@ -100,6 +106,18 @@ func (t *Telemetry) StartPublish(ctx context.Context, topic string) (context.Con
 		))
 }
 
+// StartDecisionPublish starts the publish span of a decision's record m
+// (StartPublish, with the decision's type and rule) and injects its
+// context into m's headers; end the span once the write is acknowledged.
+func (t *Telemetry) StartDecisionPublish(ctx context.Context, topic, decisionType, rule string, m *kafka.Message) trace.Span {
+	pctx, span := t.StartPublish(ctx, topic)
+	if !t.off {
+		span.SetAttributes(DecisionTypeKey.String(decisionType), DecisionRuleKey.String(rule))
+	}
+	t.Inject(pctx, m)
+	return span
+}
+
 // StartBatch starts an internal span for work done once for a whole batch,
 // such as SpanStateApply or SpanScoringEvaluate, child of the span in ctx
 // (usually none: a batch belongs to many traces) and linked to the spans of
@@ -107,6 +125,9 @@ func (t *Telemetry) StartPublish(ctx context.Context, topic string) (context.Con
 // fenqi.batch.size is set to len(links); set it again with
 // span.SetAttributes(BatchSizeKey.Int(n)) if they differ.
 func (t *Telemetry) StartBatch(ctx context.Context, name string, links []trace.Link) (context.Context, trace.Span) {
+	if t.off {
+		return t.tracer.Start(ctx, "")
+	}
 	return t.tracer.Start(ctx, name,
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithLinks(links...),

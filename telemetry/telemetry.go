@@ -70,10 +70,13 @@ func (c Config) Validate() error {
 // Telemetry holds fenqi's tracer, propagator and meter. Its methods are safe
 // for concurrent use.
 type Telemetry struct {
-	cfg     Config
-	tp      trace.TracerProvider
-	mp      metric.MeterProvider
-	tracer  trace.Tracer
+	cfg    Config
+	tp     trace.TracerProvider
+	mp     metric.MeterProvider
+	tracer trace.Tracer
+	// off: tracing is off (a no-op provider), so spans are started without
+	// building their names and attributes, which the no-op tracer drops.
+	off     bool
 	meter   metric.Meter
 	prop    propagation.TextMapPropagator
 	handler http.Handler
@@ -160,9 +163,11 @@ func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider, cfg Config, 
 	if tp == nil || cfg.Disabled {
 		tp = noop.NewTracerProvider()
 	}
+	_, off := tp.(noop.TracerProvider)
 	t := &Telemetry{
 		cfg:  cfg,
 		tp:   tp,
+		off:  off,
 		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
 	if mp == nil {
@@ -207,10 +212,6 @@ func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tp }
 
 // MeterProvider returns the meter provider (for otel.SetMeterProvider).
 func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.mp }
-
-// Propagator returns the W3C trace context and baggage propagator that
-// Inject and Extract use.
-func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.prop }
 
 // MetricsHandler serves the metrics in the Prometheus text format, from a
 // registry of its own (not prometheus.DefaultRegisterer) that holds fenqi's
