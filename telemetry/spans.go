@@ -54,7 +54,8 @@ const (
 // The attributes are messaging.system, messaging.operation.name/type,
 // messaging.destination.name, messaging.destination.partition.id,
 // messaging.kafka.offset and messaging.consumer.group.name (if group is not
-// empty); never the record key, which is the user id.
+// empty); never the record key, which is the user id, but its keyed HMAC
+// fenqi.user.hmac when Config.UserIDKey is set (UserAttr).
 func (t *Telemetry) StartProcess(ctx context.Context, m *kafka.Message, group string) (context.Context, trace.Span) {
 	// Drop any span of ctx first, so that only the record's headers decide
 	// the parent.
@@ -73,6 +74,11 @@ func (t *Telemetry) StartProcess(ctx context.Context, m *kafka.Message, group st
 	)
 	if group != "" {
 		attrs = append(attrs, semconv.MessagingConsumerGroupName(group))
+	}
+	if len(m.Key) > 0 { // the key is the user id: only its keyed HMAC, and only with a key set
+		if kv, ok := t.UserAttr(string(m.Key)); ok {
+			attrs = append(attrs, kv)
+		}
 	}
 	return t.tracer.Start(ctx, m.Topic+" "+operationProcess,
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))

@@ -312,3 +312,43 @@ func TestDisabledTracingIsNoop(t *testing.T) {
 		t.Errorf("%d spans exported while disabled", n)
 	}
 }
+
+// With a user-id key, a record's process span carries the keyed HMAC of its
+// key (the user id), never the id; without one, nothing of the user.
+func TestProcessSpanCarriesTheUserHMACOnlyWithAKey(t *testing.T) {
+	t.Parallel()
+	key := []byte("0123456789abcdef")
+	for _, withKey := range []bool{false, true} {
+		exp := tracetest.NewInMemoryExporter()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		cfg := Config{}
+		if withKey {
+			cfg.UserIDKey = key
+		}
+		tel, err := New(tp, nil, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, span := tel.StartProcess(context.Background(), &kafka.Message{Topic: "fenqi.payments", Key: []byte("u-1001")}, "fenqi")
+		span.End()
+		var got string
+		for _, kv := range exp.GetSpans()[0].Attributes {
+			if kv.Value.AsString() == "u-1001" {
+				t.Errorf("key %v: the user id itself is recorded as %s", withKey, kv.Key)
+			}
+			if kv.Key == UserHMACKey {
+				got = kv.Value.AsString()
+			}
+		}
+		want := ""
+		if withKey {
+			mac := hmac.New(sha256.New, key)
+			mac.Write([]byte("u-1001"))
+			want = hex.EncodeToString(mac.Sum(nil))
+		}
+		if got != want {
+			t.Errorf("key %v: %s = %q, want %q", withKey, UserHMACKey, got, want)
+		}
+		_ = tel.Shutdown(context.Background())
+	}
+}
