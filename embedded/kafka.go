@@ -44,9 +44,6 @@ type KafkaConfig struct {
 	// Logf, if set, receives notable events (e.g. a persisted topic whose
 	// partition count differs from Partitions). nil discards them.
 	Logf func(format string, args ...any)
-	// Opts are extra kfake options appended after the ones derived from
-	// the fields above (fault injection, broker configs, logging…).
-	Opts []kfake.Opt
 }
 
 // Kafka is a running in-process one-broker Kafka cluster.
@@ -98,7 +95,6 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 		}
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
-	opts = append(opts, cfg.Opts...)
 
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {

@@ -44,9 +44,6 @@ type RedisConfig struct {
 	// Args are extra redis-server arguments appended to the generated
 	// ones, e.g. {"--hash-max-listpack-entries", "128"}.
 	Args []string
-	// StartTimeout bounds the wait for PING; 0 means
-	// DefaultRedisStartTimeout.
-	StartTimeout time.Duration
 	// NoFallback makes StartRedis fail with ErrRedisServerNotFound
 	// instead of falling back to miniredis when the binary is missing.
 	NoFallback bool
@@ -92,11 +89,7 @@ func StartRedis(ctx context.Context, cfg RedisConfig, logf func(string, ...any))
 		return startMiniredis(cfg)
 	}
 
-	timeout := cfg.StartTimeout
-	if timeout <= 0 {
-		timeout = DefaultRedisStartTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, DefaultRedisStartTimeout)
 	defer cancel()
 
 	// A free port found by listening on :0 can be taken by someone else
@@ -262,14 +255,6 @@ func (r *Redis) Pid() int {
 		return 0
 	}
 	return r.cmd.Process.Pid
-}
-
-// LogTail returns the last lines redis-server wrote (empty with miniredis).
-func (r *Redis) LogTail() string {
-	if r.log == nil {
-		return ""
-	}
-	return r.log.String()
 }
 
 // Close stops the server: SIGTERM (redis-server flushes its append-only

@@ -78,7 +78,6 @@ type user struct {
 	// profile, once emitted
 	profiled bool
 	score    int
-	zone     string
 	loc      *time.Location
 	prof     events.Profile
 }
@@ -260,7 +259,6 @@ func (s *Simulator) profile(now time.Time, u *user) events.Event {
 		u.score = clamp(int(math.Round(r.NormFloat64()*70+665)), 450, 820)
 		p := DrawProfile(r, u.id, now, s.shang)
 		u.prof = p
-		u.zone = p.Timezone
 		u.loc = s.shang
 		if p.Timezone != "" {
 			if loc, err := time.LoadLocation(p.Timezone); err == nil {

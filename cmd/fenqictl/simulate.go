@@ -92,8 +92,7 @@ func (c *cli) simulate(ctx context.Context, args []string) error {
 	if malformed == 0 {
 		cfg.MalformedRatio = -1 // the simulator's "none"; 0 would mean its default
 	}
-	cfg.Topics.Payments, cfg.Topics.Logins = topics.Payments, topics.Logins
-	cfg.Topics.Repayments, cfg.Topics.Profiles = topics.Repayments, topics.Profiles
+	cfg.Topics = topics
 
 	if duration > 0 {
 		var cancel context.CancelFunc

@@ -12,6 +12,7 @@ import (
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/producers"
+	"github.com/fenqi/fenqi/simulator"
 )
 
 // config is every setting of fenqid. Each is a flag and a FENQI_* variable
@@ -79,16 +80,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.KafkaCompression, "kafka-compression", "lz4", "compression of the records fenqid produces: none, gzip, snappy, lz4 or zstd")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "most records per batch (one Redis round trip and one commit per batch)")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 10*time.Millisecond, "how long to wait for more records after a batch's first")
-	fs.IntVar(&c.MaxEventBytes, "max-event-bytes", 64<<10, "largest record value accepted; larger ones are dead-lettered")
-	fs.DurationVar(&c.MaxFuture, "max-future", 5*time.Minute, "how far in the future an event time may be before it is dead-lettered")
+	fs.IntVar(&c.MaxEventBytes, "max-event-bytes", events.DefaultMaxBytes, "largest record value accepted; larger ones are dead-lettered")
+	fs.DurationVar(&c.MaxFuture, "max-future", events.DefaultMaxFuture, "how far in the future an event time may be before it is dead-lettered")
 	fs.StringVar(&c.DefaultTZ, "default-timezone", "Asia/Shanghai", "time zone of users whose profile names none")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "admin listener: /healthz, /readyz (empty = off)")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&c.PrintDecisions, "print-decisions", false, "print each decision as one readable line once the broker acknowledged it")
 	fs.BoolVar(&c.Simulate, "simulate", false, "produce simulated traffic into the input topics")
-	fs.IntVar(&c.SimUsers, "sim-users", 3000, "simulated users")
-	fs.Float64Var(&c.SimRate, "sim-rate", 200, "simulated events per second")
+	fs.IntVar(&c.SimUsers, "sim-users", simulator.DefaultUsers, "simulated users")
+	fs.Float64Var(&c.SimRate, "sim-rate", simulator.DefaultRate, "simulated events per second")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long the batch in flight may take to finish on shutdown")
 	fs.StringVar(&c.Policy, "policy", "wechat", "policy file (YAML; reloaded on SIGHUP and when it changes) or a preset: wechat, huabei, baitiao")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "when set, the admin API's writes (PUT/DELETE /v1/users/{id}/override) need the header Authorization: Bearer <token>")
@@ -209,21 +210,15 @@ func (c *config) validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *config) brokers() []string {
-	var out []string
-	for _, b := range strings.Split(c.KafkaBrokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			out = append(out, b)
-		}
-	}
-	return out
-}
+func (c *config) brokers() []string    { return splitList(c.KafkaBrokers) }
+func (c *config) redisAddrs() []string { return splitList(c.RedisAddr) }
 
-func (c *config) redisAddrs() []string {
+// splitList reads a comma-separated list, dropping blanks.
+func splitList(s string) []string {
 	var out []string
-	for _, a := range strings.Split(c.RedisAddr, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			out = append(out, a)
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
 		}
 	}
 	return out

@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	brokers, redisAddr := cfg.brokers(), cfg.RedisAddr
 	if cfg.Embedded {
 		k, err := embedded.StartKafka(ctx, embedded.KafkaConfig{
-			Addr:    "127.0.0.1:9092",
+			Addr:    embedded.DefaultKafkaAddr,
 			DataDir: filepath.Join(cfg.DataDir, "kafka"),
 			Topics:  cfg.allTopics(),
 		})
@@ -228,8 +228,7 @@ func simulate(ctx context.Context, log *slog.Logger, cfg *config, brokers []stri
 	defer func() { _ = w.Close() }()
 	var sc simulator.Config
 	sc.Users, sc.Rate, sc.Seed = cfg.SimUsers, cfg.SimRate, time.Now().UnixNano()
-	sc.Topics.Payments, sc.Topics.Logins = cfg.Topics.Payments, cfg.Topics.Logins
-	sc.Topics.Repayments, sc.Topics.Profiles = cfg.Topics.Repayments, cfg.Topics.Profiles
+	sc.Topics = cfg.Topics
 	log.Info("simulating traffic", "users", sc.Users, "events_per_s", sc.Rate)
 	if err := simulator.New(sc).Run(ctx, w); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("simulator: %w", err)
