@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,24 +14,6 @@ import (
 	"github.com/fenqi/fenqi/internal/testenv"
 	"github.com/fenqi/fenqi/producers"
 )
-
-// createTopic creates a topic of n partitions (the dead-letter topic has
-// one, as in docker-compose.yml; testenv makes three).
-func createTopic(t *testing.T, addrs []string, topic string, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	c := &kafka.Client{Addr: kafka.TCP(addrs...), Transport: tr}
-	resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: n, ReplicationFactor: 1}}})
-	if err == nil {
-		err = resp.Errors[topic]
-	}
-	if err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
-}
 
 // deadLetterOf builds the dead letter fenqid writes for a record read from
 // topic/partition@offset.
@@ -53,7 +34,11 @@ func deadLetterOf(t *testing.T, pub *producers.Publisher, topic string, partitio
 func TestDLQListAndReplay(t *testing.T) {
 	t.Parallel()
 	k := testenv.Kafka(t, inputTopicNames...)
-	createTopic(t, k.Addrs(), defaultDLQ, 1)
+	// The dead-letter topic has one partition, as in docker-compose.yml
+	// (testenv makes three).
+	if err := k.CreateTopic(defaultDLQ, 1, nil); err != nil {
+		t.Fatal(err)
+	}
 	pub, err := producers.New(producers.Config{Brokers: k.Addrs()})
 	if err != nil {
 		t.Fatal(err)

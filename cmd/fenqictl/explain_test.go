@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/testenv"
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/scoring/credit"
 )
@@ -319,7 +319,7 @@ func TestExplainAPIAddress(t *testing.T) {
 	t.Run("flag wins", func(t *testing.T) {
 		t.Parallel()
 		api := newFakeAPI(t, http.StatusOK, body)
-		res := runCmd(t, map[string]string{"FENQI_API_URL": "http://" + closedAddr(t)}, "", "explain", "--api", api.URL, "u-1")
+		res := runCmd(t, map[string]string{"FENQI_API_URL": "http://" + testenv.ClosedAddr(t)}, "", "explain", "--api", api.URL, "u-1")
 		if res.code() != 0 {
 			t.Fatalf("exit %d: %v", res.code(), res.err)
 		}
@@ -336,18 +336,6 @@ func TestExplainAPIAddress(t *testing.T) {
 			t.Errorf("path %q query %q, want %q and none", got, u.RawQuery, want)
 		}
 	})
-}
-
-// closedAddr is a 127.0.0.1 address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }
 
 func TestExplainFailures(t *testing.T) {
@@ -368,7 +356,7 @@ func TestExplainFailures(t *testing.T) {
 			"503 Service Unavailable: state: read 1 users: dial tcp 10.0.0.5:6379: connect: connection refused", ""},
 		{"--json still prints the error body", []string{"explain", "--json", "--api", down.URL, "u-1"}, 1,
 			"503 Service Unavailable", `"error": "state: read 1 users`},
-		{"nothing listening", []string{"explain", "--api", "http://" + closedAddr(t), "u-1"}, 1,
+		{"nothing listening", []string{"explain", "--api", "http://" + testenv.ClosedAddr(t), "u-1"}, 1,
 			"is fenqid running, with its admin listener (-http-addr) at --api", ""},
 		{"not fenqid", []string{"explain", "--api", notFenqi.URL, "u-1"}, 1, "not the answer of fenqid's admin API", ""},
 		{"an old fenqid", []string{"explain", "--api", notFound.URL, "u-1"}, 1, "404 Not Found: 404 page not found", ""},

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"maps"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -539,26 +538,12 @@ func TestHealthAndReadiness(t *testing.T) {
 
 	t.Run("kafka down", func(t *testing.T) {
 		t.Parallel()
-		e := newAdmin(t, testenv.Redis(t), []string{closedAddr(t)})
+		e := newAdmin(t, testenv.Redis(t), []string{testenv.ClosedAddr(t)})
 		status, _, body := e.get(t, "/readyz")
 		if status != http.StatusServiceUnavailable || !strings.HasPrefix(string(body), "kafka: ") || strings.Contains(string(body), "redis") {
 			t.Errorf("readyz %d %q, want 503 naming kafka only", status, body)
 		}
 	})
-}
-
-// closedAddr is a 127.0.0.1 address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 func TestAdminRoutes(t *testing.T) {

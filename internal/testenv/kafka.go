@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -58,4 +59,19 @@ func KafkaWith(t testing.TB, cfg embedded.KafkaConfig) *KafkaCluster {
 	}
 	t.Cleanup(k.Close)
 	return &KafkaCluster{Cluster: k.Cluster(), addrs: k.Addrs()}
+}
+
+// ClosedAddr is a 127.0.0.1 address nothing listens on (a broker or an API
+// that is down).
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
