@@ -754,12 +754,12 @@ func (e *rcBench) populate(b *testing.B, ctx context.Context) {
 				for i := lo; i < hi; i++ {
 					s := e.rcSynth(e.ids[i], uint64(i))
 					s.write(ctx, pipe)
-					zs = append(zs, redis.Z{Score: float64(e.now.Unix()), Member: s.id})
+					zs = append(zs, redis.Z{Score: state.Phase(s.id), Member: s.id})
 					if s.bill != nil && s.bill.stage == 0 {
 						timers = append(timers, redis.Z{Score: float64(s.bill.due + 86400), Member: rcTimerMember(s.id, s.bill.id)})
 					}
 				}
-				pipe.ZAdd(ctx, state.RecomputeKey, zs...)
+				pipe.ZAdd(ctx, state.PhaseKey, zs...)
 				if len(timers) > 0 {
 					pipe.ZAdd(ctx, state.TimersKey, timers...)
 				}
@@ -778,34 +778,23 @@ func (e *rcBench) populate(b *testing.B, ctx context.Context) {
 	e.popWall = time.Since(start)
 	e.memPop = e.usedMemory(b, ctx)
 	e.idxMem = map[string]int64{}
-	for _, k := range []string{state.RecomputeKey, state.TimersKey} {
+	for _, k := range []string{state.PhaseKey, state.TimersKey} {
 		e.idxMem[k] = e.bulk.MemoryUsage(ctx, k, 0).Val()
 	}
-	if n := e.bulk.ZCard(ctx, state.RecomputeKey).Val(); n != int64(e.n) {
+	if n := e.bulk.ZCard(ctx, state.PhaseKey).Val(); n != int64(e.n) {
 		b.Fatalf("%d users in the recompute schedule, want %d", n, e.n)
 	}
 	fmt.Printf("populated %d users in %.1fs (%.0f users/s); Redis used_memory %.1f MB (+%.0f B/user incl. indexes; %s %.1f MB, %s %.1f MB)\n",
 		e.n, e.popWall.Seconds(), float64(e.n)/e.popWall.Seconds(), float64(e.memPop)/(1<<20),
-		float64(e.memPop-e.memBase)/float64(e.n), state.RecomputeKey, float64(e.idxMem[state.RecomputeKey])/(1<<20),
+		float64(e.memPop-e.memBase)/float64(e.n), state.PhaseKey, float64(e.idxMem[state.PhaseKey])/(1<<20),
 		state.TimersKey, float64(e.idxMem[state.TimersKey])/(1<<20))
 }
 
 // armSchedule makes every user due now again (after a recompute pass).
 func (e *rcBench) armSchedule(b *testing.B, ctx context.Context) {
 	b.Helper()
-	const chunk = 2000
-	for lo := 0; lo < e.n; lo += 20 * chunk {
-		pipe := e.bulk.Pipeline()
-		for c := lo; c < min(lo+20*chunk, e.n); c += chunk {
-			zs := make([]redis.Z, 0, chunk)
-			for _, id := range e.ids[c:min(c+chunk, e.n)] {
-				zs = append(zs, redis.Z{Score: float64(e.now.Unix()), Member: id})
-			}
-			pipe.ZAdd(ctx, state.RecomputeKey, zs...)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			b.Fatal(err)
-		}
+	if err := e.store.RecomputeAll(ctx, e.now, jobs.CycleOf(e.pol)); err != nil {
+		b.Fatal(err)
 	}
 }
 
@@ -925,13 +914,15 @@ func (e *rcBench) stepsPass(ctx context.Context) (string, error) {
 	var n int
 	for {
 		t0 := time.Now()
-		if _, _, err := e.store.ScheduleStats(ctx, state.RecomputeKey, e.now); err != nil {
+		cyc := jobs.CycleOf(e.pol)
+		if _, _, err := e.store.RecomputeStats(ctx, e.now, cyc); err != nil {
 			return "", err
 		}
-		claims, err := e.store.ClaimRecomputes(ctx, e.now, 500, e.lease)
+		batch, err := e.store.ClaimRecomputes(ctx, e.now, 500, e.lease, cyc)
 		if err != nil {
 			return "", err
 		}
+		claims := batch.Claims
 		t1 := time.Now()
 		claim += t1.Sub(t0)
 		if len(claims) == 0 {
@@ -952,10 +943,9 @@ func (e *rcBench) stepsPass(ctx context.Context) (string, error) {
 		for i, c := range claims {
 			u := users[i]
 			res := credit.Evaluate(e.pol, jobs.Facts(u, e.pol, e.now))
-			next := jobs.NextDue(e.pol, u.ID, e.now, u.Zone)
 			cause := "recompute:" + u.ID + ":" + strconv.FormatInt(c.Due.Unix(), 10)
-			ds[i] = e.rules.Quota(u.ID, cause, u.QuotaFen, res, next)
-			quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Next: next, Seq: u.Recomputes + 1}
+			ds[i] = e.rules.Quota(u.ID, cause, u.QuotaFen, res, c.Next)
+			quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Seq: u.Recomputes + 1, Due: c.Due}
 		}
 		t3 := time.Now()
 		cpu += t3.Sub(t2)
@@ -966,7 +956,7 @@ func (e *rcBench) stepsPass(ctx context.Context) (string, error) {
 		}
 		t4 := time.Now()
 		marshal += t4.Sub(t3)
-		if err := e.store.SaveQuotas(ctx, quotas, state.LeaseUntil(e.now, e.lease)); err != nil {
+		if err := e.store.SaveQuotas(ctx, batch, quotas); err != nil {
 			return "", err
 		}
 		save += time.Since(t4)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -63,11 +64,11 @@ func TestNextDueIsSpreadAndInTheFuture(t *testing.T) {
 	seen := map[int64]bool{}
 	for i := range 1000 {
 		id := "user-" + string(rune('a'+i%26)) + time.Duration(i).String()
-		next := jobs.NextDue(p, id, now, time.UTC)
+		next := jobs.NextDue(p, id, now)
 		if !next.After(now) || next.After(now.AddDate(0, 0, 90)) {
 			t.Fatalf("%s: next %v not within (now, now+90d]", id, next)
 		}
-		if again := jobs.NextDue(p, id, now.Add(time.Hour), time.UTC); !again.Equal(next) && !next.Before(now.Add(time.Hour+time.Second)) {
+		if again := jobs.NextDue(p, id, now.Add(time.Hour)); !again.Equal(next) && !next.Before(now.Add(time.Hour+time.Second)) {
 			t.Fatalf("%s: the due time moved from %v to %v within its cycle", id, next, again)
 		}
 		seen[next.Unix()/86400] = true
@@ -77,9 +78,9 @@ func TestNextDueIsSpreadAndInTheFuture(t *testing.T) {
 	}
 	q := *p
 	q.Recompute.Mode = policy.RecomputeCalendarQuarter
-	next := jobs.NextDue(&q, "u1", now, time.UTC)
-	if next.Before(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)) || !next.Before(time.Date(2026, 4, 8, 0, 0, 0, 0, time.UTC)) {
-		t.Fatalf("calendar quarter: %v is not in the first 7 days of Q2", next)
+	next := jobs.NextDue(&q, "u1", now)
+	if next.Before(time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)) || !next.Before(time.Date(2026, 4, 8, 12, 0, 0, 0, time.UTC)) {
+		t.Fatalf("calendar quarter: %v is not in the first 7 days of Q2 (from 12:00 UTC, when Q2 has begun everywhere)", next)
 	}
 }
 
@@ -88,6 +89,7 @@ type world struct {
 	t     *testing.T
 	kafka *testenv.KafkaCluster
 	store *state.Store
+	rdb   *redis.Client
 	pub   *producers.Publisher
 	mu    sync.Mutex
 	now   time.Time
@@ -100,7 +102,8 @@ func newWorld(t *testing.T, start time.Time) *world {
 	t.Helper()
 	w := &world{t: t, now: start}
 	w.kafka = testenv.Kafka(t, "fenqi.decisions", "fenqi.dlq")
-	store, err := state.New(testenv.Redis(t), state.Config{Now: w.clock})
+	w.rdb = testenv.Redis(t)
+	store, err := state.New(w.rdb, state.Config{Now: w.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +466,93 @@ func TestRecomputeFailingMidwayLosesNoUser(t *testing.T) {
 			t.Errorf("%s: %d quota decisions, want 1", id, per[id])
 		}
 	}
-	if due, _, err := w.store.ScheduleStats(context.Background(), state.RecomputeKey, w.clock()); err != nil || due != 0 {
+	cyc := state.Interval(90)
+	if due, _, err := w.store.RecomputeStats(context.Background(), w.clock(), cyc); err != nil || due != 0 {
 		t.Fatalf("%d recomputes still due (%v)", due, err)
+	}
+
+	// The same a cycle later, when the users come from the cycle's cursor
+	// (batches leased whole) rather than from triggers.
+	later := now.AddDate(0, 0, 91)
+	w.set(later)
+	pub = &failingPublisher{Publisher: w.pub, failAt: 2}
+	r = w.runnerWith(jobs.Config{Now: w.clock, Lease: time.Minute, Batch: 10}, pub)
+	if _, err := r.RunOnce(context.Background()); err == nil {
+		t.Fatal("the failed write was not reported")
+	}
+	w.set(later.Add(2 * time.Minute))
+	runOnce(t, r)
+	per = map[string]int{}
+	for _, d := range w.decisions()[events.TypeDecisionQuota] {
+		per[d.Subject]++
+	}
+	for i := range users {
+		if id := fmt.Sprintf("user-%02d", i); per[id] != 2 {
+			t.Errorf("%s: %d quota decisions after a cycle, want 2", id, per[id])
+		}
+	}
+	if due, _, err := w.store.RecomputeStats(context.Background(), w.clock(), cyc); err != nil || due != 0 {
+		t.Fatalf("%d recomputes still due after the cycle (%v)", due, err)
+	}
+}
+
+// A cycle batch saved whose lease outlived the save (the instance died
+// between the two, or was slow past its lease while another claimed the
+// batch again): claimed again, its users are skipped, not recomputed twice.
+func TestCycleBatchClaimedAgainSkipsSavedUsers(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	w := newWorld(t, now)
+	ctx := context.Background()
+	evs := make([]*events.Event, 40)
+	for i := range evs {
+		id := fmt.Sprintf("sk-%02d", i)
+		evs[i] = &events.Event{ID: "pr-" + id, Type: events.TypeProfile, Subject: id, Time: now,
+			Profile: &events.Profile{UserID: id, PayScore: 700}}
+	}
+	w.apply(evs...)
+	r := w.runner()
+	runOnce(t, r) // first activity
+	// Another instance claims and saves the whole next cycle, but its
+	// leases stay behind.
+	later := now.AddDate(0, 0, 91)
+	w.set(later)
+	cyc := state.Interval(90)
+	rdb := w.rdb
+	var leases map[string]string
+	n := 0
+	for {
+		b, err := w.store.ClaimRecomputes(ctx, later, 15, time.Minute, cyc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Claims) == 0 {
+			break
+		}
+		leases = rdb.HGetAll(ctx, state.LeasesKey).Val()
+		qs := make([]state.Quota, len(b.Claims))
+		for i, c := range b.Claims {
+			qs[i] = state.Quota{UserID: c.Member, QuotaFen: 1, Seq: 2, Due: c.Due}
+		}
+		if err := w.store.SaveQuotas(ctx, b, qs); err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range leases {
+			if err := rdb.HSet(ctx, state.LeasesKey, f, v).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n += len(b.Claims)
+	}
+	if n != 40 {
+		t.Fatalf("claimed %d users of the cycle, want 40", n)
+	}
+	w.set(later.Add(2 * time.Minute))
+	runOnce(t, r)
+	if got := len(w.decisions()[events.TypeDecisionQuota]); got != 40 {
+		t.Fatalf("%d quota decisions, want the first activity's 40 and none again", got)
+	}
+	if left := rdb.HLen(ctx, state.LeasesKey).Val(); left != 0 {
+		t.Fatalf("%d leases left", left)
 	}
 }

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"hash/fnv"
 	"strconv"
 	"sync"
 	"time"
@@ -16,10 +15,10 @@ import (
 
 // recomputeChunk is a batch of claimed users, read.
 type recomputeChunk struct {
-	now    time.Time
-	claims []state.Claim
-	users  []*state.User
-	err    error
+	now   time.Time
+	batch *state.RecomputeBatch
+	users []*state.User
+	err   error
 }
 
 // recomputeOnce recomputes every user whose quota is due now, a batch at a
@@ -31,7 +30,9 @@ type recomputeChunk struct {
 // many users it recomputed.
 func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 	now := r.cfg.Now()
-	due, _, err := r.store.ScheduleStats(ctx, state.RecomputeKey, now)
+	pol, _ := r.policy()
+	cyc := CycleOf(pol)
+	due, _, err := r.store.RecomputeStats(ctx, now, cyc)
 	if err != nil {
 		return 0, err
 	}
@@ -56,8 +57,8 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 		defer close(claimed)
 		for {
 			c := recomputeChunk{now: r.cfg.Now()}
-			c.claims, c.err = r.store.ClaimRecomputes(ctx, c.now, r.cfg.Batch, r.cfg.Lease)
-			if c.err == nil && len(c.claims) == 0 || !send(claimed, c) {
+			c.batch, c.err = r.store.ClaimRecomputes(ctx, c.now, r.cfg.Batch, r.cfg.Lease, cyc)
+			if c.err == nil && len(c.batch.Claims) == 0 || !send(claimed, c) {
 				return
 			}
 		}
@@ -70,8 +71,8 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 		readers.Go(func() {
 			for c := range claimed {
 				if c.err == nil {
-					ids := make([]string, len(c.claims))
-					for i, cl := range c.claims {
+					ids := make([]string, len(c.batch.Claims))
+					for i, cl := range c.batch.Claims {
 						ids[i] = cl.Member
 					}
 					c.users, c.err = r.store.Users(ctx, ids)
@@ -94,7 +95,7 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 		if err := r.recomputeChunk(ctx, c); err != nil {
 			return n, err
 		}
-		n += len(c.claims)
+		n += len(c.users)
 	}
 	return n, nil
 }
@@ -104,30 +105,37 @@ func (r *Runner) recomputeChunk(ctx context.Context, c recomputeChunk) (err erro
 	ctx, span := r.startBatch(ctx, telemetry.SpanJobsRecompute, len(c.users))
 	defer endBatch(span, &err, "recompute")
 	pol, rules := r.policy()
-	ds := make([]events.Decision, len(c.users))
-	quotas := make([]state.Quota, len(c.users))
+	periodic := c.batch.Periodic()
+	ds := make([]events.Decision, 0, len(c.users))
+	quotas := make([]state.Quota, 0, len(c.users))
 	for i, u := range c.users {
+		cl := c.batch.Claims[i]
+		if periodic && !u.CycleDone.Before(cl.Due) {
+			continue // done by the instance whose lease ran out
+		}
 		res := credit.Evaluate(pol, Facts(u, pol, c.now))
-		next := NextDue(pol, u.ID, c.now, u.Zone)
+		q := state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Seq: u.Recomputes + 1, Due: cl.Due}
+		next := cl.Next
 		if ov := u.Override; ov != nil && ov.ExpiresAt.After(c.now) && ov.ExpiresAt.Before(next) {
 			// The quota changes when the override ends: recompute then.
 			next = ov.ExpiresAt.Add(time.Second)
+			q.Wake = next
 		}
 		// The id names the user, the recompute's number and when the claim
 		// was due: two recomputes claimed at different times (a trigger
 		// during another's lease) never share an id.
-		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(u.Recomputes+1, 10) + ":" + strconv.FormatInt(c.claims[i].Due.Unix(), 10)
-		ds[i] = rules.Quota(u.ID, cause, u.QuotaFen, res, next)
-		quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Next: next, Seq: u.Recomputes + 1}
+		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(q.Seq, 10) + ":" + strconv.FormatInt(cl.Due.Unix(), 10)
+		ds = append(ds, rules.Quota(u.ID, cause, u.QuotaFen, res, next))
+		quotas = append(quotas, q)
 	}
 	if err := r.publish(ctx, ds, &r.Recomp); err != nil {
 		return err
 	}
-	if err := r.store.SaveQuotas(ctx, quotas, state.LeaseUntil(c.now, r.cfg.Lease)); err != nil {
+	if err := r.store.SaveQuotas(ctx, c.batch, quotas); err != nil {
 		return err
 	}
-	r.Recomp.Done.Add(int64(len(c.users)))
-	r.cfg.OnDone(telemetry.ScheduleRecompute, len(c.users))
+	r.Recomp.Done.Add(int64(len(quotas)))
+	r.cfg.OnDone(telemetry.ScheduleRecompute, len(quotas))
 	return nil
 }
 
@@ -142,36 +150,25 @@ func Explain(ctx context.Context, store *state.Store, pol *policy.Policy, userID
 	return credit.Evaluate(pol, Facts(u, pol, now)), u, nil
 }
 
-// NextDue is when a user's quota is next recomputed after now: in interval
-// mode the cycles are aligned to the Unix epoch and each user has a fixed
-// phase in the cycle from a hash of the id; in calendar-quarter mode it is
-// the start of the next quarter in the user's zone plus a hash-spread
-// offset within its first 7 days. Either way no two users are bound to the
-// same instant, so there is no thundering herd at a boundary.
-func NextDue(p *policy.Policy, userID string, now time.Time, loc *time.Location) time.Time {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(userID))
-	sum := h.Sum64()
+// CycleOf is the periodic recompute cycle of a policy (see state.Cycle):
+// in interval mode every IntervalDays, cycles aligned to the Unix epoch,
+// each user at a fixed phase of the cycle from a hash of its id; in
+// calendar-quarter mode spread over the first 7 days of each quarter (from
+// 12:00 UTC on its first day, when the quarter has begun in every zone).
+func CycleOf(p *policy.Policy) state.Cycle {
 	if p.Recompute.Mode == policy.RecomputeCalendarQuarter {
-		if loc == nil {
-			loc = p.Location()
-		}
-		start := p.Recompute.Next(now, loc)
-		spread := 7 * 24 * time.Hour
-		return start.Add(time.Duration(sum%uint64(spread/time.Second)) * time.Second)
+		return state.Quarterly
 	}
 	days := p.Recompute.IntervalDays
 	if days <= 0 {
 		days = 90
 	}
-	cycle := int64(days) * 86400
-	phase := int64(sum % uint64(cycle))
-	t := now.Unix()
-	next := (t-phase)/cycle*cycle + phase
-	for next <= t {
-		next += cycle
-	}
-	return time.Unix(next, 0)
+	return state.Interval(days)
+}
+
+// NextDue is when the cycle of policy p next recomputes a user after now.
+func NextDue(p *policy.Policy, userID string, now time.Time) time.Time {
+	return CycleOf(p).Next(userID, now)
 }
 
 // Facts turns a user's rolling state into the credit model's input, with

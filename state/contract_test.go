@@ -67,18 +67,38 @@ func TestContract(t *testing.T) {
 					t.Fatalf("%s: %+v, %d bills", u.ID, c, len(u.Bills))
 				}
 			}
-			// The schedules: every user due for a recompute, every bill's check due.
-			claims, err := s.ClaimRecomputes(ctx, now, 100, time.Minute)
-			if err != nil || len(claims) != 30 {
-				t.Fatalf("recompute claims: %d, %v", len(claims), err)
+			// The schedules: every user due for a recompute (first activity),
+			// every bill's check due; then, a cycle later, every user due again.
+			cyc := state.Interval(90)
+			saveAll := func(at time.Time, wantPeriodic bool) {
+				t.Helper()
+				seen := map[string]bool{}
+				for {
+					b, err := s.ClaimRecomputes(ctx, at, 100, time.Minute, cyc)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(b.Claims) == 0 {
+						break
+					}
+					qs := make([]state.Quota, len(b.Claims))
+					for i, c := range b.Claims {
+						if seen[c.Member] || b.Periodic() != wantPeriodic {
+							t.Fatalf("claim at %v: %s again, or periodic %v", at, c.Member, b.Periodic())
+						}
+						seen[c.Member] = true
+						qs[i] = state.Quota{UserID: c.Member, QuotaFen: 100, Seq: 1, Due: c.Due}
+					}
+					if err := s.SaveQuotas(ctx, b, qs); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if len(seen) != 30 {
+					t.Fatalf("%d users recomputed at %v, want 30", len(seen), at)
+				}
 			}
-			qs := make([]state.Quota, len(claims))
-			for i, c := range claims {
-				qs[i] = state.Quota{UserID: c.Member, QuotaFen: 100, Next: now.AddDate(0, 0, 90), Seq: 1}
-			}
-			if err := s.SaveQuotas(ctx, qs, state.LeaseUntil(now, time.Minute)); err != nil {
-				t.Fatal(err)
-			}
+			saveAll(now, false)
+			saveAll(now.AddDate(0, 0, 91), true)
 			timers, err := s.ClaimTimers(ctx, now, 100, time.Minute)
 			if err != nil || len(timers) != 30 {
 				t.Fatalf("timer claims: %d, %v", len(timers), err)

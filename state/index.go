@@ -14,14 +14,27 @@ const (
 	// TimersKey holds one member per open bill's next overdue check:
 	// member = timerMember(user, bill), score = when to check.
 	TimersKey = "fenqi:timers"
-	// RecomputeKey holds one member per known user: member = user id,
-	// score = when the user's quota is next recomputed.
+	// RecomputeKey holds the recompute triggers: member = user id, score =
+	// when the recompute is due (first activity, a profile, a freeze or
+	// unfreeze, an override's end); the entry is removed once recomputed.
 	RecomputeKey = "{fenqi:recompute}"
-	// RecomputeDueKey remembers, while a recompute is claimed, when it was
+	// RecomputeDueKey remembers, while a trigger is claimed, when it was
 	// originally due (member = user id): a recompute claimed again after
 	// its lease ran out (the instance died) keeps its due time, and so its
-	// decision id. It shares RecomputeKey's hash tag (one cluster slot).
+	// decision id. The recompute keys share one hash tag (one cluster slot).
 	RecomputeDueKey = "{fenqi:recompute}:due"
+	// PhaseKey indexes every known user for the periodic recompute:
+	// member = user id, score = its phase in [0, 1) (see Cycle). Written
+	// once per user, never moved.
+	PhaseKey = "{fenqi:recompute}:phase"
+	// CursorKey is how far the periodic recompute has claimed:
+	// "<cycle tag> <cycle number> <phase>".
+	CursorKey = "{fenqi:recompute}:cursor"
+	// LeasesKey holds the claimed, unsaved batches of the cycle: field =
+	// "<cycle tag> <cycle> <phase from>", value = "<cycle tag> <cycle>
+	// <phase from> <phase to> <lease end>" (phases from excluded, to
+	// included).
+	LeasesKey = "{fenqi:recompute}:leases"
 )
 
 // timerMember joins a user id and a bill id unambiguously.
@@ -46,20 +59,15 @@ func splitTimerMember(m string) (userID, billID string, ok bool) {
 // indexUpdates adds to the apply pipeline the schedule entries the batch
 // implies. They are idempotent, so sending them again with a redelivered
 // batch changes nothing:
-//   - every user becomes known to the recompute schedule, due at once if
-//     new (ZADD NX: "recompute on the user's first activity");
+//   - every user becomes known to the recompute schedule, with a trigger
+//     due at once if new ("recompute on the user's first activity"; see
+//     knownScript);
 //   - a profile makes the user's recompute due at once (ZADD LT);
 //   - a bill falling due gets an overdue check one day after its due time
 //     (ZADD NX: a check already scheduled, maybe advanced, is kept).
-func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, items []Item, users []string) {
+func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, items []Item, users []string) (scripts []*redis.Cmd) {
 	now := s.cfg.Now()
-	known := make([]redis.Z, 0, len(users))
-	for _, u := range users {
-		known = append(known, redis.Z{Score: float64(now.Unix()), Member: u})
-	}
-	if len(known) > 0 {
-		pipe.ZAddNX(ctx, RecomputeKey, known...)
-	}
+	cmds := known(ctx, pipe, now, users)
 	var profiled []string
 	for _, it := range items {
 		e := it.Event
@@ -74,4 +82,5 @@ func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, items []
 	if len(profiled) > 0 {
 		dueAt(ctx, pipe, now, profiled...)
 	}
+	return cmds
 }

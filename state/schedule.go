@@ -46,13 +46,6 @@ redis.call("ZADD", KEYS[1], "XX", unpack(lease))
 return due
 `)
 
-// Claim is one due schedule entry handed to this instance.
-type Claim struct {
-	Member string
-	// Due is when the entry was due (its score before the claim).
-	Due time.Time
-}
-
 // claim takes up to limit entries of key due at now, leasing them until
 // now+lease.
 func (s *Store) claim(ctx context.Context, keys []string, now time.Time, limit int, lease time.Duration) ([]Claim, error) {
@@ -71,11 +64,6 @@ func (s *Store) claim(ctx context.Context, keys []string, now time.Time, limit i
 		out = append(out, Claim{Member: res[i], Due: time.Unix(int64(sc), 0)})
 	}
 	return out, nil
-}
-
-// ClaimRecomputes claims users whose quota recompute is due.
-func (s *Store) ClaimRecomputes(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Claim, error) {
-	return s.claim(ctx, []string{RecomputeKey, RecomputeDueKey}, now, limit, lease)
 }
 
 // TimerClaim is a claimed overdue check of one bill.
@@ -200,106 +188,6 @@ func (s *Store) OpenBills(ctx context.Context, claims []TimerClaim) ([]*Bill, er
 		}
 	}
 	return out, nil
-}
-
-// Quota is a recompute's outcome to save.
-type Quota struct {
-	UserID   string
-	QuotaFen int64
-	Next     time.Time // the next recompute
-	// Seq is the recompute's number (User.Recomputes+1): the claim is this
-	// instance's alone, so it is written as it is.
-	Seq int64
-}
-
-// rescheduleScript moves claimed schedule entries to their next due time,
-// but only those still holding this claim's lease: an entry made due again
-// meanwhile (a profile changed during the recompute) keeps that earlier time.
-var rescheduleScript = redis.NewScript(`
-local members = {}
-for i = 2, #ARGV, 2 do members[#members + 1] = ARGV[i] end
-local scores = redis.call("ZMSCORE", KEYS[1], unpack(members))
-local z = {}
-for j, cur in ipairs(scores) do
-  if cur and tonumber(cur) == tonumber(ARGV[1]) then
-    z[#z + 1] = ARGV[2 * j + 1]
-    z[#z + 1] = ARGV[2 * j]
-  end
-end
-if #z > 0 then redis.call("ZADD", KEYS[1], "XX", unpack(z)) end
-redis.call("HDEL", KEYS[2], unpack(members))
-return #z / 2
-`)
-
-// SaveQuotas stores users' quotas and moves their recompute schedule to
-// the next due time, in one round trip. leaseUntil is the lease of the
-// claim the recompute came from (see ClaimRecomputes).
-func (s *Store) SaveQuotas(ctx context.Context, qs []Quota, leaseUntil time.Time) error {
-	if len(qs) == 0 {
-		return nil
-	}
-	pipe := s.rdb.Pipeline()
-	args := make([]any, 0, 1+2*len(qs))
-	args = append(args, leaseUntil.Unix())
-	for _, q := range qs {
-		pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", q.QuotaFen, "rs", q.Seq)
-		args = append(args, q.UserID, q.Next.Unix())
-	}
-	rescheduleScript.EvalSha(ctx, pipe, []string{RecomputeKey, RecomputeDueKey}, args...)
-	if _, err := pipe.Exec(ctx); err != nil {
-		if !isNoScript(err) {
-			return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
-		}
-		// Redis forgot the script (restart): the quotas are saved; move the schedule with a plain EVAL.
-		if err := rescheduleScript.Run(ctx, s.rdb, []string{RecomputeKey, RecomputeDueKey}, args...).Err(); err != nil {
-			return fmt.Errorf("state: reschedule %d recomputes: %w", len(qs), err)
-		}
-	}
-	return nil
-}
-
-// LeaseUntil is the score a claim made at now with lease gives its entries.
-func LeaseUntil(now time.Time, lease time.Duration) time.Time {
-	return time.Unix(now.Add(lease).Unix(), 0)
-}
-
-// RecomputeSoon makes users' recomputes due at (or before) at, in one
-// round trip: a freeze or unfreeze changes eligibility at once.
-func (s *Store) RecomputeSoon(ctx context.Context, at time.Time, userIDs ...string) error {
-	if len(userIDs) == 0 {
-		return nil
-	}
-	pipe := s.rdb.Pipeline()
-	dueAt(ctx, pipe, at, userIDs...)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("state: schedule recompute of %d users: %w", len(userIDs), err)
-	}
-	return nil
-}
-
-// dueAt queues on pipe what makes users' recomputes due at (or before) at:
-// a new trigger, so a new due time and a new decision id.
-func dueAt(ctx context.Context, pipe redis.Pipeliner, at time.Time, userIDs ...string) {
-	zs := make([]redis.Z, len(userIDs))
-	for i, id := range userIDs {
-		zs[i] = redis.Z{Score: float64(at.Unix()), Member: id}
-	}
-	pipe.ZAddLT(ctx, RecomputeKey, zs...)
-	pipe.HDel(ctx, RecomputeDueKey, userIDs...)
-}
-
-// NextRecompute is when the user's quota is next recomputed (while a
-// recompute of it is under way: when its lease ends); false for a user
-// not in the schedule (never seen).
-func (s *Store) NextRecompute(ctx context.Context, userID string) (time.Time, bool, error) {
-	sc, err := s.rdb.ZScore(ctx, RecomputeKey, userID).Result()
-	if errors.Is(err, redis.Nil) {
-		return time.Time{}, false, nil
-	}
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("state: next recompute of %s: %w", userID, err)
-	}
-	return time.Unix(int64(sc), 0).UTC(), true, nil
 }
 
 // ScheduleStats counts a schedule's entries: due now, and in all.

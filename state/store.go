@@ -109,7 +109,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 // has forgotten them (a restart or failover); calling Load at start makes the
 // first batch one round trip too.
 func (s *Store) Load(ctx context.Context) error {
-	for _, sc := range []*redis.Script{applyScript, claimScript, advanceScript, rescheduleScript} {
+	for _, sc := range []*redis.Script{applyScript, claimScript, advanceScript, claimCycleScript, casScript, doneTriggersScript, knownScript} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("state: load scripts: %w", err)
 		}
@@ -343,7 +343,7 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 		Vel: recentPayments, OHDays: overdueHistoryDays,
 	}
 	type call struct {
-		first int // index of its first user
+		first int // index of its first user; -1: an index update
 		cmd   *redis.Cmd
 	}
 	var calls []call
@@ -375,7 +375,9 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 				}
 			}
 		}
-		s.indexUpdates(ctx, pipe, items, users)
+		for _, cmd := range s.indexUpdates(ctx, pipe, items, users) {
+			calls = append(calls, call{-1, cmd})
+		}
 		_, err := pipe.Exec(ctx)
 		if err != nil && !isNoScript(err) {
 			return fmt.Errorf("state: apply pipeline: %w", err)
@@ -406,6 +408,12 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 	lims := make([]int64, len(users))
 	statuses := make([][]eventReply, len(users))
 	for _, c := range calls {
+		if c.first < 0 { // the schedule's index
+			if err := c.cmd.Err(); err != nil {
+				return nil, fmt.Errorf("state: index users of %d events: %w", len(items), err)
+			}
+			continue
+		}
 		raw, err := c.cmd.Text()
 		if err != nil {
 			return nil, fmt.Errorf("state: apply batch of %d events: %w", len(items), err)

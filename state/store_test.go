@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
 	"github.com/fenqi/fenqi/state"
@@ -350,7 +352,7 @@ func TestQuotaChecksKeepThirtyDays(t *testing.T) {
 }
 
 // A profile that arrives while a recompute holds its claim makes the user
-// due again; saving the recompute must not push that back by a cycle.
+// due again; saving the recompute must not drop that trigger.
 func TestSaveQuotasKeepsATriggerDuringTheLease(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Redis(t)
@@ -362,20 +364,18 @@ func TestSaveQuotasKeepsATriggerDuringTheLease(t *testing.T) {
 	apply(t, s,
 		state.Item{Event: payment("p1", "v1", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1},
 		state.Item{Event: payment("p2", "v2", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})
-	claims, err := s.ClaimRecomputes(ctx, now, 10, time.Minute)
-	if err != nil || len(claims) != 2 {
-		t.Fatalf("claims %v, %v", claims, err)
+	b, err := s.ClaimRecomputes(ctx, now, 10, time.Minute, state.Interval(90))
+	if err != nil || len(b.Claims) != 2 || b.Periodic() {
+		t.Fatalf("claims %+v, %v", b, err)
 	}
 	if err := s.RecomputeSoon(ctx, now, "v2"); err != nil { // a trigger during the lease
 		t.Fatal(err)
 	}
-	next := now.AddDate(0, 0, 90)
-	if err := s.SaveQuotas(ctx, []state.Quota{{UserID: "v1", QuotaFen: 1, Next: next, Seq: 1}, {UserID: "v2", QuotaFen: 1, Next: next, Seq: 1}},
-		state.LeaseUntil(now, time.Minute)); err != nil {
+	if err := s.SaveQuotas(ctx, b, []state.Quota{{UserID: "v1", QuotaFen: 1, Seq: 1}, {UserID: "v2", QuotaFen: 1, Seq: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if sc := rdb.ZScore(ctx, state.RecomputeKey, "v1").Val(); int64(sc) != next.Unix() {
-		t.Errorf("v1 next due %v, want %v", int64(sc), next.Unix())
+	if err := rdb.ZScore(ctx, state.RecomputeKey, "v1").Err(); !errors.Is(err, redis.Nil) {
+		t.Errorf("v1's trigger is still there after its recompute (%v)", err)
 	}
 	if sc := rdb.ZScore(ctx, state.RecomputeKey, "v2").Val(); int64(sc) != now.Unix() {
 		t.Errorf("v2 due %v, want now (%v): the trigger was lost", int64(sc), now.Unix())
@@ -426,34 +426,55 @@ func TestRecomputeClaimKeepsItsDueTimeThroughTheLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	cyc := state.Interval(90)
 	apply(t, s, state.Item{Event: payment("p1", "w1", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})
-	first, err := s.ClaimRecomputes(ctx, now, 10, time.Minute)
-	if err != nil || len(first) != 1 {
-		t.Fatalf("first claim: %v %v", first, err)
+	first, err := s.ClaimRecomputes(ctx, now, 10, time.Minute, cyc)
+	if err != nil || len(first.Claims) != 1 {
+		t.Fatalf("first claim: %+v %v", first, err)
 	}
 	// The instance dies; two minutes later another claims the entry.
 	later := now.Add(2 * time.Minute)
-	again, err := s.ClaimRecomputes(ctx, later, 10, time.Minute)
-	if err != nil || len(again) != 1 || !again[0].Due.Equal(first[0].Due) {
-		t.Fatalf("claim after the lease: %v %v; want due %v", again, err, first[0].Due)
+	again, err := s.ClaimRecomputes(ctx, later, 10, time.Minute, cyc)
+	if err != nil || len(again.Claims) != 1 || !again.Claims[0].Due.Equal(first.Claims[0].Due) {
+		t.Fatalf("claim after the lease: %+v %v; want due %v", again, err, first.Claims[0].Due)
 	}
 	// A profile (a trigger) while it is claimed: the next claim is a new recompute.
 	clock = later.Add(10 * time.Second)
 	if err := s.RecomputeSoon(ctx, clock, "w1"); err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := s.ClaimRecomputes(ctx, clock, 10, time.Minute)
-	if err != nil || len(fresh) != 1 || !fresh[0].Due.Equal(time.Unix(clock.Unix(), 0)) {
-		t.Fatalf("claim after a trigger: %v %v; want due %v", fresh, err, clock)
+	fresh, err := s.ClaimRecomputes(ctx, clock, 10, time.Minute, cyc)
+	if err != nil || len(fresh.Claims) != 1 || !fresh.Claims[0].Due.Equal(time.Unix(clock.Unix(), 0)) {
+		t.Fatalf("claim after a trigger: %+v %v; want due %v", fresh, err, clock)
 	}
-	// Saved: the next cycle's claim is due at its own time.
-	next := clock.AddDate(0, 0, 90)
-	if err := s.SaveQuotas(ctx, []state.Quota{{UserID: "w1", QuotaFen: 1, Next: next, Seq: 1}}, state.LeaseUntil(clock, time.Minute)); err != nil {
+	next := fresh.Claims[0].Next
+	if want := cyc.Next("w1", clock); !next.Equal(want) || !next.After(clock) {
+		t.Fatalf("next %v, want the cycle's %v", next, want)
+	}
+	// Saved: the cycle's claim is due at its own time.
+	if err := s.SaveQuotas(ctx, fresh, []state.Quota{{UserID: "w1", QuotaFen: 1, Seq: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	cycle, err := s.ClaimRecomputes(ctx, next, 10, time.Minute)
-	if err != nil || len(cycle) != 1 || !cycle[0].Due.Equal(time.Unix(next.Unix(), 0)) {
-		t.Fatalf("next cycle's claim: %v %v; want due %v", cycle, err, next)
+	if b, err := s.ClaimRecomputes(ctx, next.Add(-time.Second), 10, time.Minute, cyc); err != nil || len(b.Claims) != 0 {
+		t.Fatalf("claimed a second before its time: %+v %v", b, err)
+	}
+	cycle, err := s.ClaimRecomputes(ctx, next, 10, time.Minute, cyc)
+	if err != nil || len(cycle.Claims) != 1 || !cycle.Periodic() || !cycle.Claims[0].Due.Equal(next) {
+		t.Fatalf("next cycle's claim: %+v %v; want due %v", cycle, err, next)
+	}
+	// That batch too comes back, same due time, when its lease runs out.
+	redo, err := s.ClaimRecomputes(ctx, next.Add(2*time.Minute), 10, time.Minute, cyc)
+	if err != nil || len(redo.Claims) != 1 || !redo.Periodic() || !redo.Claims[0].Due.Equal(next) {
+		t.Fatalf("cycle claim after the lease: %+v %v; want due %v", redo, err, next)
+	}
+	if err := s.SaveQuotas(ctx, redo, []state.Quota{{UserID: "w1", QuotaFen: 1, Seq: 2, Due: next}}); err != nil {
+		t.Fatal(err)
+	}
+	if u := user(t, s, "w1"); !u.CycleDone.Equal(next) {
+		t.Fatalf("cycle done %v, want %v", u.CycleDone, next)
+	}
+	if b, err := s.ClaimRecomputes(ctx, next.Add(time.Hour), 10, time.Minute, cyc); err != nil || len(b.Claims) != 0 {
+		t.Fatalf("claimed after the save: %+v %v", b, err)
 	}
 }
 

@@ -112,6 +112,9 @@ type User struct {
 	// id includes it, so a replay of one recompute repeats its id and the
 	// next recompute, even at the same instant, gets a new one.
 	Recomputes int64
+	// CycleDone is when the last periodic recompute saved was due (zero:
+	// none yet): a cycle batch claimed again skips the users it has.
+	CycleDone time.Time
 	// Override is an operator's fixed quota, nil when none was set.
 	Override *Override
 	// QuotaChecks are the times of the user's latest quota checks (at most
@@ -224,6 +227,10 @@ func (s *Store) parseUser(userID string, r userReads) (*User, error) {
 	u.FrozenOverdue, u.FrozenJudicial = meta["fz"] == "1", meta["fj"] == "1"
 	u.SettledEpisodes, _ = strconv.Atoi(meta["oe"])
 	u.Recomputes, _ = strconv.ParseInt(meta["rs"], 10, 64)
+	if rd, ok := meta["rd"]; ok {
+		sec, _ := strconv.ParseInt(rd, 10, 64)
+		u.CycleDone = time.Unix(sec, 0)
+	}
 	if q, ok := meta["q"]; ok {
 		u.QuotaFen, _ = strconv.ParseInt(q, 10, 64)
 		u.HasQuota = true

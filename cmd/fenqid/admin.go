@@ -132,7 +132,7 @@ func (a *admin) quota(w http.ResponseWriter, r *http.Request) {
 	if u.HasQuota {
 		v.PublishedQuotaFen = &u.QuotaFen
 	}
-	next, ok, err := a.store.NextRecompute(r.Context(), id)
+	next, ok, err := a.store.NextRecompute(r.Context(), id, jobs.CycleOf(p))
 	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, err)
 		return

@@ -341,8 +341,11 @@ func TestQuotaPublishedAndOverride(t *testing.T) {
 	e := newAdmin(t, testenv.Redis(t), nil)
 	e.apply(t, history("u-2002", adminNow))
 	ctx := context.Background()
-	if err := e.store.SaveQuotas(ctx, []state.Quota{{UserID: "u-2002", QuotaFen: 1_500_000, Next: adminNow.AddDate(0, 0, 90), Seq: 1}},
-		state.LeaseUntil(adminNow, time.Minute)); err != nil {
+	b, err := e.store.ClaimRecomputes(ctx, adminNow, 10, time.Minute, state.Interval(90)) // its first-activity recompute
+	if err != nil || len(b.Claims) != 1 {
+		t.Fatalf("claim: %+v, %v", b, err)
+	}
+	if err := e.store.SaveQuotas(ctx, b, []state.Quota{{UserID: "u-2002", QuotaFen: 1_500_000, Seq: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	q := e.quota(t, "u-2002")

@@ -1,0 +1,495 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The recompute schedule has two parts:
+//
+//   - the cycle (PhaseKey, CursorKey, LeasesKey): every known user has a
+//     fixed phase (see Cycle), written once. A pass claims the users whose
+//     phase the clock has passed by moving a shared cursor over the
+//     phase index, one batch at a time, and leases the batch (one entry
+//     per batch, not per user) until it is saved. Nothing is written per
+//     user but the quota itself, so a recompute pass costs little more
+//     than reading the users.
+//   - triggers (RecomputeKey, RecomputeDueKey): a user whose recompute is
+//     due at once (first activity, profile change, freeze or unfreeze, an
+//     override ending) is in a sorted set by when, claimed and leased one
+//     entry per user like the overdue checks, and removed once recomputed.
+//
+// Claims serve triggers first.
+
+// claimCycleScript claims the next batch of the cycle, atomically among
+// fenqid instances: an expired lease's batch first (its instance died),
+// else the users after the cursor whose phase is due, cursor moved past
+// them and the batch leased. A batch ends with all the users sharing its
+// last phase, so the cursor is a phase alone.
+//
+// When the cursor is a cycle behind (fenqid was down past a cycle's end),
+// a user is claimed once for the latest of its due times that has passed:
+// in the previous cycle only those whose phase is not due again in the
+// current one. More than a cycle behind, the cursor starts over at the
+// previous cycle.
+//
+// Reply: {} when nothing is due; {"retag", cursor} when the cursor was
+// written under another cycle (the caller carries it over and claims
+// again); else {lease field, cycle tag, cycle, {member, phase, ...}}.
+var claimCycleScript = redis.NewScript(`
+local tag, know, reached, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local now, deadline = tonumber(ARGV[5]), ARGV[6]
+local leases = redis.call("HGETALL", KEYS[3])
+for i = 1, #leases, 2 do
+  local t, k, lo, hi, untl = string.match(leases[i + 1], "^(%S+) (%S+) (%S+) (%S+) (%S+)$")
+  if untl and tonumber(untl) <= now then
+    local m = redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. lo, hi, "WITHSCORES")
+    if #m > 0 then
+      redis.call("HSET", KEYS[3], leases[i], t .. " " .. k .. " " .. lo .. " " .. hi .. " " .. deadline)
+      return {leases[i], t, k, m}
+    end
+    redis.call("HDEL", KEYS[3], leases[i])
+  end
+end
+local k, lo
+local cur = redis.call("GET", KEYS[2])
+if cur then
+  local t, ks, f = string.match(cur, "^(%S+) (%S+) (%S+)$")
+  if t ~= tag then return {"retag", cur} end
+  k, lo = tonumber(ks), f
+else
+  k, lo = know, reached -- a new schedule begins now
+end
+if k > know then return {} end -- the clock is behind the cursor
+if k < know - 1 then k, lo = know - 1, "-1" end
+while true do
+  local from, hi = lo, "1"
+  if k == know then
+    hi = reached
+  elseif tonumber(reached) > tonumber(lo) then
+    from = reached -- due again in the current cycle: claimed there
+  end
+  if tonumber(from) < tonumber(hi) then
+    local m = redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. from, hi, "WITHSCORES", "LIMIT", 0, limit)
+    if #m > 0 then
+      local last = hi
+      if #m == 2 * limit then
+        last = m[#m]
+        local held = 0
+        while held < #m / 2 and m[#m - 2 * held] == last do held = held + 1 end
+        local ties = redis.call("ZRANGEBYSCORE", KEYS[1], last, last, "WITHSCORES")
+        for j = 2 * held + 1, #ties do m[#m + 1] = ties[j] end
+      end
+      redis.call("SET", KEYS[2], tag .. " " .. k .. " " .. last)
+      local id = tag .. " " .. k .. " " .. from
+      redis.call("HSET", KEYS[3], id, tag .. " " .. k .. " " .. from .. " " .. last .. " " .. deadline)
+      return {id, tag, tostring(k), m}
+    end
+  end
+  if k == know then
+    if tonumber(hi) > tonumber(lo) or not cur then redis.call("SET", KEYS[2], tag .. " " .. k .. " " .. hi) end
+    return {}
+  end
+  k, lo = know, "-1"
+end
+`)
+
+// casScript sets a key to ARGV[2] if it holds ARGV[1].
+var casScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("SET", KEYS[1], ARGV[2]) return 1 end
+return 0
+`)
+
+// doneTriggersScript ends claimed triggers, those still holding the
+// claim's lease (ARGV[1]): a trigger made due again meanwhile (a profile
+// changed during the recompute) stays. The users join the cycle's index
+// if they were not in it (a user seen before the index existed).
+// ARGV: lease, then member and phase pairs.
+var doneTriggersScript = redis.NewScript(`
+local members, phases = {}, {}
+for i = 2, #ARGV, 2 do
+  members[#members + 1] = ARGV[i]
+  phases[#phases + 1] = ARGV[i + 1]
+  phases[#phases + 1] = ARGV[i]
+end
+local scores = redis.call("ZMSCORE", KEYS[1], unpack(members))
+local done = {}
+for j, cur in ipairs(scores) do
+  if cur and tonumber(cur) == tonumber(ARGV[1]) then done[#done + 1] = members[j] end
+end
+if #done > 0 then redis.call("ZREM", KEYS[1], unpack(done)) end
+redis.call("HDEL", KEYS[2], unpack(members))
+redis.call("ZADD", KEYS[3], "NX", unpack(phases))
+return #done
+`)
+
+// knownScript makes users known to the schedule: each one not yet in the
+// cycle's index joins it at its phase and gets a trigger due at once
+// ("recompute on the user's first activity"). ARGV: now, then member and
+// phase pairs.
+var knownScript = redis.NewScript(`
+local members = {}
+for i = 2, #ARGV, 2 do members[#members + 1] = ARGV[i] end
+local scores = redis.call("ZMSCORE", KEYS[1], unpack(members))
+local add, due = {}, {}
+for j, cur in ipairs(scores) do
+  if not cur then
+    add[#add + 1] = ARGV[2 * j + 1]
+    add[#add + 1] = members[j]
+    due[#due + 1] = ARGV[1]
+    due[#due + 1] = members[j]
+  end
+end
+if #add > 0 then
+  redis.call("ZADD", KEYS[1], "NX", unpack(add))
+  redis.call("ZADD", KEYS[2], "LT", unpack(due))
+end
+return #add / 2
+`)
+
+// maxScriptUsers bounds the users of one call of the scripts above, which
+// unpack their arguments (Lua's stack holds about 8,000).
+const maxScriptUsers = 1000
+
+// Claim is one user whose recompute is claimed.
+type Claim struct {
+	Member string
+	// Due is when the recompute was due: a decision id names it, so a
+	// recompute claimed again (its instance died) publishes the same id.
+	Due time.Time
+	// Next is when the cycle next recomputes the user.
+	Next time.Time
+}
+
+// RecomputeBatch is a batch of claimed recomputes, to save with
+// SaveQuotas: either triggers or a slice of the cycle.
+type RecomputeBatch struct {
+	Claims []Claim
+	lease  string    // a cycle batch's lease field; "" for triggers
+	until  time.Time // a trigger batch's lease score
+}
+
+// Periodic says whether the batch is a slice of the cycle (else triggers).
+// A periodic batch may be one claimed again after its lease ran out: users
+// whose User.CycleDone is at or after their claim's Due were already done.
+func (b *RecomputeBatch) Periodic() bool { return b.lease != "" }
+
+// ClaimRecomputes claims up to limit users whose recompute is due at now,
+// leased until now+lease: due triggers, else the next slice of cycle cyc
+// (a batch ends with every user sharing its last phase, so it may hold a
+// few more). An empty batch means nothing is due. Each due recompute is
+// claimed by one caller among many; a batch not saved before its lease
+// ends is claimed again.
+func (s *Store) ClaimRecomputes(ctx context.Context, now time.Time, limit int, lease time.Duration, cyc Cycle) (*RecomputeBatch, error) {
+	until := now.Add(lease)
+	cs, err := s.claim(ctx, []string{RecomputeKey, RecomputeDueKey}, now, limit, lease)
+	if err != nil {
+		return nil, err
+	}
+	if len(cs) > 0 {
+		for i := range cs {
+			cs[i].Next = cyc.Next(cs[i].Member, now)
+		}
+		return &RecomputeBatch{Claims: cs, until: time.Unix(until.Unix(), 0)}, nil
+	}
+	if err := cyc.Validate(); err != nil {
+		return nil, err
+	}
+	t := now.Unix()
+	k := cyc.index(t)
+	args := []any{cyc.tag(), k, fmtPhase(cyc.reached(k, t)), limit, t, until.Unix()}
+	keys := []string{PhaseKey, CursorKey, LeasesKey}
+	for range 3 {
+		res, err := claimCycleScript.Run(ctx, s.rdb, keys, args...).Slice()
+		if err != nil {
+			return nil, fmt.Errorf("state: claim recompute cycle: %w", err)
+		}
+		if len(res) == 2 && res[0] == "retag" {
+			if err := s.carryCursor(ctx, fmt.Sprint(res[1]), cyc); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return cycleBatch(res)
+	}
+	return nil, errors.New("state: the recompute cursor keeps changing cycle")
+}
+
+// cycleBatch reads a claimCycleScript reply.
+func cycleBatch(res []any) (*RecomputeBatch, error) {
+	if len(res) == 0 {
+		return &RecomputeBatch{}, nil
+	}
+	bad := func(what string) error { return fmt.Errorf("state: bad recompute claim reply: %s", what) }
+	if len(res) != 4 {
+		return nil, bad(fmt.Sprint(res))
+	}
+	id, _ := res[0].(string)
+	tag, _ := res[1].(string)
+	ks, _ := res[2].(string)
+	m, _ := res[3].([]any)
+	cyc, ok := parseCycleTag(tag)
+	k, err := strconv.ParseInt(ks, 10, 64)
+	if !ok || err != nil || id == "" {
+		return nil, bad(fmt.Sprint(res[:3]))
+	}
+	b := &RecomputeBatch{lease: id, Claims: make([]Claim, 0, len(m)/2)}
+	for i := 0; i+1 < len(m); i += 2 {
+		member, _ := m[i].(string)
+		ps, _ := m[i+1].(string)
+		f, err := strconv.ParseFloat(ps, 64)
+		if err != nil {
+			return nil, bad("phase " + ps)
+		}
+		b.Claims = append(b.Claims, Claim{Member: member, Due: time.Unix(cyc.due(k, f), 0), Next: time.Unix(cyc.due(k+1, f), 0)})
+	}
+	return b, nil
+}
+
+// carryCursor rewrites a cursor written under another cycle (the policy
+// changed its recompute mode or interval) for cyc: the users due before
+// the old cursor's time count as done.
+func (s *Store) carryCursor(ctx context.Context, cur string, cyc Cycle) error {
+	next := cyc.tag() + " " + strconv.FormatInt(cyc.index(0), 10) + " -1"
+	if old, k, lo, ok := parseCursor(cur); ok {
+		t := old.due(k, lo)
+		nk := cyc.index(t)
+		next = cyc.tag() + " " + strconv.FormatInt(nk, 10) + " " + fmtPhase(cyc.reached(nk, t))
+	}
+	if err := casScript.Run(ctx, s.rdb, []string{CursorKey}, cur, next).Err(); err != nil {
+		return fmt.Errorf("state: carry the recompute cursor over to %v: %w", cyc, err)
+	}
+	return nil
+}
+
+// parseCursor reads CursorKey's value: "<cycle tag> <cycle> <phase>".
+func parseCursor(cur string) (cyc Cycle, k int64, phase float64, ok bool) {
+	f := strings.Fields(cur)
+	if len(f) != 3 {
+		return Cycle{}, 0, 0, false
+	}
+	cyc, ok = parseCycleTag(f[0])
+	k, err1 := strconv.ParseInt(f[1], 10, 64)
+	phase, err2 := strconv.ParseFloat(f[2], 64)
+	return cyc, k, phase, ok && err1 == nil && err2 == nil
+}
+
+func fmtPhase(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// Quota is a recompute's outcome to save.
+type Quota struct {
+	UserID   string
+	QuotaFen int64
+	// Seq is the recompute's number (User.Recomputes+1): the claim is this
+	// instance's alone, so it is written as it is.
+	Seq int64
+	// Due is the claim's (Claim.Due): a periodic batch records it as the
+	// user's User.CycleDone.
+	Due time.Time
+	// Wake, if set, is a trigger to add (an override ends then).
+	Wake time.Time
+}
+
+// SaveQuotas stores the quotas of a claimed batch and ends its claim, in
+// one round trip: a trigger batch's entries are removed (those made due
+// again meanwhile stay), a cycle batch's lease is dropped.
+func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) error {
+	if b == nil || len(b.Claims) == 0 {
+		return nil
+	}
+	var scriptArgs [][]any
+	send := func(pipe redis.Pipeliner, eval func(sc *redis.Script, keys []string, args ...any) *redis.Cmd) {
+		for _, q := range qs {
+			if b.Periodic() {
+				pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", q.QuotaFen, "rs", q.Seq, "rd", q.Due.Unix())
+			} else {
+				pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", q.QuotaFen, "rs", q.Seq)
+			}
+		}
+		if b.Periodic() {
+			pipe.HDel(ctx, LeasesKey, b.lease)
+		} else {
+			for _, a := range scriptArgs {
+				eval(doneTriggersScript, []string{RecomputeKey, RecomputeDueKey, PhaseKey}, a...)
+			}
+		}
+		for _, q := range qs {
+			if !q.Wake.IsZero() {
+				dueAt(ctx, pipe, q.Wake, q.UserID)
+			}
+		}
+	}
+	if !b.Periodic() {
+		for lo := 0; lo < len(b.Claims); lo += maxScriptUsers {
+			part := b.Claims[lo:min(lo+maxScriptUsers, len(b.Claims))]
+			a := make([]any, 0, 1+2*len(part))
+			a = append(a, b.until.Unix())
+			for _, c := range part {
+				a = append(a, c.Member, fmtPhase(Phase(c.Member)))
+			}
+			scriptArgs = append(scriptArgs, a)
+		}
+	}
+	pipe := s.rdb.Pipeline()
+	send(pipe, func(sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+		return sc.EvalSha(ctx, pipe, keys, args...)
+	})
+	_, err := pipe.Exec(ctx)
+	if err == nil {
+		return nil
+	}
+	if !isNoScript(err) {
+		return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
+	}
+	// Redis forgot the script (restart): the quotas are saved; end the
+	// triggers with a plain EVAL.
+	for _, a := range scriptArgs {
+		if err := doneTriggersScript.Run(ctx, s.rdb, []string{RecomputeKey, RecomputeDueKey, PhaseKey}, a...).Err(); err != nil {
+			return fmt.Errorf("state: end %d recompute triggers: %w", len(qs), err)
+		}
+	}
+	return nil
+}
+
+// RecomputeSoon makes users' recomputes due at (or before) at, in one
+// round trip: a freeze or unfreeze changes eligibility at once.
+func (s *Store) RecomputeSoon(ctx context.Context, at time.Time, userIDs ...string) error {
+	if len(userIDs) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	dueAt(ctx, pipe, at, userIDs...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: schedule recompute of %d users: %w", len(userIDs), err)
+	}
+	return nil
+}
+
+// dueAt queues on pipe what makes users' recomputes due at (or before) at:
+// a new trigger, so a new due time and a new decision id.
+func dueAt(ctx context.Context, pipe redis.Pipeliner, at time.Time, userIDs ...string) {
+	zs := make([]redis.Z, len(userIDs))
+	for i, id := range userIDs {
+		zs[i] = redis.Z{Score: float64(at.Unix()), Member: id}
+	}
+	pipe.ZAddLT(ctx, RecomputeKey, zs...)
+	pipe.HDel(ctx, RecomputeDueKey, userIDs...)
+}
+
+// known queues on pipe what makes users known to the schedule (see
+// knownScript), in calls of at most maxScriptUsers.
+func known(ctx context.Context, pipe redis.Pipeliner, now time.Time, userIDs []string) (cmds []*redis.Cmd) {
+	for lo := 0; lo < len(userIDs); lo += maxScriptUsers {
+		part := userIDs[lo:min(lo+maxScriptUsers, len(userIDs))]
+		args := make([]any, 0, 1+2*len(part))
+		args = append(args, now.Unix())
+		for _, id := range part {
+			args = append(args, id, fmtPhase(Phase(id)))
+		}
+		cmds = append(cmds, knownScript.EvalSha(ctx, pipe, []string{PhaseKey, RecomputeKey}, args...))
+	}
+	return cmds
+}
+
+// NextRecompute is when the user's quota is next recomputed under cycle
+// cyc: a pending trigger, else the cycle's next pass over the user (in
+// the past while fenqid catches up after being down); false for a user
+// not in the schedule (never seen).
+func (s *Store) NextRecompute(ctx context.Context, userID string, cyc Cycle) (time.Time, bool, error) {
+	pipe := s.rdb.Pipeline()
+	trig := pipe.ZScore(ctx, RecomputeKey, userID)
+	ph := pipe.ZScore(ctx, PhaseKey, userID)
+	cur := pipe.Get(ctx, CursorKey)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return time.Time{}, false, fmt.Errorf("state: next recompute of %s: %w", userID, err)
+	}
+	var next time.Time
+	if f, err := ph.Result(); err == nil {
+		if old, k, lo, ok := parseCursor(cur.Val()); ok && old == cyc {
+			if f <= lo {
+				k++
+			}
+			next = time.Unix(cyc.due(k, f), 0)
+		} else {
+			next = cyc.Next(userID, s.cfg.Now())
+		}
+	}
+	if t, err := trig.Result(); err == nil && (next.IsZero() || int64(t) < next.Unix()) {
+		next = time.Unix(int64(t), 0)
+	}
+	if next.IsZero() {
+		return time.Time{}, false, nil
+	}
+	return next.UTC(), true, nil
+}
+
+// RecomputeStats counts the users whose recompute is due at now under
+// cycle cyc (triggers and the cycle's users past the cursor), and the
+// users the cycle knows.
+func (s *Store) RecomputeStats(ctx context.Context, now time.Time, cyc Cycle) (due, known int64, err error) {
+	pipe := s.rdb.Pipeline()
+	trig := pipe.ZCount(ctx, RecomputeKey, "-inf", strconv.FormatInt(now.Unix(), 10))
+	card := pipe.ZCard(ctx, PhaseKey)
+	cur := pipe.Get(ctx, CursorKey)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, 0, fmt.Errorf("state: count due recomputes: %w", err)
+	}
+	due, known = trig.Val(), card.Val()
+	old, k, lo, ok := parseCursor(cur.Val())
+	if !ok || old != cyc {
+		return due, known, nil
+	}
+	// The ranges claimCycleScript would claim.
+	t := now.Unix()
+	kn := cyc.index(t)
+	reached := cyc.reached(kn, t)
+	if k < kn-1 {
+		k, lo = kn-1, -1
+	}
+	pipe = s.rdb.Pipeline()
+	var counts []*redis.IntCmd
+	count := func(from, hi float64) {
+		if from < hi {
+			counts = append(counts, pipe.ZCount(ctx, PhaseKey, "("+fmtPhase(from), fmtPhase(hi)))
+		}
+	}
+	if k < kn {
+		count(max(lo, reached), 1)
+		lo = -1
+	}
+	count(lo, reached)
+	if len(counts) == 0 {
+		return due, known, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, 0, fmt.Errorf("state: count due recomputes: %w", err)
+	}
+	for _, c := range counts {
+		due += c.Val()
+	}
+	return due, known, nil
+}
+
+// RecomputeAll makes every known user's periodic recompute due at now,
+// once (after a model change that should reach everyone at once): the
+// cursor goes back to the start of the previous cycle, so each user is
+// claimed for the latest of its due times that has passed; unsaved
+// batches' leases are dropped (their users are claimed again anyway).
+func (s *Store) RecomputeAll(ctx context.Context, now time.Time, cyc Cycle) error {
+	if err := cyc.Validate(); err != nil {
+		return err
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.Set(ctx, CursorKey, cyc.tag()+" "+strconv.FormatInt(cyc.index(now.Unix())-1, 10)+" -1", 0)
+	pipe.Del(ctx, LeasesKey)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: make every recompute due: %w", err)
+	}
+	return nil
+}
