@@ -473,7 +473,7 @@ func (s *rcUser) write(ctx context.Context, p redis.Pipeliner) {
 		}
 	}
 	if s.hasQuota {
-		meta = append(meta, "q", s.quota)
+		meta = append(meta, "q", strconv.FormatInt(s.quota, 10)+":1:0") // a user recomputed once, by a trigger
 	}
 	if s.oe > 0 {
 		var oh []string
@@ -500,6 +500,9 @@ func (s *rcUser) expect(zones map[string]*time.Location) *state.User {
 		Devices: map[string]state.Place{}, Cities: map[string]state.Place{}, Bills: map[string]state.Bill{},
 		Profile: &prof, FrozenOverdue: s.fz == "1", FrozenJudicial: prof.JudicialDefaulter,
 		SettledEpisodes: s.oe, QuotaFen: s.quota, HasQuota: s.hasQuota}
+	if s.hasQuota {
+		u.Recomputes = 1
+	}
 	counts := func(c [8]int64) state.Counts {
 		return state.Counts{SpendN: c[0], SpendFen: c[1], SocialN: c[2], SocialFen: c[3], FinanceN: c[4], FinFen: c[5], Logins: c[6], LoginDays: c[7]}
 	}
@@ -945,7 +948,7 @@ func (e *rcBench) stepsPass(ctx context.Context) (string, error) {
 			res := credit.Evaluate(e.pol, jobs.Facts(u, e.pol, e.now))
 			cause := "recompute:" + u.ID + ":" + strconv.FormatInt(c.Due.Unix(), 10)
 			ds[i] = e.rules.Quota(u.ID, cause, u.QuotaFen, res, c.Next)
-			quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Seq: u.Recomputes + 1, Due: c.Due}
+			quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Seq: u.Recomputes + 1, CycleDone: c.Due}
 		}
 		t3 := time.Now()
 		cpu += t3.Sub(t2)

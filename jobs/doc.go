@@ -7,20 +7,24 @@
 //     (fenqi.decision.frozen.v1). Settling the last overdue bill unfreezes
 //     (published by the consumer, which sees the repayment).
 //   - Quota recomputes: every known user is recomputed once per cycle
-//     (default every 90 days, or at the start of each calendar quarter),
-//     at a time spread across the cycle by a hash of the user id, and at
-//     once on first activity, on a profile change and on a freeze or
-//     unfreeze; each publishes fenqi.decision.quota.v1.
+//     (default every 90 days, or in the first 7 days of each calendar
+//     quarter), at a time spread across the cycle by a hash of the user id
+//     (state.Cycle), and at once on first activity, on a profile change, on
+//     a freeze or unfreeze and when an override ends; each publishes
+//     fenqi.decision.quota.v1.
 //
-// In: the two schedules in Redis (sorted sets scored by due time; see
-// state.TimersKey and state.RecomputeKey) and users' state. Out: decisions,
-// and the schedules moved on.
+// In: the schedules in Redis (state.TimersKey, the recompute triggers
+// state.RecomputeKey and the cycle's phase index state.PhaseKey) and
+// users' state. Out: decisions, and the schedules moved on.
 //
-// Each due entry is claimed atomically with a lease (state.Store.Claim*),
-// so with several fenqid instances each entry is worked by one of them;
-// an instance that dies leaves its entries to be claimed again when the
-// lease ends. Entries missed while every instance was down are due the
-// moment one comes back: late, never lost. Decisions are published before
-// the schedule moves on, and their ids are stable, so a retried step
-// publishes the same ids again (at least once, never lost).
+// Due work is claimed atomically with a lease (state.Store.Claim*): each
+// overdue check and each trigger alone, the cycle a batch at a time by
+// moving a shared cursor over the phase index. With several fenqid
+// instances each is worked by one of them; an instance that dies leaves
+// its claims to be claimed again when the lease ends. Work missed while
+// every instance was down is due the moment one comes back: late, never
+// lost (after a downtime longer than a cycle, once per user). Decisions
+// are published before the schedule moves on, and their ids are stable,
+// so a retried step publishes the same ids again (at least once, never
+// lost).
 package jobs

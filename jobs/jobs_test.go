@@ -532,7 +532,7 @@ func TestCycleBatchClaimedAgainSkipsSavedUsers(t *testing.T) {
 		leases = rdb.HGetAll(ctx, state.LeasesKey).Val()
 		qs := make([]state.Quota, len(b.Claims))
 		for i, c := range b.Claims {
-			qs[i] = state.Quota{UserID: c.Member, QuotaFen: 1, Seq: 2, Due: c.Due}
+			qs[i] = state.Quota{UserID: c.Member, QuotaFen: 1, Seq: 2, CycleDone: c.Due}
 		}
 		if err := w.store.SaveQuotas(ctx, b, qs); err != nil {
 			t.Fatal(err)

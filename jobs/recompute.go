@@ -105,16 +105,18 @@ func (r *Runner) recomputeChunk(ctx context.Context, c recomputeChunk) (err erro
 	ctx, span := r.startBatch(ctx, telemetry.SpanJobsRecompute, len(c.users))
 	defer endBatch(span, &err, "recompute")
 	pol, rules := r.policy()
-	periodic := c.batch.Periodic()
 	ds := make([]events.Decision, 0, len(c.users))
 	quotas := make([]state.Quota, 0, len(c.users))
 	for i, u := range c.users {
 		cl := c.batch.Claims[i]
-		if periodic && !u.CycleDone.Before(cl.Due) {
+		if c.batch.Done(cl, u) {
 			continue // done by the instance whose lease ran out
 		}
 		res := credit.Evaluate(pol, Facts(u, pol, c.now))
-		q := state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Seq: u.Recomputes + 1, Due: cl.Due}
+		q := state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Seq: u.Recomputes + 1, CycleDone: u.CycleDone}
+		if c.batch.Periodic() {
+			q.CycleDone = cl.Due
+		}
 		next := cl.Next
 		if ov := u.Override; ov != nil && ov.ExpiresAt.After(c.now) && ov.ExpiresAt.Before(next) {
 			// The quota changes when the override ends: recompute then.

@@ -87,7 +87,7 @@ func TestContract(t *testing.T) {
 							t.Fatalf("claim at %v: %s again, or periodic %v", at, c.Member, b.Periodic())
 						}
 						seen[c.Member] = true
-						qs[i] = state.Quota{UserID: c.Member, QuotaFen: 100, Seq: 1, Due: c.Due}
+						qs[i] = state.Quota{UserID: c.Member, QuotaFen: 100, Seq: 1, CycleDone: c.Due}
 					}
 					if err := s.SaveQuotas(ctx, b, qs); err != nil {
 						t.Fatal(err)

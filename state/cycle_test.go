@@ -98,7 +98,7 @@ func (e *cycleEnv) drain(t *testing.T, cyc state.Cycle, limit int) []*state.Reco
 			if c.Due.After(e.clock) {
 				t.Fatalf("%s claimed at %v, due %v", c.Member, e.clock, c.Due)
 			}
-			qs[i] = state.Quota{UserID: c.Member, QuotaFen: 1, Seq: 1, Due: c.Due}
+			qs[i] = state.Quota{UserID: c.Member, QuotaFen: 1, Seq: 1, CycleDone: c.Due}
 		}
 		if err := e.s.SaveQuotas(ctx, b, qs); err != nil {
 			t.Fatal(err)

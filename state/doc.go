@@ -32,9 +32,14 @@
 //	                 "S<unix time>", so that a due event re-sent after settlement
 //	                 opens nothing; both are dropped after 90 days
 //
-// Two schedules are global sorted sets scored by due time (index.go):
-// fenqi:timers (overdue checks of open bills) and {fenqi:recompute} (every
-// known user's next quota recompute).
+// The schedules are global keys (index.go): fenqi:timers, a sorted set of
+// the overdue checks of open bills scored by due time; {fenqi:recompute},
+// the triggered quota recomputes scored by due time; and the periodic
+// recompute's cycle (recompute.go): {fenqi:recompute}:phase, every known
+// user at its fixed phase, written once, {fenqi:recompute}:cursor, how far
+// the cycle has been claimed, and {fenqi:recompute}:leases, the batches
+// claimed and not yet saved. Meta "rd" is the due time of the user's last
+// saved periodic recompute.
 //
 // Days and months are in the user's time zone (the profile's timezone,
 // Asia/Shanghai by default). A user's zone offset is taken when the profile

@@ -41,7 +41,8 @@ import (
 //
 // Reply: {} when nothing is due; {"retag", cursor} when the cursor was
 // written under another cycle (the caller carries it over and claims
-// again); else {lease field, cycle tag, cycle, {member, phase, ...}}.
+// again); else {lease field, cycle tag, cycle, {member, phase, ...}},
+// with a fifth element "again" for an expired lease's batch.
 var claimCycleScript = redis.NewScript(`
 local tag, know, reached, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local now, deadline = tonumber(ARGV[5]), ARGV[6]
@@ -52,7 +53,7 @@ for i = 1, #leases, 2 do
     local m = redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. lo, hi, "WITHSCORES")
     if #m > 0 then
       redis.call("HSET", KEYS[3], leases[i], t .. " " .. k .. " " .. lo .. " " .. hi .. " " .. deadline)
-      return {leases[i], t, k, m}
+      return {leases[i], t, k, m, "again"}
     end
     redis.call("HDEL", KEYS[3], leases[i])
   end
@@ -172,13 +173,19 @@ type Claim struct {
 type RecomputeBatch struct {
 	Claims []Claim
 	lease  string    // a cycle batch's lease field; "" for triggers
+	again  bool      // a cycle batch claimed again after its lease ran out
 	until  time.Time // a trigger batch's lease score
 }
 
 // Periodic says whether the batch is a slice of the cycle (else triggers).
-// A periodic batch may be one claimed again after its lease ran out: users
-// whose User.CycleDone is at or after their claim's Due were already done.
 func (b *RecomputeBatch) Periodic() bool { return b.lease != "" }
+
+// Done says whether a user of a cycle batch claimed again after its lease
+// ran out was already recomputed under that lease (its instance saved but
+// died before ending the claim, or outlived its lease): skip it.
+func (b *RecomputeBatch) Done(c Claim, u *User) bool {
+	return b.again && !u.CycleDone.Before(c.Due)
+}
 
 // ClaimRecomputes claims up to limit users whose recompute is due at now,
 // leased until now+lease: due triggers, else the next slice of cycle cyc
@@ -227,7 +234,7 @@ func cycleBatch(res []any) (*RecomputeBatch, error) {
 		return &RecomputeBatch{}, nil
 	}
 	bad := func(what string) error { return fmt.Errorf("state: bad recompute claim reply: %s", what) }
-	if len(res) != 4 {
+	if len(res) != 4 && len(res) != 5 {
 		return nil, bad(fmt.Sprint(res))
 	}
 	id, _ := res[0].(string)
@@ -239,7 +246,7 @@ func cycleBatch(res []any) (*RecomputeBatch, error) {
 	if !ok || err != nil || id == "" {
 		return nil, bad(fmt.Sprint(res[:3]))
 	}
-	b := &RecomputeBatch{lease: id, Claims: make([]Claim, 0, len(m)/2)}
+	b := &RecomputeBatch{lease: id, again: len(res) == 5, Claims: make([]Claim, 0, len(m)/2)}
 	for i := 0; i+1 < len(m); i += 2 {
 		member, _ := m[i].(string)
 		ps, _ := m[i+1].(string)
@@ -289,9 +296,9 @@ type Quota struct {
 	// Seq is the recompute's number (User.Recomputes+1): the claim is this
 	// instance's alone, so it is written as it is.
 	Seq int64
-	// Due is the claim's (Claim.Due): a periodic batch records it as the
-	// user's User.CycleDone.
-	Due time.Time
+	// CycleDone is the user's User.CycleDone to keep: a cycle batch's
+	// claim's Due, else the user's as it was read.
+	CycleDone time.Time
 	// Wake, if set, is a trigger to add (an override ends then).
 	Wake time.Time
 }
@@ -306,11 +313,7 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 	var scriptArgs [][]any
 	send := func(pipe redis.Pipeliner, eval func(sc *redis.Script, keys []string, args ...any) *redis.Cmd) {
 		for _, q := range qs {
-			if b.Periodic() {
-				pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", q.QuotaFen, "rs", q.Seq, "rd", q.Due.Unix())
-			} else {
-				pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", q.QuotaFen, "rs", q.Seq)
-			}
+			pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", quotaField(q))
 		}
 		if b.Periodic() {
 			pipe.HDel(ctx, LeasesKey, b.lease)

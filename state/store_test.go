@@ -467,7 +467,7 @@ func TestRecomputeClaimKeepsItsDueTimeThroughTheLease(t *testing.T) {
 	if err != nil || len(redo.Claims) != 1 || !redo.Periodic() || !redo.Claims[0].Due.Equal(next) {
 		t.Fatalf("cycle claim after the lease: %+v %v; want due %v", redo, err, next)
 	}
-	if err := s.SaveQuotas(ctx, redo, []state.Quota{{UserID: "w1", QuotaFen: 1, Seq: 2, Due: next}}); err != nil {
+	if err := s.SaveQuotas(ctx, redo, []state.Quota{{UserID: "w1", QuotaFen: 1, Seq: 2, CycleDone: next}}); err != nil {
 		t.Fatal(err)
 	}
 	if u := user(t, s, "w1"); !u.CycleDone.Equal(next) {
@@ -651,5 +651,41 @@ func TestSettledBillStaysSettled(t *testing.T) {
 		if _, err := s.AdvanceBill(ctx, "u33", b, 1, false, now.Add(time.Hour)); !errors.Is(err, state.ErrBillGone) {
 			t.Errorf("overdue check of settled bill %s: %v, want ErrBillGone", b, err)
 		}
+	}
+}
+
+// A quota saved before the cycle index (meta "q" a bare number, the count
+// in "rs") still reads back; the one-field layout reads back whole.
+func TestQuotaFieldLayouts(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := rdb.HSet(ctx, "{u:old}:m", "q", "123400", "rs", "4").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if u := user(t, s, "old"); !u.HasQuota || u.QuotaFen != 123400 || u.Recomputes != 4 || !u.CycleDone.IsZero() {
+		t.Fatalf("old layout read as %d, %d recomputes, cycle done %v", u.QuotaFen, u.Recomputes, u.CycleDone)
+	}
+	apply(t, s, state.Item{Event: payment("p1", "new", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})
+	b, err := s.ClaimRecomputes(ctx, now, 10, time.Minute, state.Interval(90))
+	if err != nil || len(b.Claims) != 1 {
+		t.Fatalf("claim: %+v %v", b, err)
+	}
+	done := now.Add(-time.Hour).Truncate(time.Second)
+	if err := s.SaveQuotas(ctx, b, []state.Quota{{UserID: "new", QuotaFen: 5_000_000, Seq: 7, CycleDone: done}}); err != nil {
+		t.Fatal(err)
+	}
+	if u := user(t, s, "new"); !u.HasQuota || u.QuotaFen != 5_000_000 || u.Recomputes != 7 || !u.CycleDone.Equal(done) {
+		t.Fatalf("read back %d, %d recomputes, cycle done %v", u.QuotaFen, u.Recomputes, u.CycleDone)
+	}
+	if err := rdb.HSet(ctx, "{u:bad}:m", "q", "12:x:0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.User(ctx, "bad"); err == nil {
+		t.Fatal("a malformed quota field read without an error")
 	}
 }

@@ -226,14 +226,10 @@ func (s *Store) parseUser(userID string, r userReads) (*User, error) {
 	meta := m.Val()
 	u.FrozenOverdue, u.FrozenJudicial = meta["fz"] == "1", meta["fj"] == "1"
 	u.SettledEpisodes, _ = strconv.Atoi(meta["oe"])
-	u.Recomputes, _ = strconv.ParseInt(meta["rs"], 10, 64)
-	if rd, ok := meta["rd"]; ok {
-		sec, _ := strconv.ParseInt(rd, 10, 64)
-		u.CycleDone = time.Unix(sec, 0)
-	}
 	if q, ok := meta["q"]; ok {
-		u.QuotaFen, _ = strconv.ParseInt(q, 10, 64)
-		u.HasQuota = true
+		if err := u.parseQuota(q, meta["rs"]); err != nil {
+			return nil, err
+		}
 	}
 	if qc := meta["qc"]; qc != "" {
 		var err error
@@ -334,4 +330,46 @@ func (s *Store) RecordQuotaCheck(ctx context.Context, userID string, now time.Ti
 		return 0, fmt.Errorf("state: record quota check of %s: %w", userID, err)
 	}
 	return n, nil
+}
+
+// quotaField is meta "q": the last saved recompute, "<quota fen>:<recompute
+// count>:<due time of the last periodic recompute, 0 for none>", one field
+// so that saving a quota is one short HSET.
+func quotaField(q Quota) string {
+	var cd int64
+	if !q.CycleDone.IsZero() {
+		cd = q.CycleDone.Unix()
+	}
+	b := make([]byte, 0, 40)
+	b = strconv.AppendInt(b, q.QuotaFen, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, q.Seq, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, cd, 10)
+	return string(b)
+}
+
+// parseQuota reads meta "q" (see quotaField). A bare number is the layout
+// before the cycle index: the quota, with the count in meta "rs".
+func (u *User) parseQuota(q, rs string) error {
+	u.HasQuota = true
+	fen, rest, ok := strings.Cut(q, ":")
+	var err error
+	if u.QuotaFen, err = strconv.ParseInt(fen, 10, 64); err != nil {
+		return fmt.Errorf("state: bad quota %q of %s", q, u.ID)
+	}
+	if !ok {
+		u.Recomputes, _ = strconv.ParseInt(rs, 10, 64)
+		return nil
+	}
+	seq, cd, _ := strings.Cut(rest, ":")
+	u.Recomputes, err = strconv.ParseInt(seq, 10, 64)
+	sec, err2 := strconv.ParseInt(cd, 10, 64)
+	if err != nil || err2 != nil {
+		return fmt.Errorf("state: bad quota %q of %s", q, u.ID)
+	}
+	if sec != 0 {
+		u.CycleDone = time.Unix(sec, 0)
+	}
+	return nil
 }
