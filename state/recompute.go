@@ -29,9 +29,12 @@ import (
 
 // claimCycleScript claims the next batch of the cycle, atomically among
 // fenqid instances: an expired lease's batch first (its instance died),
-// else the users after the cursor whose phase is due, cursor moved past
-// them and the batch leased. A batch ends with all the users sharing its
-// last phase, so the cursor is a phase alone.
+// else the users after the cursor whose phase is due, up to a limit, the
+// cursor moved past them and the batch leased. A batch is a range of
+// phases, (from, to], so it holds every user sharing its last phase and
+// the cursor is a phase alone; the caller reads the range's members
+// (ZRANGEBYSCORE outside the script: the reply is then Redis's own, not a
+// Lua table's).
 //
 // When the cursor is a cycle behind (fenqid was down past a cycle's end),
 // a user is claimed once for the latest of its due times that has passed:
@@ -41,8 +44,8 @@ import (
 //
 // Reply: {} when nothing is due; {"retag", cursor} when the cursor was
 // written under another cycle (the caller carries it over and claims
-// again); else {lease field, cycle tag, cycle, {member, phase, ...}},
-// with a fifth element "again" for an expired lease's batch.
+// again); else {lease field, cycle tag, cycle, from, to}, with a sixth
+// element "again" for an expired lease's batch.
 var claimCycleScript = redis.NewScript(`
 local tag, know, reached, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local now, deadline = tonumber(ARGV[5]), ARGV[6]
@@ -50,10 +53,9 @@ local leases = redis.call("HGETALL", KEYS[3])
 for i = 1, #leases, 2 do
   local t, k, lo, hi, untl = string.match(leases[i + 1], "^(%S+) (%S+) (%S+) (%S+) (%S+)$")
   if untl and tonumber(untl) <= now then
-    local m = redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. lo, hi, "WITHSCORES")
-    if #m > 0 then
+    if #redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. lo, hi, "LIMIT", 0, 1) > 0 then
       redis.call("HSET", KEYS[3], leases[i], t .. " " .. k .. " " .. lo .. " " .. hi .. " " .. deadline)
-      return {leases[i], t, k, m, "again"}
+      return {leases[i], t, k, lo, hi, "again"}
     end
     redis.call("HDEL", KEYS[3], leases[i])
   end
@@ -76,22 +78,12 @@ while true do
   elseif tonumber(reached) > tonumber(lo) then
     from = reached -- due again in the current cycle: claimed there
   end
-  if tonumber(from) < tonumber(hi) then
-    local m = redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. from, hi, "WITHSCORES", "LIMIT", 0, limit)
-    if #m > 0 then
-      local last = hi
-      if #m == 2 * limit then
-        last = m[#m]
-        local held = 0
-        while held < #m / 2 and m[#m - 2 * held] == last do held = held + 1 end
-        local ties = redis.call("ZRANGEBYSCORE", KEYS[1], last, last, "WITHSCORES")
-        for j = 2 * held + 1, #ties do m[#m + 1] = ties[j] end
-      end
-      redis.call("SET", KEYS[2], tag .. " " .. k .. " " .. last)
-      local id = tag .. " " .. k .. " " .. from
-      redis.call("HSET", KEYS[3], id, tag .. " " .. k .. " " .. from .. " " .. last .. " " .. deadline)
-      return {id, tag, tostring(k), m}
-    end
+  if tonumber(from) < tonumber(hi) and #redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. from, hi, "LIMIT", 0, 1) > 0 then
+    local last = redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. from, hi, "WITHSCORES", "LIMIT", limit - 1, 1)[2] or hi
+    redis.call("SET", KEYS[2], tag .. " " .. k .. " " .. last)
+    local id = tag .. " " .. k .. " " .. from
+    redis.call("HSET", KEYS[3], id, tag .. " " .. k .. " " .. from .. " " .. last .. " " .. deadline)
+    return {id, tag, tostring(k), from, last}
   end
   if k == know then
     if tonumber(hi) > tonumber(lo) or not cur then redis.call("SET", KEYS[2], tag .. " " .. k .. " " .. hi) end
@@ -223,38 +215,39 @@ func (s *Store) ClaimRecomputes(ctx context.Context, now time.Time, limit int, l
 			}
 			continue
 		}
-		return cycleBatch(res)
+		return s.cycleBatch(ctx, res)
 	}
 	return nil, errors.New("state: the recompute cursor keeps changing cycle")
 }
 
-// cycleBatch reads a claimCycleScript reply.
-func cycleBatch(res []any) (*RecomputeBatch, error) {
+// cycleBatch reads a claimCycleScript reply and the members of the range
+// it claimed.
+func (s *Store) cycleBatch(ctx context.Context, res []any) (*RecomputeBatch, error) {
 	if len(res) == 0 {
 		return &RecomputeBatch{}, nil
 	}
-	bad := func(what string) error { return fmt.Errorf("state: bad recompute claim reply: %s", what) }
-	if len(res) != 4 && len(res) != 5 {
-		return nil, bad(fmt.Sprint(res))
+	bad := func() error { return fmt.Errorf("state: bad recompute claim reply %v", res) }
+	if len(res) != 5 && len(res) != 6 {
+		return nil, bad()
 	}
-	id, _ := res[0].(string)
-	tag, _ := res[1].(string)
-	ks, _ := res[2].(string)
-	m, _ := res[3].([]any)
-	cyc, ok := parseCycleTag(tag)
-	k, err := strconv.ParseInt(ks, 10, 64)
-	if !ok || err != nil || id == "" {
-		return nil, bad(fmt.Sprint(res[:3]))
+	var f [5]string
+	for i := range f {
+		f[i], _ = res[i].(string)
 	}
-	b := &RecomputeBatch{lease: id, again: len(res) == 5, Claims: make([]Claim, 0, len(m)/2)}
-	for i := 0; i+1 < len(m); i += 2 {
-		member, _ := m[i].(string)
-		ps, _ := m[i+1].(string)
-		f, err := strconv.ParseFloat(ps, 64)
-		if err != nil {
-			return nil, bad("phase " + ps)
-		}
-		b.Claims = append(b.Claims, Claim{Member: member, Due: time.Unix(cyc.due(k, f), 0), Next: time.Unix(cyc.due(k+1, f), 0)})
+	cyc, ok := parseCycleTag(f[1])
+	k, err := strconv.ParseInt(f[2], 10, 64)
+	if !ok || err != nil || f[0] == "" || f[3] == "" || f[4] == "" {
+		return nil, bad()
+	}
+	members, err := s.rdb.ZRangeByScore(ctx, PhaseKey, &redis.ZRangeBy{Min: "(" + f[3], Max: f[4]}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("state: read claimed recompute batch %q: %w", f[0], err)
+	}
+	b := &RecomputeBatch{lease: f[0], again: len(res) == 6, Claims: make([]Claim, len(members))}
+	for i, m := range members {
+		// The index holds each user at Phase(id).
+		p := Phase(m)
+		b.Claims[i] = Claim{Member: m, Due: time.Unix(cyc.due(k, p), 0), Next: time.Unix(cyc.due(k+1, p), 0)}
 	}
 	return b, nil
 }
