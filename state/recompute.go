@@ -29,12 +29,14 @@ import (
 
 // claimCycleScript claims the next batch of the cycle, atomically among
 // fenqid instances: an expired lease's batch first (its instance died),
-// else the users after the cursor whose phase is due, up to a limit, the
-// cursor moved past them and the batch leased. A batch is a range of
-// phases, (from, to], so it holds every user sharing its last phase and
-// the cursor is a phase alone; the caller reads the range's members
-// (ZRANGEBYSCORE outside the script: the reply is then Redis's own, not a
-// Lua table's).
+// else the next users after the cursor whose phase is due, about limit of
+// them, the cursor moved past them and the batch leased. A batch is a
+// range of phases, (from, to], sized from the number of known users
+// (phases are uniform, so a batch holds limit users give or take a few
+// dozen) and so found without walking the index; it holds every user
+// sharing its last phase, so the cursor is a phase alone. The caller
+// reads the range's members (ZRANGEBYSCORE outside the script: the reply
+// is then Redis's own, not a Lua table's).
 //
 // When the cursor is a cycle behind (fenqid was down past a cycle's end),
 // a user is claimed once for the latest of its due times that has passed:
@@ -70,6 +72,7 @@ else
   k, lo = know, reached -- a new schedule begins now
 end
 if k > know then return {} end -- the clock is behind the cursor
+local step = limit / math.max(1, redis.call("ZCARD", KEYS[1]))
 if k < know - 1 then k, lo = know - 1, "-1" end
 while true do
   local from, hi = lo, "1"
@@ -78,12 +81,18 @@ while true do
   elseif tonumber(reached) > tonumber(lo) then
     from = reached -- due again in the current cycle: claimed there
   end
-  if tonumber(from) < tonumber(hi) and #redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. from, hi, "LIMIT", 0, 1) > 0 then
-    local last = redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. from, hi, "WITHSCORES", "LIMIT", limit - 1, 1)[2] or hi
-    redis.call("SET", KEYS[2], tag .. " " .. k .. " " .. last)
-    local id = tag .. " " .. k .. " " .. from
-    redis.call("HSET", KEYS[3], id, tag .. " " .. k .. " " .. from .. " " .. last .. " " .. deadline)
-    return {id, tag, tostring(k), from, last}
+  -- Slices of the phase range that hold about limit users each (phases
+  -- are uniform): counted, not walked.
+  while tonumber(from) < tonumber(hi) do
+    local to = hi
+    if tonumber(from) + step < tonumber(hi) then to = string.format("%.17g", tonumber(from) + step) end
+    if redis.call("ZCOUNT", KEYS[1], "(" .. from, to) > 0 then
+      redis.call("SET", KEYS[2], tag .. " " .. k .. " " .. to)
+      local id = tag .. " " .. k .. " " .. from
+      redis.call("HSET", KEYS[3], id, tag .. " " .. k .. " " .. from .. " " .. to .. " " .. deadline)
+      return {id, tag, tostring(k), from, to}
+    end
+    from = to
   end
   if k == know then
     if tonumber(hi) > tonumber(lo) or not cur then redis.call("SET", KEYS[2], tag .. " " .. k .. " " .. hi) end
@@ -179,10 +188,9 @@ func (b *RecomputeBatch) Done(c Claim, u *User) bool {
 	return b.again && !u.CycleDone.Before(c.Due)
 }
 
-// ClaimRecomputes claims up to limit users whose recompute is due at now,
-// leased until now+lease: due triggers, else the next slice of cycle cyc
-// (a batch ends with every user sharing its last phase, so it may hold a
-// few more). An empty batch means nothing is due. Each due recompute is
+// ClaimRecomputes claims about limit users whose recompute is due at now,
+// leased until now+lease: up to limit due triggers, else the next slice of
+// cycle cyc (a range of phases holding limit users on average). An empty batch means nothing is due. Each due recompute is
 // claimed by one caller among many; a batch not saved before its lease
 // ends is claimed again.
 func (s *Store) ClaimRecomputes(ctx context.Context, now time.Time, limit int, lease time.Duration, cyc Cycle) (*RecomputeBatch, error) {
