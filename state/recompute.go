@@ -133,8 +133,9 @@ return #done
 
 // knownScript makes users known to the schedule: each one not yet in the
 // cycle's index joins it at its phase and gets a trigger due at once
-// ("recompute on the user's first activity"). ARGV: now, then member and
-// phase pairs.
+// ("recompute on the user's first activity"), unless it has a trigger
+// already: a user scheduled in the layout before the cycle's index keeps
+// its due time (ZADD NX). ARGV: now, then member and phase pairs.
 var knownScript = redis.NewScript(`
 local members = {}
 for i = 2, #ARGV, 2 do members[#members + 1] = ARGV[i] end
@@ -150,7 +151,7 @@ for j, cur in ipairs(scores) do
 end
 if #add > 0 then
   redis.call("ZADD", KEYS[1], "NX", unpack(add))
-  redis.call("ZADD", KEYS[2], "LT", unpack(due))
+  redis.call("ZADD", KEYS[2], "NX", unpack(due))
 end
 return #add / 2
 `)

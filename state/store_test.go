@@ -689,3 +689,33 @@ func TestQuotaFieldLayouts(t *testing.T) {
 		t.Fatal("a malformed quota field read without an error")
 	}
 }
+
+// A user scheduled before the phase index existed (its next recompute an
+// entry of RecomputeKey) joins the index at its next event and keeps its
+// due time: an upgrade does not recompute every active user at once.
+func TestUpgradedUserKeepsItsDueTime(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	due := now.AddDate(0, 0, 40).Truncate(time.Second)
+	if err := rdb.ZAdd(ctx, state.RecomputeKey, redis.Z{Score: float64(due.Unix()), Member: "up"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, state.Item{Event: payment("p1", "up", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1},
+		state.Item{Event: payment("p2", "fresh", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})
+	if sc := rdb.ZScore(ctx, state.RecomputeKey, "up").Val(); int64(sc) != due.Unix() {
+		t.Fatalf("the upgraded user is due at %v, want its old due time %v", int64(sc), due.Unix())
+	}
+	if sc := rdb.ZScore(ctx, state.RecomputeKey, "fresh").Val(); int64(sc) != now.Unix() {
+		t.Fatalf("a new user is due at %v, want now", int64(sc))
+	}
+	for _, id := range []string{"up", "fresh"} {
+		if sc, err := rdb.ZScore(ctx, state.PhaseKey, id).Result(); err != nil || sc != state.Phase(id) {
+			t.Fatalf("%s in the phase index at %v (%v), want %v", id, sc, err, state.Phase(id))
+		}
+	}
+}
