@@ -11,6 +11,7 @@
 //	fenqictl explain USER        explain a user's quota: reasons, factors, score, caps
 //	fenqictl offer USER          price an installment plan for a user
 //	fenqictl rewind --to T       move fenqid's committed input offsets back to T, to replay from there
+//	fenqictl recompute --all     recompute every known user's quota now, once
 //
 // Every subcommand takes --help. The brokers come from --brokers or
 // FENQI_KAFKA_BROKERS (default localhost:9092); topic names from
@@ -103,11 +104,13 @@ Usage:
   fenqictl rewind [flags] --to T    move fenqid's consumer group (--group, FENQI_GROUP_ID) back
                                     on the input topics to T (RFC 3339 time, -10m or earliest),
                                     to replay from there; fenqid must be stopped
+  fenqictl recompute [flags] --all  recompute every known user's quota now, once (after a
+                                    policy change)
 
 Every command takes --help. Brokers: --brokers or FENQI_KAFKA_BROKERS
 (default localhost:9092). Topics: --topic-* flags or FENQI_TOPIC_* variables,
 with fenqid's defaults (fenqi.payments, fenqi.logins, fenqi.repayments,
-fenqi.profiles, fenqi.decisions, fenqi.dlq). explain, offer and override ask fenqid's
+fenqi.profiles, fenqi.decisions, fenqi.dlq). explain, offer, override and recompute ask fenqid's
 admin API: --api or FENQI_API_URL (default http://localhost:8080).
 `
 
@@ -137,6 +140,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.override(ctx, rest)
 	case "rewind":
 		return c.rewind(ctx, rest)
+	case "recompute":
+		return c.recompute(ctx, rest)
 	}
 	fmt.Fprint(c.stderr, usage)
 	return usageErrorf("unknown command %q", cmd)

@@ -52,6 +52,7 @@ func (a *admin) handler() http.Handler {
 	mux.HandleFunc("GET /v1/users/{id}/offer", a.offer)
 	mux.HandleFunc("PUT /v1/users/{id}/override", a.authorized(a.setOverride))
 	mux.HandleFunc("DELETE /v1/users/{id}/override", a.authorized(a.clearOverride))
+	mux.HandleFunc("POST /v1/recompute", a.authorized(a.recomputeAll))
 	return mux
 }
 
@@ -221,6 +222,32 @@ func (a *admin) clearOverride(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, map[string]bool{"cleared": true})
+}
+
+// recomputeView is the reply of POST /v1/recompute.
+type recomputeView struct {
+	Due   int64 `json:"due"`   // users whose recompute is now due
+	Known int64 `json:"known"` // users in the cycle's index
+}
+
+// recomputeAll makes every known user's recompute due now, once (after a
+// policy or model change that should reach everyone at once rather than
+// over the cycle); the jobs work them off at the recompute rate.
+func (a *admin) recomputeAll(w http.ResponseWriter, r *http.Request) {
+	p, _ := a.policies.get()
+	cyc, now := jobs.CycleOf(p), a.now()
+	if err := a.store.RecomputeAll(r.Context(), now, cyc); err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	var v recomputeView
+	var err error
+	if v.Due, v.Known, err = a.store.RecomputeStats(r.Context(), now, cyc); err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	a.log.Info("every user's recompute made due", "due", v.Due, "known", v.Known)
+	writeJSON(w, v)
 }
 
 func writeJSON(w http.ResponseWriter, v any) { writeJSONStatus(w, http.StatusOK, v) }

@@ -712,3 +712,69 @@ func TestOverrideNeedsTheTokenWhenSet(t *testing.T) {
 		t.Fatalf("with the token: %d", resp.StatusCode)
 	}
 }
+
+// POST /v1/recompute makes every known user due once, now, and needs the
+// token like every write.
+func TestRecomputeAll(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	e.admin.token = "s3cret"
+	ctx := context.Background()
+	for _, id := range []string{"ra-1", "ra-2", "ra-3"} {
+		e.apply(t, history(id, adminNow))
+	}
+	cyc := state.Interval(90)
+	for { // their first-activity recomputes, done
+		b, err := e.store.ClaimRecomputes(ctx, adminNow, 10, time.Minute, cyc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Claims) == 0 {
+			break
+		}
+		if err := e.store.SaveQuotas(ctx, b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	post := func(auth string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/recompute", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, _ := post(""); status != http.StatusUnauthorized {
+		t.Fatalf("without the token: %d, want 401", status)
+	}
+	if due, _, err := e.store.RecomputeStats(ctx, adminNow, cyc); err != nil || due != 0 {
+		t.Fatalf("%d due before the POST, %v", due, err)
+	}
+	status, body := post("Bearer s3cret")
+	var v struct{ Due, Known int64 }
+	if err := json.Unmarshal([]byte(body), &v); status != http.StatusOK || err != nil || v.Due != 3 || v.Known != 3 {
+		t.Fatalf("POST /v1/recompute: %d %s, want 3 due of 3", status, body)
+	}
+	n := 0
+	for {
+		b, err := e.store.ClaimRecomputes(ctx, adminNow, 10, time.Minute, cyc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Claims) == 0 {
+			break
+		}
+		n += len(b.Claims)
+		if err := e.store.SaveQuotas(ctx, b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d users claimed after the POST, want 3", n)
+	}
+}
