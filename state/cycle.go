@@ -125,9 +125,14 @@ func (c Cycle) due(k int64, frac float64) int64 {
 }
 
 // reached is the highest phase due in cycle k at t: below 0 before the
-// cycle's window opens, 1 once it has closed.
+// cycle's window opens, 1 once it has closed. Every phase up to it has its
+// due time at or before t, rounding included.
 func (c Cycle) reached(k int64, t int64) float64 {
-	return math.Min(1, float64(t-c.start(k))/float64(c.window()))
+	r := math.Min(1, float64(t-c.start(k))/float64(c.window()))
+	for c.due(k, r) > t {
+		r = math.Nextafter(r, math.Inf(-1))
+	}
+	return r
 }
 
 // Next is the user's first periodic recompute after t.

@@ -288,3 +288,89 @@ func TestCycleChangeCarriesTheCursorOver(t *testing.T) {
 		}
 	}
 }
+
+// claimCounts drains what is due at the clock and counts each user's claims.
+func claimCounts(t *testing.T, e *cycleEnv, cyc state.Cycle) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for _, b := range e.drain(t, cyc, 1000) {
+		for _, c := range b.Claims {
+			seen[c.Member]++
+		}
+	}
+	return seen
+}
+
+// Switching from calendar quarters to an interval after the quarter's
+// window recomputes nobody at once: the cursor carries over at the current
+// time, not at the window's end. Instances that run the two modes side by
+// side for a while (a policy rolled out one by one) recompute nobody twice.
+func TestCycleModeSwitchRecomputesNobodyAgain(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	e := newCycleEnv(t, 300, start, state.Quarterly)
+	e.clock = time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC) // the window is over
+	if n := len(claimCounts(t, e, state.Quarterly)); n != 300 {
+		t.Fatalf("%d users in the quarter's window, want 300", n)
+	}
+	e.clock = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	claimCounts(t, e, state.Quarterly)
+	if got := claimCounts(t, e, state.Interval(90)); len(got) != 0 {
+		t.Fatalf("%d users recomputed at once after switching to an interval, want none", len(got))
+	}
+	for i := range 4 {
+		q, iv := claimCounts(t, e, state.Quarterly), claimCounts(t, e, state.Interval(90))
+		if len(q)+len(iv) != 0 {
+			t.Fatalf("round %d of two modes side by side: %d and %d users claimed again", i, len(q), len(iv))
+		}
+	}
+}
+
+// A batch whose instance died, found again after a downtime longer than a
+// cycle, is not recomputed for its old cycle on top of the catch-up.
+func TestCycleExpiredLeaseAfterLongDowntimeOnce(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 11, 20, 4, 0, 0, 0, time.UTC)
+	cyc := state.Interval(10)
+	for _, after := range []time.Duration{25 * 24 * time.Hour, 10*24*time.Hour + 20*time.Hour} {
+		t.Run(after.String(), func(t *testing.T) {
+			t.Parallel()
+			e := newCycleEnv(t, 200, start, cyc)
+			e.clock = start.Add(5 * 24 * time.Hour)
+			dead, err := e.s.ClaimRecomputes(context.Background(), e.clock, 20, time.Minute, cyc) // its instance dies
+			if err != nil || len(dead.Claims) == 0 {
+				t.Fatalf("%+v %v", dead, err)
+			}
+			e.clock = e.clock.Add(after)
+			seen := claimCounts(t, e, cyc)
+			for id, n := range seen {
+				if n != 1 {
+					t.Fatalf("%s claimed %d times after the downtime", id, n)
+				}
+			}
+			if len(seen) != 200 && after > 20*24*time.Hour {
+				t.Fatalf("%d users caught up after %v, want all 200", len(seen), after)
+			}
+		})
+	}
+}
+
+// With the clock behind the cursor (set back, or an instance whose clock
+// lags), the stats count what a claim would give: nothing of the cycle.
+func TestRecomputeStatsWithTheClockBehind(t *testing.T) {
+	t.Parallel()
+	cyc := state.Interval(10)
+	boundary := time.Unix(0, 0).AddDate(0, 0, 10*2000)
+	e := newCycleEnv(t, 200, boundary.Add(-time.Hour), cyc)
+	e.clock = boundary.Add(time.Hour)
+	claimCounts(t, e, cyc)
+	back := boundary.Add(-time.Hour)
+	due, _, err := e.s.RecomputeStats(context.Background(), back, cyc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.s.ClaimRecomputes(context.Background(), back, 1000, time.Minute, cyc)
+	if err != nil || due != int64(len(b.Claims)) {
+		t.Fatalf("clock an hour back over a cycle boundary: stats say %d due, a claim gives %d (%v)", due, len(b.Claims), err)
+	}
+}

@@ -38,8 +38,8 @@
 // recompute's cycle (recompute.go): {fenqi:recompute}:phase, every known
 // user at its fixed phase, written once, {fenqi:recompute}:cursor, how far
 // the cycle has been claimed, and {fenqi:recompute}:leases, the batches
-// claimed and not yet saved. Meta "rd" is the due time of the user's last
-// saved periodic recompute.
+// claimed and not yet saved. Meta "q" is the last saved recompute:
+// "<quota fen>:<recompute count>:<due time of the last periodic one>".
 //
 // Days and months are in the user's time zone (the profile's timezone,
 // Asia/Shanghai by default). A user's zone offset is taken when the profile

@@ -55,11 +55,19 @@ local leases = redis.call("HGETALL", KEYS[3])
 for i = 1, #leases, 2 do
   local t, k, lo, hi, untl = string.match(leases[i + 1], "^(%S+) (%S+) (%S+) (%S+) (%S+)$")
   if untl and tonumber(untl) <= now then
-    if #redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. lo, hi, "LIMIT", 0, 1) > 0 then
-      redis.call("HSET", KEYS[3], leases[i], t .. " " .. k .. " " .. lo .. " " .. hi .. " " .. deadline)
-      return {leases[i], t, k, lo, hi, "again"}
+    local lk, ours = tonumber(k), t == tag
+    -- After a downtime its users may be due again: in the current cycle
+    -- those up to reached (the cursor claims them there), more than a
+    -- cycle later all of them. A lease ahead of the clock waits.
+    if ours and lk == know - 1 and tonumber(reached) > tonumber(lo) then lo = reached end
+    if not (ours and lk > know) then
+      if not (ours and lk < know - 1) and tonumber(lo) < tonumber(hi)
+          and #redis.call("ZRANGEBYSCORE", KEYS[1], "(" .. lo, hi, "LIMIT", 0, 1) > 0 then
+        redis.call("HSET", KEYS[3], leases[i], t .. " " .. k .. " " .. lo .. " " .. hi .. " " .. deadline)
+        return {leases[i], t, k, lo, hi, "again"}
+      end
+      redis.call("HDEL", KEYS[3], leases[i])
     end
-    redis.call("HDEL", KEYS[3], leases[i])
   end
 end
 local k, lo
@@ -85,7 +93,8 @@ while true do
   -- are uniform): counted, not walked.
   while tonumber(from) < tonumber(hi) do
     local to = hi
-    if tonumber(from) + step < tonumber(hi) then to = string.format("%.17g", tonumber(from) + step) end
+    local top = math.max(tonumber(from), 0) + step -- phases are in [0, 1)
+    if top < tonumber(hi) then to = string.format("%.17g", top) end
     if redis.call("ZCOUNT", KEYS[1], "(" .. from, to) > 0 then
       redis.call("SET", KEYS[2], tag .. " " .. k .. " " .. to)
       local id = tag .. " " .. k .. " " .. from
@@ -219,7 +228,7 @@ func (s *Store) ClaimRecomputes(ctx context.Context, now time.Time, limit int, l
 			return nil, fmt.Errorf("state: claim recompute cycle: %w", err)
 		}
 		if len(res) == 2 && res[0] == "retag" {
-			if err := s.carryCursor(ctx, fmt.Sprint(res[1]), cyc); err != nil {
+			if err := s.carryCursor(ctx, fmt.Sprint(res[1]), cyc, t); err != nil {
 				return nil, err
 			}
 			continue
@@ -264,10 +273,15 @@ func (s *Store) cycleBatch(ctx context.Context, res []any) (*RecomputeBatch, err
 // carryCursor rewrites a cursor written under another cycle (the policy
 // changed its recompute mode or interval) for cyc: the users due before
 // the old cursor's time count as done.
-func (s *Store) carryCursor(ctx context.Context, cur string, cyc Cycle) error {
+func (s *Store) carryCursor(ctx context.Context, cur string, cyc Cycle, now int64) error {
 	next := cyc.tag() + " " + strconv.FormatInt(cyc.index(0), 10) + " -1"
 	if old, k, lo, ok := parseCursor(cur); ok {
+		// The cursor's time: a phase's due time, or, past the window's end,
+		// up to the next cycle's start (calendar quarters leave a gap).
 		t := old.due(k, lo)
+		if lo >= 1 {
+			t = min(now, old.start(k+1))
+		}
 		nk := cyc.index(t)
 		next = cyc.tag() + " " + strconv.FormatInt(nk, 10) + " " + fmtPhase(cyc.reached(nk, t))
 	}
@@ -353,11 +367,20 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 		return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
 	}
 	// Redis forgot the script (restart): the quotas are saved; end the
-	// triggers with a plain EVAL.
+	// triggers with a plain EVAL, then set the wakes again (the script
+	// ends a trigger still at its lease, which a wake later than the
+	// lease left as it was).
+	pipe = s.rdb.Pipeline()
 	for _, a := range scriptArgs {
-		if err := doneTriggersScript.Run(ctx, s.rdb, []string{RecomputeKey, RecomputeDueKey, PhaseKey}, a...).Err(); err != nil {
-			return fmt.Errorf("state: end %d recompute triggers: %w", len(qs), err)
+		doneTriggersScript.Eval(ctx, pipe, []string{RecomputeKey, RecomputeDueKey, PhaseKey}, a...)
+	}
+	for _, q := range qs {
+		if !q.Wake.IsZero() {
+			dueAt(ctx, pipe, q.Wake, q.UserID)
 		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: end %d recompute triggers: %w", len(qs), err)
 	}
 	return nil
 }
@@ -454,6 +477,9 @@ func (s *Store) RecomputeStats(ctx context.Context, now time.Time, cyc Cycle) (d
 	t := now.Unix()
 	kn := cyc.index(t)
 	reached := cyc.reached(kn, t)
+	if k > kn { // the clock is behind the cursor: nothing of the cycle is due
+		return due, known, nil
+	}
 	if k < kn-1 {
 		k, lo = kn-1, -1
 	}

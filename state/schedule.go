@@ -50,6 +50,9 @@ return due
 // now+lease.
 func (s *Store) claim(ctx context.Context, keys []string, now time.Time, limit int, lease time.Duration) ([]Claim, error) {
 	key := keys[0]
+	// The script unpacks its entries (Lua's stack holds about 8,000): a
+	// larger batch is claimed a part at a time.
+	limit = min(limit, maxScriptUsers)
 	res, err := claimScript.Run(ctx, s.rdb, keys,
 		now.Unix(), limit, now.Add(lease).Unix()).StringSlice()
 	if err != nil {

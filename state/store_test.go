@@ -719,3 +719,30 @@ func TestUpgradedUserKeepsItsDueTime(t *testing.T) {
 		}
 	}
 }
+
+// Redis forgot the scripts (a restart) before a trigger batch was saved:
+// an override's end later than the lease is still scheduled.
+func TestSaveQuotasAfterNoScriptKeepsTheWake(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	apply(t, s, state.Item{Event: payment("p1", "w1", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})
+	b, err := s.ClaimRecomputes(ctx, now, 10, time.Minute, state.Interval(90))
+	if err != nil || len(b.Claims) != 1 || b.Periodic() {
+		t.Fatalf("%+v %v", b, err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wake := now.Add(time.Hour).Truncate(time.Second)
+	if err := s.SaveQuotas(ctx, b, []state.Quota{{UserID: "w1", QuotaFen: 1, Seq: 1, Wake: wake}}); err != nil {
+		t.Fatal(err)
+	}
+	if sc, err := rdb.ZScore(ctx, state.RecomputeKey, "w1").Result(); err != nil || int64(sc) != wake.Unix() {
+		t.Fatalf("the override's end: due %v (%v), want %v", int64(sc), err, wake.Unix())
+	}
+}
