@@ -50,21 +50,6 @@ func (p *Policy) Plan(periods int) (Plan, bool) {
 	return Plan{}, false
 }
 
-// Next returns when a quota computed at last is due again, in loc: last
-// plus IntervalDays calendar days, or the first instant of the next
-// calendar quarter (1 Jan, 1 Apr, 1 Jul, 1 Oct at 00:00).
-func (r Recompute) Next(last time.Time, loc *time.Location) time.Time {
-	if loc == nil {
-		loc = time.UTC
-	}
-	t := last.In(loc)
-	if r.Mode == RecomputeCalendarQuarter {
-		q := (int(t.Month()) - 1) / 3 // 0..3
-		return time.Date(t.Year(), time.Month(q*3+4), 1, 0, 0, 0, 0, loc)
-	}
-	return t.AddDate(0, 0, r.IntervalDays)
-}
-
 // IsNight reports whether t, read in loc, falls in the late-night window
 // [NightStart, NightEnd] (both minutes included; the window may wrap
 // midnight). A policy that failed validation never reports night.

@@ -190,9 +190,11 @@ const (
 
 // Recompute says when the state layer recomputes a user's quota.
 type Recompute struct {
-	// Mode is "interval" (IntervalDays after the last computation, the
-	// default) or "calendar_quarter" (at the start of each calendar quarter
-	// in the user's zone).
+	// Mode is "interval" (every IntervalDays, the default) or
+	// "calendar_quarter" (in the first 7 days of each calendar quarter,
+	// from 12:00 UTC on its first day, when the quarter has begun in every
+	// zone). Either way each user has a fixed place in the cycle from a hash
+	// of its id (see jobs.CycleOf and state.Cycle).
 	Mode string `yaml:"mode"`
 	// IntervalDays is the interval of mode "interval" (default 90).
 	IntervalDays int `yaml:"interval_days"`

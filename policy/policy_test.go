@@ -450,28 +450,6 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-func TestRecomputeNext(t *testing.T) {
-	t.Parallel()
-	sh, _ := time.LoadLocation("Asia/Shanghai")
-	last := time.Date(2025, 11, 20, 15, 0, 0, 0, sh)
-	cases := []struct {
-		r    Recompute
-		want time.Time
-	}{
-		{Recompute{Mode: RecomputeInterval, IntervalDays: 90}, time.Date(2026, 2, 18, 15, 0, 0, 0, sh)},
-		{Recompute{Mode: RecomputeCalendarQuarter}, time.Date(2026, 1, 1, 0, 0, 0, 0, sh)},
-	}
-	for _, tc := range cases {
-		if got := tc.r.Next(last.UTC(), sh); !got.Equal(tc.want) {
-			t.Errorf("%s: Next = %v, want %v", tc.r.Mode, got, tc.want)
-		}
-	}
-	q := Recompute{Mode: RecomputeCalendarQuarter}
-	if got := q.Next(time.Date(2025, 4, 1, 0, 0, 0, 0, sh), sh); !got.Equal(time.Date(2025, 7, 1, 0, 0, 0, 0, sh)) {
-		t.Errorf("Next from the first instant of a quarter = %v", got)
-	}
-}
-
 func TestRiskIsNight(t *testing.T) {
 	t.Parallel()
 	sh, _ := time.LoadLocation("Asia/Shanghai")
