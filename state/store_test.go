@@ -29,14 +29,23 @@ var now = time.Date(2026, 11, 20, 12, 0, 0, 0, shanghai)
 
 func newStore(t testing.TB) *state.Store {
 	t.Helper()
-	s, err := state.New(testenv.Redis(t), state.Config{Now: func() time.Time { return now }})
+	s, _ := newStoreRedis(t)
+	return s
+}
+
+// newStoreRedis is a store at the clock now, its scripts loaded, and its
+// Redis client.
+func newStoreRedis(t testing.TB) (*state.Store, *redis.Client) {
+	t.Helper()
+	rdb := testenv.Redis(t)
+	s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, rdb
 }
 
 func payment(id, user string, at time.Time, fen int64, scene events.Scene, device string) *events.Event {
@@ -355,11 +364,7 @@ func TestQuotaChecksKeepThirtyDays(t *testing.T) {
 // due again; saving the recompute must not drop that trigger.
 func TestSaveQuotasKeepsATriggerDuringTheLease(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Redis(t)
-	s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, rdb := newStoreRedis(t)
 	ctx := context.Background()
 	apply(t, s,
 		state.Item{Event: payment("p1", "v1", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1},
@@ -658,11 +663,7 @@ func TestSettledBillStaysSettled(t *testing.T) {
 // in "rs") still reads back; the one-field layout reads back whole.
 func TestQuotaFieldLayouts(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Redis(t)
-	s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, rdb := newStoreRedis(t)
 	ctx := context.Background()
 	if err := rdb.HSet(ctx, "{u:old}:m", "q", "123400", "rs", "4").Err(); err != nil {
 		t.Fatal(err)
@@ -695,11 +696,7 @@ func TestQuotaFieldLayouts(t *testing.T) {
 // due time: an upgrade does not recompute every active user at once.
 func TestUpgradedUserKeepsItsDueTime(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Redis(t)
-	s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, rdb := newStoreRedis(t)
 	ctx := context.Background()
 	due := now.AddDate(0, 0, 40).Truncate(time.Second)
 	if err := rdb.ZAdd(ctx, state.RecomputeKey, redis.Z{Score: float64(due.Unix()), Member: "up"}).Err(); err != nil {
@@ -724,11 +721,7 @@ func TestUpgradedUserKeepsItsDueTime(t *testing.T) {
 // an override's end later than the lease is still scheduled.
 func TestSaveQuotasAfterNoScriptKeepsTheWake(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Redis(t)
-	s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, rdb := newStoreRedis(t)
 	ctx := context.Background()
 	apply(t, s, state.Item{Event: payment("p1", "w1", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})
 	b, err := s.ClaimRecomputes(ctx, now, 10, time.Minute, state.Interval(90))
