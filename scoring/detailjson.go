@@ -34,23 +34,17 @@ func (d QuotaDetail) AppendJSON(b []byte) []byte {
 	b = append(b, `,"eligible":`...)
 	b = strconv.AppendBool(b, r.Eligible)
 	b = append(b, `,"gates":`...)
-	b = appendChecks(b, r.Gates)
+	b = appendList(b, r.Gates, appendCheck)
 	if len(r.Reasons) > 0 { // omitempty
-		b = append(b, `,"reason_codes":[`...)
-		for i, rc := range r.Reasons {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = rc.AppendJSON(b)
-		}
-		b = append(b, ']')
+		b = append(b, `,"reason_codes":`...)
+		b = appendList(b, r.Reasons, func(b []byte, rc *events.ReasonCode) []byte { return rc.AppendJSON(b) })
 	}
 	b = append(b, `,"quality_user":`...)
 	b = strconv.AppendBool(b, r.QualityUser)
 	b = append(b, `,"quality":`...)
-	b = appendChecks(b, r.Quality)
+	b = appendList(b, r.Quality, appendCheck)
 	b = append(b, `,"factors":`...)
-	b = appendFactors(b, r.Factors)
+	b = appendList(b, r.Factors, appendFactor)
 	b = append(b, `,"score":`...)
 	b = appendFloat(b, r.Score)
 	b = append(b, `,"raw_quota_fen":`...)
@@ -73,79 +67,62 @@ func (d QuotaDetail) AppendJSON(b []byte) []byte {
 	b = append(b, `,"old_quota_fen":`...)
 	b = strconv.AppendInt(b, d.OldQuotaFen, 10)
 	b = append(b, `,"eligibility_codes":`...)
-	if d.EligibilityCodes == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, c := range d.EligibilityCodes {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = events.AppendJSONString(b, c)
-		}
-		b = append(b, ']')
-	}
+	b = appendList(b, d.EligibilityCodes, func(b []byte, c *string) []byte { return events.AppendJSONString(b, *c) })
 	b = append(b, `,"next_due_at":`...)
 	b = appendTime(b, d.NextDueAt)
 	return append(b, '}')
 }
 
-// appendChecks appends the gates or quality standards; nil is null.
-func appendChecks(b []byte, cs []credit.Check) []byte {
-	if cs == nil {
+// appendList appends xs as a JSON array, each element with each; nil is
+// null, as json.Marshal writes a nil slice.
+func appendList[T any](b []byte, xs []T, each func([]byte, *T) []byte) []byte {
+	if xs == nil {
 		return append(b, "null"...)
 	}
 	b = append(b, '[')
-	for i := range cs {
-		c := &cs[i]
+	for i := range xs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"name":`...)
-		b = events.AppendJSONString(b, c.Name)
-		b = append(b, `,"passed":`...)
-		b = strconv.AppendBool(b, c.Passed)
-		if c.Code != "" { // omitempty
-			b = append(b, `,"code":`...)
-			b = events.AppendJSONString(b, c.Code)
-		}
-		b = append(b, `,"detail":`...)
-		b = events.AppendJSONString(b, c.Detail)
-		b = append(b, '}')
+		b = each(b, &xs[i])
 	}
 	return append(b, ']')
 }
 
-// appendFactors appends the factors; nil is null.
-func appendFactors(b []byte, fs []credit.Factor) []byte {
-	if fs == nil {
-		return append(b, "null"...)
+// appendCheck appends a gate or a quality standard.
+func appendCheck(b []byte, c *credit.Check) []byte {
+	b = append(b, `{"name":`...)
+	b = events.AppendJSONString(b, c.Name)
+	b = append(b, `,"passed":`...)
+	b = strconv.AppendBool(b, c.Passed)
+	if c.Code != "" { // omitempty
+		b = append(b, `,"code":`...)
+		b = events.AppendJSONString(b, c.Code)
 	}
-	b = append(b, '[')
-	for i := range fs {
-		f := &fs[i]
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"name":`...)
-		b = events.AppendJSONString(b, f.Name)
-		b = append(b, `,"raw":`...)
-		b = appendFloat(b, f.Raw)
-		b = append(b, `,"unit":`...)
-		b = events.AppendJSONString(b, f.Unit)
-		b = append(b, `,"normalised":`...)
-		b = appendFloat(b, f.Normalised)
-		b = append(b, `,"weight":`...)
-		b = appendFloat(b, f.Weight)
-		b = append(b, `,"contribution":`...)
-		b = appendFloat(b, f.Contribution)
-		if f.Note != "" { // omitempty
-			b = append(b, `,"note":`...)
-			b = events.AppendJSONString(b, f.Note)
-		}
-		b = append(b, '}')
+	b = append(b, `,"detail":`...)
+	b = events.AppendJSONString(b, c.Detail)
+	return append(b, '}')
+}
+
+// appendFactor appends a factor.
+func appendFactor(b []byte, f *credit.Factor) []byte {
+	b = append(b, `{"name":`...)
+	b = events.AppendJSONString(b, f.Name)
+	b = append(b, `,"raw":`...)
+	b = appendFloat(b, f.Raw)
+	b = append(b, `,"unit":`...)
+	b = events.AppendJSONString(b, f.Unit)
+	b = append(b, `,"normalised":`...)
+	b = appendFloat(b, f.Normalised)
+	b = append(b, `,"weight":`...)
+	b = appendFloat(b, f.Weight)
+	b = append(b, `,"contribution":`...)
+	b = appendFloat(b, f.Contribution)
+	if f.Note != "" { // omitempty
+		b = append(b, `,"note":`...)
+		b = events.AppendJSONString(b, f.Note)
 	}
-	return append(b, ']')
+	return append(b, '}')
 }
 
 func appendGuardrail(b []byte, g *credit.GuardrailResult) []byte {

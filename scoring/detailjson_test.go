@@ -115,14 +115,7 @@ func randomDetails(t testing.TB, n int) []QuotaDetail {
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, shanghai)
 	var ds []QuotaDetail
 	for _, name := range policy.Presets() {
-		p, err := policy.Preset(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := NewRules(p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, r := presetRules(t, name)
 		for i := range n {
 			f := randomFacts(rng, base)
 			res := credit.Evaluate(p, f)

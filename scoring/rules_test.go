@@ -44,6 +44,20 @@ func wechat(t testing.TB) *policy.Policy {
 	return p
 }
 
+// presetRules is a preset's policy and its rules.
+func presetRules(t testing.TB, name string) (*policy.Policy, *Rules) {
+	t.Helper()
+	p, err := policy.Preset(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRules(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, r
+}
+
 // rulesOf builds the rules of the wechat preset changed by mod (nil: as is).
 func rulesOf(t testing.TB, mod func(*policy.Policy)) *Rules {
 	t.Helper()
@@ -591,14 +605,7 @@ func TestPresets(t *testing.T) {
 	for _, name := range policy.Presets() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			p, err := policy.Preset(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := NewRules(p)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p, r := presetRules(t, name)
 			d := r.Evaluate(in(payment("e", at(3, 0, 0), p.Risk.LargePaymentFen)))
 			if len(d) != 1 || d[0].Data.PolicyVersion != p.Version {
 				t.Fatalf("night rule under %s: %+v", name, d)

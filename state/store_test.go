@@ -37,8 +37,15 @@ func newStore(t testing.TB) *state.Store {
 // Redis client.
 func newStoreRedis(t testing.TB) (*state.Store, *redis.Client) {
 	t.Helper()
+	return newClockedStore(t, &now)
+}
+
+// newClockedStore is a store whose clock reads *clock, its scripts loaded,
+// and its Redis client.
+func newClockedStore(t testing.TB, clock *time.Time) (*state.Store, *redis.Client) {
+	t.Helper()
 	rdb := testenv.Redis(t)
-	s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
+	s, err := state.New(rdb, state.Config{Now: func() time.Time { return *clock }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,12 +284,8 @@ func TestProfileZoneMovesBuckets(t *testing.T) {
 
 func TestOldBucketsArePruned(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Redis(t)
 	clock := now
-	s, err := state.New(rdb, state.Config{Now: func() time.Time { return clock }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, rdb := newClockedStore(t, &clock)
 	ctx := context.Background()
 	for d := range 60 {
 		at := now.AddDate(0, 0, -d)
@@ -424,12 +427,8 @@ func TestDueResentKeepsPayments(t *testing.T) {
 // decision id; a trigger in between gives it a new one.
 func TestRecomputeClaimKeepsItsDueTimeThroughTheLease(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Redis(t)
 	clock := now
-	s, err := state.New(rdb, state.Config{Now: func() time.Time { return clock }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newClockedStore(t, &clock)
 	ctx := context.Background()
 	cyc := state.Interval(90)
 	apply(t, s, state.Item{Event: payment("p1", "w1", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})

@@ -162,6 +162,26 @@ func sameDay(a, b time.Time) bool {
 }
 
 // get sends GET url+path and returns the status, the Content-Type and the body.
+// send makes a request to the admin API, with an Authorization header
+// when auth is set, and returns the status and body.
+func (e *adminEnv) send(t *testing.T, method, path, auth, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func (e *adminEnv) get(t *testing.T, path string) (int, string, []byte) {
 	t.Helper()
 	resp, err := http.Get(e.url + path)
@@ -637,19 +657,7 @@ func TestOverrideAPI(t *testing.T) {
 	t.Parallel()
 	e := newAdmin(t, testenv.Redis(t), nil)
 	e.apply(t, history("u-4004", adminNow))
-	do := func(method, path, body string) (int, string) {
-		req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	do := func(method, path, body string) (int, string) { return e.send(t, method, path, "", body) }
 	for name, body := range map[string]string{
 		"negative quota":  `{"quota_fen":-1,"reason":"x","expires_at":"2099-01-01T00:00:00Z"}`,
 		"no reason":       `{"quota_fen":1,"expires_at":"2099-01-01T00:00:00Z"}`,
@@ -688,28 +696,12 @@ func TestOverrideNeedsTheTokenWhenSet(t *testing.T) {
 	e.admin.token = "s3cret"
 	body := `{"quota_fen":1,"reason":"x","expires_at":"2099-01-01T00:00:00Z"}`
 	for _, auth := range []string{"", "Bearer wrong", "s3cret"} {
-		req, _ := http.NewRequest(http.MethodPut, e.url+"/v1/users/u9/override", strings.NewReader(body))
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("Authorization %q: %d, want 401", auth, resp.StatusCode)
+		if status, _ := e.send(t, http.MethodPut, "/v1/users/u9/override", auth, body); status != http.StatusUnauthorized {
+			t.Errorf("Authorization %q: %d, want 401", auth, status)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodPut, e.url+"/v1/users/u9/override", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer s3cret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("with the token: %d", resp.StatusCode)
+	if status, _ := e.send(t, http.MethodPut, "/v1/users/u9/override", "Bearer s3cret", body); status != http.StatusOK {
+		t.Fatalf("with the token: %d", status)
 	}
 }
 
@@ -741,19 +733,7 @@ func TestRecomputeAll(t *testing.T) {
 		}
 	}
 	drain() // their first-activity recomputes
-	post := func(auth string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/recompute", nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	post := func(auth string) (int, string) { return e.send(t, http.MethodPost, "/v1/recompute", auth, "") }
 	if status, _ := post(""); status != http.StatusUnauthorized {
 		t.Fatalf("without the token: %d, want 401", status)
 	}
