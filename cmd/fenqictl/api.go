@@ -34,8 +34,9 @@ type apiClient struct {
 	token string
 }
 
-// newAPIClient checks --api and --timeout.
-func newAPIClient(base string, timeout time.Duration) (*apiClient, error) {
+// newAPIClient checks --api and --timeout; token (--token) is sent with
+// every request when set.
+func newAPIClient(base, token string, timeout time.Duration) (*apiClient, error) {
 	u, err := url.Parse(strings.TrimSpace(base))
 	switch {
 	case err != nil:
@@ -51,16 +52,21 @@ func newAPIClient(base string, timeout time.Duration) (*apiClient, error) {
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
-	return &apiClient{base: u, http: &http.Client{Timeout: timeout}}, nil
+	return &apiClient{base: u, http: &http.Client{Timeout: timeout}, token: token}, nil
+}
+
+// url is {api}{path}?query, path given escaped.
+func (a *apiClient) url(escapedPath string, query url.Values) string {
+	u := *a.base
+	u.RawPath = a.base.EscapedPath() + escapedPath
+	u.Path, _ = url.PathUnescape(u.RawPath) // escaped by this package: valid
+	u.RawQuery = query.Encode()
+	return u.String()
 }
 
 // userURL is {api}/v1/users/{user}/{what}?query, the user id escaped.
 func (a *apiClient) userURL(user, what string, query url.Values) string {
-	u := *a.base
-	u.Path = a.base.Path + "/v1/users/" + user + "/" + what
-	u.RawPath = a.base.EscapedPath() + "/v1/users/" + url.PathEscape(user) + "/" + what
-	u.RawQuery = query.Encode()
-	return u.String()
+	return a.url("/v1/users/"+url.PathEscape(user)+"/"+what, query)
 }
 
 // apiError is an answer of the admin API other than 200 OK.
@@ -126,15 +132,15 @@ func (a *apiClient) do(ctx context.Context, method, rawURL string, body []byte) 
 	return nil, ae
 }
 
-// decodeBody decodes a 200 answer, naming the URL when it is not what
+// decodeBody decodes a 200 answer, naming the request when it is not what
 // fenqictl expects (a different service at --api, or a fenqid too old).
-func decodeBody(rawURL string, body []byte, v any) error {
+func decodeBody(method, rawURL string, body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		snippet := string(body)
 		if len(snippet) > 200 {
 			snippet = snippet[:200] + "…"
 		}
-		return fmt.Errorf("GET %s: not the answer of fenqid's admin API: %w: %s", rawURL, err, snippet)
+		return fmt.Errorf("%s %s: not the answer of fenqid's admin API: %w: %s", method, rawURL, err, snippet)
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ func (c *cli) explain(ctx context.Context, args []string) error {
 		return c.usageOf(fs, "explain: want exactly one USER, got %d arguments", len(operands))
 	}
 	user := operands[0]
-	api, err := newAPIClient(base, timeout)
+	api, err := newAPIClient(base, fs.token, timeout)
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (c *cli) explain(ctx context.Context, args []string) error {
 		return printRaw(c.stdout, body)
 	}
 	var v quotaView
-	if err := decodeBody(u, body, &v); err != nil {
+	if err := decodeBody(http.MethodGet, u, body, &v); err != nil {
 		return fmt.Errorf("explain %s: %w", user, err)
 	}
 	return printExplanation(c.stdout, v)
@@ -120,7 +120,7 @@ func (c *cli) offer(ctx context.Context, args []string) error {
 	if scene != "" && !events.Scene(scene).Valid() {
 		return c.usageOf(fs, "offer: --scene %q is not a scene (ecommerce, local_life, offline_retail, education, medical, transfer, red_packet, bill_pay, donation, wealth, other)", scene)
 	}
-	api, err := newAPIClient(base, timeout)
+	api, err := newAPIClient(base, fs.token, timeout)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func (c *cli) offer(ctx context.Context, args []string) error {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Status == http.StatusUnprocessableEntity {
 			var r offerRefusal
-			if decodeBody(u, ae.Body, &r) == nil {
+			if decodeBody(http.MethodGet, u, ae.Body, &r) == nil {
 				return fmt.Errorf("offer %s: refused: %s", user, refusalText(user, amount, r))
 			}
 		}
@@ -155,7 +155,7 @@ func (c *cli) offer(ctx context.Context, args []string) error {
 		return printRaw(c.stdout, body)
 	}
 	var quote credit.QuoteResult
-	if err := decodeBody(u, body, &quote); err != nil {
+	if err := decodeBody(http.MethodGet, u, body, &quote); err != nil {
 		return fmt.Errorf("offer %s: %w", user, err)
 	}
 	return printQuote(c.stdout, user, quote)

@@ -47,11 +47,10 @@ func (c *cli) override(ctx context.Context, args []string) error {
 		return c.usageOf(fs, "override: want exactly one USER, got %d arguments", len(operands))
 	}
 	user := operands[0]
-	api, err := newAPIClient(base, timeout)
+	api, err := newAPIClient(base, fs.token, timeout)
 	if err != nil {
 		return err
 	}
-	api.token = fs.token
 	u := api.userURL(user, "override", nil)
 	if clear {
 		if _, err := api.do(ctx, http.MethodDelete, u, nil); err != nil {

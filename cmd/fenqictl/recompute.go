@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -30,20 +29,18 @@ func (c *cli) recompute(ctx context.Context, args []string) error {
 	if len(operands) != 0 || !all {
 		return c.usageOf(fs, "recompute: want --all and no arguments")
 	}
-	api, err := newAPIClient(base, timeout)
+	api, err := newAPIClient(base, fs.token, timeout)
 	if err != nil {
 		return err
 	}
-	api.token = fs.token
-	u := *api.base
-	u.Path, u.RawPath = api.base.Path+"/v1/recompute", ""
-	body, err := api.do(ctx, http.MethodPost, u.String(), nil)
+	u := api.url("/v1/recompute", nil)
+	body, err := api.do(ctx, http.MethodPost, u, nil)
 	if err != nil {
-		return fmt.Errorf("recompute: POST %s: %w", u.String(), err)
+		return fmt.Errorf("recompute: POST %s: %w", u, err)
 	}
 	var v struct{ Due, Known int64 }
-	if err := json.Unmarshal(body, &v); err != nil {
-		return fmt.Errorf("recompute: fenqid's answer %q: %w", body, err)
+	if err := decodeBody(http.MethodPost, u, body, &v); err != nil {
+		return fmt.Errorf("recompute: %w", err)
 	}
 	fmt.Fprintf(c.stdout, "%d of %d known users are due for a recompute now\n", v.Due, v.Known)
 	return nil
