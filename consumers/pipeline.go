@@ -193,10 +193,7 @@ func New(cfg Config, store Store, rules func() Rules, pub Publisher, obs Observe
 		return nil, err
 	}
 	if tel == nil {
-		var err error
-		if tel, err = telemetry.New(nil, nil, telemetry.Config{Disabled: true}); err != nil {
-			return nil, err
-		}
+		tel = telemetry.Nop()
 	}
 	if obs == nil {
 		obs = NopObserver{}

@@ -9,9 +9,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/policy"
@@ -119,13 +117,7 @@ func New(cfg Config, store *state.Store, pub Publisher, pol Policy, log *slog.Lo
 		return nil, err
 	}
 	if cfg.Telemetry == nil {
-		// No tracing, and no metrics either: no-op providers, nothing read
-		// from the environment.
-		tel, err := telemetry.New(tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider(), telemetry.Config{Disabled: true})
-		if err != nil {
-			return nil, fmt.Errorf("jobs: telemetry: %w", err)
-		}
-		cfg.Telemetry = tel
+		cfg.Telemetry = telemetry.Nop()
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -10,6 +10,7 @@ import (
 
 	promexp "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -140,6 +141,16 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider, cfg Config) (*Telemet
 		}
 	}
 	return newTelemetry(tp, mp, cfg, res)
+}
+
+// Nop is a Telemetry that records nothing: no-op tracer and meter, nothing
+// read from the environment. For a component given no Telemetry.
+func Nop() *Telemetry {
+	t, err := New(noop.NewTracerProvider(), metricnoop.NewMeterProvider(), Config{Disabled: true})
+	if err != nil { // no-op providers and a fixed Config: cannot happen
+		panic("telemetry: no-op setup: " + err.Error())
+	}
+	return t
 }
 
 func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
