@@ -50,10 +50,13 @@ func acceptsType(i int, typ string) bool {
 	return false
 }
 
+// DefaultGroupID is fenqid's Kafka consumer group unless configured.
+const DefaultGroupID = "fenqi"
+
 // Config of the pipeline.
 type Config struct {
 	Brokers []string
-	GroupID string // default "fenqi"
+	GroupID string // default DefaultGroupID
 	Topics  Topics
 	// BatchSize is the most records in one batch (default 500): one Redis
 	// round trip and one produce request per batch.
@@ -71,7 +74,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.GroupID == "" {
-		c.GroupID = "fenqi"
+		c.GroupID = DefaultGroupID
 	}
 	if c.Topics == (Topics{}) {
 		c.Topics = DefaultTopics()

@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-)
 
-// defaultGroup is fenqid's consumer group (its -group-id default).
-const defaultGroup = "fenqi"
+	"github.com/fenqi/fenqi/consumers"
+)
 
 const rewindAbout = `Move the consumer group's committed offsets on the four input topics back to
 --to, so that fenqid, once started again, replays the records from there on.
@@ -109,7 +108,7 @@ func (c *cli) rewind(ctx context.Context, args []string) error {
 	fs := c.flagSet("rewind", "--to T", rewindAbout)
 	fs.brokers(&brokers)
 	fs.inputs(&topics)
-	fs.StringVar(&group, "group", defaultGroup, "fenqid's consumer group, as fenqid's -group-id (env FENQI_GROUP_ID)")
+	fs.StringVar(&group, "group", consumers.DefaultGroupID, "fenqid's consumer group, as fenqid's -group-id (env FENQI_GROUP_ID)")
 	fs.env["group"] = "FENQI_GROUP_ID"
 	fs.StringVar(&to, "to", "", `where to: an RFC 3339 time, a negative duration back from now (-10m) or "earliest" (required)`)
 	fs.BoolVar(&dryRun, "dry-run", false, "print the plan, change nothing")

@@ -69,7 +69,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "-redis-addr names seed nodes (comma-separated) of a Redis Cluster")
 	fs.IntVar(&c.RedisDB, "redis-db", 0, "Redis database number")
-	fs.StringVar(&c.GroupID, "group-id", "fenqi", "Kafka consumer group id")
+	fs.StringVar(&c.GroupID, "group-id", consumers.DefaultGroupID, "Kafka consumer group id")
 	d := consumers.DefaultTopics()
 	fs.StringVar(&c.Topics.Payments, "topic-payments", d.Payments, "input topic of payment events")
 	fs.StringVar(&c.Topics.Logins, "topic-logins", d.Logins, "input topic of login events")
