@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -584,7 +583,7 @@ func (p *Pipeline) apply(ctx context.Context, items []state.Item, itemOf []int, 
 	if err == nil {
 		return outcomes, nil
 	}
-	if ctx.Err() != nil || !isScriptError(err) {
+	if ctx.Err() != nil || !state.IsScriptError(err) {
 		// Not something one event can cause (a misconfigured or refusing
 		// Redis): stop rather than dead-letter the input.
 		return nil, fmt.Errorf("consumers: apply batch of %d events: %w", len(items), err)
@@ -608,14 +607,6 @@ func (p *Pipeline) apply(ctx context.Context, items []state.Item, itemOf []int, 
 		}
 	}
 	return outcomes, nil
-}
-
-// isScriptError reports an error raised inside the state script: the only
-// kind a single odd event can cause, and so the only kind worth isolating
-// by applying events one at a time.
-func isScriptError(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "user_script") || strings.Contains(msg, "Error running script")
 }
 
 // evaluate runs the rules on one event, turning a panic into a dead letter.

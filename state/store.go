@@ -541,6 +541,14 @@ func parseRecent(s string) ([]time.Time, error) {
 	return out, nil
 }
 
+// IsScriptError reports an error raised inside a state script (Apply's):
+// the only kind a single odd event can cause, and so the only kind worth
+// isolating by applying events one at a time.
+func IsScriptError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "user_script") || strings.Contains(msg, "Error running script")
+}
+
 func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
