@@ -91,25 +91,23 @@ func (ps *policies) watch(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if ps.path == "" {
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-hup:
-				ps.log.Info("SIGHUP: the policy is a compiled-in preset; nothing to reload", "version", ps.cur.Load().p.Version)
-			}
-		}
+	var tick <-chan time.Time // a preset: no file to poll
+	if ps.path != "" {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		tick = t.C
 	}
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
+			if ps.path == "" {
+				ps.log.Info("SIGHUP: the policy is a compiled-in preset; nothing to reload", "version", ps.cur.Load().p.Version)
+				continue
+			}
 			ps.reload("SIGHUP")
-		case <-t.C:
+		case <-tick:
 			st, err := os.Stat(ps.path)
 			if err != nil || st.ModTime().Equal(ps.mod) {
 				continue
