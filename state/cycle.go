@@ -121,7 +121,12 @@ func (c Cycle) index(t int64) int64 {
 // due is when a user of phase frac is due in cycle k (Unix seconds): the
 // first second at which reached(k, t) >= frac.
 func (c Cycle) due(k int64, frac float64) int64 {
-	return c.start(k) + int64(math.Ceil(frac*float64(c.window())))
+	return c.start(k) + c.offset(frac)
+}
+
+// offset is how long after its cycle's start a user of phase frac is due.
+func (c Cycle) offset(frac float64) int64 {
+	return int64(math.Ceil(frac * float64(c.window())))
 }
 
 // reached is the highest phase due in cycle k at t: below 0 before the

@@ -60,12 +60,9 @@ type cycleEnv struct {
 
 func newCycleEnv(t *testing.T, n int, start time.Time, cyc state.Cycle) *cycleEnv {
 	t.Helper()
-	e := &cycleEnv{rdb: testenv.Redis(t), clock: start}
-	s, err := state.New(e.rdb, state.Config{Now: func() time.Time { return e.clock }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.s = s
+	e := &cycleEnv{clock: start}
+	s, rdb := newClockedStore(t, &e.clock)
+	e.s, e.rdb = s, rdb
 	var items []state.Item
 	for i := range n {
 		id := fmt.Sprintf("cy%04d", i)

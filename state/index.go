@@ -65,7 +65,7 @@ func splitTimerMember(m string) (userID, billID string, ok bool) {
 //   - a profile makes the user's recompute due at once (ZADD LT);
 //   - a bill falling due gets an overdue check one day after its due time
 //     (ZADD NX: a check already scheduled, maybe advanced, is kept).
-func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, items []Item, users []string) (scripts []*redis.Cmd) {
+func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, items []Item, users []string) []*redis.Cmd {
 	now := s.cfg.Now()
 	cmds := known(ctx, pipe, now, users)
 	var profiled []string

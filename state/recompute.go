@@ -47,7 +47,9 @@ import (
 // Reply: {} when nothing is due; {"retag", cursor} when the cursor was
 // written under another cycle (the caller carries it over and claims
 // again); else {lease field, cycle tag, cycle, from, to}, with a sixth
-// element "again" for an expired lease's batch.
+// element "again" for an expired lease's batch. RecomputeStats counts the
+// ranges it would claim: a change to the choice of ranges is a change to
+// both.
 var claimCycleScript = redis.NewScript(`
 local tag, know, reached, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local now, deadline = tonumber(ARGV[5]), ARGV[6]
@@ -183,9 +185,9 @@ type Claim struct {
 // SaveQuotas: either triggers or a slice of the cycle.
 type RecomputeBatch struct {
 	Claims []Claim
-	lease  string    // a cycle batch's lease field; "" for triggers
-	again  bool      // a cycle batch claimed again after its lease ran out
-	until  time.Time // a trigger batch's lease score
+	lease  string // a cycle batch's lease field; "" for triggers
+	again  bool   // a cycle batch claimed again after its lease ran out
+	until  int64  // a trigger batch's lease score (Unix seconds)
 }
 
 // Periodic says whether the batch is a slice of the cycle (else triggers).
@@ -213,7 +215,7 @@ func (s *Store) ClaimRecomputes(ctx context.Context, now time.Time, limit int, l
 		for i := range cs {
 			cs[i].Next = cyc.Next(cs[i].Member, now)
 		}
-		return &RecomputeBatch{Claims: cs, until: time.Unix(until.Unix(), 0)}, nil
+		return &RecomputeBatch{Claims: cs, until: until.Unix()}, nil
 	}
 	if err := cyc.Validate(); err != nil {
 		return nil, err
@@ -262,10 +264,10 @@ func (s *Store) cycleBatch(ctx context.Context, res []any) (*RecomputeBatch, err
 		return nil, fmt.Errorf("state: read claimed recompute batch %q: %w", f[0], err)
 	}
 	b := &RecomputeBatch{lease: f[0], again: len(res) == 6, Claims: make([]Claim, len(members))}
+	start, next := cyc.start(k), cyc.start(k+1)
 	for i, m := range members {
-		// The index holds each user at Phase(id).
-		p := Phase(m)
-		b.Claims[i] = Claim{Member: m, Due: time.Unix(cyc.due(k, p), 0), Next: time.Unix(cyc.due(k+1, p), 0)}
+		off := cyc.offset(Phase(m)) // the index holds each user at Phase(id)
+		b.Claims[i] = Claim{Member: m, Due: time.Unix(start+off, 0), Next: time.Unix(next+off, 0)}
 	}
 	return b, nil
 }
@@ -327,60 +329,46 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 		return nil
 	}
 	var scriptArgs [][]any
-	send := func(pipe redis.Pipeliner, eval func(sc *redis.Script, keys []string, args ...any) *redis.Cmd) {
-		for _, q := range qs {
-			pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", quotaField(q))
-		}
-		if b.Periodic() {
-			pipe.HDel(ctx, LeasesKey, b.lease)
-		} else {
-			for _, a := range scriptArgs {
-				eval(doneTriggersScript, []string{RecomputeKey, RecomputeDueKey, PhaseKey}, a...)
-			}
-		}
-		for _, q := range qs {
-			if !q.Wake.IsZero() {
-				dueAt(ctx, pipe, q.Wake, q.UserID)
-			}
-		}
-	}
 	if !b.Periodic() {
 		for lo := 0; lo < len(b.Claims); lo += maxScriptUsers {
 			part := b.Claims[lo:min(lo+maxScriptUsers, len(b.Claims))]
 			a := make([]any, 0, 1+2*len(part))
-			a = append(a, b.until.Unix())
+			a = append(a, b.until)
 			for _, c := range part {
 				a = append(a, c.Member, fmtPhase(Phase(c.Member)))
 			}
 			scriptArgs = append(scriptArgs, a)
 		}
 	}
-	pipe := s.rdb.Pipeline()
-	send(pipe, func(sc *redis.Script, keys []string, args ...any) *redis.Cmd {
-		return sc.EvalSha(ctx, pipe, keys, args...)
-	})
-	_, err := pipe.Exec(ctx)
-	if err == nil {
-		return nil
+	exec := func() error {
+		pipe := s.rdb.Pipeline()
+		for _, q := range qs {
+			pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", quotaField(q))
+		}
+		if b.Periodic() {
+			pipe.HDel(ctx, LeasesKey, b.lease)
+		}
+		for _, a := range scriptArgs {
+			doneTriggersScript.EvalSha(ctx, pipe, []string{RecomputeKey, RecomputeDueKey, PhaseKey}, a...)
+		}
+		for _, q := range qs {
+			if !q.Wake.IsZero() {
+				dueAt(ctx, pipe, q.Wake, q.UserID)
+			}
+		}
+		_, err := pipe.Exec(ctx)
+		return err
 	}
-	if !isNoScript(err) {
-		return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
-	}
-	// Redis forgot the script (restart): the quotas are saved; end the
-	// triggers with a plain EVAL, then set the wakes again (the script
-	// ends a trigger still at its lease, which a wake later than the
-	// lease left as it was).
-	pipe = s.rdb.Pipeline()
-	for _, a := range scriptArgs {
-		doneTriggersScript.Eval(ctx, pipe, []string{RecomputeKey, RecomputeDueKey, PhaseKey}, a...)
-	}
-	for _, q := range qs {
-		if !q.Wake.IsZero() {
-			dueAt(ctx, pipe, q.Wake, q.UserID)
+	err := exec()
+	if isNoScript(err) {
+		// Redis forgot the scripts (a restart): load them and send it all
+		// again; the writes before the script repeat harmlessly.
+		if err = s.Load(ctx); err == nil {
+			err = exec()
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("state: end %d recompute triggers: %w", len(qs), err)
+	if err != nil {
+		return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
 	}
 	return nil
 }
@@ -473,7 +461,8 @@ func (s *Store) RecomputeStats(ctx context.Context, now time.Time, cyc Cycle) (d
 	if !ok || old != cyc {
 		return due, known, nil
 	}
-	// The ranges claimCycleScript would claim.
+	// The ranges claimCycleScript would claim: its choice of ranges,
+	// written again in Go; a change to one is a change to both.
 	t := now.Unix()
 	kn := cyc.index(t)
 	reached := cyc.reached(kn, t)
