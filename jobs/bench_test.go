@@ -962,7 +962,7 @@ func (e *rcBench) stepsPass(ctx context.Context) (string, error) {
 		for i, c := range claims {
 			u := users[i]
 			res := credit.Evaluate(e.pol, jobs.Facts(u, e.pol, e.now))
-			cause := "recompute:" + u.ID + ":" + strconv.FormatInt(c.Due.Unix(), 10)
+			cause := "recompute:" + u.ID + ":" + strconv.FormatInt(u.Recomputes+1, 10) + ":" + strconv.FormatInt(c.Due.Unix(), 10) // as recomputeChunk
 			ds[i] = e.rules.Quota(u.ID, cause, u.QuotaFen, res, c.Next)
 			quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Seq: u.Recomputes + 1, CycleDone: c.Due}
 		}
