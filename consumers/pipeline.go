@@ -118,9 +118,12 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Store applies events to state (implemented by *state.Store).
+// Store computes events on users' state and writes it (implemented by
+// *state.Store): Prepare reads and computes, Commit writes with a
+// compare-and-set (see the package doc for the order).
 type Store interface {
-	Apply(ctx context.Context, items []state.Item) ([]state.Outcome, error)
+	Prepare(ctx context.Context, items []state.Item, d *state.Drafts) (*state.Batch, error)
+	Commit(ctx context.Context, b *state.Batch, d *state.Drafts) error
 	// RecomputeSoon makes users' quota recomputes due at once (after a
 	// freeze or unfreeze), in one call.
 	RecomputeSoon(ctx context.Context, at time.Time, userIDs ...string) error
@@ -184,6 +187,9 @@ type Pipeline struct {
 	reader   *kafka.Reader
 	started  atomic.Pointer[kafka.Reader] // the reader, for Lag from other goroutines
 	tel      *telemetry.Telemetry
+	// drafts are the users' states computed by batches not yet written:
+	// the next batch starts from them.
+	drafts state.Drafts
 }
 
 // New returns a pipeline. rules is called once per batch, so a policy
@@ -363,6 +369,9 @@ type pending struct {
 	start      time.Time
 	batch      []kafka.Message
 	hs         []handled
+	items      []state.Item
+	itemOf     []int // item -> index in hs
+	sb         *state.Batch
 	msgs       []kafka.Message // decisions and dead letters, each with its publish span's context
 	pspans     []trace.Span
 	dead       []producers.DeadLetter
@@ -378,8 +387,10 @@ func (pb *pending) endSpans() {
 	}
 }
 
-// prepare decodes a batch, applies it to state in one round trip and
-// evaluates the rules, and builds the records to publish.
+// prepare decodes a batch, computes it on the users' state (read in one
+// round trip, or left by the batch before), evaluates the rules and builds
+// the records to publish. Nothing is written yet: finish publishes, then
+// writes the state, then commits.
 func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pending, err error) {
 	pb := &pending{start: time.Now(), batch: batch}
 	hs := make([]handled, len(batch))
@@ -389,16 +400,14 @@ func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pendi
 			pb.endSpans()
 		}
 	}()
-	items := make([]state.Item, 0, len(batch))
-	itemOf := make([]int, 0, len(batch)) // item -> index in hs
-	links := make([]trace.Link, len(batch))
+	pb.items = make([]state.Item, 0, len(batch))
+	pb.itemOf = make([]int, 0, len(batch))
 	for i := range batch {
 		h := &hs[i]
 		h.msg = batch[i]
 		// One span per record, continuing the producer's trace when the
 		// record carries a traceparent.
 		h.ctx, h.span = p.tel.StartProcess(ctx, &h.msg, p.cfg.GroupID)
-		links[i] = trace.LinkFromContext(h.ctx)
 		ev, dl := p.decode(h.msg)
 		if dl != nil {
 			h.dead = dl
@@ -407,39 +416,71 @@ func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pendi
 		telemetry.SetMessageID(h.span, ev.ID)
 		h.span.SetAttributes(telemetry.EventTypeKey.String(ev.Type))
 		h.event = ev
-		items = append(items, state.Item{Event: &h.event, Topic: p.topicIdx[h.msg.Topic], Partition: h.msg.Partition, Offset: h.msg.Offset})
-		itemOf = append(itemOf, i)
+		pb.items = append(pb.items, state.Item{Event: &h.event, Topic: p.topicIdx[h.msg.Topic], Partition: h.msg.Partition, Offset: h.msg.Offset})
+		pb.itemOf = append(pb.itemOf, i)
 	}
+	all := make([]int, len(pb.items))
+	for j := range all {
+		all[j] = j
+	}
+	sb, err := p.compute(ctx, pb, all)
+	if err != nil {
+		return nil, err
+	}
+	pb.sb = sb
+	hsAll := make([]int, len(hs))
+	for i := range hsAll {
+		hsAll[i] = i
+	}
+	if err := p.records(pb, hsAll); err != nil {
+		return nil, err
+	}
+	return pb, nil
+}
 
+// compute computes items js of the batch (indexes into pb.items) on the
+// users' state and evaluates the rules on the events applied: a
+// redelivered event's decisions were published before its state was
+// written, and an upstream duplicate's original decided.
+func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int) (*state.Batch, error) {
+	items := make([]state.Item, len(js))
+	links := make([]trace.Link, len(js))
+	for k, j := range js {
+		items[k] = pb.items[j]
+		links[k] = trace.LinkFromContext(pb.hs[pb.itemOf[j]].ctx)
+	}
 	actx, aspan := p.tel.StartBatch(ctx, telemetry.SpanStateApply, links)
 	aspan.SetAttributes(telemetry.BatchSizeKey.Int(len(items)))
-	outcomes, err := p.apply(actx, items, itemOf, hs)
+	var sb *state.Batch
+	err := retry.Do(actx, p.cfg.Retry, "redis_apply", p.notify, func(ctx context.Context) error {
+		var err error
+		sb, err = p.store.Prepare(ctx, items, &p.drafts)
+		return err
+	})
 	if err != nil {
 		telemetry.Fail(aspan, err, "redis")
 		aspan.End()
-		return nil, err
+		return nil, fmt.Errorf("consumers: read the state of %d events: %w", len(items), err)
 	}
 	aspan.End()
 
 	_, sspan := p.tel.StartBatch(ctx, telemetry.SpanScoringEvaluate, links)
+	defer sspan.End()
 	rules := p.rules()
-	var ndecisions int
-	for j, it := range items {
-		h := &hs[itemOf[j]]
-		if h.dead != nil { // refused by state (see apply)
+	for k, j := range js {
+		it, o := items[k], sb.Outcomes[k]
+		h := &pb.hs[pb.itemOf[j]]
+		h.decisions = nil
+		if o.Status == state.Refused {
+			h.dead = &producers.DeadLetter{Msg: h.msg, Err: fmt.Errorf("state refused the event: %w", o.Err), At: p.cfg.Now()}
 			continue
 		}
-		o := outcomes[j]
 		p.obs.Event(h.msg.Topic, o.Status.String())
-		switch o.Status {
-		case state.Applied:
-			p.stats.Applied.Add(1)
-		default:
+		if o.Status != state.Applied {
 			p.stats.Repeats.Add(1)
+			continue
 		}
-		if o.Status == state.Duplicate {
-			continue // the original of an upstream duplicate already decided
-		}
+		p.stats.Applied.Add(1)
 		ds, dl := p.evaluate(rules, it, o, h.msg)
 		if dl != nil {
 			h.dead = dl
@@ -451,26 +492,30 @@ func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pendi
 			}
 		}
 		h.decisions = ds
-		ndecisions += len(ds)
 	}
-	sspan.End()
+	return sb, nil
+}
 
-	// One record per decision and dead letter, each with its own publish
-	// span, child of its event's span, injected into the record's headers
-	// so that a notifier continues the same trace.
-	msgs := make([]kafka.Message, 0, ndecisions)
+// records builds the records of records hs[is] to publish: one per
+// decision and dead letter, each with its own publish span, child of its
+// event's span, injected into the record's headers so that a notifier
+// continues the same trace. They replace pb's records.
+func (p *Pipeline) records(pb *pending, is []int) error {
+	var msgs []kafka.Message
 	var pspans []trace.Span
 	var dead []producers.DeadLetter
+	ndecisions := 0
 	decisionsTopic, dlqTopic := p.pub.Topics()
-	for i := range hs {
-		h := &hs[i]
+	for _, i := range is {
+		h := &pb.hs[i]
 		for _, d := range h.decisions {
 			m, err := p.pub.DecisionMessage(d)
 			if err != nil {
-				return nil, fmt.Errorf("consumers: %w", err)
+				return fmt.Errorf("consumers: %w", err)
 			}
 			ps := p.tel.StartDecisionPublish(h.ctx, decisionsTopic, d.Type, d.Data.Rule, &m)
 			msgs, pspans = append(msgs, m), append(pspans, ps)
+			ndecisions++
 		}
 		if h.dead != nil {
 			telemetry.Fail(h.span, h.dead.Err, "dead_letter")
@@ -483,25 +528,23 @@ func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pendi
 			p.obs.Event(h.msg.Topic, telemetry.OutcomeDeadLettered)
 		}
 	}
-	pb.msgs, pb.pspans, pb.dead, pb.ndecisions = msgs, pspans, dead, ndecisions
-	return pb, nil
+	pb.msgs, pb.pspans, pb.dead = msgs, pspans, append(pb.dead, dead...)
+	pb.ndecisions += ndecisions
+	return nil
 }
 
-// finish publishes a prepared batch's records, waits for the broker's
-// acknowledgement, schedules the recomputes it implies and commits its
-// offsets.
-func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
-	hs, msgs, pspans, dead, ndecisions := pb.hs, pb.msgs, pb.pspans, pb.dead, pb.ndecisions
-	if err := p.pub.Write(ctx, msgs); err != nil {
-		for _, ps := range pspans {
+// publish writes pb's records and waits for the broker's acknowledgement.
+func (p *Pipeline) publish(ctx context.Context, pb *pending) error {
+	err := p.pub.Write(ctx, pb.msgs)
+	for _, ps := range pb.pspans {
+		if err != nil {
 			telemetry.Fail(ps, err, "kafka")
-			ps.End()
 		}
-		return fmt.Errorf("consumers: publish %d decisions and %d dead letters: %w", ndecisions, len(dead), err)
-	}
-	acked := p.cfg.Now()
-	for _, ps := range pspans {
 		ps.End()
+	}
+	pb.pspans = nil
+	if err != nil {
+		return fmt.Errorf("consumers: publish %d records: %w", len(pb.msgs), err)
 	}
 	if len(pb.refreeze) > 0 {
 		err := retry.Do(ctx, p.cfg.Retry, "redis_schedule", p.notify, func(ctx context.Context) error {
@@ -510,9 +553,62 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 		if err != nil {
 			return fmt.Errorf("consumers: schedule a recompute: %w", err)
 		}
+		pb.refreeze = nil
 	}
-	for i := range hs {
-		h := &hs[i]
+	return nil
+}
+
+// finish publishes a prepared batch's records and waits for the broker's
+// acknowledgement, schedules the recomputes it implies, writes the users'
+// state (compare-and-set) and commits the offsets: in this order, so that
+// a crash at any point redelivers events whose state was not written, to
+// be computed again from the same state into the same decisions (see the
+// package doc). A user whose state another writer changed meanwhile (a
+// consumer that owned the partition before a rebalance, a job) is
+// computed again from fresh state, its new decisions published, and
+// written again.
+func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
+	if err := p.publish(ctx, pb); err != nil {
+		return err
+	}
+	acked := p.cfg.Now()
+	for {
+		err := retry.Do(ctx, p.cfg.Retry, "redis_apply", p.notify, func(ctx context.Context) error {
+			return p.store.Commit(ctx, pb.sb, &p.drafts)
+		})
+		var conflict *state.ConflictError
+		if !errors.As(err, &conflict) {
+			if err != nil {
+				return fmt.Errorf("consumers: write the state of %d events: %w", len(pb.items), err)
+			}
+			break
+		}
+		p.obs.Retry("state_conflict", err, 0)
+		p.log.Info("users' state changed since it was read; computing their events again", "users", len(conflict.Users), "err", err)
+		again := map[string]bool{}
+		for _, u := range conflict.Users {
+			again[u] = true
+		}
+		var js, is []int
+		for j, it := range pb.items {
+			if again[it.Event.UserID()] {
+				js, is = append(js, j), append(is, pb.itemOf[j])
+			}
+		}
+		sb, err := p.compute(ctx, pb, js)
+		if err != nil {
+			return err
+		}
+		pb.sb = sb
+		if err := p.records(pb, is); err != nil {
+			return err
+		}
+		if err := p.publish(ctx, pb); err != nil {
+			return err
+		}
+	}
+	for i := range pb.hs {
+		h := &pb.hs[i]
 		for _, d := range h.decisions {
 			p.obs.Decision(d)
 			p.obs.Latency(telemetry.ClockEventTime, acked.Sub(h.event.Time))
@@ -530,8 +626,8 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 	}
 	p.stats.Batches.Add(1)
 	p.stats.Events.Add(int64(len(pb.batch)))
-	p.stats.DeadLetters.Add(int64(len(dead)))
-	p.stats.Decisions.Add(int64(ndecisions))
+	p.stats.DeadLetters.Add(int64(len(pb.dead)))
+	p.stats.Decisions.Add(int64(pb.ndecisions))
 	p.obs.Batch(len(pb.batch), time.Since(pb.start))
 	return nil
 }
@@ -563,50 +659,6 @@ func (p *Pipeline) decode(m kafka.Message) (ev events.Event, dl *producers.DeadL
 			Err: fmt.Errorf("consumers: events of type %q do not belong on topic %q", ev.Type, m.Topic)}
 	}
 	return ev, nil
-}
-
-// apply applies the batch's events, retrying transient errors without end.
-// A permanent error (a script error caused by one odd event) is isolated
-// by applying the events one at a time: those that still fail become dead
-// letters, the rest are applied — Apply is idempotent, so the events the
-// failed batch call did apply are recognised as repeats.
-func (p *Pipeline) apply(ctx context.Context, items []state.Item, itemOf []int, hs []handled) ([]state.Outcome, error) {
-	if len(items) == 0 {
-		return nil, nil
-	}
-	var outcomes []state.Outcome
-	err := retry.Do(ctx, p.cfg.Retry, "redis_apply", p.notify, func(ctx context.Context) error {
-		var err error
-		outcomes, err = p.store.Apply(ctx, items)
-		return err
-	})
-	if err == nil {
-		return outcomes, nil
-	}
-	if ctx.Err() != nil || !state.IsScriptError(err) {
-		// Not something one event can cause (a misconfigured or refusing
-		// Redis): stop rather than dead-letter the input.
-		return nil, fmt.Errorf("consumers: apply batch of %d events: %w", len(items), err)
-	}
-	p.log.Error("applying a batch failed in the script; applying its events one by one", "events", len(items), "err", err)
-	outcomes = make([]state.Outcome, len(items))
-	for j := range items {
-		err := retry.Do(ctx, p.cfg.Retry, "redis_apply", p.notify, func(ctx context.Context) error {
-			o, err := p.store.Apply(ctx, items[j:j+1])
-			if err == nil {
-				outcomes[j] = o[0]
-			}
-			return err
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("consumers: apply event: %w", err)
-			}
-			h := &hs[itemOf[j]]
-			h.dead = &producers.DeadLetter{Msg: h.msg, Err: fmt.Errorf("state refused the event: %w", err), At: p.cfg.Now()}
-		}
-	}
-	return outcomes, nil
 }
 
 // evaluate runs the rules on one event, turning a panic into a dead letter.

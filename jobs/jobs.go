@@ -259,9 +259,9 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		stage  int
 		freeze bool
 		next   time.Time
+		d      *events.Decision
 	}
 	var steps []step
-	var ds []events.Decision
 	var gone []state.TimerClaim
 	for i, c := range claims {
 		if bills[i] == nil {
@@ -276,12 +276,26 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		if !st.Done {
 			s.next = bill.DueAt.Add(time.Duration(st.NextDay) * 24 * time.Hour)
 		}
+		remind, freeze := st.Remind, st.Freeze
+		if remind == 0 && !freeze && bill.Stage >= 1 {
+			// Nothing new: the check was claimed again after its lease ran
+			// out (the instance died after writing the stage, maybe before
+			// publishing it). Publish the stage's decision again, with the
+			// same id: a notifier drops the repeat, and none is lost.
+			if freezeOn && bill.Stage == freezeAfter+1 {
+				freeze = true
+			} else {
+				remind = min(bill.Stage, freezeAfter)
+			}
+		}
 		switch {
-		case st.Freeze:
-			ds = append(ds, rules.Frozen(c.UserID, "bill:"+c.BillID, scoring.CauseOverdue, bill.DueAt.Add(time.Duration(freezeAfter+1)*24*time.Hour),
-				map[string]any{"bill_id": c.BillID, "days_overdue": days, "amount_fen": bill.RemainingFen, "due_at": bill.DueAt.UTC().Format(time.RFC3339)}))
-		case st.Remind > 0:
-			ds = append(ds, rules.Overdue(c.UserID, c.BillID, bill.RemainingFen, bill.DueAt, st.Remind))
+		case freeze:
+			d := rules.Frozen(c.UserID, "bill:"+c.BillID, scoring.CauseOverdue, bill.DueAt.Add(time.Duration(freezeAfter+1)*24*time.Hour),
+				map[string]any{"bill_id": c.BillID, "days_overdue": days, "amount_fen": bill.RemainingFen, "due_at": bill.DueAt.UTC().Format(time.RFC3339)})
+			s.d = &d
+		case remind > 0:
+			d := rules.Overdue(c.UserID, c.BillID, bill.RemainingFen, bill.DueAt, remind)
+			s.d = &d
 		}
 		steps = append(steps, s)
 	}
@@ -292,53 +306,51 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		r.Overdue.Done.Add(int64(len(gone)))
 		r.cfg.OnDone(telemetry.ScheduleOverdueChecks, len(gone))
 	}
+	// Write each step to the user's state before publishing it: a freeze
+	// is in state before any notifier hears of it, so the repayment that
+	// settles the bill finds the user frozen and unfreezes; a bill settled
+	// since it was read publishes nothing. The timer moves on only once the
+	// decision is acknowledged: a crash in between leaves the check to be
+	// claimed again, and its decision published again (above).
+	var ds []events.Decision
+	var done []step
+	var froze []string
+	for _, s := range steps {
+		f, err := r.store.AdvanceBill(ctx, s.c.UserID, s.c.BillID, s.stage, s.freeze)
+		switch {
+		case errors.Is(err, state.ErrBillGone):
+			// Settled since it was read: nothing to publish.
+			if err := r.store.DropTimers(ctx, s.c); err != nil {
+				return 0, err
+			}
+			r.Overdue.Done.Add(1)
+			r.cfg.OnDone(telemetry.ScheduleOverdueChecks, 1)
+			continue
+		case err != nil:
+			return 0, err
+		}
+		if f {
+			froze = append(froze, s.c.UserID)
+		}
+		if s.d != nil {
+			ds = append(ds, *s.d)
+		}
+		done = append(done, s)
+	}
 	if err := r.publish(ctx, ds, &r.Overdue); err != nil {
 		return 0, err
 	}
-	var late []events.Decision
-	for _, s := range steps {
-		froze, err := r.store.AdvanceBill(ctx, s.c.UserID, s.c.BillID, s.stage, s.freeze, s.next)
-		switch {
-		case errors.Is(err, state.ErrBillGone):
-			if !s.freeze {
-				break
-			}
-			// Settled between the read and now, after the freeze was
-			// published: take the freeze back — unless the user is frozen
-			// for another bill, or another bill is as overdue.
-			u, err := r.store.User(ctx, s.c.UserID)
-			if err != nil {
-				return 0, err
-			}
-			if u.FrozenOverdue || overdueBeyond(u, now, freezeAfter) {
-				break
-			}
-			late = append(late, rules.Unfrozen(s.c.UserID, "bill:"+s.c.BillID+":settled", scoring.CauseOverdue, now, map[string]any{"bill_id": s.c.BillID}))
-		case err != nil:
+	if err := r.store.RecomputeSoon(ctx, now, froze...); err != nil {
+		return 0, err
+	}
+	for _, s := range done {
+		if err := r.store.ScheduleBill(ctx, s.c.UserID, s.c.BillID, s.next); err != nil {
 			return 0, err
-		case froze:
-			if err := r.store.RecomputeSoon(ctx, now, s.c.UserID); err != nil {
-				return 0, err
-			}
 		}
 		r.Overdue.Done.Add(1)
 		r.cfg.OnDone(telemetry.ScheduleOverdueChecks, 1)
 	}
-	if err := r.publish(ctx, late, &r.Overdue); err != nil {
-		return 0, err
-	}
 	return len(claims), nil
-}
-
-// overdueBeyond reports a bill of the user's open more than days days
-// past its due time.
-func overdueBeyond(u *state.User, now time.Time, days int) bool {
-	for _, b := range u.Bills {
-		if now.Sub(b.DueAt) > time.Duration(days)*24*time.Hour {
-			return true
-		}
-	}
-	return false
 }
 
 // Stage is what an overdue check does now.

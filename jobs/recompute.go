@@ -196,7 +196,7 @@ func Facts(u *state.User, p *policy.Policy, now time.Time) credit.Facts {
 	}
 	for day, c := range u.Days {
 		if day > today-window && day <= today {
-			f.Payments30d += int(c.SpendN + c.SocialN + c.FinanceN)
+			f.Payments30d += int(c.Payments)
 		}
 	}
 	// The three full calendar months before the current one, oldest first.

@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -14,8 +15,9 @@ import (
 )
 
 // The store's contract, against a standalone Redis and a Redis Cluster of
-// three masters: every script touches only one user's slot (or one index
-// key), and pipelines across nodes work.
+// three masters: every script touches only one user's slot (or the
+// recompute keys' one slot), the compare-and-set works per user on every
+// node, and pipelines across nodes work.
 func TestContract(t *testing.T) {
 	t.Parallel()
 	backends := map[string]func(t *testing.T) redis.UniversalClient{
@@ -63,7 +65,7 @@ func TestContract(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, u := range us {
-				if c := u.Days[u.Day(now)]; c.SpendN != 1 || c.Logins != 1 || len(u.Bills) != 1 {
+				if c := u.Days[u.Day(now)]; c.Payments != 1 || u.Devices["d1"].Logins != 1 || len(u.Bills) != 1 {
 					t.Fatalf("%s: %+v, %d bills", u.ID, c, len(u.Bills))
 				}
 			}
@@ -103,10 +105,23 @@ func TestContract(t *testing.T) {
 			if err != nil || len(timers) != 30 {
 				t.Fatalf("timer claims: %d, %v", len(timers), err)
 			}
-			for _, c := range timers {
-				if _, err := s.AdvanceBill(ctx, c.UserID, c.BillID, 1, false, now.Add(24*time.Hour)); err != nil {
+			bills, err := s.OpenBills(ctx, timers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range timers {
+				if bills[i] == nil || bills[i].RemainingFen != 5_000 {
+					t.Fatalf("open bill of %s: %+v", c.UserID, bills[i])
+				}
+				if _, err := s.AdvanceBill(ctx, c.UserID, c.BillID, 1, false); err != nil {
 					t.Fatal(err)
 				}
+				if err := s.ScheduleBill(ctx, c.UserID, c.BillID, now.Add(24*time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if again, err := s.ClaimTimers(ctx, now.Add(24*time.Hour), 100, time.Minute); err != nil || len(again) != 30 {
+				t.Fatalf("timer claims a day later: %d, %v", len(again), err)
 			}
 			if _, err := s.RecordQuotaCheck(ctx, "c00", now); err != nil {
 				t.Fatal(err)
@@ -117,6 +132,70 @@ func TestContract(t *testing.T) {
 			u, err := s.User(ctx, "c01")
 			if err != nil || !u.HasQuota || u.QuotaFen != 100 || u.Override == nil || u.Bills["b1"].Stage != 1 {
 				t.Fatalf("c01 after the jobs: %+v, %v", u, err)
+			}
+			if n, err := s.MemoryUsage(ctx, "c01"); err != nil || n <= 0 {
+				t.Fatalf("memory usage of c01: %d, %v", n, err)
+			}
+			if n, err := s.MemoryUsage(ctx, "nobody"); err != nil || n != 0 {
+				t.Fatalf("memory usage of a user never seen: %d, %v", n, err)
+			}
+
+			// The compare-and-set over users on every node: two batches
+			// prepared from the same states; the second one's users all
+			// conflict, and nothing of it is written.
+			var first, second []state.Item
+			for u := range 30 {
+				uid := fmt.Sprintf("c%02d", u)
+				first = append(first, state.Item{Event: payment(uid+"-p2", uid, now, 1_000, events.SceneEcommerce, "d1"), Topic: 1, Partition: u % 3, Offset: int64(100 + u)})
+				second = append(second, state.Item{Event: payment(uid+"-p3", uid, now, 1_000, events.SceneEcommerce, "d1"), Topic: 1, Partition: u % 3, Offset: int64(200 + u)})
+			}
+			b1, err := s.Prepare(ctx, first, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b2, err := s.Prepare(ctx, second, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Commit(ctx, b1, nil); err != nil {
+				t.Fatal(err)
+			}
+			err = s.Commit(ctx, b2, nil)
+			var ce *state.ConflictError
+			if !errors.As(err, &ce) || len(ce.Users) != 30 {
+				t.Fatalf("second commit: %v, want a conflict of the 30 users", err)
+			}
+			// Drafts: a batch prepared on the draft of one not yet committed.
+			var d state.Drafts
+			b3, err := s.Prepare(ctx, second, &d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var third []state.Item
+			for u := range 30 {
+				uid := fmt.Sprintf("c%02d", u)
+				third = append(third, state.Item{Event: payment(uid+"-p4", uid, now, 1_000, events.SceneEcommerce, "d1"), Topic: 1, Partition: u % 3, Offset: int64(300 + u)})
+			}
+			b4, err := s.Prepare(ctx, third, &d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Commit(ctx, b3, &d); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Commit(ctx, b4, &d); err != nil {
+				t.Fatal(err)
+			}
+			if d.Len() != 0 {
+				t.Fatalf("%d drafts left after every batch committed", d.Len())
+			}
+			if us, err = s.Users(ctx, users); err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range us {
+				if c := u.Days[u.Day(now)]; c.Payments != 4 {
+					t.Fatalf("%s: %d payments today, want 4 (p1, p2, p3, p4)", u.ID, c.Payments)
+				}
 			}
 		})
 	}

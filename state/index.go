@@ -56,20 +56,27 @@ func splitTimerMember(m string) (userID, billID string, ok bool) {
 	return m[i+1 : i+1+n], m[i+1+n:], true
 }
 
-// indexUpdates adds to the apply pipeline the schedule entries the batch
-// implies. They are idempotent, so sending them again with a redelivered
-// batch changes nothing:
-//   - every user becomes known to the recompute schedule, with a trigger
-//     due at once if new ("recompute on the user's first activity"; see
-//     knownScript);
+// indexUpdates queues, before a batch's compare-and-set, the schedule
+// entries its applied events imply (a repeat implies none: its entries were
+// made the first time). They are idempotent, so a batch written again
+// after a conflict or a crash changes nothing more:
+//   - a user with no state before becomes known to the recompute
+//     schedule, with a trigger due at once ("recompute on the user's first
+//     activity"; see knownScript);
 //   - a profile makes the user's recompute due at once (ZADD LT);
 //   - a bill falling due gets an overdue check one day after its due time
 //     (ZADD NX: a check already scheduled, maybe advanced, is kept).
-func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, items []Item, users []string) []*redis.Cmd {
+//
+// Queued before the write, they may outlive a write that fails (a
+// conflict): the worst is a recompute sooner than needed.
+func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, b *Batch) []*redis.Cmd {
 	now := s.cfg.Now()
-	cmds := known(ctx, pipe, now, users)
+	cmds := known(ctx, pipe, now, b.newUsers)
 	var profiled []string
-	for _, it := range items {
+	for i, it := range b.items {
+		if b.Outcomes[i].Status != Applied {
+			continue
+		}
 		e := it.Event
 		switch {
 		case e.Profile != nil:

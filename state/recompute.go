@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fenqi/fenqi/state/engine"
 )
 
 // The recompute schedule has two parts:
@@ -113,8 +115,8 @@ while true do
 end
 `)
 
-// casScript sets a key to ARGV[2] if it holds ARGV[1].
-var casScript = redis.NewScript(`
+// cursorCASScript sets a key to ARGV[2] if it holds ARGV[1].
+var cursorCASScript = redis.NewScript(`
 if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("SET", KEYS[1], ARGV[2]) return 1 end
 return 0
 `)
@@ -287,7 +289,7 @@ func (s *Store) carryCursor(ctx context.Context, cur string, cyc Cycle, now int6
 		nk := cyc.index(t)
 		next = cyc.tag() + " " + strconv.FormatInt(nk, 10) + " " + fmtPhase(cyc.reached(nk, t))
 	}
-	if err := casScript.Run(ctx, s.rdb, []string{CursorKey}, cur, next).Err(); err != nil {
+	if err := cursorCASScript.Run(ctx, s.rdb, []string{CursorKey}, cur, next).Err(); err != nil {
 		return fmt.Errorf("state: carry the recompute cursor over to %v: %w", cyc, err)
 	}
 	return nil
@@ -321,12 +323,24 @@ type Quota struct {
 	Wake time.Time
 }
 
-// SaveQuotas stores the quotas of a claimed batch and ends its claim, in
-// one round trip: a trigger batch's entries are removed (those made due
-// again meanwhile stay), a cycle batch's lease is dropped.
+// SaveQuotas stores the quotas of a claimed batch (each in its user's
+// state, with the compare-and-set: an event applied meanwhile is kept) and
+// then ends its claim: a trigger batch's entries are removed (those made
+// due again meanwhile stay), a cycle batch's lease is dropped.
 func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) error {
 	if b == nil || len(b.Claims) == 0 {
 		return nil
+	}
+	ids := make([]string, len(qs))
+	for i, q := range qs {
+		ids[i] = q.UserID
+	}
+	err := s.update(ctx, ids, func(i int, st *engine.State) (bool, error) {
+		engine.SaveQuota(st, qs[i].QuotaFen, qs[i].Seq, qs[i].CycleDone)
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
 	}
 	var scriptArgs [][]any
 	if !b.Periodic() {
@@ -342,9 +356,6 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 	}
 	exec := func() error {
 		pipe := s.rdb.Pipeline()
-		for _, q := range qs {
-			pipe.HSet(ctx, userKeys(q.UserID)[keyMeta], "q", quotaField(q))
-		}
 		if b.Periodic() {
 			pipe.HDel(ctx, LeasesKey, b.lease)
 		}
@@ -359,7 +370,7 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 		_, err := pipe.Exec(ctx)
 		return err
 	}
-	err := exec()
+	err = exec()
 	if isNoScript(err) {
 		// Redis forgot the scripts (a restart): load them and send it all
 		// again; the writes before the script repeat harmlessly.
@@ -368,7 +379,7 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
+		return fmt.Errorf("state: end the claim of %d quotas: %w", len(qs), err)
 	}
 	return nil
 }

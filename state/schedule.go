@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fenqi/fenqi/state/engine"
 )
 
 // claimScript takes the due members of a schedule and pushes each one's
@@ -96,57 +98,47 @@ func (s *Store) ClaimTimers(ctx context.Context, now time.Time, limit int, lease
 	return out, nil
 }
 
-// advanceScript records that a bill's overdue check reached a stage, if the
-// bill is still open, and freezes the user when asked. It returns -1 when
-// the bill is gone (settled since it was read), else 1 when this call froze
-// the user, else 0.
-var advanceScript = redis.NewScript(`
-local cur = redis.call("HGET", KEYS[1], ARGV[1])
-if not cur or string.sub(cur, 1, 1) == "P" or string.sub(cur, 1, 1) == "S" then return -1 end
-local rem, due, stage = string.match(cur, "^(%-?%d+):(%-?%d+):(%d+)$")
-if tonumber(ARGV[2]) > tonumber(stage) then
-  redis.call("HSET", KEYS[1], ARGV[1], rem .. ":" .. due .. ":" .. ARGV[2])
-end
-if ARGV[3] == "1" and redis.call("HGET", KEYS[2], "fz") ~= "1" then
-  redis.call("HSET", KEYS[2], "fz", "1")
-  return 1
-end
-return 0
-`)
-
 // ErrBillGone says the bill was settled (or never opened) when the check
 // tried to advance it.
-var ErrBillGone = errors.New("state: bill no longer open")
+var ErrBillGone = engine.ErrBillGone
 
-// AdvanceBill records that the overdue check of a bill reached stage and,
-// with freeze, marks the user frozen; then it schedules the next check at
-// next (or ends the bill's checks when next is zero). It returns whether
-// this call froze the user, and ErrBillGone (with the timer removed) when
-// the bill was settled meanwhile.
-func (s *Store) AdvanceBill(ctx context.Context, userID, billID string, stage int, freeze bool, next time.Time) (froze bool, err error) {
-	k := userKeys(userID)
-	fz := "0"
-	if freeze {
-		fz = "1"
+// AdvanceBill records in the user's state that the overdue check of a
+// bill reached stage and, with freeze, freezes the user for it (written
+// with the compare-and-set, so a repayment applied meanwhile is kept and
+// decides). It returns whether this call froze the user, or ErrBillGone
+// when the bill was settled meanwhile (nothing written). Publish the
+// check's decision after it, then call ScheduleBill.
+func (s *Store) AdvanceBill(ctx context.Context, userID, billID string, stage int, freeze bool) (froze bool, err error) {
+	var gone bool
+	err = s.update(ctx, []string{userID}, func(_ int, st *engine.State) (bool, error) {
+		var err error
+		froze, err = engine.AdvanceBill(st, billID, stage, freeze)
+		gone = errors.Is(err, engine.ErrBillGone)
+		if gone {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return false, fmt.Errorf("state: advance bill %s of %s: %w", billID, userID, err)
+	}
+	if gone {
+		return false, ErrBillGone
+	}
+	return froze, nil
+}
+
+// ScheduleBill moves a bill's next overdue check to next, or ends its
+// checks when next is zero.
+func (s *Store) ScheduleBill(ctx context.Context, userID, billID string, next time.Time) error {
+	if next.IsZero() {
+		return s.DropTimers(ctx, TimerClaim{UserID: userID, BillID: billID})
 	}
 	member := timerMember(userID, billID)
-	n, err := advanceScript.Run(ctx, s.rdb, []string{k[keyBills], k[keyMeta]}, billID, stage, fz).Int()
-	if err != nil {
-		return false, fmt.Errorf("state: advance bill: %w", err)
-	}
-	if n < 0 || next.IsZero() {
-		if err := s.DropTimers(ctx, TimerClaim{UserID: userID, BillID: billID}); err != nil {
-			return false, err
-		}
-		if n < 0 {
-			return false, ErrBillGone
-		}
-		return n == 1, nil
-	}
 	if err := s.rdb.ZAddXX(ctx, TimersKey, redis.Z{Score: float64(next.Unix()), Member: member}).Err(); err != nil {
-		return false, fmt.Errorf("state: schedule bill timer: %w", err)
+		return fmt.Errorf("state: schedule bill timer: %w", err)
 	}
-	return n == 1, nil
+	return nil
 }
 
 // DropTimers removes bills' overdue checks (the bills are gone), in one
@@ -168,26 +160,18 @@ func (s *Store) DropTimers(ctx context.Context, timers ...TimerClaim) error {
 // OpenBills reads the bill of each claimed check in one round trip: nil
 // where the bill is no longer open.
 func (s *Store) OpenBills(ctx context.Context, claims []TimerClaim) ([]*Bill, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(claims))
+	ids := make([]string, len(claims))
 	for i, c := range claims {
-		cmds[i] = pipe.HGet(ctx, userKeys(c.UserID)[keyBills], c.BillID)
+		ids[i] = c.UserID
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("state: read %d bills: %w", len(claims), err)
+	sts, err := s.read(ctx, ids)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]*Bill, len(claims))
-	for i, cmd := range cmds {
-		v, err := cmd.Result()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		b, open, err := parseBill(v)
-		if err != nil {
-			return nil, fmt.Errorf("%w of %s", err, claims[i].UserID)
-		}
-		if open {
-			out[i] = &b
+	for i, c := range claims {
+		if b := sts[i].OpenBill(c.BillID); b != nil {
+			out[i] = &Bill{RemainingFen: b.Amount, DueAt: unix(b.DueAt), Stage: int(b.Stage)}
 		}
 	}
 	return out, nil

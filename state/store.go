@@ -2,37 +2,25 @@ package state
 
 import (
 	"context"
-	_ "embed"
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"strconv"
+	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/state/engine"
 )
-
-//go:embed apply.lua
-var applySource string
-
-var applyScript = redis.NewScript(applySource)
 
 // Config shapes the state kept per user. The zero value takes the defaults.
 type Config struct {
 	// DefaultZone is the time zone of users whose profile names none
 	// (default Asia/Shanghai).
 	DefaultZone *time.Location
-	// DedupIDs is how many recent event ids per user are remembered to drop
-	// upstream duplicates (default 32).
-	DedupIDs int
-	// Days of daily buckets kept (default 35) and full months of monthly
-	// buckets kept besides the current one (default 6).
+	// Days of daily payment counts kept (default 35) and full months of
+	// monthly counters kept besides the current one (default 6).
 	Days, Months int
 	// GeoDays is how long a device or city counts as seen (default 90) and
 	// GeoMax how many of them are kept per user (default 48).
@@ -48,9 +36,6 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("state: load default zone: %w", err)
 		}
 		c.DefaultZone = loc
-	}
-	if c.DedupIDs == 0 {
-		c.DedupIDs = 32
 	}
 	if c.Days == 0 {
 		c.Days = 35
@@ -70,26 +55,24 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+func (c Config) engine() engine.Config {
+	return engine.Config{DefaultZone: c.DefaultZone, Days: c.Days, Months: c.Months, GeoDays: c.GeoDays, GeoMax: c.GeoMax}
+}
+
 // Validate names the first bad field.
 func (c Config) Validate() error {
-	switch {
-	case c.DedupIDs < 1 || c.DedupIDs > 1024:
-		return fmt.Errorf("state: DedupIDs must be 1..1024, got %d", c.DedupIDs)
-	case c.Days < 31 || c.Days > 400:
-		return fmt.Errorf("state: Days must be 31..400 (rules need 30 days), got %d", c.Days)
-	case c.Months < 3 || c.Months > 36:
-		return fmt.Errorf("state: Months must be 3..36 (stability needs 3 full months), got %d", c.Months)
-	case c.GeoDays < 1 || c.GeoMax < 2:
-		return fmt.Errorf("state: GeoDays must be ≥ 1 and GeoMax ≥ 2, got %d and %d", c.GeoDays, c.GeoMax)
+	if err := c.engine().Validate(); err != nil {
+		return fmt.Errorf("state: %w", err)
 	}
 	return nil
 }
 
-// Store applies events to Redis and reads users' state back. It is safe for
-// concurrent use.
+// Store reads users' state from Redis, applies events to it in Go and
+// writes it back with a compare-and-set. It is safe for concurrent use.
 type Store struct {
 	rdb     redis.UniversalClient
 	cfg     Config
+	ecfg    engine.Config
 	cluster bool
 }
 
@@ -102,14 +85,14 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	_, cluster := rdb.(*redis.ClusterClient)
-	return &Store{rdb: rdb, cfg: cfg, cluster: cluster}, nil
+	return &Store{rdb: rdb, cfg: cfg, ecfg: cfg.engine(), cluster: cluster}, nil
 }
 
-// Load loads the scripts into Redis. Apply reloads them by itself when Redis
-// has forgotten them (a restart or failover); calling Load at start makes the
-// first batch one round trip too.
+// Load loads the scripts into Redis. Calls reload them by themselves when
+// Redis has forgotten them (a restart or failover); calling Load at start
+// makes the first batch one round trip too.
 func (s *Store) Load(ctx context.Context) error {
-	for _, sc := range []*redis.Script{applyScript, claimScript, advanceScript, claimCycleScript, casScript, doneTriggersScript, knownScript} {
+	for _, sc := range []*redis.Script{casScript, claimScript, claimCycleScript, cursorCASScript, doneTriggersScript, knownScript} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("state: load scripts: %w", err)
 		}
@@ -117,213 +100,263 @@ func (s *Store) Load(ctx context.Context) error {
 	return nil
 }
 
-// Item is one event to apply, with where it was read from. Topic is the
-// index of the input topic (1..n, fixed per deployment: it names the offset
-// field); Offset -1 means the event has no Kafka offset (only the id check
-// then guards against repeats).
-type Item struct {
-	Event     *events.Event
-	Topic     int
-	Partition int
-	Offset    int64
-}
-
-// Status says what Apply did with an event.
-type Status int
-
-const (
-	// Applied: the event changed the user's state.
-	Applied Status = iota
-	// Redelivered: the event's offset was applied before (a consumer
-	// restarted or rebalanced before committing); nothing changed.
-	Redelivered
-	// Duplicate: an event with the same id was applied before (an upstream
-	// retry); nothing changed.
-	Duplicate
+// The engine's types, under the names the rest of fenqi uses.
+type (
+	// Item is one event to apply, with where it was read from.
+	Item = engine.Item
+	// Status says what Apply did with an event.
+	Status = engine.Status
+	// Outcome is what applying an event tells of it.
+	Outcome = engine.Outcome
 )
 
-func (s Status) String() string {
-	switch s {
-	case Applied:
-		return "applied"
-	case Redelivered:
-		return "redelivered"
-	case Duplicate:
-		return "duplicate"
+// The statuses of an Outcome.
+const (
+	Applied     = engine.Applied
+	Redelivered = engine.Redelivered
+	Duplicate   = engine.Duplicate
+	Refused     = engine.Refused
+)
+
+// UserKey is the Redis key of a user's state: one string, under the
+// user's own hash tag so that Redis Cluster places it by user.
+func UserKey(userID string) string { return "{u:" + userID + "}" }
+
+// casScript writes users' states, each only if the stored state still has
+// the token the writer read (its bytes 2..9; "" for a user not stored).
+// KEYS: the users; ARGV: per user the token read, then the new value.
+// Returns the positions (1-based) of the users it did not write.
+var casScript = redis.NewScript(`
+local failed = {}
+for i, k in ipairs(KEYS) do
+  if redis.call("GETRANGE", k, 1, 8) == ARGV[2 * i - 1] then
+    redis.call("SET", k, ARGV[2 * i])
+  else
+    failed[#failed + 1] = i
+  end
+end
+return failed
+`)
+
+// ConflictError says the state of some users changed between the read and
+// the write (another writer: a consumer that took over the partition, or
+// a job): nothing of theirs was written; compute them again from fresh
+// state.
+type ConflictError struct{ Users []string }
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("state: %d users changed since they were read (first %q)", len(e.Users), e.Users[0])
+}
+
+// IsConflict reports a ConflictError.
+func IsConflict(err error) bool {
+	var c *ConflictError
+	return errors.As(err, &c)
+}
+
+// token is the compare-and-set token of a state (Rev), as the script
+// compares it: the 8 bytes after the version byte, "" for none.
+func token(rev uint64) string {
+	if rev == 0 {
+		return ""
 	}
-	return fmt.Sprintf("status(%d)", int(s))
-}
-
-// Outcome is what Apply tells of one event.
-type Outcome struct {
-	Status Status
-	// NewCity: a login from a city not among the user's logins of the last
-	// GeoDays days, for a user with login history. Only set when Applied.
-	NewCity bool
-	// NewDevice: a login or payment from a device not seen in the last
-	// GeoDays days, for a user with device history. Only set when Applied.
-	NewDevice bool
-	// Zone is the user's time zone when the event was applied (a profile
-	// later in the same batch does not change it).
-	Zone *time.Location
-	// RecentPayments are the event times of the user's latest payments
-	// before this one (payments only; at most 15), newest first.
-	RecentPayments []time.Time
-	// LastOtherCityLogin is the latest login from another city before this
-	// event (zero if none).
-	LastOtherCityLogin time.Time
-	// TransactionLimitFen is the user's own limit from the profile when the
-	// event was applied (0: none); a profile later in the same batch does
-	// not change it.
-	TransactionLimitFen int64
-	// Unfroze: this repayment settled the user's last overdue bill while
-	// the user was frozen for being overdue; the user is no longer frozen.
-	Unfroze bool
-	// BecameJudicialDefaulter / ClearedJudicialDefaulter: this profile
-	// turned the judicial-defaulter flag on / off.
-	BecameJudicialDefaulter, ClearedJudicialDefaulter bool
-}
-
-const (
-	// recentPayments is how many payment times each user keeps for the
-	// velocity rule (a rule of "N payments in a window" needs N−1).
-	recentPayments = 15
-	// overdueHistoryDays is how long settled overdue episodes are listed
-	// one by one (the eligibility rule looks back 6 months).
-	overdueHistoryDays = 200
-)
-
-// Keys of one user, in the order the script takes them.
-func userKeys(userID string) []string {
-	tag := "{u:" + userID + "}:"
-	return []string{tag + "a", tag + "m", tag + "x", tag + "p", tag + "b"}
-}
-
-// Positions in userKeys.
-const (
-	keyActivity = iota
-	keyMeta
-	keyRings
-	keyProfile
-	keyBills
-	keysPerUser
-)
-
-// fingerprint is a 64-bit FNV-1a of the event id in 11 base64 characters:
-// collisions among a user's last few dozen ids are out of reach.
-func fingerprint(id string) string {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(id))
 	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], h.Sum64())
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-const fingerprintLen = 11
-
-type scriptEvent struct {
-	T   int    `json:"t"`
-	P   int    `json:"p"`
-	O   int64  `json:"o"`
-	F   string `json:"f"`
-	K   string `json:"k"`
-	TS  int64  `json:"ts"`
-	A   int64  `json:"a"`
-	C   int    `json:"c"`
-	Dv  string `json:"dv,omitempty"`
-	Ci  string `json:"ci,omitempty"`
-	B   string `json:"b,omitempty"`
-	Due int64  `json:"due"`
-	Pr  string `json:"pr,omitempty"`
-	TZ  string `json:"tz,omitempty"`
-	TZO int    `json:"tzo,omitempty"`
-	Lim int64  `json:"lim,omitempty"`
-	JD  int    `json:"jd,omitempty"`
-}
-
-type scriptRequest struct {
-	Now    int64           `json:"now"`
-	DZ     int             `json:"dz"`
-	Ring   int             `json:"ring"`
-	FPL    int             `json:"fpl"`
-	Days   int             `json:"days"`
-	Months int             `json:"months"`
-	Geo    int             `json:"geo"`
-	GeoMax int             `json:"geomax"`
-	Vel    int             `json:"vel"`
-	OHDays int             `json:"ohdays"`
-	U      [][]scriptEvent `json:"u"`
-}
-
-func (s *Store) toScript(it Item) (scriptEvent, error) {
-	e := it.Event
-	se := scriptEvent{T: it.Topic, P: it.Partition, O: it.Offset, F: fingerprint(e.ID), TS: e.Time.Unix()}
-	switch {
-	case e.Payment != nil:
-		se.K, se.A, se.C, se.Dv = "pay", e.Payment.AmountFen, int(e.Payment.Scene.Class()), e.Payment.DeviceID
-	case e.Login != nil:
-		se.K, se.Dv, se.Ci = "login", e.Login.DeviceID, e.Login.City
-	case e.Due != nil:
-		se.K, se.B, se.A, se.Due = "due", e.Due.BillID, e.Due.AmountFen, e.Due.DueAt.Unix()
-	case e.Paid != nil:
-		se.K, se.B, se.A = "paid", e.Paid.BillID, e.Paid.AmountFen
-	case e.Profile != nil:
-		pr, err := json.Marshal(e.Profile)
-		if err != nil {
-			return se, fmt.Errorf("state: encode profile of event %s: %w", e.ID, err)
-		}
-		se.K, se.Pr = "prof", string(pr)
-		loc, err := s.zone(e.Profile.Timezone)
-		if err != nil {
-			return se, err
-		}
-		se.TZ = e.Profile.Timezone
-		_, se.TZO = e.Time.In(loc).Zone()
-		se.Lim = e.Profile.TransactionLimitFen
-		if e.Profile.JudicialDefaulter {
-			se.JD = 1
-		}
-	default:
-		return se, fmt.Errorf("state: event %s of type %q has no data", e.ID, e.Type)
+	for i := range b {
+		b[i] = byte(rev >> (56 - 8*i))
 	}
-	return se, nil
+	return string(b[:])
 }
 
-func (s *Store) zone(name string) (*time.Location, error) {
-	if name == "" {
-		return s.cfg.DefaultZone, nil
-	}
-	return loadZone(name)
-}
+// newRev is a fresh write token: random, so that no other writer can
+// produce the token a draft expects.
+func newRev() uint64 { return rand.Uint64() | 1 }
 
-// storedZone is the zone a stored name stands for: the default zone for
-// none, and for a zone this binary cannot load.
-func (s *Store) storedZone(name string) *time.Location {
-	loc, err := s.zone(name)
-	if err != nil {
-		return s.cfg.DefaultZone
-	}
-	return loc
-}
-
-// Apply applies a batch of events in one round trip (one script call; in
-// Redis Cluster one per user, pipelined) and returns one Outcome per item,
-// in order. It is idempotent (see the package doc), so a failed call may be
-// retried whole. Events of one user must come in their partition order.
-func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
-	if len(items) == 0 {
+// read reads users' states in one round trip.
+func (s *Store) read(ctx context.Context, userIDs []string) ([]*engine.State, error) {
+	if len(userIDs) == 0 {
 		return nil, nil
 	}
-	// Group by user, keeping each user's order and the users' first-seen order.
-	groupOf := make(map[string]int, len(items))
-	var users []string
-	var groups [][]scriptEvent
-	pos := make([][2]int, len(items)) // item -> (group, index in group)
-	for i, it := range items {
-		se, err := s.toScript(it)
-		if err != nil {
-			return nil, err
+	vals := make([]string, len(userIDs))
+	found := make([]bool, len(userIDs))
+	if !s.cluster {
+		keys := make([]string, len(userIDs))
+		for i, id := range userIDs {
+			keys[i] = UserKey(id)
 		}
+		res, err := s.rdb.MGet(ctx, keys...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
+		}
+		for i, v := range res {
+			vals[i], found[i] = v.(string)
+		}
+	} else {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.StringCmd, len(userIDs))
+		for i, id := range userIDs {
+			cmds[i] = pipe.Get(ctx, UserKey(id))
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
+		}
+		for i, c := range cmds {
+			vals[i] = c.Val()
+			found[i] = c.Err() == nil
+		}
+	}
+	out := make([]*engine.State, len(userIDs))
+	for i := range userIDs {
+		var err error
+		if out[i], err = engine.Decode([]byte(vals[i])); err != nil {
+			return nil, fmt.Errorf("state: user %s: %w", userIDs[i], err)
+		}
+	}
+	return out, nil
+}
+
+// write is one user's state to write, and the token it was read with.
+type write struct {
+	user   string
+	expect uint64
+	val    []byte
+}
+
+// cas writes states with the compare-and-set, with other commands queued
+// before them in the same round trip (extra may be nil), and returns the
+// users it could not write.
+func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner) []*redis.Cmd) ([]string, error) {
+	exec := func() ([]*redis.Cmd, []*redis.Cmd, error) {
+		pipe := s.rdb.Pipeline()
+		var ex []*redis.Cmd
+		if extra != nil {
+			ex = extra(pipe)
+		}
+		var calls []*redis.Cmd
+		call := func(part []write) {
+			keys := make([]string, len(part))
+			args := make([]any, 0, 2*len(part))
+			for i, w := range part {
+				keys[i] = UserKey(w.user)
+				args = append(args, token(w.expect), w.val)
+			}
+			calls = append(calls, casScript.EvalSha(ctx, pipe, keys, args...))
+		}
+		if s.cluster { // one slot per call
+			for i := range ws {
+				call(ws[i : i+1])
+			}
+		} else if len(ws) > 0 {
+			call(ws)
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil && !isNoScript(err) {
+			return nil, nil, fmt.Errorf("state: write %d users: %w", len(ws), err)
+		}
+		return ex, calls, nil
+	}
+	ex, calls, err := exec()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range append(ex, calls...) {
+		if isNoScript(c.Err()) {
+			// Redis restarted or failed over and forgot a script: load
+			// them and send it all again. A NOSCRIPT call wrote nothing; a
+			// write that did go through is seen as a conflict the second
+			// time, and its users are computed again from what it wrote.
+			if err := s.Load(ctx); err != nil {
+				return nil, err
+			}
+			if ex, calls, err = exec(); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	for _, c := range ex {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("state: index %d users: %w", len(ws), err)
+		}
+	}
+	var failed []string
+	off := 0
+	for _, c := range calls {
+		n := 1
+		if !s.cluster {
+			n = len(ws)
+		}
+		pos, err := c.Int64Slice()
+		if err != nil {
+			return nil, fmt.Errorf("state: write %d users: %w", len(ws), err)
+		}
+		for _, p := range pos {
+			failed = append(failed, ws[off+int(p)-1].user)
+		}
+		off += n
+	}
+	return failed, nil
+}
+
+// Drafts are the states of users computed by prepared batches not yet
+// written: the next batch of the same users starts from them, not from
+// Redis (which does not have them yet), and writes against their tokens.
+// One consumer keeps one Drafts; the zero value is ready. Reset it after a
+// conflict: every draft may then be stale.
+type Drafts struct {
+	mu  sync.Mutex
+	m   map[string]draft
+	seq uint64
+}
+
+type draft struct {
+	st  *engine.State
+	seq uint64 // the batch that wrote it last
+}
+
+// Reset forgets every draft.
+func (d *Drafts) Reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.m = nil
+}
+
+// Len is how many users have a draft.
+func (d *Drafts) Len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.m)
+}
+
+// Batch is a batch of events computed on the users' states, to be written
+// with Commit once its decisions are published.
+type Batch struct {
+	// Outcomes has one entry per item, in order.
+	Outcomes []Outcome
+	seq      uint64
+	writes   []write
+	items    []Item
+	newUsers []string // users with no state before: the schedule learns them
+}
+
+// Users are the users the batch writes.
+func (b *Batch) Users() []string {
+	out := make([]string, len(b.writes))
+	for i, w := range b.writes {
+		out[i] = w.user
+	}
+	return out
+}
+
+// Prepare computes a batch of events on the users' states: from d's
+// drafts where a batch before it left one, else read from Redis in one
+// round trip. Nothing is written: Commit writes. d may be nil (no batch in
+// flight). Events of one user must come in their partition order.
+func (s *Store) Prepare(ctx context.Context, items []Item, d *Drafts) (*Batch, error) {
+	b := &Batch{items: items, Outcomes: make([]Outcome, len(items))}
+	groupOf := map[string]int{}
+	var users []string
+	var groups [][]int // item positions per user
+	for i, it := range items {
 		uid := it.Event.UserID()
 		g, ok := groupOf[uid]
 		if !ok {
@@ -332,218 +365,206 @@ func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
 			users = append(users, uid)
 			groups = append(groups, nil)
 		}
-		pos[i] = [2]int{g, len(groups[g])}
-		groups[g] = append(groups[g], se)
+		groups[g] = append(groups[g], i)
 	}
-
-	_, dz := s.cfg.Now().In(s.cfg.DefaultZone).Zone()
-	req := scriptRequest{
-		Now: s.cfg.Now().Unix(), DZ: dz, Ring: s.cfg.DedupIDs, FPL: fingerprintLen,
-		Days: s.cfg.Days, Months: s.cfg.Months, Geo: s.cfg.GeoDays, GeoMax: s.cfg.GeoMax,
-		Vel: recentPayments, OHDays: overdueHistoryDays,
-	}
-	type call struct {
-		first int // index of its first user; -1: an index update
-		cmd   *redis.Cmd
-	}
-	var calls []call
-	run := func(p redis.Cmdable, first, last int) error {
-		r := req
-		r.U = groups[first:last]
-		keys := make([]string, 0, keysPerUser*(last-first))
-		for _, uid := range users[first:last] {
-			keys = append(keys, userKeys(uid)...)
-		}
-		arg, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("state: encode batch: %w", err)
-		}
-		calls = append(calls, call{first, applyScript.EvalSha(ctx, p, keys, arg)})
-		return nil
-	}
-	exec := func() error {
-		calls = calls[:0]
-		pipe := s.rdb.Pipeline()
-		if !s.cluster {
-			if err := run(pipe, 0, len(users)); err != nil {
-				return err
-			}
-		} else {
-			for g := range users {
-				if err := run(pipe, g, g+1); err != nil {
-					return err
-				}
+	base := make([]*engine.State, len(users))
+	var missing []string
+	var missingAt []int
+	if d != nil {
+		d.mu.Lock()
+		for g, u := range users {
+			if dr, ok := d.m[u]; ok {
+				base[g] = dr.st.Clone()
 			}
 		}
-		for _, cmd := range s.indexUpdates(ctx, pipe, items, users) {
-			calls = append(calls, call{-1, cmd})
-		}
-		_, err := pipe.Exec(ctx)
-		if err != nil && !isNoScript(err) {
-			return fmt.Errorf("state: apply pipeline: %w", err)
-		}
-		return nil
+		d.mu.Unlock()
 	}
-	if err := exec(); err != nil {
+	for g, u := range users {
+		if base[g] == nil {
+			missing, missingAt = append(missing, u), append(missingAt, g)
+		}
+	}
+	read, err := s.read(ctx, missing)
+	if err != nil {
 		return nil, err
 	}
-	// NOSCRIPT: Redis restarted or failed over and forgot the script. Load
-	// it and send the batch again. A NOSCRIPT call touched no key; in a
-	// cluster, calls that did run on other nodes are recognised as repeats
-	// the second time, since Apply is idempotent.
-	for _, c := range calls {
-		if isNoScript(c.cmd.Err()) {
-			if err := s.Load(ctx); err != nil {
-				return nil, err
-			}
-			if err := exec(); err != nil {
-				return nil, err
-			}
-			break
-		}
+	for k, st := range read {
+		base[missingAt[k]] = st
 	}
-
-	out := make([]Outcome, len(items))
-	zones := make([]*time.Location, len(users))
-	lims := make([]int64, len(users))
-	statuses := make([][]eventReply, len(users))
-	for _, c := range calls {
-		if c.first < 0 { // the schedule's index
-			if err := c.cmd.Err(); err != nil {
-				return nil, fmt.Errorf("state: index users of %d events: %w", len(items), err)
-			}
+	now := s.cfg.Now()
+	written := make([]bool, len(users))
+	for g, u := range users {
+		st := base[g]
+		its := make([]Item, len(groups[g]))
+		for k, i := range groups[g] {
+			its[k] = items[i]
+		}
+		outs := engine.Apply(st, its, s.ecfg, now)
+		changed := false // what a write would keep; a repeat keeps nothing
+		for k, i := range groups[g] {
+			b.Outcomes[i] = outs[k]
+			changed = changed || outs[k].Status == Applied || outs[k].Status == Duplicate
+		}
+		if !changed {
 			continue
 		}
-		raw, err := c.cmd.Text()
-		if err != nil {
-			return nil, fmt.Errorf("state: apply batch of %d events: %w", len(items), err)
+		if st.Rev == 0 {
+			b.newUsers = append(b.newUsers, u)
 		}
-		res, err := decodeReply(raw)
-		if err != nil {
-			return nil, err
+		expect := st.Rev
+		st.Rev = newRev()
+		b.writes = append(b.writes, write{user: u, expect: expect, val: engine.Encode(nil, st)})
+		written[g] = true
+	}
+	if d != nil {
+		d.mu.Lock()
+		d.seq++
+		b.seq = d.seq
+		if d.m == nil {
+			d.m = map[string]draft{}
 		}
-		for j, r := range res {
-			g := c.first + j
-			if g >= len(users) || len(r.Evs) != len(groups[g]) {
-				return nil, fmt.Errorf("state: script reply does not match the batch (user %d)", g)
+		for g, u := range users {
+			if written[g] {
+				d.m[u] = draft{st: base[g], seq: b.seq}
 			}
-			zones[g], statuses[g], lims[g] = s.storedZone(r.TZ), r.Evs, r.Lim
 		}
+		d.mu.Unlock()
 	}
-	for i := range items {
-		g, j := pos[i][0], pos[i][1]
-		if statuses[g] == nil {
-			return nil, fmt.Errorf("state: script reply lacks user %d", g)
-		}
-		r := statuses[g][j]
-		o := Outcome{Status: r.Status, NewCity: r.NewCity, NewDevice: r.NewDevice, Zone: zones[g],
-			TransactionLimitFen: lims[g], Unfroze: r.Flags&1 != 0, BecameJudicialDefaulter: r.Flags&2 != 0,
-			ClearedJudicialDefaulter: r.Flags&4 != 0}
-		if r.PerEvent { // applied before a profile of the batch changed them
-			o.Zone, o.TransactionLimitFen = s.storedZone(r.TZ), r.Lim
-		}
-		if r.LastOtherCityLogin > 0 {
-			o.LastOtherCityLogin = time.Unix(r.LastOtherCityLogin, 0)
-		}
-		var err error
-		o.RecentPayments, err = parseRecent(r.Recent)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = o
-	}
-	return out, nil
+	return b, nil
 }
 
-type eventReply struct {
-	Status             Status
-	NewCity, NewDevice bool
-	LastOtherCityLogin int64
-	Recent             string
-	Flags              int
-	// PerEvent: the batch held a profile, and Lim and TZ are the values
-	// this event was applied under.
-	PerEvent bool
-	Lim      int64
-	TZ       string
-}
-
-type userReply struct {
-	TZ  string
-	Lim int64
-	Evs []eventReply
-}
-
-// parseLimit reads the limit the script returns as a decimal string.
-func parseLimit(raw json.RawMessage) (int64, error) {
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return 0, err
+// Commit writes a prepared batch's states, each with a compare-and-set
+// against the token it was computed from, and the schedule entries its
+// applied events imply, in one round trip. A user whose state changed
+// meanwhile is not written: Commit returns a *ConflictError naming them
+// (the others are written), and d is reset. Prepare those users' events
+// again (their decisions too) and commit again.
+func (s *Store) Commit(ctx context.Context, b *Batch, d *Drafts) error {
+	if len(b.writes) == 0 {
+		return nil
 	}
-	return strconv.ParseInt(s, 10, 64)
-}
-
-// decodeReply reads the script's JSON: per user [tz, lim, [[status,
-// newCity, newDevice, lastOtherCityLogin, recent, flags(, lim, tz)], ...]].
-func decodeReply(raw string) ([]userReply, error) {
-	var arr [][3]json.RawMessage
-	if err := json.Unmarshal([]byte(raw), &arr); err != nil {
-		return nil, fmt.Errorf("state: decode script reply: %w", err)
+	failed, err := s.cas(ctx, b.writes, func(pipe redis.Pipeliner) []*redis.Cmd {
+		return s.indexUpdates(ctx, pipe, b)
+	})
+	if err != nil {
+		return err
 	}
-	out := make([]userReply, len(arr))
-	for i, a := range arr {
-		var evs [][]json.RawMessage
-		lim, limErr := parseLimit(a[1])
-		out[i].Lim = lim
-		if err := errors.Join(json.Unmarshal(a[0], &out[i].TZ), limErr, json.Unmarshal(a[2], &evs)); err != nil {
-			return nil, fmt.Errorf("state: decode script reply: %w", err)
-		}
-		out[i].Evs = make([]eventReply, len(evs))
-		for j, e := range evs {
-			var st, nc, nd int
-			r := &out[i].Evs[j]
-			if len(e) != 6 && len(e) != 8 {
-				return nil, fmt.Errorf("state: decode script reply event: %d fields", len(e))
-			}
-			if len(e) == 8 {
-				r.PerEvent = true
-				lim, limErr := parseLimit(e[6])
-				if err := errors.Join(limErr, json.Unmarshal(e[7], &r.TZ)); err != nil {
-					return nil, fmt.Errorf("state: decode script reply event: %w", err)
+	if d != nil {
+		d.mu.Lock()
+		if len(failed) > 0 {
+			d.m = nil
+		} else {
+			for _, w := range b.writes {
+				if dr, ok := d.m[w.user]; ok && dr.seq == b.seq {
+					delete(d.m, w.user)
 				}
-				r.Lim = lim
 			}
-			if err := errors.Join(json.Unmarshal(e[0], &st), json.Unmarshal(e[1], &nc), json.Unmarshal(e[2], &nd),
-				json.Unmarshal(e[3], &r.LastOtherCityLogin), json.Unmarshal(e[4], &r.Recent),
-				json.Unmarshal(e[5], &r.Flags)); err != nil {
-				return nil, fmt.Errorf("state: decode script reply event: %w", err)
-			}
-			r.Status, r.NewCity, r.NewDevice = Status(st), nc == 1, nd == 1
 		}
+		d.mu.Unlock()
 	}
-	return out, nil
+	if len(failed) > 0 {
+		return &ConflictError{Users: failed}
+	}
+	return nil
 }
 
-// parseRecent decodes the payment-times ring: 6 base-36 digits of unix
-// seconds each, newest first.
-func parseRecent(s string) ([]time.Time, error) {
-	if len(s)%6 != 0 {
-		return nil, fmt.Errorf("state: bad payment-times ring %q", s)
+// Apply prepares and commits a batch at once, computing again the users
+// whose state changed meanwhile, and returns one Outcome per item: for
+// callers with no decisions to publish in between (tools and tests).
+func (s *Store) Apply(ctx context.Context, items []Item) ([]Outcome, error) {
+	out := make([]Outcome, len(items))
+	todo := make([]int, len(items))
+	for i := range todo {
+		todo[i] = i
 	}
-	out := make([]time.Time, 0, len(s)/6)
-	for i := 0; i < len(s); i += 6 {
-		n, err := strconv.ParseInt(s[i:i+6], 36, 64)
+	for attempt := 0; ; attempt++ {
+		its := make([]Item, len(todo))
+		for k, i := range todo {
+			its[k] = items[i]
+		}
+		b, err := s.Prepare(ctx, its, nil)
 		if err != nil {
-			return nil, fmt.Errorf("state: bad payment-times ring %q: %w", s, err)
+			return nil, err
 		}
-		out = append(out, time.Unix(n, 0))
+		for k, i := range todo {
+			out[i] = b.Outcomes[k]
+		}
+		err = s.Commit(ctx, b, nil)
+		var c *ConflictError
+		if !errors.As(err, &c) || attempt >= 100 {
+			return out, err
+		}
+		again := map[string]bool{}
+		for _, u := range c.Users {
+			again[u] = true
+		}
+		todo = todo[:0]
+		for i, it := range items {
+			if again[it.Event.UserID()] {
+				todo = append(todo, i)
+			}
+		}
 	}
-	return out, nil
 }
 
-// IsScriptError reports an error raised inside a state script (Apply's):
-// the only kind a single odd event can cause, and so the only kind worth
-// isolating by applying events one at a time.
+// update changes users' states with fn, read fresh and written with the
+// compare-and-set, computing again those that changed meanwhile. fn is
+// called on each user's state (maybe more than once: keep no effect of a
+// call but the state's) and says whether to write it; an error ends the
+// update with nothing of that round written.
+func (s *Store) update(ctx context.Context, userIDs []string, fn func(i int, st *engine.State) (bool, error)) error {
+	todo := make([]int, len(userIDs))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt == 100 {
+			return fmt.Errorf("state: %d users keep changing under an update", len(todo))
+		}
+		ids := make([]string, len(todo))
+		for k, i := range todo {
+			ids[k] = userIDs[i]
+		}
+		sts, err := s.read(ctx, ids)
+		if err != nil {
+			return err
+		}
+		ws := make([]write, 0, len(todo))
+		for k, i := range todo {
+			st := sts[k]
+			ok, err := fn(i, st)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			expect := st.Rev
+			st.Rev = newRev()
+			ws = append(ws, write{user: ids[k], expect: expect, val: engine.Encode(nil, st)})
+		}
+		failed, err := s.cas(ctx, ws, nil)
+		if err != nil {
+			return err
+		}
+		again := map[string]bool{}
+		for _, u := range failed {
+			again[u] = true
+		}
+		next := todo[:0:0]
+		for k, i := range todo {
+			if again[ids[k]] {
+				next = append(next, i)
+			}
+		}
+		todo = next
+	}
+	return nil
+}
+
+// IsScriptError reports an error raised inside a state script: a bug or a
+// misconfigured Redis, never one odd event (the engine refuses those with
+// Status Refused).
 func IsScriptError(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "user_script") || strings.Contains(msg, "Error running script")

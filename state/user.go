@@ -2,70 +2,26 @@ package state
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/state/engine"
 )
 
-// Counts are the counters of one bucket.
-type Counts struct {
-	SpendN, SpendFen   int64 // consumption payments
-	SocialN, SocialFen int64 // transfers and red packets
-	FinanceN, FinFen   int64 // bill payments, wealth, donations
-	Logins             int64
-	LoginDays          int64 // monthly buckets only: distinct local days with a login
+// DayCounts are one local day's counters.
+type DayCounts struct {
+	Payments int64 // payments of every scene
 }
 
-// parseCounts reads a packed bucket ("n:n:n…"; a month's ninth field, the
-// login-day mask, is not needed by readers). Hand-written: it runs for
-// every bucket of every user a recompute reads.
-func parseCounts(s string) (Counts, error) {
-	var v [8]int64
-	i := 0
-	var n int64
-	digits := false
-	for j := 0; j <= len(s); j++ {
-		if j == len(s) || s[j] == ':' {
-			if !digits {
-				return Counts{}, fmt.Errorf("state: bad bucket %q", s)
-			}
-			if i < len(v) {
-				v[i] = n
-			}
-			i, n, digits = i+1, 0, false
-			continue
-		}
-		c := s[j]
-		if c < '0' || c > '9' {
-			return Counts{}, fmt.Errorf("state: bad bucket %q", s)
-		}
-		n, digits = n*10+int64(c-'0'), true
-	}
-	return Counts{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}, nil
-}
-
-// parseBill reads a value of the bills hash: open is false for a bill
-// repaid before its due event arrived ("P…") or settled ("S…"; see
-// apply.lua).
-func parseBill(v string) (b Bill, open bool, err error) {
-	if strings.HasPrefix(v, "P") || strings.HasPrefix(v, "S") {
-		return Bill{}, false, nil
-	}
-	parts := strings.Split(v, ":")
-	if len(parts) != 3 {
-		return Bill{}, false, fmt.Errorf("state: bad bill %q", v)
-	}
-	rem, _ := strconv.ParseInt(parts[0], 10, 64)
-	due, _ := strconv.ParseInt(parts[1], 10, 64)
-	stage, _ := strconv.Atoi(parts[2])
-	return Bill{RemainingFen: rem, DueAt: time.Unix(due, 0).UTC(), Stage: stage}, true, nil
+// MonthCounts are one calendar month's counters.
+type MonthCounts struct {
+	SpendFen  int64 // consumption payments
+	SocialN   int64 // transfers and red packets
+	LoginDays int64 // distinct local days with a login
 }
 
 // Bill is an open bill.
@@ -93,11 +49,11 @@ type Place struct {
 type User struct {
 	ID      string
 	Zone    *time.Location
-	Days    map[int]Counts // local day number (days since 1970-01-01) -> counters
-	Months  map[int]Counts // yyyymm -> counters
+	Days    map[int]DayCounts   // local day number (days since 1970-01-01) -> counters
+	Months  map[int]MonthCounts // yyyymm -> counters
 	Devices map[string]Place
 	Cities  map[string]Place
-	Bills   map[string]Bill
+	Bills   map[string]Bill // open bills
 	Profile *events.Profile // nil before the first profile
 
 	FrozenOverdue   bool // installments suspended: a bill overdue too long
@@ -133,8 +89,7 @@ type Override struct {
 
 // Day is the local day number of t in the user's zone.
 func (u *User) Day(t time.Time) int {
-	_, off := t.In(u.Zone).Zone()
-	return int((t.Unix() + int64(off)) / 86400)
+	return int(engine.LocalDay(u.Zone, t.Unix()))
 }
 
 // User reads a user's whole state in one round trip. A user never seen has
@@ -147,229 +102,111 @@ func (s *Store) User(ctx context.Context, userID string) (*User, error) {
 	return us[0], nil
 }
 
-type userReads struct {
-	a, m, b *redis.MapStringStringCmd
-	p       *redis.StringCmd
-}
-
-// Users reads several users' state in one round trip (one pipeline).
+// Users reads several users' state in one round trip.
 func (s *Store) Users(ctx context.Context, userIDs []string) ([]*User, error) {
-	pipe := s.rdb.Pipeline()
-	reads := make([]userReads, len(userIDs))
-	for i, id := range userIDs {
-		k := userKeys(id)
-		reads[i] = userReads{
-			a: pipe.HGetAll(ctx, k[keyActivity]), m: pipe.HGetAll(ctx, k[keyMeta]), p: pipe.Get(ctx, k[keyProfile]), b: pipe.HGetAll(ctx, k[keyBills]),
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
+	sts, err := s.read(ctx, userIDs)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]*User, len(userIDs))
 	for i, id := range userIDs {
-		u, err := s.parseUser(id, reads[i])
-		if err != nil {
-			return nil, err
-		}
-		out[i] = u
+		out[i] = s.view(id, sts[i])
 	}
 	return out, nil
 }
 
-func (s *Store) parseUser(userID string, r userReads) (*User, error) {
-	a, m, p, b := r.a, r.m, r.p, r.b
-	// The maps are sized up front: a recompute parses every user once, and
-	// growing a map of 35 days three times over costs more than the parse.
-	av := a.Val()
-	u := &User{ID: userID, Zone: s.storedZone(m.Val()["tz"]), Days: make(map[int]Counts, min(len(av), s.cfg.Days)),
-		Months: make(map[int]Counts, s.cfg.Months+1), Devices: map[string]Place{}, Cities: map[string]Place{}, Bills: map[string]Bill{}}
-	for f, v := range av {
-		if len(f) < 2 {
-			continue
-		}
-		if f[1] == ':' { // a place: "d:<device>" or "c:<city>"
-			dayStr, nStr, _ := strings.Cut(v, ":")
-			day, _ := strconv.Atoi(dayStr)
-			n, _ := strconv.ParseInt(nStr, 10, 64)
-			switch f[0] {
-			case 'd':
-				u.Devices[f[2:]] = Place{LastDay: day, Logins: n}
-			case 'c':
-				u.Cities[f[2:]] = Place{LastDay: day}
-			}
-			continue
-		}
-		n, err := strconv.Atoi(f[1:])
-		if err != nil {
-			return nil, fmt.Errorf("state: bad bucket field %q: %w", f, err)
-		}
-		c, err := parseCounts(v)
-		if err != nil {
-			return nil, err
-		}
-		switch f[0] {
-		case 'd':
-			u.Days[n] = c
-		case 'm':
-			u.Months[n] = c
+func unix(t int64) time.Time { return time.Unix(t, 0).UTC() }
+
+// view is the read view of a user's state.
+func (s *Store) view(userID string, st *engine.State) *User {
+	u := &User{ID: userID, Zone: s.ecfg.ZoneOf(st),
+		Days: make(map[int]DayCounts, len(st.Days)), Months: make(map[int]MonthCounts, len(st.Months)),
+		Devices: make(map[string]Place, len(st.Devices)), Cities: make(map[string]Place, len(st.Cities)),
+		Bills:         map[string]Bill{},
+		FrozenOverdue: st.FrozenOverdue, FrozenJudicial: st.FrozenJudicial, SettledEpisodes: int(st.SettledEpisodes),
+		HasQuota: st.HasQuota, QuotaFen: st.QuotaFen, Recomputes: st.Recomputes,
+	}
+	for _, d := range st.Days {
+		u.Days[int(d.Day)] = DayCounts{Payments: int64(d.Payments)}
+	}
+	for _, m := range st.Months {
+		u.Months[int(m.YM)] = MonthCounts{SpendFen: m.SpendFen, SocialN: int64(m.SocialN), LoginDays: int64(m.LoginDays)}
+	}
+	for _, p := range st.Devices {
+		u.Devices[p.Name] = Place{LastDay: int(p.LastDay), Logins: int64(p.Logins)}
+	}
+	for _, p := range st.Cities {
+		u.Cities[p.Name] = Place{LastDay: int(p.LastDay)}
+	}
+	for _, b := range st.Bills {
+		if b.Status == engine.BillOpen {
+			u.Bills[b.ID] = Bill{RemainingFen: b.Amount, DueAt: unix(b.DueAt), Stage: int(b.Stage)}
 		}
 	}
-	for id, v := range b.Val() {
-		bill, open, err := parseBill(v)
-		if err != nil {
-			return nil, fmt.Errorf("%w of %s", err, userID)
-		}
-		if open {
-			u.Bills[id] = bill
-		}
+	for _, e := range st.Episodes {
+		u.RecentEpisodes = append(u.RecentEpisodes, Episode{DueDay: int(e.DueDay), DaysOverdue: int(e.DaysOverdue)})
 	}
-	meta := m.Val()
-	u.FrozenOverdue, u.FrozenJudicial = meta["fz"] == "1", meta["fj"] == "1"
-	u.SettledEpisodes, _ = strconv.Atoi(meta["oe"])
-	if q, ok := meta["q"]; ok {
-		if err := u.parseQuota(q, meta["rs"]); err != nil {
-			return nil, err
-		}
+	if st.CycleDone != 0 {
+		u.CycleDone = time.Unix(st.CycleDone, 0)
 	}
-	if qc := meta["qc"]; qc != "" {
-		var err error
-		if u.QuotaChecks, err = parseRecent(qc); err != nil {
-			return nil, err
-		}
+	if p := st.Profile; p != nil {
+		u.Profile = &events.Profile{UserID: userID, PayScore: int(p.PayScore), RealNameVerified: p.RealNameVerified,
+			IdentityComplete: p.IdentityComplete, CardBoundSince: p.CardBoundSince, CardBankBlacklisted: p.CardBankBlacklisted,
+			WealthBalanceFen: p.WealthBalanceFen, JudicialDefaulter: p.JudicialDefaulter,
+			LinkedAccountNegative: p.LinkedAccountNegative, TransactionLimitFen: p.TransactionLimitFen, Timezone: st.Zone}
 	}
-	if ov := meta["ov"]; ov != "" {
-		u.Override = new(Override)
-		if err := json.Unmarshal([]byte(ov), u.Override); err != nil {
-			return nil, fmt.Errorf("state: decode override of %s: %w", userID, err)
-		}
+	if o := st.Override; o != nil {
+		u.Override = &Override{QuotaFen: o.QuotaFen, Reason: o.Reason, Operator: o.Operator, ExpiresAt: unix(o.ExpiresAt)}
 	}
-	for _, ep := range strings.Split(meta["oh"], ",") {
-		d, n, ok := strings.Cut(ep, ":")
-		if !ok {
-			continue
-		}
-		dd, _ := strconv.Atoi(d)
-		nn, _ := strconv.Atoi(n)
-		u.RecentEpisodes = append(u.RecentEpisodes, Episode{DueDay: dd, DaysOverdue: nn})
+	for _, t := range st.QuotaChecks {
+		u.QuotaChecks = append(u.QuotaChecks, time.Unix(t, 0))
 	}
-	if raw, err := p.Bytes(); err == nil {
-		var prof events.Profile
-		if err := json.Unmarshal(raw, &prof); err != nil {
-			return nil, fmt.Errorf("state: decode profile of %s: %w", userID, err)
-		}
-		u.Profile = &prof
-	}
-	return u, nil
+	return u
 }
 
-// MemoryUsage is the sum of Redis's MEMORY USAGE over the user's keys, in bytes.
+// MemoryUsage is Redis's MEMORY USAGE of the user's state, in bytes (0 for
+// a user never seen).
 func (s *Store) MemoryUsage(ctx context.Context, userID string) (int64, error) {
-	var total int64
-	for _, k := range userKeys(userID) { // every key of the user, including ones not yet created
-		n, err := s.rdb.MemoryUsage(ctx, k).Result()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("state: memory usage of %s: %w", k, err)
-		}
-		total += n
+	n, err := s.rdb.MemoryUsage(ctx, UserKey(userID), 0).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
 	}
-	return total, nil
+	if err != nil {
+		return 0, fmt.Errorf("state: memory usage of %s: %w", userID, err)
+	}
+	return n, nil
 }
 
 // SetOverride stores an operator override for a user (nil removes it) and
 // makes the user's recompute due now, so the new quota is published at once.
 func (s *Store) SetOverride(ctx context.Context, userID string, ov *Override) error {
-	k := userKeys(userID)[keyMeta]
-	pipe := s.rdb.Pipeline()
-	if ov == nil {
-		pipe.HDel(ctx, k, "ov")
-	} else {
-		raw, err := json.Marshal(ov)
-		if err != nil {
-			return fmt.Errorf("state: encode override: %w", err)
-		}
-		pipe.HSet(ctx, k, "ov", raw)
+	var eo *engine.Override
+	if ov != nil {
+		eo = &engine.Override{QuotaFen: ov.QuotaFen, Reason: ov.Reason, Operator: ov.Operator, ExpiresAt: ov.ExpiresAt.Unix()}
 	}
-	dueAt(ctx, pipe, s.cfg.Now(), userID)
-	if _, err := pipe.Exec(ctx); err != nil {
+	err := s.update(ctx, []string{userID}, func(_ int, st *engine.State) (bool, error) {
+		return true, engine.SetOverride(st, eo)
+	})
+	if err != nil {
 		return fmt.Errorf("state: set override of %s: %w", userID, err)
 	}
-	return nil
+	return s.RecomputeSoon(ctx, s.cfg.Now(), userID)
 }
 
-// recordCheckScript puts a quota check's time at the front of the user's
-// list of checks (6 base-36 digits each, newest first), keeping those of
-// the last ARGV[2] seconds and at most 16.
-var recordCheckScript = redis.NewScript(`
-local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-local B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-local n, t = now, {}
-for i = 6, 1, -1 do
-  local d = n % 36
-  t[i] = string.sub(B36, d + 1, d + 1)
-  n = math.floor(n / 36)
-end
-local out = {table.concat(t)}
-local cur = redis.call("HGET", KEYS[1], "qc") or ""
-for i = 1, #cur, 6 do
-  local s = string.sub(cur, i, i + 5)
-  if #out < 16 and tonumber(s, 36) > now - window then out[#out + 1] = s end
-end
-redis.call("HSET", KEYS[1], "qc", table.concat(out))
-return #out
-`)
+// QuotaCheckWindow is how far back quota checks count (DOMAIN.md §3).
+const QuotaCheckWindow = 30 * 24 * time.Hour
 
 // RecordQuotaCheck counts a quota check by the user at now (DOMAIN.md §3:
 // repeated checks within 30 days lower the score) and returns how many the
 // user made in the last 30 days, this one included.
 func (s *Store) RecordQuotaCheck(ctx context.Context, userID string, now time.Time) (int, error) {
-	n, err := recordCheckScript.Run(ctx, s.rdb, []string{userKeys(userID)[keyMeta]}, now.Unix(), 30*86400).Int()
+	var n int
+	err := s.update(ctx, []string{userID}, func(_ int, st *engine.State) (bool, error) {
+		n = engine.RecordQuotaCheck(st, now, QuotaCheckWindow)
+		return true, nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("state: record quota check of %s: %w", userID, err)
 	}
 	return n, nil
-}
-
-// quotaField is meta "q": the last saved recompute, "<quota fen>:<recompute
-// count>:<due time of the last periodic recompute, 0 for none>", one field
-// so that saving a quota is one short HSET.
-func quotaField(q Quota) string {
-	var cd int64
-	if !q.CycleDone.IsZero() {
-		cd = q.CycleDone.Unix()
-	}
-	b := make([]byte, 0, 40)
-	b = strconv.AppendInt(b, q.QuotaFen, 10)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, q.Seq, 10)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, cd, 10)
-	return string(b)
-}
-
-// parseQuota reads meta "q" (see quotaField). A bare number is the layout
-// before the cycle index: the quota, with the count in meta "rs".
-func (u *User) parseQuota(q, rs string) error {
-	u.HasQuota = true
-	fen, rest, ok := strings.Cut(q, ":")
-	var err error
-	if u.QuotaFen, err = strconv.ParseInt(fen, 10, 64); err != nil {
-		return fmt.Errorf("state: bad quota %q of %s", q, u.ID)
-	}
-	if !ok {
-		u.Recomputes, _ = strconv.ParseInt(rs, 10, 64)
-		return nil
-	}
-	seq, cd, _ := strings.Cut(rest, ":")
-	u.Recomputes, err = strconv.ParseInt(seq, 10, 64)
-	sec, err2 := strconv.ParseInt(cd, 10, 64)
-	if err != nil || err2 != nil {
-		return fmt.Errorf("state: bad quota %q of %s", q, u.ID)
-	}
-	if sec != 0 {
-		u.CycleDone = time.Unix(sec, 0)
-	}
-	return nil
 }

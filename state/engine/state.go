@@ -1,0 +1,232 @@
+// Package engine is fenqi's state engine: the per-user state as one compact
+// value, and the pure function that applies events to it.
+//
+// Apply is (state before, events, env) → (state after, one outcome per
+// event). It does no I/O: package state reads the value from Redis, calls
+// Apply and writes the result back with a compare-and-set on Rev, so the
+// whole business of settling bills, unfreezing, places, counters and
+// deduplication is tested here without a server (see apply_test.go).
+//
+// Every list in a State is bounded (see the limits below and
+// Config.Validate); an event that would break a bound that cannot be kept
+// by forgetting the oldest entry (an over-long string, one bill too many)
+// is refused with an error, which the pipeline dead-letters.
+package engine
+
+// Limits of one user's state. Each is enforced by Apply and tested.
+const (
+	// MaxString is the most bytes of a device id, city, bill id, zone name
+	// or override text kept; a longer one is refused.
+	MaxString = 64
+	// MaxBills is the most bills kept (open, prepaid and recently
+	// settled). Settled and prepaid bills are dropped oldest first to make
+	// room; a due event when MaxBills bills are open is refused.
+	MaxBills = 32
+	// MaxBillPayments is how many repayment fingerprints a bill keeps, to
+	// recognise an upstream duplicate of a repayment for the bill's life
+	// (beyond the last DedupRing events).
+	MaxBillPayments = 8
+	// RecentPayments is how many payment times are kept for the velocity
+	// rule (a rule of "N payments in a window" needs N−1).
+	RecentPayments = 15
+	// OtherCityLogins is how many logins from another city are kept: the
+	// latest and the ones before it, so that a payment read late still
+	// finds the one that preceded it.
+	OtherCityLogins = 5
+	// DedupRing is how many of the user's latest events' (source, id)
+	// fingerprints are kept to recognise upstream duplicates.
+	DedupRing = 32
+	// MaxOffsets is how many (topic, partition) offsets are kept; the
+	// least recently used is forgotten (a user seen on more than this many
+	// partitions is then guarded by the dedup ring only).
+	MaxOffsets = 16
+	// MaxQuotaChecks is how many quota-check times are kept (30 days).
+	MaxQuotaChecks = 16
+	// MaxEpisodes is how many settled overdue episodes are listed one by
+	// one (within OverdueHistoryDays); the lifetime count is kept apart.
+	MaxEpisodes = 16
+	// OverdueHistoryDays is how long a settled overdue episode is listed
+	// (the eligibility rule looks back 6 months).
+	OverdueHistoryDays = 200
+	// KeepBillDays is how long a settled or prepaid bill is kept: a due
+	// event re-sent after settlement must not open the bill again, and one
+	// late by less than this still finds its prepayment.
+	KeepBillDays = 90
+	// Version is the first byte of every encoded State.
+	Version = 1
+)
+
+// State is one user's whole state: exactly what the rules, the credit
+// model and the explanations read.
+type State struct {
+	// Rev counts the writes of this value; the compare-and-set checks it.
+	Rev uint64
+	// Zone is the user's IANA time zone from the profile ("" = default).
+	Zone string
+	// PrunedDay is the local day the lists were last pruned on.
+	PrunedDay int32
+
+	Days    []Day   // oldest first, within Config.Days
+	Months  []Month // oldest first, within Config.Months full months
+	Devices []Place // seen in the last Config.GeoDays days
+	Cities  []Place
+
+	// Payments are the latest payment times (Unix s), newest first.
+	Payments []int64
+	// OtherCity are the latest logins from another city (Unix s), newest first.
+	OtherCity []int64
+	// Dedup are the fingerprints of the latest events, oldest first.
+	Dedup []uint64
+	// Offsets are the last applied offsets per (topic, partition).
+	Offsets []Offset
+
+	Bills   []Bill
+	Profile *Profile
+
+	FrozenOverdue, FrozenJudicial bool
+	SettledEpisodes               int32
+	Episodes                      []Episode // oldest first
+
+	HasQuota   bool
+	QuotaFen   int64
+	Recomputes int64
+	CycleDone  int64 // Unix s of the due time of the last periodic recompute; 0 none
+
+	Override    *Override
+	QuotaChecks []int64 // Unix s, newest first
+}
+
+// Day is one local day's payments.
+type Day struct {
+	Day      int32 // days since 1970-01-01 in the user's zone
+	Payments int32
+}
+
+// Month is one calendar month's counters.
+type Month struct {
+	YM        int32 // yyyymm
+	SpendFen  int64 // consumption payments
+	SocialN   int32 // transfers and red packets
+	LoginDays int32 // distinct local days with a login
+	LoginMask uint32
+}
+
+// Place is a device or city and the last local day it was seen.
+type Place struct {
+	Name    string
+	LastDay int32
+	Logins  int32 // devices only
+}
+
+// Offset is the last offset applied from one partition of one input topic.
+type Offset struct {
+	Topic, Partition int32
+	// Epoch is the offsets' generation: raised (fenqictl epoch) when a
+	// topic's offsets start over, so that lower offsets are new events.
+	Epoch  uint32
+	Offset int64
+}
+
+// BillStatus is where a bill stands.
+type BillStatus uint8
+
+const (
+	// BillOpen: due and not fully repaid.
+	BillOpen BillStatus = iota
+	// BillPrepaid: repaid (Amount so far) before its due event arrived.
+	BillPrepaid
+	// BillSettled: fully repaid; kept KeepBillDays to ignore re-sends.
+	BillSettled
+)
+
+// Bill is one bill.
+type Bill struct {
+	ID     string
+	Status BillStatus
+	// Amount is what remains to pay (open) or what was paid (prepaid).
+	Amount int64
+	DueAt  int64 // Unix s; open bills
+	// Stage is how many overdue checks have fired: 1–3 the reminders,
+	// 4 the freeze.
+	Stage int8
+	// Froze: this bill's overdue check froze the user.
+	Froze bool
+	// At is when it was settled or prepaid (Unix s, for KeepBillDays).
+	At int64
+	// Paid are the fingerprints of the repayments applied to it.
+	Paid []uint64
+}
+
+// Profile is the part of the credit profile the model reads.
+type Profile struct {
+	PayScore              int32
+	RealNameVerified      bool
+	IdentityComplete      bool
+	CardBankBlacklisted   bool
+	JudicialDefaulter     bool
+	LinkedAccountNegative bool
+	WealthBalanceFen      int64
+	TransactionLimitFen   int64
+	CardBoundSince        string // YYYY-MM-DD
+}
+
+// Episode is a settled overdue bill.
+type Episode struct {
+	DueDay      int32 // local day of the due date
+	DaysOverdue int32 // whole days between due time and settlement
+}
+
+// Override is an operator's fixed quota.
+type Override struct {
+	QuotaFen  int64
+	Reason    string
+	Operator  string
+	ExpiresAt int64 // Unix s
+}
+
+// OpenBill returns the open bill with id, or nil.
+func (s *State) OpenBill(id string) *Bill {
+	if b := s.bill(id); b != nil && b.Status == BillOpen {
+		return b
+	}
+	return nil
+}
+
+func (s *State) bill(id string) *Bill {
+	for i := range s.Bills {
+		if s.Bills[i].ID == id {
+			return &s.Bills[i]
+		}
+	}
+	return nil
+}
+
+// Clone returns a deep copy: Apply changes its state in place, and a
+// caller that keeps the state before (to retry) works on a clone.
+func (s *State) Clone() *State {
+	c := *s
+	c.Days = append([]Day(nil), s.Days...)
+	c.Months = append([]Month(nil), s.Months...)
+	c.Devices = append([]Place(nil), s.Devices...)
+	c.Cities = append([]Place(nil), s.Cities...)
+	c.Payments = append([]int64(nil), s.Payments...)
+	c.OtherCity = append([]int64(nil), s.OtherCity...)
+	c.Dedup = append([]uint64(nil), s.Dedup...)
+	c.Offsets = append([]Offset(nil), s.Offsets...)
+	c.Bills = make([]Bill, len(s.Bills))
+	for i, b := range s.Bills {
+		b.Paid = append([]uint64(nil), b.Paid...)
+		c.Bills[i] = b
+	}
+	if s.Profile != nil {
+		p := *s.Profile
+		c.Profile = &p
+	}
+	c.Episodes = append([]Episode(nil), s.Episodes...)
+	if s.Override != nil {
+		o := *s.Override
+		c.Override = &o
+	}
+	c.QuotaChecks = append([]int64(nil), s.QuotaChecks...)
+	return &c
+}
