@@ -123,6 +123,7 @@ func (c Config) Validate() error {
 // compare-and-set (see the package doc for the order).
 type Store interface {
 	Prepare(ctx context.Context, items []state.Item, d *state.Drafts) (*state.Batch, error)
+	Reprepare(ctx context.Context, b *state.Batch, users []string, d *state.Drafts) (*state.Batch, error)
 	Commit(ctx context.Context, b *state.Batch, d *state.Drafts) error
 	// RecomputeSoon makes users' quota recomputes due at once (after a
 	// freeze or unfreeze), in one call.
@@ -190,6 +191,25 @@ type Pipeline struct {
 	// drafts are the users' states computed by batches not yet written:
 	// the next batch starts from them.
 	drafts state.Drafts
+	// commitMessages commits offsets: the reader's, or a test's.
+	commitMessages func(ctx context.Context, msgs ...kafka.Message) error
+	// step, when set (tests), runs at each step of finish and may stop it
+	// there with an error: a crash between two steps.
+	step func(name string) error
+}
+
+// The steps of finish, in order, as step hears them.
+const (
+	stepPublished = "published" // decisions acknowledged, state not written
+	stepWritten   = "written"   // state written, offsets not committed
+	stepCommitted = "committed" // offsets committed
+)
+
+func (p *Pipeline) at(name string) error {
+	if p.step == nil {
+		return nil
+	}
+	return p.step(name)
 }
 
 // New returns a pipeline. rules is called once per batch, so a policy
@@ -264,6 +284,7 @@ func (p *Pipeline) newReader() *kafka.Reader {
 // Redis error, which must not be skipped).
 func (p *Pipeline) Run(ctx context.Context) (err error) {
 	p.reader = p.newReader()
+	p.commitMessages = p.reader.CommitMessages
 	p.started.Store(p.reader)
 	defer func() {
 		if cerr := p.reader.Close(); cerr != nil {
@@ -423,7 +444,7 @@ func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pendi
 	for j := range all {
 		all[j] = j
 	}
-	sb, err := p.compute(ctx, pb, all)
+	sb, err := p.compute(ctx, pb, all, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -441,8 +462,10 @@ func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pendi
 // compute computes items js of the batch (indexes into pb.items) on the
 // users' state and evaluates the rules on the events applied: a
 // redelivered event's decisions were published before its state was
-// written, and an upstream duplicate's original decided.
-func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int) (*state.Batch, error) {
+// written, and an upstream duplicate's original decided. With again, it
+// computes again (from Redis) those items of the batch again, which must
+// be the items of again's users (nil: all).
+func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int, again *redo) (*state.Batch, error) {
 	items := make([]state.Item, len(js))
 	links := make([]trace.Link, len(js))
 	for k, j := range js {
@@ -454,7 +477,11 @@ func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int) (*state.B
 	var sb *state.Batch
 	err := retry.Do(actx, p.cfg.Retry, "redis_apply", p.notify, func(ctx context.Context) error {
 		var err error
-		sb, err = p.store.Prepare(ctx, items, &p.drafts)
+		if again != nil {
+			sb, err = p.store.Reprepare(ctx, again.batch, again.users, &p.drafts)
+		} else {
+			sb, err = p.store.Prepare(ctx, items, &p.drafts)
+		}
 		return err
 	})
 	if err != nil {
@@ -494,6 +521,42 @@ func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int) (*state.B
 		h.decisions = ds
 	}
 	return sb, nil
+}
+
+// redo names a batch to compute again, for some users (nil: all).
+type redo struct {
+	batch *state.Batch
+	users []string
+}
+
+// recompute computes again the events of users (nil: all) of pb from
+// Redis, and builds their records anew.
+func (p *Pipeline) recompute(ctx context.Context, pb *pending, users []string) error {
+	var js, is []int
+	if users == nil {
+		for j := range pb.items {
+			js = append(js, j)
+		}
+		for i := range pb.hs {
+			is = append(is, i)
+		}
+	} else {
+		again := make(map[string]bool, len(users))
+		for _, u := range users {
+			again[u] = true
+		}
+		for j, it := range pb.items {
+			if again[it.Event.UserID()] {
+				js, is = append(js, j), append(is, pb.itemOf[j])
+			}
+		}
+	}
+	sb, err := p.compute(ctx, pb, js, &redo{batch: pb.sb, users: users})
+	if err != nil {
+		return err
+	}
+	pb.sb = sb
+	return p.records(pb, is)
 }
 
 // records builds the records of records hs[is] to publish: one per
@@ -568,11 +631,27 @@ func (p *Pipeline) publish(ctx context.Context, pb *pending) error {
 // computed again from fresh state, its new decisions published, and
 // written again.
 func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
+	if pb.sb.Stale(&p.drafts) {
+		// Computed on a state a conflict has since replaced (see
+		// state.Drafts): every batch before it is written, so compute it
+		// again from Redis before publishing anything of it.
+		p.log.Info("a batch was computed on a state that changed; computing it again", "events", len(pb.items))
+		pb.msgs, pb.dead, pb.ndecisions, pb.refreeze = nil, nil, 0, nil
+		for _, ps := range pb.pspans {
+			ps.End()
+		}
+		if err := p.recompute(ctx, pb, nil); err != nil {
+			return err
+		}
+	}
 	if err := p.publish(ctx, pb); err != nil {
 		return err
 	}
 	acked := p.cfg.Now()
 	for {
+		if err := p.at(stepPublished); err != nil {
+			return err
+		}
 		err := retry.Do(ctx, p.cfg.Retry, "redis_apply", p.notify, func(ctx context.Context) error {
 			return p.store.Commit(ctx, pb.sb, &p.drafts)
 		})
@@ -585,22 +664,7 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 		}
 		p.obs.Retry("state_conflict", err, 0)
 		p.log.Info("users' state changed since it was read; computing their events again", "users", len(conflict.Users), "err", err)
-		again := map[string]bool{}
-		for _, u := range conflict.Users {
-			again[u] = true
-		}
-		var js, is []int
-		for j, it := range pb.items {
-			if again[it.Event.UserID()] {
-				js, is = append(js, j), append(is, pb.itemOf[j])
-			}
-		}
-		sb, err := p.compute(ctx, pb, js)
-		if err != nil {
-			return err
-		}
-		pb.sb = sb
-		if err := p.records(pb, is); err != nil {
+		if err := p.recompute(ctx, pb, conflict.Users); err != nil {
 			return err
 		}
 		if err := p.publish(ctx, pb); err != nil {
@@ -621,7 +685,13 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 		}
 	}
 
+	if err := p.at(stepWritten); err != nil {
+		return err
+	}
 	if err := p.commit(ctx, pb.batch); err != nil {
+		return err
+	}
+	if err := p.at(stepCommitted); err != nil {
 		return err
 	}
 	p.stats.Batches.Add(1)
@@ -694,7 +764,7 @@ func (p *Pipeline) evaluate(rules Rules, it state.Item, o state.Outcome, m kafka
 func (p *Pipeline) commit(ctx context.Context, batch []kafka.Message) error {
 	var refused error
 	err := retry.Do(ctx, p.cfg.Retry, "kafka_commit", p.notify, func(ctx context.Context) error {
-		err := p.reader.CommitMessages(ctx, batch...)
+		err := p.commitMessages(ctx, batch...)
 		if isRebalance(err) {
 			refused = err
 			return nil

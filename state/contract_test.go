@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,5 +200,88 @@ func TestContract(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// failGets is a go-redis hook that, while on, fails the GET of one key in
+// every pipeline (a node timing out, CLUSTERDOWN, LOADING…), the way
+// go-redis reports it: the command's error set, and the pipeline's error
+// the first command error in order.
+type failGets struct {
+	key string
+	on  atomic.Bool
+}
+
+func (h *failGets) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *failGets) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *failGets) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if !h.on.Load() {
+			return err
+		}
+		for _, c := range cmds {
+			if a := c.Args(); len(a) == 2 && a[0] == "get" && a[1] == h.key {
+				c.SetErr(errors.New("i/o timeout (injected)"))
+				if sc, ok := c.(*redis.StringCmd); ok {
+					sc.SetVal("") // nothing was read
+				}
+			}
+		}
+		for _, c := range cmds {
+			if c.Err() != nil {
+				return c.Err()
+			}
+		}
+		return nil
+	}
+}
+
+// In a Redis Cluster a batch's users are read with one GET each: a GET
+// that fails (its node timed out) is an error of the read, even when a
+// GET before it found no key (redis.Nil, a new user). Read as "no state",
+// the user's events would be computed from nothing, and their decisions
+// published before the write's compare-and-set noticed; an overdue check
+// would find its bill gone.
+func TestClusterReadErrorIsNotANewUser(t *testing.T) {
+	t.Parallel()
+	cc := testenv.RedisCluster(t)
+	s, err := state.New(cc, state.Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s,
+		state.Item{Event: login("l1", "known", now, "d1", "shanghai"), Topic: 2, Offset: 1},
+		state.Item{Event: dueEvent("d1", "known", "b1", 5_000, now.Add(-48*time.Hour), now), Topic: 3, Offset: 1})
+	h := &failGets{key: state.UserKey("known")}
+	cc.AddHook(h)
+	h.on.Store(true)
+	// The failing GET alone is an error.
+	if _, err := s.User(ctx, "known"); err == nil {
+		t.Fatal("a failed read of one user returned no error")
+	}
+	var problems []string
+	if us, err := s.Users(ctx, []string{"never-seen", "known"}); err == nil {
+		problems = append(problems, fmt.Sprintf("Users(never-seen, known) returned no error and %d devices, %d bills for known", len(us[1].Devices), len(us[1].Bills)))
+	}
+	if bills, err := s.OpenBills(ctx, []state.TimerClaim{{UserID: "never-seen", BillID: "b"}, {UserID: "known", BillID: "b1"}}); err == nil {
+		problems = append(problems, fmt.Sprintf("OpenBills returned no error and bill b1 %v (the overdue job drops a nil bill's check)", bills[1]))
+	}
+	if b, err := s.Prepare(ctx, []state.Item{
+		{Event: payment("p1", "never-seen", now, 100, events.SceneEcommerce, "d1"), Topic: 1, Offset: 1},
+		{Event: payment("p2", "known", now, 100, events.SceneEcommerce, "d2"), Topic: 1, Offset: 1},
+	}, nil); err == nil {
+		problems = append(problems, fmt.Sprintf("Prepare returned no error and computed known's payment from no state (new device %v; d2 is new after d1)",
+			b.Outcomes[1].NewDevice))
+	}
+	if len(problems) > 0 {
+		t.Fatalf("BUG (state/store.go:199-205, read, cluster branch: pipe.Exec's error is the first command's, redis.Nil for a missing key "+
+			"earlier in the batch, and each command's own error is then taken as \"not found\" (found[i] = c.Err() == nil, vals[i] = \"\"), "+
+			"so a failed GET reads as a user never seen): with the GET of known failing after a GET of a missing key:\n  %s",
+			strings.Join(problems, "\n  "))
 	}
 }

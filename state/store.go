@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -188,7 +189,15 @@ func (s *Store) read(ctx context.Context, userIDs []string) ([]*engine.State, er
 			return nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
 		}
 		for i, v := range res {
-			vals[i], found[i] = v.(string)
+			switch v := v.(type) {
+			case string:
+				vals[i], found[i] = v, true
+			case nil:
+				// A user never seen, or a key of another type: the write
+				// of the latter fails.
+			default:
+				return nil, fmt.Errorf("state: read user %s: unexpected %T", userIDs[i], v)
+			}
 		}
 	} else {
 		pipe := s.rdb.Pipeline()
@@ -200,6 +209,11 @@ func (s *Store) read(ctx context.Context, userIDs []string) ([]*engine.State, er
 			return nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
 		}
 		for i, c := range cmds {
+			// Exec reports the first error only, and a user never seen is
+			// one (redis.Nil): look at each.
+			if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+				return nil, fmt.Errorf("state: read user %s: %w", userIDs[i], err)
+			}
 			vals[i] = c.Val()
 			found[i] = c.Err() == nil
 		}
@@ -300,24 +314,28 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 // Drafts are the states of users computed by prepared batches not yet
 // written: the next batch of the same users starts from them, not from
 // Redis (which does not have them yet), and writes against their tokens.
-// One consumer keeps one Drafts; the zero value is ready. Reset it after a
-// conflict: every draft may then be stale.
+// One consumer keeps one Drafts, and finishes its batches in the order it
+// prepared them; the zero value is ready.
+//
+// A draft goes stale when the write of its batch conflicts (another writer
+// changed the user): the batches computed on it are stale too, and so is a
+// batch that read from Redis a user an unwritten batch had changed. A
+// stale batch must be computed again (Reprepare) before its decisions are
+// published: when it is the oldest unwritten batch, Redis holds every
+// batch before it.
 type Drafts struct {
-	mu  sync.Mutex
-	m   map[string]draft
-	seq uint64
+	mu       sync.Mutex
+	m        map[string]draft
+	inflight map[string]int // unwritten batches changing the user
+	seq      uint64
+	gen      uint64 // conflicts so far
 }
 
 type draft struct {
-	st  *engine.State
-	seq uint64 // the batch that wrote it last
-}
-
-// Reset forgets every draft.
-func (d *Drafts) Reset() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.m = nil
+	st    *engine.State
+	seq   uint64 // the batch that wrote it last
+	gen   uint64
+	stale bool
 }
 
 // Len is how many users have a draft.
@@ -333,9 +351,11 @@ type Batch struct {
 	// Outcomes has one entry per item, in order.
 	Outcomes []Outcome
 	seq      uint64
+	gen      uint64
+	stale    bool
 	writes   []write
 	items    []Item
-	newUsers []string // users with no state before: the schedule learns them
+	newUsers []string // users the schedule does not know yet
 }
 
 // Users are the users the batch writes.
@@ -347,15 +367,22 @@ func (b *Batch) Users() []string {
 	return out
 }
 
-// Prepare computes a batch of events on the users' states: from d's
-// drafts where a batch before it left one, else read from Redis in one
-// round trip. Nothing is written: Commit writes. d may be nil (no batch in
-// flight). Events of one user must come in their partition order.
-func (s *Store) Prepare(ctx context.Context, items []Item, d *Drafts) (*Batch, error) {
-	b := &Batch{items: items, Outcomes: make([]Outcome, len(items))}
+// Stale says whether the batch was computed on a state that is no longer
+// the one it will be written over (see Drafts): compute it again with
+// Reprepare before publishing its decisions.
+func (b *Batch) Stale(d *Drafts) bool {
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return b.stale || b.gen != d.gen
+}
+
+// group splits items by user, keeping each user's order and the users'
+// first-seen order.
+func group(items []Item) (users []string, groups [][]int) {
 	groupOf := map[string]int{}
-	var users []string
-	var groups [][]int // item positions per user
 	for i, it := range items {
 		uid := it.Event.UserID()
 		g, ok := groupOf[uid]
@@ -367,14 +394,76 @@ func (s *Store) Prepare(ctx context.Context, items []Item, d *Drafts) (*Batch, e
 		}
 		groups[g] = append(groups[g], i)
 	}
+	return users, groups
+}
+
+// Prepare computes a batch of events on the users' states: from d's
+// drafts where a batch before it left one, else read from Redis in one
+// round trip. Nothing is written: Commit writes. d may be nil (no batch in
+// flight). Events of one user must come in their partition order.
+func (s *Store) Prepare(ctx context.Context, items []Item, d *Drafts) (*Batch, error) {
+	return s.prepare(ctx, items, d, nil)
+}
+
+// Reprepare computes again the events of the given users (nil: all) of a
+// batch whose write conflicted or which is stale, from Redis, and returns
+// the batch to publish and commit instead (of those users' events only).
+// b must be the oldest batch of d not written.
+func (s *Store) Reprepare(ctx context.Context, b *Batch, users []string, d *Drafts) (*Batch, error) {
+	var items []Item
+	if users == nil {
+		items = b.items
+	} else {
+		again := make(map[string]bool, len(users))
+		for _, u := range users {
+			again[u] = true
+		}
+		for _, it := range b.items {
+			if again[it.Event.UserID()] {
+				items = append(items, it)
+			}
+		}
+	}
+	if d != nil {
+		d.mu.Lock()
+		for _, w := range b.writes {
+			if users == nil || slices.Contains(users, w.user) {
+				d.release(w.user, b.seq)
+			}
+		}
+		d.mu.Unlock()
+	}
+	return s.prepare(ctx, items, d, b)
+}
+
+// release ends a batch's claim on a user's draft (d.mu held).
+func (d *Drafts) release(user string, seq uint64) {
+	if d.inflight[user]--; d.inflight[user] <= 0 {
+		delete(d.inflight, user)
+	}
+	if dr, ok := d.m[user]; ok && dr.seq == seq {
+		delete(d.m, user)
+	}
+}
+
+// prepare computes items; again is the batch they are computed again for
+// (from Redis), nil for a new batch.
+func (s *Store) prepare(ctx context.Context, items []Item, d *Drafts, again *Batch) (*Batch, error) {
+	b := &Batch{items: items, Outcomes: make([]Outcome, len(items))}
+	fresh := again != nil
+	users, groups := group(items)
 	base := make([]*engine.State, len(users))
 	var missing []string
 	var missingAt []int
 	if d != nil {
 		d.mu.Lock()
+		b.gen = d.gen
 		for g, u := range users {
-			if dr, ok := d.m[u]; ok {
+			if dr, ok := d.m[u]; ok && !fresh {
 				base[g] = dr.st.Clone()
+				b.stale = b.stale || dr.stale || dr.gen != d.gen
+			} else if d.inflight[u] > 0 && !fresh {
+				b.stale = true // an unwritten batch changed it, and its draft is gone
 			}
 		}
 		d.mu.Unlock()
@@ -418,14 +507,24 @@ func (s *Store) Prepare(ctx context.Context, items []Item, d *Drafts) (*Batch, e
 	}
 	if d != nil {
 		d.mu.Lock()
-		d.seq++
-		b.seq = d.seq
+		if fresh {
+			b.seq = again.seq // its place in the order
+		} else {
+			d.seq++
+			b.seq = d.seq
+		}
 		if d.m == nil {
-			d.m = map[string]draft{}
+			d.m, d.inflight = map[string]draft{}, map[string]int{}
 		}
 		for g, u := range users {
-			if written[g] {
-				d.m[u] = draft{st: base[g], seq: b.seq}
+			if !written[g] {
+				continue
+			}
+			d.inflight[u]++
+			// A recomputed batch does not replace a later batch's draft:
+			// that batch is stale and computes its own again.
+			if dr, ok := d.m[u]; !fresh || !ok || dr.seq <= b.seq {
+				d.m[u] = draft{st: base[g], seq: b.seq, gen: b.gen, stale: b.stale}
 			}
 		}
 		d.mu.Unlock()
@@ -437,8 +536,9 @@ func (s *Store) Prepare(ctx context.Context, items []Item, d *Drafts) (*Batch, e
 // against the token it was computed from, and the schedule entries its
 // applied events imply, in one round trip. A user whose state changed
 // meanwhile is not written: Commit returns a *ConflictError naming them
-// (the others are written), and d is reset. Prepare those users' events
-// again (their decisions too) and commit again.
+// (the others are written), and every batch prepared on d since is stale.
+// Reprepare those users' events (publish their decisions again) and commit
+// the result.
 func (s *Store) Commit(ctx context.Context, b *Batch, d *Drafts) error {
 	if len(b.writes) == 0 {
 		return nil
@@ -452,12 +552,11 @@ func (s *Store) Commit(ctx context.Context, b *Batch, d *Drafts) error {
 	if d != nil {
 		d.mu.Lock()
 		if len(failed) > 0 {
-			d.m = nil
-		} else {
-			for _, w := range b.writes {
-				if dr, ok := d.m[w.user]; ok && dr.seq == b.seq {
-					delete(d.m, w.user)
-				}
+			d.gen++
+		}
+		for _, w := range b.writes {
+			if !slices.Contains(failed, w.user) {
+				d.release(w.user, b.seq)
 			}
 		}
 		d.mu.Unlock()
@@ -530,8 +629,12 @@ func (s *Store) update(ctx context.Context, userIDs []string, fn func(i int, st 
 			return err
 		}
 		ws := make([]write, 0, len(todo))
+		var newUsers []string
 		for k, i := range todo {
 			st := sts[k]
+			if st.Rev == 0 {
+				newUsers = append(newUsers, ids[k])
+			}
 			ok, err := fn(i, st)
 			if err != nil {
 				return err
@@ -543,7 +646,11 @@ func (s *Store) update(ctx context.Context, userIDs []string, fn func(i int, st 
 			st.Rev = newRev()
 			ws = append(ws, write{user: ids[k], expect: expect, val: engine.Encode(nil, st)})
 		}
-		failed, err := s.cas(ctx, ws, nil)
+		// A user whose first write this is becomes known to the schedule,
+		// as with its first event.
+		failed, err := s.cas(ctx, ws, func(pipe redis.Pipeliner) []*redis.Cmd {
+			return known(ctx, pipe, s.cfg.Now(), newUsers)
+		})
 		if err != nil {
 			return err
 		}

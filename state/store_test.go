@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
 	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/state/engine"
 )
 
 var shanghai = mustZone("Asia/Shanghai")
@@ -112,19 +116,22 @@ func TestCountersByDayMonthAndClass(t *testing.T) {
 	}
 	u := user(t, s, "u1")
 	today := u.Day(now)
-	want := state.Counts{SpendN: 1, SpendFen: 12_345, SocialN: 1, SocialFen: 100, FinanceN: 1, FinFen: 5_000, Logins: 2}
-	if got := u.Days[today]; got != want {
-		t.Errorf("today: got %+v, want %+v", got, want)
+	// Every scene counts in the day's payments.
+	if got := u.Days[today]; got != (state.DayCounts{Payments: 3}) {
+		t.Errorf("today: got %+v, want 3 payments", got)
 	}
-	if got := u.Days[today-1]; got != (state.Counts{Logins: 1}) {
-		t.Errorf("yesterday: got %+v", got)
+	if got, ok := u.Days[today-1]; ok {
+		t.Errorf("yesterday (a login only): got %+v, want no daily entry", got)
 	}
-	wantMonth := want
-	wantMonth.Logins, wantMonth.LoginDays = 3, 2
-	if got := u.Months[202611]; got != wantMonth {
-		t.Errorf("November: got %+v, want %+v", got, wantMonth)
+	if got := u.Days[u.Day(now.AddDate(0, -1, 0))]; got != (state.DayCounts{Payments: 1}) {
+		t.Errorf("a month ago: got %+v, want 1 payment", got)
 	}
-	if got := u.Months[202610]; got != (state.Counts{SpendN: 1, SpendFen: 700}) {
+	// Months: consumption spend, social count (the bill payment is
+	// finance: neither), and login days.
+	if got, want := u.Months[202611], (state.MonthCounts{SpendFen: 12_345, SocialN: 1, LoginDays: 2}); got != want {
+		t.Errorf("November: got %+v, want %+v", got, want)
+	}
+	if got := u.Months[202610]; got != (state.MonthCounts{SpendFen: 700}) {
 		t.Errorf("October: got %+v", got)
 	}
 	if d := u.Devices["dev1"]; d.Logins != 3 || d.LastDay != today {
@@ -166,14 +173,17 @@ func TestRedeliveryAndDuplicatesCountOnce(t *testing.T) {
 	}
 	after := user(t, s, "u2")
 	day := before.Day(now)
-	if got, want := after.Days[day].SpendFen, before.Days[day].SpendFen+4_000; got != want {
-		t.Errorf("spend today: got %d, want %d", got, want)
+	if got, want := after.Months[202611].SpendFen, before.Months[202611].SpendFen+4_000; got != want {
+		t.Errorf("spend this month: got %d, want %d", got, want)
 	}
-	if got := after.Days[day].SpendN; got != 3 {
+	if got := after.Days[day].Payments; got != 3 {
 		t.Errorf("payments today: got %d, want 3", got)
 	}
-	if got := after.Days[day].Logins; got != 1 {
-		t.Errorf("logins today: got %d, want 1", got)
+	if got := after.Months[202611].LoginDays; got != 1 {
+		t.Errorf("login days: got %d, want 1", got)
+	}
+	if got := after.Devices["d"].Logins; got != 1 {
+		t.Errorf("device logins: got %d, want 1", got)
 	}
 }
 
@@ -277,7 +287,7 @@ func TestProfileZoneMovesBuckets(t *testing.T) {
 	if u.Profile == nil || u.Profile.PayScore != 700 {
 		t.Fatalf("profile: %+v", u.Profile)
 	}
-	if got := u.Days[u.Day(at)].SpendN; got != 1 || u.Day(at) != int(time.Date(2026, 11, 19, 0, 0, 0, 0, time.UTC).Unix()/86400) {
+	if got := u.Days[u.Day(at)].Payments; got != 1 || u.Day(at) != int(time.Date(2026, 11, 19, 0, 0, 0, 0, time.UTC).Unix()/86400) {
 		t.Fatalf("New York day bucket: day %d, %+v", u.Day(at), u.Days)
 	}
 }
@@ -307,9 +317,12 @@ func TestOldBucketsArePruned(t *testing.T) {
 			t.Errorf("kept month %d", m)
 		}
 	}
-	enc, err := rdb.ObjectEncoding(ctx, "{u:u9}:a").Result()
-	if err != nil || enc != "listpack" {
-		t.Errorf("activity hash encoding %q, %v: want listpack", enc, err)
+	// The whole state is the one key.
+	if keys, err := rdb.Keys(ctx, "*u9*").Result(); err != nil || len(keys) != 1 || keys[0] != state.UserKey("u9") {
+		t.Errorf("keys of u9: %v, %v; want only %s", keys, err, state.UserKey("u9"))
+	}
+	if typ := rdb.Type(ctx, state.UserKey("u9")).Val(); typ != "string" {
+		t.Errorf("%s is a %s, want a string", state.UserKey("u9"), typ)
 	}
 }
 
@@ -323,7 +336,7 @@ func TestConfigValidate(t *testing.T) {
 
 // A login older than the daily buckets still counts its day once in the
 // month: replaying history, or catching up after a long lag, must not lose
-// or double login days.
+// or double login days. A payment that old counts in its month only.
 func TestLoginDaysOfOldMonths(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
@@ -332,10 +345,14 @@ func TestLoginDaysOfOldMonths(t *testing.T) {
 		state.Item{Event: login("l1", "u10", old, "d1", "shanghai"), Offset: -1, Topic: 2},
 		state.Item{Event: login("l2", "u10", old.Add(3*time.Hour), "d1", "shanghai"), Offset: -1, Topic: 2},
 		state.Item{Event: login("l3", "u10", old.AddDate(0, 0, 1), "d1", "shanghai"), Offset: -1, Topic: 2},
+		state.Item{Event: payment("p1", "u10", old, 100, events.SceneEcommerce, "d1"), Offset: -1, Topic: 1},
 	)
 	u := user(t, s, "u10")
-	if got := u.Months[202609]; got.Logins != 3 || got.LoginDays != 2 {
-		t.Fatalf("September: %d logins on %d days, want 3 on 2", got.Logins, got.LoginDays)
+	if got := u.Months[202609]; got.LoginDays != 2 || got.SpendFen != 100 {
+		t.Fatalf("September: %+v, want 2 login days and 100 fen spent", got)
+	}
+	if got := u.Devices["d1"].Logins; got != 3 {
+		t.Fatalf("device logins %d, want 3", got)
 	}
 	if len(u.Days) != 0 {
 		t.Fatalf("daily buckets kept for days outside the window: %v", u.Days)
@@ -390,8 +407,8 @@ func TestSaveQuotasKeepsATriggerDuringTheLease(t *testing.T) {
 	}
 }
 
-// Large numbers leave the script exactly (a Redis script reply keeps only
-// 14 significant digits of a number).
+// Large numbers round-trip exactly through the stored value (a Redis
+// script reply would keep only 14 significant digits of a number).
 func TestLargeLimitRoundTrips(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
@@ -512,17 +529,17 @@ func TestRepaymentBeforeDueIsKept(t *testing.T) {
 		t.Fatalf("bill b paid in full before due is open: %+v", b)
 	}
 	// The overdue check of the settled bill finds it gone.
-	if _, err := s.AdvanceBill(ctx, "u21", "b", 1, false, now.Add(time.Hour)); !errors.Is(err, state.ErrBillGone) {
+	if _, err := s.AdvanceBill(ctx, "u21", "b", 1, false); !errors.Is(err, state.ErrBillGone) {
 		t.Fatalf("overdue check of a bill settled before due: %v, want ErrBillGone", err)
 	}
 	// A repayment with no due event ever is also no open bill, and does not
 	// keep the user frozen.
 	apply(t, s, paid("p4", "c", 100))
-	if _, err := s.AdvanceBill(ctx, "u21", "c", 1, false, now.Add(time.Hour)); !errors.Is(err, state.ErrBillGone) {
+	if _, err := s.AdvanceBill(ctx, "u21", "c", 1, false); !errors.Is(err, state.ErrBillGone) {
 		t.Fatalf("overdue check of a bill only repaid: %v, want ErrBillGone", err)
 	}
-	if _, err := s.AdvanceBill(ctx, "u21", "a", 4, true, now.Add(time.Hour)); err != nil {
-		t.Fatal(err)
+	if froze, err := s.AdvanceBill(ctx, "u21", "a", 4, true); err != nil || !froze {
+		t.Fatalf("freeze for bill a: froze %v, %v", froze, err)
 	}
 	out := apply(t, s, paid("p5", "a", 7_000))
 	if !out[0].Unfroze {
@@ -530,51 +547,6 @@ func TestRepaymentBeforeDueIsKept(t *testing.T) {
 	}
 	if u := user(t, s, "u21"); len(u.Bills) != 0 || u.FrozenOverdue {
 		t.Fatalf("after settling: bills %+v, frozen %v", u.Bills, u.FrozenOverdue)
-	}
-}
-
-// A redelivered event keeps the facts it was first applied with even when
-// its dedup-ring entry is gone (a user with more events in flight than
-// the ring holds): the payment times before it and the other-city login
-// before it, even one followed by a later other-city login.
-func TestRedeliveryBeyondTheRingKeepsPaymentFacts(t *testing.T) {
-	t.Parallel()
-	s, err := state.New(testenv.Redis(t), state.Config{Now: func() time.Time { return now }, DedupIDs: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t0 := now.Add(-10 * time.Minute)
-	home := state.Item{Event: login("l0", "u30", t0.Add(-time.Hour), "d", "shanghai"), Topic: 2, Partition: 0, Offset: 1}
-	away := state.Item{Event: login("l1", "u30", t0, "d", "chengdu"), Topic: 2, Partition: 0, Offset: 2}
-	p1 := state.Item{Event: payment("p1", "u30", t0.Add(time.Minute), 1_000, events.SceneEcommerce, "d"), Topic: 1, Partition: 0, Offset: 10}
-	p2 := state.Item{Event: payment("p2", "u30", t0.Add(2*time.Minute), 2_000, events.SceneEcommerce, "d"), Topic: 1, Partition: 0, Offset: 11}
-	away2 := state.Item{Event: login("l2", "u30", t0.Add(3*time.Minute), "d", "wuhan"), Topic: 2, Partition: 0, Offset: 3}
-	more := []state.Item{
-		{Event: login("l3", "u30", t0.Add(4*time.Minute), "d", "shanghai"), Topic: 2, Partition: 0, Offset: 4},
-		{Event: login("l4", "u30", t0.Add(5*time.Minute), "d", "shanghai"), Topic: 2, Partition: 0, Offset: 5},
-	}
-	first := apply(t, s, append([]state.Item{home, away, p1, p2, away2}, more...)...)
-	if !first[1].NewCity || !first[4].NewCity {
-		t.Fatalf("chengdu and wuhan should be new cities: %+v", first)
-	}
-	want := first[3] // p2 as first applied
-	if len(want.RecentPayments) != 1 || !want.LastOtherCityLogin.Equal(t0) {
-		t.Fatalf("p2 first applied: recent %v, last other-city login %v", want.RecentPayments, want.LastOtherCityLogin)
-	}
-	// p2's ring entry is gone (the ring holds 2); redelivered, it sees the
-	// same payment before it and chengdu, not the later wuhan.
-	got := apply(t, s, p2)[0]
-	if got.Status != state.Redelivered {
-		t.Fatalf("status %v, want redelivered", got.Status)
-	}
-	if len(got.RecentPayments) != 1 || !got.RecentPayments[0].Equal(want.RecentPayments[0]) {
-		t.Errorf("redelivered beyond the ring: recent payments %v, first time %v", got.RecentPayments, want.RecentPayments)
-	}
-	if !got.LastOtherCityLogin.Equal(t0) {
-		t.Errorf("redelivered beyond the ring: last other-city login %v, first time %v", got.LastOtherCityLogin, t0)
 	}
 }
 
@@ -606,7 +578,8 @@ func TestProfileAppliesFromItsPlaceInTheBatch(t *testing.T) {
 
 // The other-city login a payment reports is the latest one before it in
 // event time, even when a later one was applied first (logins and payments
-// come on different topics), and a redelivery reports the same.
+// come on different topics). A redelivery is recognised (its decisions were
+// published before its state was written; its facts are not reported).
 func TestOtherCityLoginBeforeThePayment(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
@@ -623,8 +596,13 @@ func TestOtherCityLoginBeforeThePayment(t *testing.T) {
 	if !first.LastOtherCityLogin.Equal(t0) {
 		t.Errorf("first application: last other-city login %v, want %v (chengdu, before the payment)", first.LastOtherCityLogin, t0)
 	}
-	if again.Status != state.Redelivered || !again.LastOtherCityLogin.Equal(first.LastOtherCityLogin) {
-		t.Errorf("redelivery: %v, last other-city login %v; first time %v", again.Status, again.LastOtherCityLogin, first.LastOtherCityLogin)
+	if first.Status != state.Applied || again.Status != state.Redelivered {
+		t.Errorf("statuses %v then %v, want applied then redelivered", first.Status, again.Status)
+	}
+	// A later payment (another event) at the same time sees the same login.
+	p2 := state.Item{Event: payment("p2", "u32", t0.Add(5*time.Minute), 100, events.SceneEcommerce, "d"), Topic: 1, Partition: 0, Offset: 2}
+	if o := apply(t, s, p2)[0]; o.Status != state.Applied || !o.LastOtherCityLogin.Equal(t0) {
+		t.Errorf("next payment: %v, last other-city login %v, want %v", o.Status, o.LastOtherCityLogin, t0)
 	}
 }
 
@@ -652,23 +630,21 @@ func TestSettledBillStaysSettled(t *testing.T) {
 		t.Fatalf("settled bills open again after re-sent due events: %+v", u.Bills)
 	}
 	for _, b := range []string{"a", "b"} {
-		if _, err := s.AdvanceBill(ctx, "u33", b, 1, false, now.Add(time.Hour)); !errors.Is(err, state.ErrBillGone) {
+		if _, err := s.AdvanceBill(ctx, "u33", b, 1, false); !errors.Is(err, state.ErrBillGone) {
 			t.Errorf("overdue check of settled bill %s: %v, want ErrBillGone", b, err)
 		}
 	}
 }
 
-// A quota saved before the cycle index (meta "q" a bare number, the count
-// in "rs") still reads back; the one-field layout reads back whole.
-func TestQuotaFieldLayouts(t *testing.T) {
+// A saved quota reads back whole (quota, recompute count, cycle done), and
+// a stored value that does not decode is an error, for reads and for
+// events, never overwritten.
+func TestSavedQuotaReadsBack(t *testing.T) {
 	t.Parallel()
 	s, rdb := newStoreRedis(t)
 	ctx := context.Background()
-	if err := rdb.HSet(ctx, "{u:old}:m", "q", "123400", "rs", "4").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if u := user(t, s, "old"); !u.HasQuota || u.QuotaFen != 123400 || u.Recomputes != 4 || !u.CycleDone.IsZero() {
-		t.Fatalf("old layout read as %d, %d recomputes, cycle done %v", u.QuotaFen, u.Recomputes, u.CycleDone)
+	if u := user(t, s, "new"); u.HasQuota || u.QuotaFen != 0 || u.Recomputes != 0 || !u.CycleDone.IsZero() {
+		t.Fatalf("a user never seen: %+v", u)
 	}
 	apply(t, s, state.Item{Event: payment("p1", "new", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})
 	b, err := s.ClaimRecomputes(ctx, now, 10, time.Minute, state.Interval(90))
@@ -682,11 +658,37 @@ func TestQuotaFieldLayouts(t *testing.T) {
 	if u := user(t, s, "new"); !u.HasQuota || u.QuotaFen != 5_000_000 || u.Recomputes != 7 || !u.CycleDone.Equal(done) {
 		t.Fatalf("read back %d, %d recomputes, cycle done %v", u.QuotaFen, u.Recomputes, u.CycleDone)
 	}
-	if err := rdb.HSet(ctx, "{u:bad}:m", "q", "12:x:0").Err(); err != nil {
+	// A quota of zero is a quota.
+	if err := s.RecomputeSoon(ctx, now, "new"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.User(ctx, "bad"); err == nil {
-		t.Fatal("a malformed quota field read without an error")
+	if b, err = s.ClaimRecomputes(ctx, now, 10, time.Minute, state.Interval(90)); err != nil || len(b.Claims) != 1 {
+		t.Fatalf("claim: %+v %v", b, err)
+	}
+	if err := s.SaveQuotas(ctx, b, []state.Quota{{UserID: "new", QuotaFen: 0, Seq: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	if u := user(t, s, "new"); !u.HasQuota || u.QuotaFen != 0 || u.Recomputes != 8 || !u.CycleDone.IsZero() {
+		t.Fatalf("zero quota read back: has %v, %d, %d recomputes, cycle done %v", u.HasQuota, u.QuotaFen, u.Recomputes, u.CycleDone)
+	}
+	for name, val := range map[string]string{
+		"truncated":   "\x01\x00\x00\x00",
+		"bad varint":  "\x01\x00\x00\x00\x00\x00\x00\x00\x07\xff\xff",
+		"new version": "\x02\x00\x00\x00\x00\x00\x00\x00\x07\x00",
+	} {
+		key := state.UserKey("bad")
+		if err := rdb.Set(ctx, key, val, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.User(ctx, "bad"); err == nil {
+			t.Errorf("%s: a malformed state read without an error", name)
+		}
+		if _, err := s.Apply(ctx, []state.Item{{Event: payment("p1", "bad", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1}}); err == nil {
+			t.Errorf("%s: an event applied to a malformed state", name)
+		}
+		if got := rdb.Get(ctx, key).Val(); got != val {
+			t.Errorf("%s: the malformed state was overwritten with %q", name, got)
+		}
 	}
 }
 
@@ -736,5 +738,785 @@ func TestSaveQuotasAfterNoScriptKeepsTheWake(t *testing.T) {
 	}
 	if sc, err := rdb.ZScore(ctx, state.RecomputeKey, "w1").Result(); err != nil || int64(sc) != wake.Unix() {
 		t.Fatalf("the override's end: due %v (%v), want %v", int64(sc), err, wake.Unix())
+	}
+}
+
+func dueEvent(id, user, bill string, fen int64, dueAt, at time.Time) *events.Event {
+	return &events.Event{ID: id, Type: events.TypeRepaymentDue, Subject: user, Time: at,
+		Due: &events.RepaymentDue{UserID: user, BillID: bill, AmountFen: fen, DueAt: dueAt}}
+}
+
+func paidEvent(id, user, bill string, fen int64, at time.Time) *events.Event {
+	return &events.Event{ID: id, Type: events.TypeRepaymentPaid, Subject: user, Time: at,
+		Paid: &events.RepaymentPaid{UserID: user, BillID: bill, AmountFen: fen}}
+}
+
+func withSource(e *events.Event, source string) *events.Event {
+	e.Source = source
+	return e
+}
+
+func statuses(out []state.Outcome) []state.Status {
+	s := make([]state.Status, len(out))
+	for i, o := range out {
+		s[i] = o.Status
+	}
+	return s
+}
+
+// A user whose events move to another partition of the same topic (the
+// topic's partitions were rebalanced upstream, or the key changed) keeps
+// the offsets of both: a redelivery of an old event of the first partition,
+// long pushed out of the dedup ring, is still recognised. (Offsets were
+// kept per topic, one partition each: the move forgot the first one's.)
+func TestOffsetsOfAPartitionSurviveAMoveToAnother(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	var p0 []state.Item
+	for i := range 3 {
+		p0 = append(p0, state.Item{Event: payment(fmt.Sprintf("a%d", i), "u40", now, 100, events.SceneEcommerce, "d"), Topic: 1, Partition: 0, Offset: int64(10 + i)})
+	}
+	apply(t, s, p0...)
+	var p1 []state.Item
+	for i := range 40 {
+		p1 = append(p1, state.Item{Event: payment(fmt.Sprintf("b%d", i), "u40", now, 100, events.SceneEcommerce, "d"), Topic: 1, Partition: 1, Offset: int64(i)})
+	}
+	for i, o := range apply(t, s, p1...) {
+		if o.Status != state.Applied {
+			t.Fatalf("partition 1 item %d: %v", i, o.Status)
+		}
+	}
+	before := user(t, s, "u40")
+	if got := before.Days[before.Day(now)].Payments; got != 43 {
+		t.Fatalf("%d payments today, want 43", got)
+	}
+	for _, it := range p0 {
+		if o := apply(t, s, it)[0]; o.Status != state.Redelivered {
+			t.Errorf("partition 0 offset %d redelivered after 40 events on partition 1: %v, want redelivered", it.Offset, o.Status)
+		}
+	}
+	if got := user(t, s, "u40").Days[before.Day(now)].Payments; got != 43 {
+		t.Fatalf("%d payments today after the redelivery, want 43 still", got)
+	}
+	// Both partitions go on.
+	out := apply(t, s,
+		state.Item{Event: payment("a3", "u40", now, 100, events.SceneEcommerce, "d"), Topic: 1, Partition: 0, Offset: 13},
+		state.Item{Event: payment("b40", "u40", now, 100, events.SceneEcommerce, "d"), Topic: 1, Partition: 1, Offset: 40})
+	if out[0].Status != state.Applied || out[1].Status != state.Applied {
+		t.Fatalf("next offsets of both partitions: %v", statuses(out))
+	}
+}
+
+// A topic whose offsets start over (recreated; fenqictl epoch raises its
+// epoch) has its lower offsets applied as new events; without a raised
+// epoch, an offset at or below the last one is a redelivery.
+func TestRaisedEpochAppliesOffsetsThatGoBack(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	at := func(id string, epoch uint32, off int64) state.Item {
+		return state.Item{Event: payment(id, "u41", now, 100, events.SceneEcommerce, "d"), Topic: 1, Partition: 0, Epoch: epoch, Offset: off}
+	}
+	for _, step := range []struct {
+		item state.Item
+		want state.Status
+	}{
+		{at("p1", 0, 100), state.Applied},
+		{at("p2", 0, 5), state.Redelivered},   // back, same epoch
+		{at("p1", 0, 100), state.Redelivered}, // the same record
+		{at("p3", 1, 5), state.Applied},       // back, raised epoch
+		{at("p4", 1, 6), state.Applied},
+		{at("p5", 1, 4), state.Redelivered},   // back within the new epoch
+		{at("p6", 0, 200), state.Redelivered}, // the old epoch is over
+		{at("p3", 1, 5), state.Redelivered},
+	} {
+		if o := apply(t, s, step.item)[0]; o.Status != step.want {
+			t.Errorf("%s at epoch %d offset %d: %v, want %v", step.item.Event.ID, step.item.Epoch, step.item.Offset, o.Status, step.want)
+		}
+	}
+	if u := user(t, s, "u41"); u.Days[u.Day(now)].Payments != 3 {
+		t.Fatalf("%d payments, want 3 (p1, p3, p4)", u.Days[u.Day(now)].Payments)
+	}
+	// In one batch too.
+	out := apply(t, s, at("q1", 2, 1), at("q2", 2, 1), at("q3", 1, 50), at("q4", 2, 2))
+	if want := []state.Status{state.Applied, state.Redelivered, state.Redelivered, state.Applied}; !slices.Equal(statuses(out), want) {
+		t.Fatalf("one batch: %v, want %v", statuses(out), want)
+	}
+}
+
+// An upstream duplicate of a repayment (same source and id, a new offset)
+// arriving long after it, when the dedup ring has moved on, is still a
+// duplicate: the bill keeps the repayment's fingerprint. It settles nothing
+// twice.
+func TestRepaymentDuplicateBeyondTheRingPaysOnce(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	due := now.Add(72 * time.Hour).Truncate(time.Second)
+	apply(t, s,
+		state.Item{Event: withSource(dueEvent("d1", "u42", "bill", 10_000, due, now), "billing"), Topic: 3, Offset: 1},
+		state.Item{Event: withSource(paidEvent("r1", "u42", "bill", 4_000, now), "billing"), Topic: 3, Offset: 2})
+	var more []state.Item
+	for i := range 40 {
+		more = append(more, state.Item{Event: payment(fmt.Sprintf("p%d", i), "u42", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: int64(i)})
+	}
+	apply(t, s, more...)
+	resent := state.Item{Event: withSource(paidEvent("r1", "u42", "bill", 4_000, now), "billing"), Topic: 3, Offset: 60}
+	if o := apply(t, s, resent)[0]; o.Status != state.Duplicate {
+		t.Errorf("repayment re-sent 41 events later: %v, want duplicate", o.Status)
+	}
+	if b := user(t, s, "u42").Bills["bill"]; b.RemainingFen != 6_000 {
+		t.Fatalf("remaining %d after a duplicate repayment, want 6000", b.RemainingFen)
+	}
+	// Another repayment (another id) of the bill is paid; then the bill is
+	// settled, and the duplicate still settles nothing.
+	apply(t, s, state.Item{Event: withSource(paidEvent("r2", "u42", "bill", 2_000, now), "billing"), Topic: 3, Offset: 61})
+	if b := user(t, s, "u42").Bills["bill"]; b.RemainingFen != 4_000 {
+		t.Fatalf("remaining %d after a second repayment, want 4000", b.RemainingFen)
+	}
+	if o := apply(t, s, state.Item{Event: withSource(paidEvent("r1", "u42", "bill", 4_000, now), "billing"), Topic: 3, Offset: 62})[0]; o.Status != state.Duplicate {
+		t.Errorf("a third copy of r1: %v, want duplicate", o.Status)
+	}
+	if b, ok := user(t, s, "u42").Bills["bill"]; !ok || b.RemainingFen != 4_000 {
+		t.Fatalf("bill after a third copy of r1: %+v (open %v), want 4000 left", b, ok)
+	}
+}
+
+// CloudEvents identifies an event by its source and id: two sources may
+// use the same id for different events.
+func TestSameIDFromTwoSourcesIsTwoEvents(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	out := apply(t, s,
+		state.Item{Event: withSource(payment("x1", "u43", now, 100, events.SceneEcommerce, "d"), "pay/a"), Topic: 1, Offset: -1},
+		state.Item{Event: withSource(payment("x1", "u43", now, 200, events.SceneEcommerce, "d"), "pay/b"), Topic: 1, Offset: -1})
+	if out[0].Status != state.Applied || out[1].Status != state.Applied {
+		t.Fatalf("one id from two sources: %v, want both applied", statuses(out))
+	}
+	// In separate batches too, and the pair still deduplicates.
+	out = apply(t, s, state.Item{Event: withSource(payment("x2", "u43", now, 100, events.SceneEcommerce, "d"), "pay/a"), Topic: 1, Offset: -1})
+	out = append(out, apply(t, s, state.Item{Event: withSource(payment("x2", "u43", now, 100, events.SceneEcommerce, "d"), "pay/b"), Topic: 1, Offset: -1})...)
+	out = append(out, apply(t, s, state.Item{Event: withSource(payment("x1", "u43", now, 100, events.SceneEcommerce, "d"), "pay/b"), Topic: 1, Offset: -1})...)
+	if want := []state.Status{state.Applied, state.Applied, state.Duplicate}; !slices.Equal(statuses(out), want) {
+		t.Fatalf("separate batches: %v, want %v", statuses(out), want)
+	}
+	u := user(t, s, "u43")
+	if got := u.Days[u.Day(now)].Payments; got != 4 {
+		t.Fatalf("%d payments, want 4", got)
+	}
+	// Repayments of one bill, likewise.
+	due := now.Add(24 * time.Hour).Truncate(time.Second)
+	apply(t, s, state.Item{Event: dueEvent("d1", "u43", "b", 1_000, due, now), Topic: 3, Offset: -1},
+		state.Item{Event: withSource(paidEvent("r", "u43", "b", 300, now), "bank/a"), Topic: 3, Offset: -1},
+		state.Item{Event: withSource(paidEvent("r", "u43", "b", 300, now), "bank/b"), Topic: 3, Offset: -1})
+	if b := user(t, s, "u43").Bills["b"]; b.RemainingFen != 400 {
+		t.Fatalf("remaining %d after two repayments with one id from two sources, want 400", b.RemainingFen)
+	}
+}
+
+// Times after 2038-01-19 (2^31 s) and after 2038-12-24 (the old layout's
+// six base-36 digits) are kept whole: a user living in 2040 or 2100 reads
+// back its days, bills, checks, episodes, quota and override at the right
+// times, and its schedules fire at them.
+func TestTimesAfter2038(t *testing.T) {
+	t.Parallel()
+	for _, year := range []int{2040, 2100} {
+		t.Run(fmt.Sprint(year), func(t *testing.T) {
+			t.Parallel()
+			at := time.Date(year, 3, 1, 12, 0, 0, 0, shanghai)
+			clock := at
+			s, _ := newClockedStore(t, &clock)
+			ctx := context.Background()
+			uid := fmt.Sprintf("y%d", year)
+			due := at.Add(72 * time.Hour)
+			out := apply(t, s,
+				state.Item{Event: payment("p1", uid, at, 1_000, events.SceneEcommerce, "d"), Topic: 1, Offset: 1},
+				state.Item{Event: payment("p2", uid, at.Add(time.Minute), 2_000, events.SceneEcommerce, "d"), Topic: 1, Offset: 2},
+				state.Item{Event: login("l1", uid, at, "d", "shanghai"), Topic: 2, Offset: 1},
+				state.Item{Event: login("l2", uid, at.Add(time.Hour), "d", "chengdu"), Topic: 2, Offset: 2},
+				state.Item{Event: payment("p3", uid, at.Add(2*time.Hour), 3_000, events.SceneEcommerce, "d"), Topic: 1, Offset: 3},
+				state.Item{Event: dueEvent("d1", uid, "bill", 10_000, due, at), Topic: 3, Offset: 1},
+			)
+			for i, o := range out {
+				if o.Status != state.Applied {
+					t.Fatalf("item %d: %v", i, o.Status)
+				}
+			}
+			if got := out[4].RecentPayments; len(got) != 2 || !got[0].Equal(at.Add(time.Minute)) || !got[1].Equal(at) {
+				t.Errorf("recent payments before p3: %v, want %v and %v", got, at.Add(time.Minute), at)
+			}
+			if !out[4].LastOtherCityLogin.Equal(at.Add(time.Hour)) {
+				t.Errorf("last other-city login %v, want %v", out[4].LastOtherCityLogin, at.Add(time.Hour))
+			}
+			u := user(t, s, uid)
+			day := u.Day(at)
+			if want := int(time.Date(year, 3, 1, 0, 0, 0, 0, time.UTC).Unix() / 86400); day != want {
+				t.Errorf("local day %d, want %d", day, want)
+			}
+			if got := u.Days[day].Payments; got != 3 {
+				t.Errorf("%d payments on %v's day, want 3 (days %v)", got, at, u.Days)
+			}
+			if got := u.Months[year*100+3]; got.SpendFen != 6_000 || got.LoginDays != 1 {
+				t.Errorf("March %d: %+v", year, got)
+			}
+			if d := u.Devices["d"]; d.LastDay != day || d.Logins != 2 {
+				t.Errorf("device: %+v, want last day %d", d, day)
+			}
+			if c := u.Cities["chengdu"]; c.LastDay != day {
+				t.Errorf("city: %+v, want last day %d", c, day)
+			}
+			if b := u.Bills["bill"]; !b.DueAt.Equal(due) || b.RemainingFen != 10_000 {
+				t.Errorf("bill: %+v, want due %v", b, due)
+			}
+			// The overdue check fires a day after the due time.
+			clock = due.Add(25 * time.Hour)
+			timers, err := s.ClaimTimers(ctx, clock, 10, time.Minute)
+			if err != nil || len(timers) != 1 || timers[0].BillID != "bill" || !timers[0].Due.Equal(due.Add(24*time.Hour)) {
+				t.Fatalf("overdue checks: %+v, %v; want bill's at %v", timers, err, due.Add(24*time.Hour))
+			}
+			if froze, err := s.AdvanceBill(ctx, uid, "bill", 4, true); err != nil || !froze {
+				t.Fatalf("freeze: %v, %v", froze, err)
+			}
+			if err := s.ScheduleBill(ctx, uid, "bill", time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			paidAt := due.Add(50 * time.Hour)
+			out = apply(t, s, state.Item{Event: paidEvent("r1", uid, "bill", 10_000, paidAt), Topic: 3, Offset: 2})
+			if !out[0].Unfroze {
+				t.Errorf("settling the bill did not unfreeze: %+v", out[0])
+			}
+			u = user(t, s, uid)
+			if u.FrozenOverdue || len(u.Bills) != 0 || len(u.RecentEpisodes) != 1 ||
+				u.RecentEpisodes[0] != (state.Episode{DueDay: u.Day(due), DaysOverdue: 2}) {
+				t.Errorf("after settling 2 days late: frozen %v, bills %v, episodes %+v (due day %d)", u.FrozenOverdue, u.Bills, u.RecentEpisodes, u.Day(due))
+			}
+			// Quota checks, the recompute (its due time and cycle done), an override.
+			if n, err := s.RecordQuotaCheck(ctx, uid, clock); err != nil || n != 1 {
+				t.Fatalf("quota check: %d, %v", n, err)
+			}
+			cyc := state.Interval(90)
+			b, err := s.ClaimRecomputes(ctx, clock, 10, time.Minute, cyc)
+			if err != nil || len(b.Claims) != 1 || b.Claims[0].Member != uid || b.Claims[0].Due.Unix() > clock.Unix() ||
+				b.Claims[0].Due.Year() != year || !b.Claims[0].Next.Equal(cyc.Next(uid, clock)) {
+				t.Fatalf("recompute claim: %+v, %v", b, err)
+			}
+			cycleDone := clock.Truncate(time.Second)
+			if err := s.SaveQuotas(ctx, b, []state.Quota{{UserID: uid, QuotaFen: 5_000_000, Seq: 1, CycleDone: cycleDone}}); err != nil {
+				t.Fatal(err)
+			}
+			expires := clock.AddDate(0, 1, 0).Truncate(time.Second)
+			if err := s.SetOverride(ctx, uid, &state.Override{QuotaFen: 1, Reason: "test", Operator: "op", ExpiresAt: expires}); err != nil {
+				t.Fatal(err)
+			}
+			u = user(t, s, uid)
+			if len(u.QuotaChecks) != 1 || !u.QuotaChecks[0].Equal(clock) {
+				t.Errorf("quota checks %v, want %v", u.QuotaChecks, clock)
+			}
+			if !u.HasQuota || u.QuotaFen != 5_000_000 || !u.CycleDone.Equal(cycleDone) {
+				t.Errorf("quota %d (has %v), cycle done %v; want %v", u.QuotaFen, u.HasQuota, u.CycleDone, cycleDone)
+			}
+			if u.Override == nil || !u.Override.ExpiresAt.Equal(expires) {
+				t.Errorf("override %+v, want expiring %v", u.Override, expires)
+			}
+			if next, ok, err := s.NextRecompute(ctx, uid, cyc); err != nil || !ok || next.Unix() != clock.Unix() {
+				t.Errorf("next recompute %v %v %v, want now (the override) %v", next, ok, err, clock)
+			}
+		})
+	}
+}
+
+// Replaying every event of a user (a consumer rewound, or a batch retried
+// whole after its state was written) changes nothing: not the state, not
+// the schedules. In particular a profile redelivered after its recompute
+// was done does not make the user due again.
+func TestReplayChangesNothing(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStoreRedis(t)
+	ctx := context.Background()
+	due := now.Add(-48 * time.Hour).Truncate(time.Second)
+	items := []state.Item{
+		{Event: payment("p1", "u44", now, 1_000, events.SceneEcommerce, "d"), Topic: 1, Partition: 0, Offset: 1},
+		{Event: login("l1", "u44", now, "d", "shanghai"), Topic: 2, Partition: 1, Offset: 1},
+		{Event: &events.Event{ID: "pr1", Type: events.TypeProfile, Subject: "u44", Time: now,
+			Profile: &events.Profile{UserID: "u44", PayScore: 700, TransactionLimitFen: 9_000, Timezone: "Asia/Shanghai"}}, Topic: 4, Partition: 2, Offset: 1},
+		{Event: dueEvent("d1", "u44", "bill", 5_000, due, now), Topic: 3, Partition: 0, Offset: 1},
+		{Event: paidEvent("r1", "u44", "bill", 1_000, now), Topic: 3, Partition: 0, Offset: 2},
+		{Event: login("l2", "u44", now, "d2", "chengdu"), Topic: 2, Partition: 1, Offset: 2},
+	}
+	apply(t, s, items...)
+	// The triggers (first activity, the profile) are recomputed and saved.
+	cyc := state.Interval(90)
+	b, err := s.ClaimRecomputes(ctx, now, 10, time.Minute, cyc)
+	if err != nil || len(b.Claims) != 1 || b.Periodic() {
+		t.Fatalf("claim: %+v %v", b, err)
+	}
+	if err := s.SaveQuotas(ctx, b, []state.Quota{{UserID: "u44", QuotaFen: 100, Seq: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ZScore(ctx, state.RecomputeKey, "u44").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("a trigger left after the save: %v", err)
+	}
+	snapshot := func() (string, []redis.Z, []redis.Z) {
+		t.Helper()
+		val, err := rdb.Get(ctx, state.UserKey("u44")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return val, rdb.ZRangeWithScores(ctx, state.TimersKey, 0, -1).Val(), rdb.ZRangeWithScores(ctx, state.PhaseKey, 0, -1).Val()
+	}
+	val0, timers0, phase0 := snapshot()
+	if len(timers0) != 1 || len(phase0) != 1 {
+		t.Fatalf("schedules: timers %v, phase %v", timers0, phase0)
+	}
+	check := func(what string, out []state.Outcome) {
+		t.Helper()
+		for i, o := range out {
+			if o.Status != state.Redelivered {
+				t.Errorf("%s: item %d (%s): %v, want redelivered", what, i, items[i%len(items)].Event.ID, o.Status)
+			}
+		}
+		if err := rdb.ZScore(ctx, state.RecomputeKey, "u44").Err(); !errors.Is(err, redis.Nil) {
+			t.Errorf("%s: a recompute trigger (%v) after the replay: %v", what, rdb.ZScore(ctx, state.RecomputeKey, "u44").Val(), err)
+		}
+		if n := rdb.HLen(ctx, state.RecomputeDueKey).Val(); n != 0 {
+			t.Errorf("%s: %d recompute due times", what, n)
+		}
+		val, timers, phase := snapshot()
+		if val != val0 {
+			t.Errorf("%s: the stored state changed", what)
+		}
+		if !slices.Equal(timers, timers0) || !slices.Equal(phase, phase0) {
+			t.Errorf("%s: schedules changed: timers %v (were %v), phase %v (were %v)", what, timers, timers0, phase, phase0)
+		}
+	}
+	check("the batch again", apply(t, s, items...))
+	var one []state.Outcome
+	for _, it := range items {
+		one = append(one, apply(t, s, it)...)
+	}
+	check("one event at a time", one)
+	check("the batch twice in one", apply(t, s, append(slices.Clone(items), items...)...))
+	// The same events without offsets are upstream duplicates: nothing
+	// changes either (but the write of the state, which is the same).
+	var noOffsets []state.Item
+	for _, it := range items {
+		it.Offset = -1
+		noOffsets = append(noOffsets, it)
+	}
+	for i, o := range apply(t, s, noOffsets...) {
+		if o.Status != state.Duplicate {
+			t.Errorf("without offsets: item %d: %v, want duplicate", i, o.Status)
+		}
+	}
+	if err := rdb.ZScore(ctx, state.RecomputeKey, "u44").Err(); !errors.Is(err, redis.Nil) {
+		t.Errorf("a recompute trigger after duplicates: %v", err)
+	}
+	val, _, _ := snapshot()
+	st0, err0 := engine.Decode([]byte(val0))
+	st, err := engine.Decode([]byte(val))
+	if err0 != nil || err != nil {
+		t.Fatal(err0, err)
+	}
+	st0.Rev, st.Rev = 0, 0
+	if !reflect.DeepEqual(st0, st) {
+		t.Errorf("duplicates changed the state:\n%+v\nwas\n%+v", st, st0)
+	}
+}
+
+// Two batches prepared from the same state: the first commit writes, the
+// second finds the state changed and writes nothing (a consumer that lost
+// its partition, racing the one that took it over).
+func TestCommitIsACompareAndSet(t *testing.T) {
+	t.Parallel()
+	for _, existing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("existing=%v", existing), func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			ctx := context.Background()
+			want := int64(1)
+			if existing {
+				apply(t, s, state.Item{Event: payment("p0", "u45", now, 1, events.SceneEcommerce, "d"), Topic: 1, Offset: 1})
+				want++
+			}
+			p1 := state.Item{Event: payment("p1", "u45", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 10}
+			p2 := state.Item{Event: payment("p2", "u45", now, 200, events.SceneEcommerce, "d"), Topic: 1, Offset: 11}
+			b1, err := s.Prepare(ctx, []state.Item{p1}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b2, err := s.Prepare(ctx, []state.Item{p2}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b1.Outcomes[0].Status != state.Applied || b2.Outcomes[0].Status != state.Applied {
+				t.Fatalf("prepared: %v, %v", b1.Outcomes[0].Status, b2.Outcomes[0].Status)
+			}
+			if got := b2.Users(); !slices.Equal(got, []string{"u45"}) {
+				t.Fatalf("batch users %v", got)
+			}
+			// Nothing is written before Commit.
+			if u := user(t, s, "u45"); u.Days[u.Day(now)].Payments != want-1 {
+				t.Fatalf("prepared batches wrote: %d payments", u.Days[u.Day(now)].Payments)
+			}
+			if err := s.Commit(ctx, b1, nil); err != nil {
+				t.Fatal(err)
+			}
+			err = s.Commit(ctx, b2, nil)
+			var ce *state.ConflictError
+			if !errors.As(err, &ce) || !state.IsConflict(err) || !slices.Equal(ce.Users, []string{"u45"}) {
+				t.Fatalf("second commit: %v, want a conflict naming u45", err)
+			}
+			u := user(t, s, "u45")
+			if got := u.Days[u.Day(now)].Payments; got != want || u.Months[202611].SpendFen != 100+want-1 {
+				t.Fatalf("after the conflict: %d payments, %d fen; want only p1's", got, u.Months[202611].SpendFen)
+			}
+			// Computed again from fresh state, p2 is written.
+			if o := apply(t, s, p2)[0]; o.Status != state.Applied {
+				t.Fatalf("p2 again: %v", o.Status)
+			}
+			if o := apply(t, s, p1)[0]; o.Status != state.Redelivered {
+				t.Fatalf("p1 again: %v", o.Status)
+			}
+			if u := user(t, s, "u45"); u.Days[u.Day(now)].Payments != want+1 {
+				t.Fatalf("%d payments, want %d", u.Days[u.Day(now)].Payments, want+1)
+			}
+			if state.IsConflict(errors.New("other")) {
+				t.Fatal("IsConflict of another error")
+			}
+		})
+	}
+}
+
+// A batch prepared while the one before it is not yet committed starts
+// from that one's draft, and writes against its token: both commit, in
+// order. A conflict forgets every draft.
+func TestDraftsChainBatches(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	var d state.Drafts
+	p1 := state.Item{Event: payment("p1", "u46", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1}
+	p2 := state.Item{Event: payment("p2", "u46", now, 200, events.SceneEcommerce, "d"), Topic: 1, Offset: 2}
+	other := state.Item{Event: payment("o1", "u47", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1}
+	bA, err := s.Prepare(ctx, []state.Item{p1}, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Len() != 1 {
+		t.Fatalf("%d drafts after batch A, want 1", d.Len())
+	}
+	// B repeats A's event (a redelivery, seen in A's draft) and adds one.
+	bB, err := s.Prepare(ctx, []state.Item{p1, p2, other}, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []state.Status{state.Redelivered, state.Applied, state.Applied}; !slices.Equal(statuses(bB.Outcomes), want) {
+		t.Fatalf("batch B: %v, want %v", statuses(bB.Outcomes), want)
+	}
+	if err := s.Commit(ctx, bA, &d); err != nil {
+		t.Fatalf("commit A: %v", err)
+	}
+	if d.Len() != 2 {
+		t.Fatalf("%d drafts after A's commit, want B's 2", d.Len())
+	}
+	if err := s.Commit(ctx, bB, &d); err != nil {
+		t.Fatalf("commit B: %v", err)
+	}
+	if d.Len() != 0 {
+		t.Fatalf("%d drafts after every commit", d.Len())
+	}
+	u := user(t, s, "u46")
+	if got := u.Days[u.Day(now)].Payments; got != 2 || u.Months[202611].SpendFen != 300 {
+		t.Fatalf("after A and B: %d payments, %d fen; want both events", got, u.Months[202611].SpendFen)
+	}
+	if u := user(t, s, "u47"); u.Days[u.Day(now)].Payments != 1 {
+		t.Fatalf("u47: %+v", u.Days)
+	}
+
+	// Another writer changes u46 between C's Prepare and its Commit: C
+	// conflicts, and D, prepared on C's draft, is stale: both are computed
+	// again from Redis (C first), and E, prepared on D's stale draft, is
+	// stale too until D is.
+	p3 := state.Item{Event: payment("p3", "u46", now, 400, events.SceneEcommerce, "d"), Topic: 1, Offset: 3}
+	p4 := state.Item{Event: payment("p4", "u46", now, 800, events.SceneEcommerce, "d"), Topic: 1, Offset: 4}
+	bC, err := s.Prepare(ctx, []state.Item{p3}, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bD, err := s.Prepare(ctx, []state.Item{p4, other}, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bC.Stale(&d) || bD.Stale(&d) {
+		t.Fatal("stale before any conflict")
+	}
+	if _, err := s.RecordQuotaCheck(ctx, "u46", now); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Commit(ctx, bC, &d)
+	var c *state.ConflictError
+	if !errors.As(err, &c) || !slices.Equal(c.Users, []string{"u46"}) {
+		t.Fatalf("commit C after another write: %v, want a conflict on u46", err)
+	}
+	if !bD.Stale(&d) {
+		t.Fatal("D, computed on C's draft, is not stale after C's conflict")
+	}
+	bC, err = s.Reprepare(ctx, bC, c.Users, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(statuses(bC.Outcomes), []state.Status{state.Applied}) {
+		t.Fatalf("C again: %v", statuses(bC.Outcomes))
+	}
+	p5 := state.Item{Event: payment("p5", "u46", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 5}
+	bE, err := s.Prepare(ctx, []state.Item{p5}, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bE.Stale(&d) {
+		t.Fatal("E, computed on D's stale draft, is not stale")
+	}
+	if err := s.Commit(ctx, bC, &d); err != nil {
+		t.Fatalf("commit C again: %v", err)
+	}
+	if bD, err = s.Reprepare(ctx, bD, nil, &d); err != nil {
+		t.Fatal(err)
+	}
+	if want := []state.Status{state.Applied, state.Redelivered}; !slices.Equal(statuses(bD.Outcomes), want) {
+		t.Fatalf("D again: %v, want %v", statuses(bD.Outcomes), want)
+	}
+	if err := s.Commit(ctx, bD, &d); err != nil {
+		t.Fatalf("commit D again: %v", err)
+	}
+	if bE, err = s.Reprepare(ctx, bE, nil, &d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, bE, &d); err != nil {
+		t.Fatalf("commit E again: %v", err)
+	}
+	if d.Len() != 0 {
+		t.Fatalf("%d drafts after every commit", d.Len())
+	}
+	u = user(t, s, "u46")
+	if got := u.Months[202611].SpendFen; got != 1_600 || len(u.QuotaChecks) != 1 {
+		t.Fatalf("after the retry: %d fen, %d quota checks; want 1600 and the other writer's check", got, len(u.QuotaChecks))
+	}
+}
+
+// A batch whose events change nothing (all redelivered) writes nothing,
+// and commits without a round trip's conflict.
+func TestRedeliveredBatchWritesNothing(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	p1 := state.Item{Event: payment("p1", "u48", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1}
+	apply(t, s, p1)
+	b, err := s.Prepare(ctx, []state.Item{p1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Users()) != 0 || b.Outcomes[0].Status != state.Redelivered {
+		t.Fatalf("redelivered batch: users %v, %v", b.Users(), b.Outcomes[0].Status)
+	}
+	// Another write in between does not make it conflict.
+	apply(t, s, state.Item{Event: payment("p2", "u48", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 2})
+	if err := s.Commit(ctx, b, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An event that cannot be kept within the state's bounds is refused with
+// an error and changes nothing; the other events of its batch are applied.
+func TestRefusedEventsChangeNothing(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStoreRedis(t)
+	ctx := context.Background()
+	long := strings.Repeat("x", engine.MaxString+1)
+	ok := strings.Repeat("y", engine.MaxString)
+	out := apply(t, s,
+		state.Item{Event: payment("p1", "u49", now, 100, events.SceneEcommerce, long), Topic: 1, Offset: 1},
+		state.Item{Event: payment("p2", "u49", now, 100, events.SceneEcommerce, ok), Topic: 1, Offset: 2},
+		state.Item{Event: login("l1", "u49", now, "d", long), Topic: 2, Offset: 1},
+		state.Item{Event: dueEvent("d1", "u49", long, 100, now, now), Topic: 3, Offset: 1},
+		state.Item{Event: paidEvent("r1", "u49", long, 100, now), Topic: 3, Offset: 2},
+		state.Item{Event: &events.Event{ID: "pr", Type: events.TypeProfile, Subject: "u49", Time: now,
+			Profile: &events.Profile{UserID: "u49", Timezone: "Nowhere/Atlantis"}}, Topic: 4, Offset: 1},
+	)
+	if want := []state.Status{state.Refused, state.Applied, state.Refused, state.Refused, state.Refused, state.Refused}; !slices.Equal(statuses(out), want) {
+		t.Fatalf("statuses %v, want %v", statuses(out), want)
+	}
+	for i, o := range out {
+		if (o.Status == state.Refused) != (o.Err != nil) {
+			t.Errorf("item %d: %v with error %v", i, o.Status, o.Err)
+		}
+	}
+	u := user(t, s, "u49")
+	if len(u.Devices) != 1 || u.Devices[ok].LastDay != u.Day(now) || len(u.Cities) != 0 || len(u.Bills) != 0 || u.Profile != nil {
+		t.Fatalf("after refusals: devices %v, cities %v, bills %v, profile %v", u.Devices, u.Cities, u.Bills, u.Profile)
+	}
+	if got := u.Days[u.Day(now)].Payments; got != 1 {
+		t.Fatalf("%d payments, want 1", got)
+	}
+	// A user whose only events are refused is never written nor scheduled.
+	if o := apply(t, s, state.Item{Event: payment("p1", "u50", now, 100, events.SceneEcommerce, long), Topic: 1, Offset: 1})[0]; o.Status != state.Refused {
+		t.Fatalf("%v", o.Status)
+	}
+	if n := rdb.Exists(ctx, state.UserKey("u50")).Val(); n != 0 {
+		t.Fatal("a user with only a refused event was written")
+	}
+	if err := rdb.ZScore(ctx, state.PhaseKey, "u50").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("a user with only a refused event is in the phase index: %v", err)
+	}
+	// At most MaxBills open bills; one more due event is refused, and has
+	// no overdue check.
+	var dues []state.Item
+	for i := range engine.MaxBills + 1 {
+		dues = append(dues, state.Item{Event: dueEvent(fmt.Sprintf("d%d", i), "u51", fmt.Sprintf("b%02d", i), 100, now, now), Topic: 3, Offset: int64(i)})
+	}
+	out = apply(t, s, dues...)
+	for i, o := range out {
+		if want := i == engine.MaxBills; (o.Status == state.Refused) != want {
+			t.Fatalf("due %d: %v", i, o.Status)
+		}
+	}
+	if u := user(t, s, "u51"); len(u.Bills) != engine.MaxBills {
+		t.Fatalf("%d bills open, want %d", len(u.Bills), engine.MaxBills)
+	}
+	timers, err := s.ClaimTimers(ctx, now.Add(48*time.Hour), 100, time.Minute)
+	if err != nil || len(timers) != engine.MaxBills {
+		t.Fatalf("%d overdue checks, %v; want %d", len(timers), err, engine.MaxBills)
+	}
+	// Settled bills make room.
+	apply(t, s, state.Item{Event: paidEvent("r0", "u51", "b00", 100, now), Topic: 3, Offset: 100},
+		state.Item{Event: dueEvent("d32b", "u51", "b32", 100, now, now), Topic: 3, Offset: 101})
+	if u := user(t, s, "u51"); len(u.Bills) != engine.MaxBills {
+		t.Fatalf("%d bills open after settling one and opening one, want %d", len(u.Bills), engine.MaxBills)
+	} else if _, ok := u.Bills["b32"]; !ok {
+		t.Fatalf("b32 not open: %v", u.Bills)
+	}
+}
+
+// The user is unfrozen when no bill that froze it is open any more: an
+// overdue bill whose check did not freeze does not keep it frozen, and of
+// two bills that froze it, settling one is not enough.
+func TestUnfreezeWhenNoFreezingBillIsOpen(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	due := now.Add(-10 * 24 * time.Hour).Truncate(time.Second)
+	apply(t, s,
+		state.Item{Event: dueEvent("da", "u52", "a", 1_000, due, now), Topic: 3, Offset: 1},
+		state.Item{Event: dueEvent("db", "u52", "b", 1_000, due, now), Topic: 3, Offset: 2},
+		state.Item{Event: dueEvent("dc", "u52", "c", 1_000, due, now), Topic: 3, Offset: 3})
+	for _, step := range []struct {
+		bill   string
+		stage  int
+		freeze bool
+		froze  bool
+	}{{"a", 4, true, true}, {"b", 4, true, false}, {"c", 2, false, false}} {
+		froze, err := s.AdvanceBill(ctx, "u52", step.bill, step.stage, step.freeze)
+		if err != nil || froze != step.froze {
+			t.Fatalf("advance %s: froze %v, %v; want %v", step.bill, froze, err, step.froze)
+		}
+	}
+	if u := user(t, s, "u52"); !u.FrozenOverdue || u.Bills["a"].Stage != 4 || u.Bills["c"].Stage != 2 {
+		t.Fatalf("after the checks: frozen %v, bills %+v", u.FrozenOverdue, u.Bills)
+	}
+	// A stage is never moved back.
+	if _, err := s.AdvanceBill(ctx, "u52", "a", 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if u := user(t, s, "u52"); u.Bills["a"].Stage != 4 {
+		t.Fatalf("stage moved back to %d", u.Bills["a"].Stage)
+	}
+	if o := apply(t, s, state.Item{Event: paidEvent("ra", "u52", "a", 1_000, now), Topic: 3, Offset: 4})[0]; o.Unfroze {
+		t.Fatal("unfrozen with bill b (which froze it too) still open")
+	}
+	if u := user(t, s, "u52"); !u.FrozenOverdue {
+		t.Fatal("not frozen with b open")
+	}
+	if o := apply(t, s, state.Item{Event: paidEvent("rb", "u52", "b", 1_000, now), Topic: 3, Offset: 5})[0]; !o.Unfroze {
+		t.Fatal("not unfrozen when the last freezing bill was settled (c, open, never froze)")
+	}
+	u := user(t, s, "u52")
+	if u.FrozenOverdue || len(u.Bills) != 1 || u.SettledEpisodes != 2 || len(u.RecentEpisodes) != 2 {
+		t.Fatalf("after settling a and b: frozen %v, bills %+v, %d episodes %+v", u.FrozenOverdue, u.Bills, u.SettledEpisodes, u.RecentEpisodes)
+	}
+	// Settling c, which never froze, unfreezes nothing.
+	if o := apply(t, s, state.Item{Event: paidEvent("rc", "u52", "c", 1_000, now), Topic: 3, Offset: 6})[0]; o.Unfroze {
+		t.Fatal("settling c reported an unfreeze")
+	}
+}
+
+// A user who checks their quota (GET /v1/users/{id}/quota?check=1) before
+// any event of theirs has a state (the check) but no activity: its first
+// event is still its first activity, which makes it known to the recompute
+// schedule (the phase index) with a trigger due at once.
+func TestFirstEventAfterAQuotaCheckMakesTheUserKnown(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStoreRedis(t)
+	ctx := context.Background()
+	if _, err := s.RecordQuotaCheck(ctx, "u53", now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, state.Item{Event: payment("p1", "u53", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1})
+	_, phaseErr := rdb.ZScore(ctx, state.PhaseKey, "u53").Result()
+	_, trigErr := rdb.ZScore(ctx, state.RecomputeKey, "u53").Result()
+	if phaseErr != nil || trigErr != nil {
+		t.Fatalf("BUG (state/store.go:411, Prepare: only a user with no stored state (st.Rev == 0) goes to b.newUsers, "+
+			"so a user whose state a quota check created is never made known): after a quota check and then its first payment, "+
+			"u53's phase index entry: %v, first-activity trigger: %v; want both set (it is never recomputed otherwise)", phaseErr, trigErr)
+	}
+	if next, ok, err := s.NextRecompute(ctx, "u53", state.Interval(90)); err != nil || !ok || !next.Equal(time.Unix(now.Unix(), 0).UTC()) {
+		t.Fatalf("next recompute %v %v %v, want now", next, ok, err)
+	}
+}
+
+// Redis forgot the scripts (a restart or failover): a commit loads them
+// and sends its writes again, schedule entries included; an update too.
+func TestWritesAfterNoScript(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStoreRedis(t)
+	ctx := context.Background()
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	due := now.Add(-48 * time.Hour).Truncate(time.Second)
+	out := apply(t, s,
+		state.Item{Event: payment("p1", "u54", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1},
+		state.Item{Event: dueEvent("d1", "u54", "b", 1_000, due, now), Topic: 3, Offset: 1})
+	if out[0].Status != state.Applied || out[1].Status != state.Applied {
+		t.Fatalf("%v", statuses(out))
+	}
+	if u := user(t, s, "u54"); u.Days[u.Day(now)].Payments != 1 || len(u.Bills) != 1 {
+		t.Fatalf("after the reload: %+v, bills %+v", u.Days, u.Bills)
+	}
+	if err := rdb.ZScore(ctx, state.PhaseKey, "u54").Err(); err != nil {
+		t.Fatalf("phase index: %v", err)
+	}
+	if sc := rdb.ZScore(ctx, state.RecomputeKey, "u54").Val(); int64(sc) != now.Unix() {
+		t.Fatalf("first-activity trigger at %v, want now", sc)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AdvanceBill(ctx, "u54", "b", 2, false); err != nil {
+		t.Fatal(err)
+	}
+	if u := user(t, s, "u54"); u.Bills["b"].Stage != 2 {
+		t.Fatalf("stage %d after the reload, want 2", u.Bills["b"].Stage)
+	}
+	// A prepared batch, the scripts forgotten before its commit, still
+	// compares: a write in between is a conflict.
+	b, err := s.Prepare(ctx, []state.Item{{Event: payment("p2", "u54", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 2}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordQuotaCheck(ctx, "u54", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, b, nil); !state.IsConflict(err) {
+		t.Fatalf("commit after a write and a script flush: %v, want a conflict", err)
 	}
 }

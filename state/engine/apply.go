@@ -355,7 +355,9 @@ func (a *applier) inDays(day int32) bool {
 
 func (a *applier) month(day int32) (*Month, int) {
 	ym, dom := civil(day)
-	if monthIndex(ym) < a.curm-int32(a.cfg.Months) {
+	// past the window, or beyond next month (as days beyond tomorrow): an
+	// event dated far ahead must not add a month per event without bound
+	if mi := monthIndex(ym); mi < a.curm-int32(a.cfg.Months) || mi > a.curm+1 {
 		return nil, 0
 	}
 	i, found := slices.BinarySearchFunc(a.s.Months, ym, func(m Month, ym int32) int { return int(m.YM - ym) })
@@ -621,6 +623,9 @@ func (a *applier) profile(p *events.Profile, o *Outcome) error {
 	if p.Timezone != s.Zone {
 		s.Zone = p.Timezone
 		a.setZone()
+		// as the next Apply would: the new zone's today may be a later day,
+		// so that a batch and its splits give the same state
+		a.prune()
 	}
 	return nil
 }

@@ -1,0 +1,222 @@
+package consumers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fenqi/fenqi/consumers"
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/scoring"
+	"github.com/fenqi/fenqi/simulator"
+	"github.com/fenqi/fenqi/state"
+)
+
+// minimalScript is the baseline of the state-engine issue: dedupe by
+// offset and two HINCRBY per event, over one hash per user.
+// KEYS: one per event; ARGV: per event its offset and amount.
+var minimalScript = redis.NewScript(`
+for i, k in ipairs(KEYS) do
+  local off = tonumber(ARGV[2 * i - 1])
+  if off > tonumber(redis.call("HGET", k, "o") or "-1") then
+    redis.call("HSET", k, "o", off)
+    redis.call("HINCRBY", k, "n", 1)
+    redis.call("HINCRBY", k, "f", ARGV[2 * i])
+  end
+end
+return 0
+`)
+
+// cpu is a process's and Redis's CPU time so far.
+type cpu struct{ self, redis time.Duration }
+
+func cpuNow(tb testing.TB, rdb *redis.Client) cpu {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	self := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var secs float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			secs += f
+		}
+	}
+	return cpu{self: self, redis: time.Duration(secs * float64(time.Second))}
+}
+
+// row is one line of the table.
+type row struct {
+	name         string
+	events       int
+	took         time.Duration
+	redis, goCPU time.Duration
+	note         string
+}
+
+func (r row) rate() float64 { return float64(r.events) / r.took.Seconds() }
+
+// simulated returns n decoded simulated events with their coordinates.
+func simulated(tb testing.TB, n int, simNow time.Time) []state.Item {
+	tb.Helper()
+	sim := simulator.New(simulator.Config{Users: 20_000, Seed: 42, Now: func() time.Time { return simNow }})
+	dec := events.Decoder{Now: func() time.Time { return simNow.Add(time.Hour) }}
+	topics := map[string]int{}
+	for i, t := range consumers.DefaultTopics().List() {
+		topics[t] = i + 1
+	}
+	offsets := map[string]int64{}
+	items := make([]state.Item, 0, n)
+	evs := make([]events.Event, n)
+	for i := 0; len(items) < n; i++ {
+		topic, key, value := sim.Next()
+		offsets[topic]++
+		ev, err := dec.Decode(key, nil, value)
+		if err != nil {
+			continue // the simulator's malformed records: dead letters
+		}
+		evs[len(items)] = ev
+		items = append(items, state.Item{Event: &evs[len(items)], Topic: topics[topic], Offset: offsets[topic]})
+	}
+	return items
+}
+
+// BenchmarkStateEngineRows prints the state-engine issue's figures, side
+// by side on one redis-server in one run: (a) the minimal script, one call
+// per batch of 500; (b) the same script, one call per event; (c) fenqi's
+// Prepare and Commit of batches of 500 (no Kafka); (d) the whole pipeline
+// draining 100,000 simulated events from kfake. With Redis CPU per event
+// (INFO cpu before and after) and this process's CPU per event (for (d) it
+// includes the in-process kfake broker and the producer of the test).
+// Run with -benchtime 1x.
+func BenchmarkStateEngineRows(b *testing.B) {
+	const total = 100_000
+	const perEvent = 20_000 // (b) is slow: fewer events give the same rate
+	b.StopTimer()
+	for range b.N {
+		e := newEnvB(b)
+		ctx := context.Background()
+		simNow := time.Now()
+		items := simulated(b, total, simNow)
+		if err := minimalScript.Load(ctx, e.rdb).Err(); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.store.Load(ctx); err != nil {
+			b.Fatal(err)
+		}
+		var rows []row
+		measure := func(name string, n int, note string, fn func()) row {
+			c0, t0 := cpuNow(b, e.rdb), time.Now()
+			fn()
+			took, c1 := time.Since(t0), cpuNow(b, e.rdb)
+			r := row{name: name, events: n, took: took, redis: c1.redis - c0.redis, goCPU: c1.self - c0.self, note: note}
+			rows = append(rows, r)
+			return r
+		}
+		amount := func(it state.Item) int64 {
+			if p := it.Event.Payment; p != nil {
+				return p.AmountFen
+			}
+			return 1
+		}
+		script := func(prefix string, part []state.Item) {
+			keys := make([]string, len(part))
+			args := make([]any, 0, 2*len(part))
+			for k, it := range part {
+				keys[k] = prefix + it.Event.UserID()
+				args = append(args, it.Offset, amount(it))
+			}
+			if err := minimalScript.EvalSha(ctx, e.rdb, keys, args...).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		measure("(a) minimal script, 1 call / 500 events", total, "", func() {
+			for lo := 0; lo < total; lo += 500 {
+				script("min-a:", items[lo:min(lo+500, total)])
+			}
+		})
+		measure("(b) minimal script, 1 call / event", perEvent, "", func() {
+			for i := range perEvent {
+				script("min-b:", items[i:i+1])
+			}
+		})
+		if err := e.rdb.ConfigResetStat(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		measure("(c) fenqi Prepare+Commit, batches of 500", total, "", func() {
+			var d state.Drafts
+			for lo := 0; lo < total; lo += 500 {
+				sb, err := e.store.Prepare(ctx, items[lo:min(lo+500, total)], &d)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := e.store.Commit(ctx, sb, &d); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		if os.Getenv("FENQI_BENCH_COMMANDSTATS") != "" {
+			fmt.Println(e.rdb.Info(ctx, "commandstats").Val())
+		}
+		// (d) on a fresh state: flush what (c) wrote.
+		if err := e.rdb.FlushAll(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		fill(b, e, total, simNow)
+		rules := scoring.DefaultRules()
+		p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: func() time.Time { return simNow }},
+			e.store, func() consumers.Rules { return rules }, e.pub, nil, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		d := measure("(d) whole pipeline, 100k simulated events", total, "Go CPU includes kfake", func() {
+			drainQuiet(b, p, total)
+		})
+		b.StopTimer()
+		b.ReportMetric(d.rate(), "events/s")
+		b.ReportMetric(float64(d.redis.Nanoseconds())/float64(total)/1e3, "redis_us/event")
+
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "\n%-44s %12s %16s %14s\n", "row", "events/s", "Redis CPU/event", "Go CPU/event")
+		for _, r := range rows {
+			fmt.Fprintf(&sb, "%-44s %12.0f %14.2fµs %12.2fµs %s\n", r.name, r.rate(),
+				float64(r.redis.Nanoseconds())/float64(r.events)/1e3, float64(r.goCPU.Nanoseconds())/float64(r.events)/1e3, r.note)
+		}
+		a, bb := rows[0], rows[1]
+		fmt.Fprintf(&sb, "(d)/(a) = %.2f (target ≥ 0.5); (d)/(b) = %.1f (target ≥ 15); (c)/(a) = %.2f\n",
+			d.rate()/a.rate(), d.rate()/bb.rate(), rows[2].rate()/a.rate())
+		b.Log(sb.String())
+		fmt.Println(sb.String())
+	}
+}
+
+// drainQuiet runs p until it has processed total records (the timer is
+// the caller's).
+func drainQuiet(b *testing.B, p *consumers.Pipeline, total int64) {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	for p.Stats().Events.Load() < total {
+		time.Sleep(2 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}
