@@ -71,11 +71,7 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 		readers.Go(func() {
 			for c := range claimed {
 				if c.err == nil {
-					ids := make([]string, len(c.batch.Claims))
-					for i, cl := range c.batch.Claims {
-						ids[i] = cl.Member
-					}
-					c.users, c.err = r.store.Users(ctx, ids)
+					c.users, c.err = r.store.ReadBatch(ctx, c.batch)
 				}
 				if !send(read, c) {
 					return

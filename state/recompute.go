@@ -190,6 +190,30 @@ type RecomputeBatch struct {
 	lease  string // a cycle batch's lease field; "" for triggers
 	again  bool   // a cycle batch claimed again after its lease ran out
 	until  int64  // a trigger batch's lease score (Unix seconds)
+	// read are the states ReadBatch read: SaveQuotas writes over them.
+	read map[string]*engine.State
+}
+
+// ReadBatch reads the claimed users of a batch in one round trip, and
+// keeps their states so that SaveQuotas writes each quota over the state
+// it was computed from (compare-and-set), with no second read unless the
+// user changed meanwhile.
+func (s *Store) ReadBatch(ctx context.Context, b *RecomputeBatch) ([]*User, error) {
+	ids := make([]string, len(b.Claims))
+	for i, c := range b.Claims {
+		ids[i] = c.Member
+	}
+	sts, err := s.read(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	b.read = make(map[string]*engine.State, len(ids))
+	out := make([]*User, len(ids))
+	for i, id := range ids {
+		out[i] = s.view(id, sts[i])
+		b.read[id] = sts[i]
+	}
+	return out, nil
 }
 
 // Periodic says whether the batch is a slice of the cycle (else triggers).
@@ -331,12 +355,44 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 	if b == nil || len(b.Claims) == 0 {
 		return nil
 	}
-	ids := make([]string, len(qs))
+	// First over the states as read; the users changed since are read
+	// again and written by update.
+	var ws []write
+	var again []int
 	for i, q := range qs {
-		ids[i] = q.UserID
+		st := b.read[q.UserID]
+		if st == nil || st.Rev == 0 {
+			again = append(again, i)
+			continue
+		}
+		delete(b.read, q.UserID)
+		engine.SaveQuota(st, q.QuotaFen, q.Seq, q.CycleDone)
+		expect := st.Rev
+		st.Rev = newRev()
+		ws = append(ws, write{user: q.UserID, expect: expect, val: engine.Encode(nil, st)})
 	}
-	err := s.update(ctx, ids, func(i int, st *engine.State) (bool, error) {
-		engine.SaveQuota(st, qs[i].QuotaFen, qs[i].Seq, qs[i].CycleDone)
+	failed, err := s.cas(ctx, ws, nil)
+	if err != nil {
+		return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
+	}
+	if len(failed) > 0 {
+		changed := make(map[string]bool, len(failed))
+		for _, u := range failed {
+			changed[u] = true
+		}
+		for i, q := range qs {
+			if changed[q.UserID] {
+				again = append(again, i)
+			}
+		}
+	}
+	ids := make([]string, len(again))
+	for k, i := range again {
+		ids[k] = qs[i].UserID
+	}
+	err = s.update(ctx, ids, func(k int, st *engine.State) (bool, error) {
+		q := qs[again[k]]
+		engine.SaveQuota(st, q.QuotaFen, q.Seq, q.CycleDone)
 		return true, nil
 	})
 	if err != nil {
