@@ -489,10 +489,18 @@ func (s *Store) prepare(ctx context.Context, items []Item, d *Drafts, again *Bat
 			its[k] = items[i]
 		}
 		outs := engine.Apply(st, its, s.ecfg, now)
-		changed := false // what a write would keep; a repeat keeps nothing
+		// What a write would keep: a repeat keeps nothing; a refused
+		// event keeps its offset (it is dead-lettered once), but does not
+		// make a user of its own.
+		changed := false
 		for k, i := range groups[g] {
 			b.Outcomes[i] = outs[k]
-			changed = changed || outs[k].Status == Applied || outs[k].Status == Duplicate
+			switch outs[k].Status {
+			case Applied, Duplicate:
+				changed = true
+			case Refused:
+				changed = changed || st.Rev != 0
+			}
 		}
 		if !changed {
 			continue

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"cmp"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -119,8 +121,9 @@ type Outcome struct {
 // events are out of reach (about 2^-38 for 32).
 func Fingerprint(source, id string) uint64 {
 	h := fnv.New64a()
+	var n [binary.MaxVarintLen64]byte
+	_, _ = h.Write(n[:binary.PutUvarint(n[:], uint64(len(source)))]) // (source, id) unambiguously
 	_, _ = h.Write([]byte(source))
-	_, _ = h.Write([]byte{0})
 	_, _ = h.Write([]byte(id))
 	return h.Sum64() >> 16
 }
@@ -269,8 +272,13 @@ func (a *applier) apply(it Item) Outcome {
 	}
 	if o.Status == Applied {
 		if err := a.change(e, fp, &o); err != nil {
-			return Outcome{Status: Refused, Err: err, Zone: o.Zone, TransactionLimitFen: o.TransactionLimitFen}
+			// Refused, and its offset kept: a redelivery is dead-lettered
+			// once, not again.
+			o = Outcome{Status: Refused, Err: err, Zone: o.Zone, TransactionLimitFen: o.TransactionLimitFen,
+				LastOtherCityLogin: o.LastOtherCityLogin}
 		}
+	}
+	if o.Status == Applied {
 		s.Dedup = append(s.Dedup, fp)
 		if len(s.Dedup) > DedupRing {
 			s.Dedup = s.Dedup[len(s.Dedup)-DedupRing:]
@@ -370,15 +378,7 @@ func (a *applier) month(day int32) (*Month, int) {
 func (a *applier) pay(ts int64, p *events.Payment) {
 	s := a.s
 	// the payment times, newest first, kept in time order
-	i, _ := slices.BinarySearchFunc(s.Payments, ts, func(t, ts int64) int {
-		switch {
-		case t > ts:
-			return -1
-		case t < ts:
-			return 1
-		}
-		return 0
-	})
+	i, _ := slices.BinarySearchFunc(s.Payments, ts, func(t, ts int64) int { return cmp.Compare(ts, t) })
 	s.Payments = slices.Insert(s.Payments, i, ts)
 	if len(s.Payments) > RecentPayments {
 		s.Payments = s.Payments[:RecentPayments]
@@ -467,7 +467,7 @@ func (a *applier) city(ts int64, name string) bool {
 	}
 	if other {
 		// newest first; a late login finds its place among them
-		j, found := slices.BinarySearchFunc(a.s.OtherCity, ts, func(t, ts int64) int { return int(ts - t) })
+		j, found := slices.BinarySearchFunc(a.s.OtherCity, ts, func(t, ts int64) int { return cmp.Compare(ts, t) })
 		if !found {
 			a.s.OtherCity = slices.Insert(a.s.OtherCity, j, ts)
 			if len(a.s.OtherCity) > OtherCityLogins {

@@ -19,7 +19,7 @@ func AdvanceBill(s *State, billID string, stage int, freeze bool) (froze bool, e
 	if b == nil {
 		return false, ErrBillGone
 	}
-	if int8(stage) > b.Stage {
+	if stage = min(stage, 127); int8(stage) > b.Stage {
 		b.Stage = int8(stage)
 	}
 	if freeze {

@@ -213,10 +213,9 @@ func (s *State) Clone() *State {
 	c.OtherCity = append([]int64(nil), s.OtherCity...)
 	c.Dedup = append([]uint64(nil), s.Dedup...)
 	c.Offsets = append([]Offset(nil), s.Offsets...)
-	c.Bills = make([]Bill, len(s.Bills))
-	for i, b := range s.Bills {
-		b.Paid = append([]uint64(nil), b.Paid...)
-		c.Bills[i] = b
+	c.Bills = append([]Bill(nil), s.Bills...)
+	for i := range c.Bills {
+		c.Bills[i].Paid = append([]uint64(nil), c.Bills[i].Paid...)
 	}
 	if s.Profile != nil {
 		p := *s.Profile
