@@ -124,9 +124,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		rdb = redis.NewClient(&redis.Options{Addr: redisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB})
 	}
 	defer func() { _ = rdb.Close() }()
-	store, err := state.New(rdb, state.Config{DefaultZone: zone})
+	// The policy's windows say what state keeps (fixed until a restart).
+	pol, _ := pols.get()
+	pols.state = stateConfig(pol, zone)
+	if err := servable(pols.state, pol); err != nil {
+		return fmt.Errorf("policy %s: %w", pol.Version, err)
+	}
+	store, err := state.New(rdb, pols.state)
 	if err != nil {
-		return err
+		return fmt.Errorf("policy %s: %w", pol.Version, err)
 	}
 	// Wait for Redis at start like for any transient fault, saying so.
 	if err := retry.Do(ctx, retry.Policy{}, "redis_start", func(_ string, err error, wait time.Duration) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/scoring"
+	"github.com/fenqi/fenqi/state"
 )
 
 // policies holds the policy in force and its rules. A reload swaps both
@@ -22,6 +23,9 @@ type policies struct {
 	cur  atomic.Pointer[policySnapshot]
 	mod  time.Time
 	log  *slog.Logger
+	// state is what state keeps (from the policy at start): a policy
+	// whose windows it cannot serve is refused.
+	state state.Config
 }
 
 type policySnapshot struct {
@@ -57,7 +61,7 @@ func newPolicies(spec string, log *slog.Logger) (*policies, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := &policies{log: log}
+	ps := &policies{log: log, state: stateConfig(snap.p, nil)}
 	ps.cur.Store(snap)
 	if st, err := os.Stat(spec); err == nil {
 		ps.path, ps.mod = spec, st.ModTime()
@@ -74,6 +78,9 @@ func (ps *policies) get() (*policy.Policy, *scoring.Rules) {
 // and the policy in force stays.
 func (ps *policies) reload(why string) {
 	snap, err := loadPolicy(ps.path)
+	if err == nil {
+		err = servable(ps.state, snap.p)
+	}
 	if err != nil {
 		ps.log.Error("policy reload refused; keeping the policy in force", "why", why, "path", ps.path,
 			"version", ps.cur.Load().p.Version, "err", err)

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/state/engine"
+)
+
+// stateConfig is the state a policy needs kept per user: daily payment
+// counts over its activity window (at least the 35 days the defaults
+// keep), and devices and cities over its other-city window.
+func stateConfig(p *policy.Policy, zone *time.Location) state.Config {
+	return state.Config{
+		DefaultZone: zone,
+		Days:        max(35, p.Eligibility.ActivityWindowDays+1),
+		GeoDays:     p.Risk.OtherCityWindowDays,
+	}
+}
+
+// servable says why state kept as cfg cannot serve policy p, or nil: its
+// windows are fixed when fenqid starts (a longer window needs history the
+// state did not keep), and the velocity rule reads the payment times kept.
+func servable(cfg state.Config, p *policy.Policy) error {
+	want := stateConfig(p, cfg.DefaultZone)
+	switch {
+	case want.Days != cfg.Days:
+		return fmt.Errorf("eligibility.activity_window_days %d needs %d days of counts kept, and state keeps %d: restart fenqid to change the state's windows",
+			p.Eligibility.ActivityWindowDays, want.Days, cfg.Days)
+	case want.GeoDays != cfg.GeoDays:
+		return fmt.Errorf("risk.other_city_window_days %d differs from the %d days state keeps places for: restart fenqid to change the state's windows",
+			p.Risk.OtherCityWindowDays, cfg.GeoDays)
+	case p.Risk.VelocityCount > engine.RecentPayments+1:
+		return fmt.Errorf("risk.velocity_count %d needs the %d payments before each one, and state keeps %d",
+			p.Risk.VelocityCount, p.Risk.VelocityCount-1, engine.RecentPayments)
+	}
+	return nil
+}
