@@ -71,7 +71,7 @@ func splitTimerMember(m string) (userID, billID string, ok bool) {
 // conflict): the worst is a recompute sooner than needed.
 func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, b *Batch) []*redis.Cmd {
 	now := s.cfg.Now()
-	cmds := known(ctx, pipe, now, b.newUsers)
+	cmds := s.known(ctx, pipe, now, b.newUsers)
 	var profiled []string
 	for i, it := range b.items {
 		if b.Outcomes[i].Status != Applied {
@@ -83,11 +83,11 @@ func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, b *Batch
 			profiled = append(profiled, e.UserID())
 		case e.Due != nil:
 			first := e.Due.DueAt.Add(24 * time.Hour).Unix()
-			pipe.ZAddNX(ctx, TimersKey, redis.Z{Score: float64(first), Member: timerMember(e.UserID(), e.Due.BillID)})
+			pipe.ZAddNX(ctx, s.Key(TimersKey), redis.Z{Score: float64(first), Member: timerMember(e.UserID(), e.Due.BillID)})
 		}
 	}
 	if len(profiled) > 0 {
-		dueAt(ctx, pipe, now, profiled...)
+		s.dueAt(ctx, pipe, now, profiled...)
 	}
 	return cmds
 }

@@ -233,7 +233,7 @@ func (b *RecomputeBatch) Done(c Claim, u *User) bool {
 // ends is claimed again.
 func (s *Store) ClaimRecomputes(ctx context.Context, now time.Time, limit int, lease time.Duration, cyc Cycle) (*RecomputeBatch, error) {
 	until := now.Add(lease)
-	cs, err := s.claim(ctx, []string{RecomputeKey, RecomputeDueKey}, now, limit, lease)
+	cs, err := s.claim(ctx, []string{s.Key(RecomputeKey), s.Key(RecomputeDueKey)}, now, limit, lease)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +249,7 @@ func (s *Store) ClaimRecomputes(ctx context.Context, now time.Time, limit int, l
 	t := now.Unix()
 	k := cyc.index(t)
 	args := []any{cyc.tag(), k, fmtPhase(cyc.reached(k, t)), limit, t, until.Unix()}
-	keys := []string{PhaseKey, CursorKey, LeasesKey}
+	keys := []string{s.Key(PhaseKey), s.Key(CursorKey), s.Key(LeasesKey)}
 	for range 3 {
 		res, err := claimCycleScript.Run(ctx, s.rdb, keys, args...).Slice()
 		if err != nil {
@@ -285,7 +285,7 @@ func (s *Store) cycleBatch(ctx context.Context, res []any) (*RecomputeBatch, err
 	if !ok || err != nil || f[0] == "" || f[3] == "" || f[4] == "" {
 		return nil, bad()
 	}
-	members, err := s.rdb.ZRangeByScore(ctx, PhaseKey, &redis.ZRangeBy{Min: "(" + f[3], Max: f[4]}).Result()
+	members, err := s.rdb.ZRangeByScore(ctx, s.Key(PhaseKey), &redis.ZRangeBy{Min: "(" + f[3], Max: f[4]}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("state: read claimed recompute batch %q: %w", f[0], err)
 	}
@@ -313,7 +313,7 @@ func (s *Store) carryCursor(ctx context.Context, cur string, cyc Cycle, now int6
 		nk := cyc.index(t)
 		next = cyc.tag() + " " + strconv.FormatInt(nk, 10) + " " + fmtPhase(cyc.reached(nk, t))
 	}
-	if err := cursorCASScript.Run(ctx, s.rdb, []string{CursorKey}, cur, next).Err(); err != nil {
+	if err := cursorCASScript.Run(ctx, s.rdb, []string{s.Key(CursorKey)}, cur, next).Err(); err != nil {
 		return fmt.Errorf("state: carry the recompute cursor over to %v: %w", cyc, err)
 	}
 	return nil
@@ -413,14 +413,14 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 	exec := func() error {
 		pipe := s.rdb.Pipeline()
 		if b.Periodic() {
-			pipe.HDel(ctx, LeasesKey, b.lease)
+			pipe.HDel(ctx, s.Key(LeasesKey), b.lease)
 		}
 		for _, a := range scriptArgs {
-			doneTriggersScript.EvalSha(ctx, pipe, []string{RecomputeKey, RecomputeDueKey, PhaseKey}, a...)
+			doneTriggersScript.EvalSha(ctx, pipe, []string{s.Key(RecomputeKey), s.Key(RecomputeDueKey), s.Key(PhaseKey)}, a...)
 		}
 		for _, q := range qs {
 			if !q.Wake.IsZero() {
-				dueAt(ctx, pipe, q.Wake, q.UserID)
+				s.dueAt(ctx, pipe, q.Wake, q.UserID)
 			}
 		}
 		_, err := pipe.Exec(ctx)
@@ -447,7 +447,7 @@ func (s *Store) RecomputeSoon(ctx context.Context, at time.Time, userIDs ...stri
 		return nil
 	}
 	pipe := s.rdb.Pipeline()
-	dueAt(ctx, pipe, at, userIDs...)
+	s.dueAt(ctx, pipe, at, userIDs...)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("state: schedule recompute of %d users: %w", len(userIDs), err)
 	}
@@ -456,18 +456,18 @@ func (s *Store) RecomputeSoon(ctx context.Context, at time.Time, userIDs ...stri
 
 // dueAt queues on pipe what makes users' recomputes due at (or before) at:
 // a new trigger, so a new due time and a new decision id.
-func dueAt(ctx context.Context, pipe redis.Pipeliner, at time.Time, userIDs ...string) {
+func (s *Store) dueAt(ctx context.Context, pipe redis.Pipeliner, at time.Time, userIDs ...string) {
 	zs := make([]redis.Z, len(userIDs))
 	for i, id := range userIDs {
 		zs[i] = redis.Z{Score: float64(at.Unix()), Member: id}
 	}
-	pipe.ZAddLT(ctx, RecomputeKey, zs...)
-	pipe.HDel(ctx, RecomputeDueKey, userIDs...)
+	pipe.ZAddLT(ctx, s.Key(RecomputeKey), zs...)
+	pipe.HDel(ctx, s.Key(RecomputeDueKey), userIDs...)
 }
 
 // known queues on pipe what makes users known to the schedule (see
 // knownScript), in calls of at most maxScriptUsers.
-func known(ctx context.Context, pipe redis.Pipeliner, now time.Time, userIDs []string) (cmds []*redis.Cmd) {
+func (s *Store) known(ctx context.Context, pipe redis.Pipeliner, now time.Time, userIDs []string) (cmds []*redis.Cmd) {
 	for lo := 0; lo < len(userIDs); lo += maxScriptUsers {
 		part := userIDs[lo:min(lo+maxScriptUsers, len(userIDs))]
 		args := make([]any, 0, 1+2*len(part))
@@ -475,7 +475,7 @@ func known(ctx context.Context, pipe redis.Pipeliner, now time.Time, userIDs []s
 		for _, id := range part {
 			args = append(args, id, fmtPhase(Phase(id)))
 		}
-		cmds = append(cmds, knownScript.EvalSha(ctx, pipe, []string{PhaseKey, RecomputeKey}, args...))
+		cmds = append(cmds, knownScript.EvalSha(ctx, pipe, []string{s.Key(PhaseKey), s.Key(RecomputeKey)}, args...))
 	}
 	return cmds
 }
@@ -486,9 +486,9 @@ func known(ctx context.Context, pipe redis.Pipeliner, now time.Time, userIDs []s
 // not in the schedule (never seen).
 func (s *Store) NextRecompute(ctx context.Context, userID string, cyc Cycle) (time.Time, bool, error) {
 	pipe := s.rdb.Pipeline()
-	trig := pipe.ZScore(ctx, RecomputeKey, userID)
-	ph := pipe.ZScore(ctx, PhaseKey, userID)
-	cur := pipe.Get(ctx, CursorKey)
+	trig := pipe.ZScore(ctx, s.Key(RecomputeKey), userID)
+	ph := pipe.ZScore(ctx, s.Key(PhaseKey), userID)
+	cur := pipe.Get(ctx, s.Key(CursorKey))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return time.Time{}, false, fmt.Errorf("state: next recompute of %s: %w", userID, err)
 	}
@@ -517,9 +517,9 @@ func (s *Store) NextRecompute(ctx context.Context, userID string, cyc Cycle) (ti
 // users the cycle knows.
 func (s *Store) RecomputeStats(ctx context.Context, now time.Time, cyc Cycle) (due, known int64, err error) {
 	pipe := s.rdb.Pipeline()
-	trig := pipe.ZCount(ctx, RecomputeKey, "-inf", strconv.FormatInt(now.Unix(), 10))
-	card := pipe.ZCard(ctx, PhaseKey)
-	cur := pipe.Get(ctx, CursorKey)
+	trig := pipe.ZCount(ctx, s.Key(RecomputeKey), "-inf", strconv.FormatInt(now.Unix(), 10))
+	card := pipe.ZCard(ctx, s.Key(PhaseKey))
+	cur := pipe.Get(ctx, s.Key(CursorKey))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return 0, 0, fmt.Errorf("state: count due recomputes: %w", err)
 	}
@@ -543,7 +543,7 @@ func (s *Store) RecomputeStats(ctx context.Context, now time.Time, cyc Cycle) (d
 	var counts []*redis.IntCmd
 	count := func(from, hi float64) {
 		if from < hi {
-			counts = append(counts, pipe.ZCount(ctx, PhaseKey, "("+fmtPhase(from), fmtPhase(hi)))
+			counts = append(counts, pipe.ZCount(ctx, s.Key(PhaseKey), "("+fmtPhase(from), fmtPhase(hi)))
 		}
 	}
 	if k < kn {
@@ -573,8 +573,8 @@ func (s *Store) RecomputeAll(ctx context.Context, now time.Time, cyc Cycle) erro
 		return err
 	}
 	pipe := s.rdb.TxPipeline()
-	pipe.Set(ctx, CursorKey, cyc.tag()+" "+strconv.FormatInt(cyc.index(now.Unix())-1, 10)+" -1", 0)
-	pipe.Del(ctx, LeasesKey)
+	pipe.Set(ctx, s.Key(CursorKey), cyc.tag()+" "+strconv.FormatInt(cyc.index(now.Unix())-1, 10)+" -1", 0)
+	pipe.Del(ctx, s.Key(LeasesKey))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("state: make every recompute due: %w", err)
 	}

@@ -79,7 +79,7 @@ type TimerClaim struct {
 
 // ClaimTimers claims the overdue checks due at now.
 func (s *Store) ClaimTimers(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]TimerClaim, error) {
-	cs, err := s.claim(ctx, []string{TimersKey}, now, limit, lease)
+	cs, err := s.claim(ctx, []string{s.Key(TimersKey)}, now, limit, lease)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func (s *Store) ClaimTimers(ctx context.Context, now time.Time, limit int, lease
 		u, b, ok := splitTimerMember(c.Member)
 		if !ok {
 			// Not ours to interpret; drop it so it cannot block the schedule.
-			if err := s.rdb.ZRem(ctx, TimersKey, c.Member).Err(); err != nil {
+			if err := s.rdb.ZRem(ctx, s.Key(TimersKey), c.Member).Err(); err != nil {
 				return nil, fmt.Errorf("state: drop bad timer %q: %w", c.Member, err)
 			}
 			continue
@@ -135,7 +135,7 @@ func (s *Store) ScheduleBill(ctx context.Context, userID, billID string, next ti
 		return s.DropTimers(ctx, TimerClaim{UserID: userID, BillID: billID})
 	}
 	member := timerMember(userID, billID)
-	if err := s.rdb.ZAddXX(ctx, TimersKey, redis.Z{Score: float64(next.Unix()), Member: member}).Err(); err != nil {
+	if err := s.rdb.ZAddXX(ctx, s.Key(TimersKey), redis.Z{Score: float64(next.Unix()), Member: member}).Err(); err != nil {
 		return fmt.Errorf("state: schedule bill timer: %w", err)
 	}
 	return nil
@@ -151,7 +151,7 @@ func (s *Store) DropTimers(ctx context.Context, timers ...TimerClaim) error {
 	for i, t := range timers {
 		members[i] = timerMember(t.UserID, t.BillID)
 	}
-	if err := s.rdb.ZRem(ctx, TimersKey, members...).Err(); err != nil {
+	if err := s.rdb.ZRem(ctx, s.Key(TimersKey), members...).Err(); err != nil {
 		return fmt.Errorf("state: drop %d bill timers: %w", len(timers), err)
 	}
 	return nil
@@ -179,6 +179,7 @@ func (s *Store) OpenBills(ctx context.Context, claims []TimerClaim) ([]*Bill, er
 
 // ScheduleStats counts a schedule's entries: due now, and in all.
 func (s *Store) ScheduleStats(ctx context.Context, key string, now time.Time) (due, total int64, err error) {
+	key = s.Key(key) // TimersKey or RecomputeKey, in this store's namespace
 	pipe := s.rdb.Pipeline()
 	d := pipe.ZCount(ctx, key, "-inf", strconv.FormatInt(now.Unix(), 10))
 	t := pipe.ZCard(ctx, key)

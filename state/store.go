@@ -28,6 +28,11 @@ type Config struct {
 	GeoDays, GeoMax int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Prefix goes before every key fenqi writes (default none), so that a
+	// second fenqi (a replay, a test) can share a Redis in a namespace of
+	// its own. It must not contain '{' or '}': the keys' hash tags keep a
+	// user, and the recompute schedule, in one Redis Cluster slot.
+	Prefix string
 }
 
 func (c *Config) setDefaults() error {
@@ -62,6 +67,9 @@ func (c Config) engine() engine.Config {
 
 // Validate names the first bad field.
 func (c Config) Validate() error {
+	if strings.ContainsAny(c.Prefix, "{}") || len(c.Prefix) > 64 {
+		return fmt.Errorf("state: Prefix %q must be at most 64 bytes, without '{' or '}' (they would change the keys' cluster slots)", c.Prefix)
+	}
 	if err := c.engine().Validate(); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
@@ -119,9 +127,15 @@ const (
 	Refused     = engine.Refused
 )
 
-// UserKey is the Redis key of a user's state: one string, under the
-// user's own hash tag so that Redis Cluster places it by user.
+// UserKey is the Redis key of a user's state with no Prefix: one string,
+// under the user's own hash tag so that Redis Cluster places it by user.
 func UserKey(userID string) string { return "{u:" + userID + "}" }
+
+// Key is the name of one of the keys above (TimersKey…, or UserKey's) in
+// this store's namespace (Config.Prefix).
+func (s *Store) Key(name string) string { return s.cfg.Prefix + name }
+
+func (s *Store) userKey(userID string) string { return s.cfg.Prefix + "{u:" + userID + "}" }
 
 // casScript writes users' states, each only if the stored state still has
 // the token the writer read (its bytes 2..9; "" for a user not stored).
@@ -182,7 +196,7 @@ func (s *Store) read(ctx context.Context, userIDs []string) ([]*engine.State, er
 	if !s.cluster {
 		keys := make([]string, len(userIDs))
 		for i, id := range userIDs {
-			keys[i] = UserKey(id)
+			keys[i] = s.userKey(id)
 		}
 		res, err := s.rdb.MGet(ctx, keys...).Result()
 		if err != nil {
@@ -203,7 +217,7 @@ func (s *Store) read(ctx context.Context, userIDs []string) ([]*engine.State, er
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.StringCmd, len(userIDs))
 		for i, id := range userIDs {
-			cmds[i] = pipe.Get(ctx, UserKey(id))
+			cmds[i] = pipe.Get(ctx, s.userKey(id))
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
@@ -250,7 +264,7 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 			keys := make([]string, len(part))
 			args := make([]any, 0, 2*len(part))
 			for i, w := range part {
-				keys[i] = UserKey(w.user)
+				keys[i] = s.userKey(w.user)
 				args = append(args, token(w.expect), w.val)
 			}
 			calls = append(calls, casScript.EvalSha(ctx, pipe, keys, args...))
@@ -657,7 +671,7 @@ func (s *Store) update(ctx context.Context, userIDs []string, fn func(i int, st 
 		// A user whose first write this is becomes known to the schedule,
 		// as with its first event.
 		failed, err := s.cas(ctx, ws, func(pipe redis.Pipeliner) []*redis.Cmd {
-			return known(ctx, pipe, s.cfg.Now(), newUsers)
+			return s.known(ctx, pipe, s.cfg.Now(), newUsers)
 		})
 		if err != nil {
 			return err

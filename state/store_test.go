@@ -1520,3 +1520,45 @@ func TestWritesAfterNoScript(t *testing.T) {
 		t.Fatalf("commit after a write and a script flush: %v, want a conflict", err)
 	}
 }
+
+// Two stores with different prefixes share a Redis without seeing each
+// other's users or schedules; a prefix with a brace is refused.
+func TestPrefixKeepsNamespacesApart(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	mk := func(prefix string) *state.Store {
+		s, err := state.New(rdb, state.Config{Prefix: prefix, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := mk(""), mk("replay:")
+	due := state.Item{Event: &events.Event{ID: "d1", Type: events.TypeRepaymentDue, Source: "//test", Subject: "px", Time: now,
+		Due: &events.RepaymentDue{UserID: "px", BillID: "b1", AmountFen: 5_000, DueAt: now.Add(-48 * time.Hour)}}, Topic: 3, Offset: 1}
+	if o := apply(t, b, due)[0]; o.Status != state.Applied {
+		t.Fatalf("%v", o.Status)
+	}
+	if u := user(t, a, "px"); len(u.Bills) != 0 {
+		t.Fatalf("the unprefixed store sees the prefixed store's bill: %v", u.Bills)
+	}
+	if u := user(t, b, "px"); len(u.Bills) != 1 {
+		t.Fatalf("the prefixed store lost its bill: %v", u.Bills)
+	}
+	if n := rdb.Exists(ctx, "replay:"+state.UserKey("px"), "replay:"+state.TimersKey, "replay:"+state.PhaseKey).Val(); n != 3 {
+		t.Fatalf("%d of the prefixed keys exist, want 3", n)
+	}
+	if n := rdb.Exists(ctx, state.UserKey("px"), state.TimersKey, state.PhaseKey).Val(); n != 0 {
+		t.Fatalf("%d unprefixed keys written by the prefixed store", n)
+	}
+	if cs, err := a.ClaimTimers(ctx, now.Add(72*time.Hour), 10, time.Minute); err != nil || len(cs) != 0 {
+		t.Fatalf("the unprefixed store claims %v (%v)", cs, err)
+	}
+	if cs, err := b.ClaimTimers(ctx, now.Add(72*time.Hour), 10, time.Minute); err != nil || len(cs) != 1 {
+		t.Fatalf("the prefixed store claims %v (%v)", cs, err)
+	}
+	if _, err := state.New(rdb, state.Config{Prefix: "a{b}"}); err == nil {
+		t.Fatal("a prefix with a hash tag was accepted")
+	}
+}

@@ -167,7 +167,7 @@ func (s *Store) view(userID string, st *engine.State) *User {
 // MemoryUsage is Redis's MEMORY USAGE of the user's state, in bytes (0 for
 // a user never seen).
 func (s *Store) MemoryUsage(ctx context.Context, userID string) (int64, error) {
-	n, err := s.rdb.MemoryUsage(ctx, UserKey(userID), 0).Result()
+	n, err := s.rdb.MemoryUsage(ctx, s.userKey(userID), 0).Result()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}

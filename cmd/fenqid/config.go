@@ -25,6 +25,7 @@ type config struct {
 	RedisAddr      string
 	RedisPassword  string
 	RedisDB        int
+	RedisPrefix    string
 	GroupID        string
 	Topics         consumers.Topics
 	DecisionsTopic string
@@ -69,6 +70,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "-redis-addr names seed nodes (comma-separated) of a Redis Cluster")
 	fs.IntVar(&c.RedisDB, "redis-db", 0, "Redis database number")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "prefix of every Redis key fenqid writes, so that a second fenqi (a replay, a test) can share a Redis in a namespace of its own (no '{' or '}')")
 	fs.StringVar(&c.GroupID, "group-id", consumers.DefaultGroupID, "Kafka consumer group id")
 	d := consumers.DefaultTopics()
 	fs.StringVar(&c.Topics.Payments, "topic-payments", d.Payments, "input topic of payment events")
@@ -148,6 +150,9 @@ func (c *config) validate() error {
 	}
 	if c.GroupID == "" {
 		bad("group-id", "must not be empty")
+	}
+	if strings.ContainsAny(c.RedisPrefix, "{}") || len(c.RedisPrefix) > 64 {
+		bad("redis-prefix", "must be at most 64 bytes, without '{' or '}' (they would move keys to other cluster slots), got %q", c.RedisPrefix)
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10000 {
 		bad("batch-size", "must be 1..10000, got %d", c.BatchSize)

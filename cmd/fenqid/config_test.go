@@ -99,6 +99,7 @@ var settings = []struct {
 	{"redis-addr", "redis:6380", func(c *config) { c.RedisAddr = "redis:6380" }},
 	{"redis-password", "s3cret", func(c *config) { c.RedisPassword = "s3cret" }},
 	{"redis-db", "3", func(c *config) { c.RedisDB = 3 }},
+	{"redis-prefix", "replay1:", func(c *config) { c.RedisPrefix = "replay1:" }},
 	{"group-id", "fenqi-blue", func(c *config) { c.GroupID = "fenqi-blue" }},
 	{"topic-payments", "up.payments", func(c *config) { c.Topics.Payments = "up.payments" }},
 	{"topic-logins", "up.logins", func(c *config) { c.Topics.Logins = "up.logins" }},

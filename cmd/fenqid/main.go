@@ -127,6 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The policy's windows say what state keeps (fixed until a restart).
 	pol, _ := pols.get()
 	pols.state = stateConfig(pol, zone)
+	pols.state.Prefix = cfg.RedisPrefix
 	if err := servable(pols.state, pol); err != nil {
 		return fmt.Errorf("policy %s: %w", pol.Version, err)
 	}
