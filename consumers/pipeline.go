@@ -173,6 +173,9 @@ func (NopObserver) Latency(string, time.Duration)      {}
 // Stats are running totals, safe to read at any time.
 type Stats struct {
 	Batches, Events, Applied, Repeats, DeadLetters, Decisions atomic.Int64
+	// Unknown counts redelivered events not among their users' latest
+	// (see state.Outcome.Unknown).
+	Unknown atomic.Int64
 }
 
 // Pipeline is the processing loop. Run it once.
@@ -505,6 +508,12 @@ func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int, again *re
 		p.obs.Event(h.msg.Topic, o.Status.String())
 		if o.Status != state.Applied {
 			p.stats.Repeats.Add(1)
+			if o.Unknown {
+				p.stats.Unknown.Add(1)
+				p.log.WarnContext(h.ctx, "an event at an offset already applied is not among its user's latest events: "+
+					"if the topic was recreated or its offsets reset, raise its epoch (fenqictl epoch) or it is never applied",
+					"topic", h.msg.Topic, "partition", h.msg.Partition, "offset", h.msg.Offset, "id", it.Event.ID)
+			}
 			continue
 		}
 		p.stats.Applied.Add(1)

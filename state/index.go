@@ -35,6 +35,9 @@ const (
 	// <phase from> <phase to> <lease end>" (phases from excluded, to
 	// included).
 	LeasesKey = "{fenqi:recompute}:leases"
+	// EpochsKey holds the input topics' offset epochs: field = topic index,
+	// value = epoch (see Store.RaiseEpoch).
+	EpochsKey = "fenqi:epochs"
 )
 
 // timerMember joins a user id and a bill id unambiguously.

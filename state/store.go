@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -188,58 +189,121 @@ func newRev() uint64 { return rand.Uint64() | 1 }
 
 // read reads users' states in one round trip.
 func (s *Store) read(ctx context.Context, userIDs []string) ([]*engine.State, error) {
-	if len(userIDs) == 0 {
-		return nil, nil
+	sts, _, err := s.readWith(ctx, userIDs, false)
+	return sts, err
+}
+
+// readWith reads users' states, and with epochs the input topics' offset
+// epochs (see RaiseEpoch), in one round trip.
+func (s *Store) readWith(ctx context.Context, userIDs []string, epochs bool) ([]*engine.State, map[int]uint32, error) {
+	if len(userIDs) == 0 && !epochs {
+		return nil, nil, nil
 	}
-	vals := make([]string, len(userIDs))
-	found := make([]bool, len(userIDs))
-	if !s.cluster {
+	pipe := s.rdb.Pipeline()
+	var mget *redis.SliceCmd
+	var gets []*redis.StringCmd
+	switch {
+	case len(userIDs) == 0:
+	case !s.cluster:
 		keys := make([]string, len(userIDs))
 		for i, id := range userIDs {
 			keys[i] = s.userKey(id)
 		}
-		res, err := s.rdb.MGet(ctx, keys...).Result()
-		if err != nil {
-			return nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
+		mget = pipe.MGet(ctx, keys...)
+	default: // a GET per user: each goes to its slot's node
+		gets = make([]*redis.StringCmd, len(userIDs))
+		for i, id := range userIDs {
+			gets[i] = pipe.Get(ctx, s.userKey(id))
 		}
-		for i, v := range res {
+	}
+	var ep *redis.MapStringStringCmd
+	if epochs {
+		ep = pipe.HGetAll(ctx, s.Key(EpochsKey))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
+	}
+	vals := make([]string, len(userIDs))
+	if mget != nil {
+		for i, v := range mget.Val() {
 			switch v := v.(type) {
 			case string:
-				vals[i], found[i] = v, true
+				vals[i] = v
 			case nil:
 				// A user never seen, or a key of another type: the write
 				// of the latter fails.
 			default:
-				return nil, fmt.Errorf("state: read user %s: unexpected %T", userIDs[i], v)
+				return nil, nil, fmt.Errorf("state: read user %s: unexpected %T", userIDs[i], v)
 			}
 		}
-	} else {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.StringCmd, len(userIDs))
-		for i, id := range userIDs {
-			cmds[i] = pipe.Get(ctx, s.userKey(id))
+	}
+	for i, c := range gets {
+		// Exec reports the first error only, and a user never seen is
+		// one (redis.Nil): look at each.
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, nil, fmt.Errorf("state: read user %s: %w", userIDs[i], err)
 		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
-		}
-		for i, c := range cmds {
-			// Exec reports the first error only, and a user never seen is
-			// one (redis.Nil): look at each.
-			if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
-				return nil, fmt.Errorf("state: read user %s: %w", userIDs[i], err)
-			}
-			vals[i] = c.Val()
-			found[i] = c.Err() == nil
-		}
+		vals[i] = c.Val()
 	}
 	out := make([]*engine.State, len(userIDs))
 	for i := range userIDs {
 		var err error
 		if out[i], err = engine.Decode([]byte(vals[i])); err != nil {
-			return nil, fmt.Errorf("state: user %s: %w", userIDs[i], err)
+			return nil, nil, fmt.Errorf("state: user %s: %w", userIDs[i], err)
 		}
 	}
+	var eps map[int]uint32
+	if ep != nil {
+		if err := ep.Err(); err != nil {
+			return nil, nil, fmt.Errorf("state: read the offset epochs: %w", err)
+		}
+		var err error
+		if eps, err = parseEpochs(ep.Val()); err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, eps, nil
+}
+
+// parseEpochs reads EpochsKey's fields: topic index -> epoch.
+func parseEpochs(m map[string]string) (map[int]uint32, error) {
+	out := make(map[int]uint32, len(m))
+	for k, v := range m {
+		t, err1 := strconv.Atoi(k)
+		e, err2 := strconv.ParseUint(v, 10, 32)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("state: bad offset epoch %q = %q in %s", k, v, EpochsKey)
+		}
+		out[t] = uint32(e)
+	}
 	return out, nil
+}
+
+// Epochs reads the input topics' offset epochs (topic index -> epoch; a
+// topic not there is at epoch 0).
+func (s *Store) Epochs(ctx context.Context) (map[int]uint32, error) {
+	m, err := s.rdb.HGetAll(ctx, s.Key(EpochsKey)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("state: read the offset epochs: %w", err)
+	}
+	return parseEpochs(m)
+}
+
+// RaiseEpoch starts a new offset epoch for an input topic (its index) and
+// returns it: from the next batch on, the topic's offsets are compared
+// with those applied in the same epoch only, so the events of a topic
+// recreated (or whose offsets were reset) count as new instead of as
+// redeliveries. Raise it once the consumers have stopped and before they
+// read the topic from its new start (fenqictl epoch).
+func (s *Store) RaiseEpoch(ctx context.Context, topic int) (uint32, error) {
+	if topic < 1 {
+		return 0, fmt.Errorf("state: no input topic of index %d", topic)
+	}
+	n, err := s.rdb.HIncrBy(ctx, s.Key(EpochsKey), strconv.Itoa(topic), 1).Result()
+	if err != nil {
+		return 0, fmt.Errorf("state: raise the offset epoch of topic %d: %w", topic, err)
+	}
+	return uint32(n), nil
 }
 
 // write is one user's state to write, and the token it was read with.
@@ -487,12 +551,20 @@ func (s *Store) prepare(ctx context.Context, items []Item, d *Drafts, again *Bat
 			missing, missingAt = append(missing, u), append(missingAt, g)
 		}
 	}
-	read, err := s.read(ctx, missing)
+	read, epochs, err := s.readWith(ctx, missing, true)
 	if err != nil {
 		return nil, err
 	}
 	for k, st := range read {
 		base[missingAt[k]] = st
+	}
+	// Every item is in its topic's current epoch (RaiseEpoch).
+	if len(epochs) > 0 {
+		items = slices.Clone(items)
+		for i := range items {
+			items[i].Epoch = epochs[items[i].Topic]
+		}
+		b.items = items
 	}
 	now := s.cfg.Now()
 	written := make([]bool, len(users))

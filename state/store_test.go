@@ -1562,3 +1562,36 @@ func TestPrefixKeepsNamespacesApart(t *testing.T) {
 		t.Fatal("a prefix with a hash tag was accepted")
 	}
 }
+
+// Offsets that start over (a topic recreated) are taken for redeliveries,
+// flagged Unknown, until the topic's epoch is raised; then they are new.
+func TestRaiseEpochAppliesARestartedTopic(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	pay := func(id string, off int64) state.Item {
+		return state.Item{Event: payment(id, "ep1", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: off}
+	}
+	apply(t, s, pay("a", 7))
+	if o := apply(t, s, pay("b", 0))[0]; o.Status != state.Redelivered || !o.Unknown {
+		t.Fatalf("a new event at an offset passed: %v (unknown %v), want redelivered and unknown", o.Status, o.Unknown)
+	}
+	if o := apply(t, s, pay("a", 7))[0]; o.Status != state.Redelivered || o.Unknown {
+		t.Fatalf("a true redelivery: %v (unknown %v)", o.Status, o.Unknown)
+	}
+	if e, err := s.RaiseEpoch(ctx, 1); err != nil || e != 1 {
+		t.Fatalf("raise: %d, %v", e, err)
+	}
+	if o := apply(t, s, pay("b", 0))[0]; o.Status != state.Applied {
+		t.Fatalf("after the epoch is raised: %v, want applied", o.Status)
+	}
+	if o := apply(t, s, pay("b", 0))[0]; o.Status != state.Redelivered {
+		t.Fatalf("its redelivery: %v", o.Status)
+	}
+	if u := user(t, s, "ep1"); u.Days[u.Day(now)].Payments != 2 {
+		t.Fatalf("%d payments, want 2", u.Days[u.Day(now)].Payments)
+	}
+	if eps, err := s.Epochs(ctx); err != nil || eps[1] != 1 || len(eps) != 1 {
+		t.Fatalf("epochs %v, %v", eps, err)
+	}
+}

@@ -114,6 +114,12 @@ type Outcome struct {
 	// BecameJudicialDefaulter / ClearedJudicialDefaulter: this profile
 	// turned the judicial-defaulter flag on / off.
 	BecameJudicialDefaulter, ClearedJudicialDefaulter bool
+	// Unknown: a Redelivered event whose (source, id) is not among the
+	// user's latest events: either one of more than DedupRing events of
+	// the user in flight when a consumer stopped, or a new event at an
+	// offset already passed — the topic was recreated or its offsets
+	// reset without its epoch raised (fenqictl epoch).
+	Unknown bool
 }
 
 // Fingerprint is the 48-bit FNV-1a of an event's (source, id): CloudEvents
@@ -268,6 +274,7 @@ func (a *applier) apply(it Item) Outcome {
 	var at int
 	o.Status, at = a.status(it, fp)
 	if o.Status == Redelivered {
+		o.Unknown = !slices.Contains(s.Dedup, fp)
 		return o
 	}
 	if o.Status == Applied {
