@@ -1,36 +1,71 @@
-// Package state keeps fenqi's per-user rolling state in Redis.
+// Package state keeps fenqi's per-user state in Redis.
 //
 // In: batches of decoded events with their Kafka coordinates (Item).
-// Out: for each event, whether it was applied or was a repeat, and the facts
-// the rules need that only the state before the event can tell (Outcome);
-// and read views of a user's state (User) for scoring and explanations.
+// Out: for each event, whether it was applied, was a repeat or was refused,
+// and the facts the rules need that only the state before the event can
+// tell (Outcome); read views of a user's state (User) for scoring and
+// explanations; and the schedules of the overdue checks and recomputes.
 //
-// Layout. Every key of a user is under the hash tag {u:<user id>}, so one
-// user's keys live in one Redis Cluster slot and a script may touch them all:
+// # One value per user
 //
-//	{u:ID}:a  hash   "d<day>" daily buckets (last 35 local days) and
-//	                 "m<yyyymm>" monthly buckets (last 6 full months and the
-//	                 current one); each value packs the counters
-//	                 "spendN:spendFen:socialN:socialFen:finN:finFen:logins"
-//	                 (months add ":loginDays:loginDayMask"); and the places
-//	                 of the last 90 days: "c:<city>" = last login day,
-//	                 "d:<device>" = "last day:logins" (at most 48)
-//	{u:ID}:m  hash   meta: last applied offset per input topic ("o<t>" =
-//	                 "partition:offset"), time zone name and offset, prune
-//	                 day, own limit, freeze flags, latest other-city login
-//	                 and the 4 before it, overdue history, quota, recompute
-//	                 count, override
-//	{u:ID}:x  string "<payment times>|<dedup ring>": the times of the last 15
-//	                 payments (6 base-36 digits each, newest first), then for
-//	                 each of the last 32 events its id's fingerprint and the
-//	                 facts it had when applied (13 characters each)
-//	{u:ID}:p  string the latest profile (JSON)
-//	{u:ID}:b  hash   open bills: bill id = "remaining fen:due unix time:timer stage";
-//	                 a bill repaid before its due event arrived (upstream may send
-//	                 the two in either order) is "P<paid fen>:<unix time>" until it does,
-//	                 then counts against the amount due; a settled bill is
-//	                 "S<unix time>", so that a due event re-sent after settlement
-//	                 opens nothing; both are dropped after 90 days
+// A user's whole state is one Redis string, {u:<user id>} (behind
+// Config.Prefix), under the user's own hash tag so that Redis Cluster
+// places it by user. The value is the binary encoding of engine.State
+// (package state/engine): a version byte, an 8-byte write token, then
+// varint-packed lists, each bounded (engine's limits, each tested):
+//
+//   - daily payment counts over the activity window (Config.Days, from the
+//     policy), monthly spend, social count and login days (Config.Months
+//     full months and the current one);
+//   - devices and cities seen in the other-city window (Config.GeoDays, at
+//     most Config.GeoMax together), the 15 latest payment times and the 5
+//     latest logins from another city;
+//   - the last offset applied per (input topic, partition) with its epoch
+//     (at most 16 partitions), and the fingerprints of the user's 32 latest
+//     events' (source, id);
+//   - bills (at most 32: open, prepaid, or settled within 90 days), with the
+//     repayments applied to each, their overdue stage and whether they
+//     froze the user; overdue history; the profile's fields the model reads;
+//   - the last quota, recompute count and cycle, an override, quota checks.
+//
+// A typical user takes about 700 bytes of Redis memory, and about 900 with
+// its share of the schedules (TestMemoryPerUser asserts ≤ 1,024).
+//
+// # Apply in Go, write with a compare-and-set
+//
+// Prepare reads the users of a batch in one round trip (MGET; a GET per
+// user in a cluster), applies the events in Go (engine.Apply: pure, no
+// I/O) and encodes the new values; nothing is written. Commit writes them
+// in one round trip, each only if the stored value still carries the token
+// it was read with (a few lines of Lua, casScript), with the schedule
+// entries the applied events imply queued before it. A user whose value
+// changed meanwhile is not written: Commit names it (ConflictError) and
+// the caller computes that user's events again from the fresh value
+// (Reprepare). Jobs change users through the same compare-and-set (the
+// overdue stage and freeze, the saved quota, overrides, quota checks).
+//
+// Drafts chain batches: a batch prepared while the one before it is not
+// yet written starts from that batch's computed states, not from Redis;
+// a conflict makes the batches computed on the lost draft stale, and a
+// stale batch is computed again before its decisions are published.
+//
+// # Exactly once
+//
+// An event is applied once per (topic, partition, offset): its offset at
+// or below the last applied on its partition in the same epoch makes it
+// Redelivered, and every partition a user was seen on is remembered. A
+// topic whose offsets start over gets a new epoch (RaiseEpoch; fenqictl
+// epoch) so that its events count as new; a redelivery not among the
+// user's latest events is flagged Unknown, the sign of a reset whose epoch
+// was not raised. An upstream retry, the same CloudEvents (source, id)
+// again, is Duplicate while among the user's 32 latest events, and for a
+// repayment while its bill is kept (its repayments' fingerprints stay
+// with the bill). The pipeline's order — read, compute, publish and wait
+// for the acks, write, commit offsets — makes a redelivered event computed
+// again from the very state it was first computed from, so that it yields
+// the same decisions with the same ids; once its state is written, its
+// decisions are out, and a redelivery publishes nothing (see package
+// consumers).
 //
 // The schedules are global keys (index.go): fenqi:timers, a sorted set of
 // the overdue checks of open bills scored by due time; {fenqi:recompute},
@@ -38,38 +73,8 @@
 // recompute's cycle (recompute.go): {fenqi:recompute}:phase, every known
 // user at its fixed phase, written once, {fenqi:recompute}:cursor, how far
 // the cycle has been claimed, and {fenqi:recompute}:leases, the batches
-// claimed and not yet saved. Meta "q" is the last saved recompute:
-// "<quota fen>:<recompute count>:<due time of the last periodic one>".
+// claimed and not yet saved; fenqi:epochs, the input topics' offset epochs.
 //
 // Days and months are in the user's time zone (the profile's timezone,
-// Asia/Shanghai by default). A user's zone offset is taken when the profile
-// arrives; for zones with daylight saving time the buckets follow the offset
-// of that moment until the next profile (rules that need the exact local
-// time, such as the night window, use the zone itself).
-//
-// Every value is a few counters, so the hashes stay in Redis's compact
-// listpack encoding (under 64 bytes a value, under 128 entries). A user
-// with six months of typical activity takes about 2.9 KB
-// (TestMemoryPerUser prints it).
-//
-// Exactly once. Apply is idempotent: an event whose offset is at or below
-// the last offset applied for the user on that topic-partition is a
-// redelivery (status Redelivered), and an event whose id is among the
-// user's last 32 event ids is an upstream duplicate (status Duplicate);
-// neither changes a counter. A redelivered event gets back the facts it had
-// the first time (new city or device, payments seen, freeze transitions),
-// so it yields the same decisions with the same ids. Both checks live in the user's own bounded
-// keys, so nothing grows per event. A batch may therefore be retried whole
-// after any failure.
-//
-// The facts come from the event's dedup-ring entry. A user with more than
-// 32 events in flight (applied, not yet committed) when a consumer dies
-// has the oldest ones' entries pushed out; such an event, redelivered, still
-// gets the payment times before it that are among the last 15 kept, and the
-// other-city login before it (from the latest five), so its payment rules
-// decide as before unless later payments pushed the times it saw out; a
-// login no longer knows that its city or device was new.
-//
-// Round trips. Apply sends one Lua script per batch (one per cluster slot
-// group in Redis Cluster, pipelined), never one per event.
+// Asia/Shanghai by default), at each event's own offset.
 package state
