@@ -5,7 +5,12 @@
 //     gets a reminder (fenqi.decision.overdue.v1); open more than the
 //     policy's freeze threshold (3 days), the user is frozen
 //     (fenqi.decision.frozen.v1). Settling the last overdue bill unfreezes
-//     (published by the consumer, which sees the repayment).
+//     (published by the consumer, which sees the repayment). Overdue is
+//     judged on the stream, not only on the clock: with
+//     Config.Watermark, checks are due and days overdue counted at
+//     min(now, the time up to which the repayments topic is processed),
+//     so that no reminder or freeze goes out for a bill whose repayment
+//     still waits on the topic (after a downtime, a backlog, a replay).
 //   - Quota recomputes: every known user is recomputed once per cycle
 //     (default every 90 days, or in the first 7 days of each calendar
 //     quarter), at a time spread across the cycle by a hash of the user id

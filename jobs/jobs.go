@@ -33,8 +33,18 @@ type Config struct {
 	// may take it (default 1m).
 	Lease time.Duration
 	// Now is the clock (default time.Now); tests inject one.
-	Now   func() time.Time
-	Retry retry.Policy
+	Now func() time.Time
+	// Watermark (may be nil: judge on the clock alone) returns the time up
+	// to which every record of the repayments topic has been processed by
+	// the consumer group (consumers.Watermark.At). Overdue checks are then
+	// judged at min(now, watermark): a check is claimed only once due at
+	// that time, and a bill's days overdue (reminders and the freeze
+	// threshold alike) are counted up to it, so that no reminder or freeze
+	// goes out for a bill whose repayment still waits on the topic (after
+	// a downtime, during a backlog or a replay). Its errors go through
+	// Retry like Redis's: transient ones are retried, others stop Run.
+	Watermark func(ctx context.Context) (time.Time, error)
+	Retry     retry.Policy
 	// OnDone (may be nil) hears how many entries of a schedule
 	// ("overdue_checks" or "recompute") were finished.
 	OnDone func(schedule string, n int)
@@ -93,8 +103,18 @@ type Policy func() (*policy.Policy, *scoring.Rules)
 
 // Progress counts a worker's work, safe to read at any time.
 type Progress struct {
-	Due, Done atomic.Int64 // entries due at the last look; entries finished
+	Due, Done atomic.Int64 // entries due (on the clock) at the last look; entries finished
 	Decisions atomic.Int64
+
+	// Overdue checks only (with Config.Watermark), at the last look:
+	// Waiting is set while checks due on the clock are held back because
+	// the repayments topic is not processed up to the clock; Held is how
+	// many; JudgedAt (Unix nanoseconds) is the time the checks were judged
+	// at, min(now, watermark); Behind is how far (nanoseconds) that was
+	// behind the clock.
+	Waiting          atomic.Bool
+	Held             atomic.Int64
+	JudgedAt, Behind atomic.Int64
 }
 
 // Runner runs both workers.
@@ -156,7 +176,8 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // RunOnce claims and works one batch of each schedule due at the clock's
-// now, and returns how many entries it worked.
+// now (the overdue checks: due at min(now, watermark), see
+// Config.Watermark), and returns how many entries it worked.
 func (r *Runner) RunOnce(ctx context.Context) (int, error) {
 	var n1, n2 int
 	err := retry.Do(ctx, r.cfg.Retry, "overdue_timers", r.notify, func(ctx context.Context) error {
@@ -234,15 +255,68 @@ func endBatch(span trace.Span, err *error, reason string) {
 	span.End()
 }
 
-// overdueOnce works the overdue checks due now.
+// judgeAt returns the time overdue checks are judged at:
+// min(now, watermark), or now without a Config.Watermark.
+func (r *Runner) judgeAt(ctx context.Context, now time.Time) (time.Time, error) {
+	if r.cfg.Watermark == nil {
+		return now, nil
+	}
+	wm, err := r.cfg.Watermark(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("jobs: repayments watermark: %w", err)
+	}
+	if wm.Before(now) {
+		return wm, nil
+	}
+	return now, nil
+}
+
+// noteWaiting records whether checks due on the clock are held back by
+// the watermark, and says so in the log when that changes.
+func (r *Runner) noteWaiting(now, at time.Time, held int64) {
+	p := &r.Overdue
+	p.Held.Store(held)
+	p.JudgedAt.Store(at.UnixNano())
+	p.Behind.Store(int64(now.Sub(at)))
+	was := p.Waiting.Swap(held > 0)
+	switch {
+	case held > 0 && !was:
+		r.log.Warn("overdue checks wait for the repayments topic", "watermark", at, "behind", now.Sub(at).Round(time.Second), "checks_held", held)
+	case held == 0 && was:
+		r.log.Info("overdue checks caught up with the repayments topic", "watermark", at)
+	}
+}
+
+// overdueOnce works the overdue checks due at min(now, watermark): a bill
+// is judged on the stream, not only on the clock (Config.Watermark).
 func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 	now := r.cfg.Now()
+	// The watermark before anything is read from Redis: every repayment
+	// stamped before it is applied to state by now, so the bills read
+	// below reflect them.
+	at, err := r.judgeAt(ctx, now)
+	if err != nil {
+		return 0, err
+	}
 	due, _, err := r.store.ScheduleStats(ctx, state.TimersKey, now)
 	if err != nil {
 		return 0, err
 	}
 	r.Overdue.Due.Store(due)
-	claims, err := r.store.ClaimTimers(ctx, now, r.cfg.Batch, r.cfg.Lease)
+	var held int64
+	if at.Before(now) && due > 0 {
+		ready, _, err := r.store.ScheduleStats(ctx, state.TimersKey, at)
+		if err != nil {
+			return 0, err
+		}
+		held = max(due-ready, 0)
+	}
+	r.noteWaiting(now, at, held)
+	// Claimed when due at the time judged at, leased until now+Lease on
+	// the clock (the lease is about this instance, not about the stream):
+	// a check held back by the watermark is not claimed, and one claimed
+	// is not claimed again by another instance before its lease ends.
+	claims, err := r.store.ClaimTimers(ctx, at, r.cfg.Batch, r.cfg.Lease+now.Sub(at))
 	if err != nil || len(claims) == 0 {
 		return 0, err
 	}
@@ -270,7 +344,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 			continue
 		}
 		bill := *bills[i]
-		days := int(now.Sub(bill.DueAt) / (24 * time.Hour))
+		days := int(at.Sub(bill.DueAt) / (24 * time.Hour)) // whole days overdue at the time judged at
 		st := OverdueStage(days, bill.Stage, freezeAfter, freezeOn)
 		s := step{c: c, stage: st.Stage, freeze: st.Freeze}
 		if !st.Done {

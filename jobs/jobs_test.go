@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
 	"github.com/fenqi/fenqi/jobs"
@@ -98,10 +99,12 @@ type world struct {
 func (w *world) clock() time.Time { w.mu.Lock(); defer w.mu.Unlock(); return w.now }
 func (w *world) set(t time.Time)  { w.mu.Lock(); w.now = t; w.mu.Unlock() }
 
-func newWorld(t *testing.T, start time.Time) *world {
+// newWorld starts the world; topics are more topics to create (the input
+// topics, for a test that runs the consumer).
+func newWorld(t *testing.T, start time.Time, topics ...string) *world {
 	t.Helper()
 	w := &world{t: t, now: start}
-	w.kafka = testenv.Kafka(t, "fenqi.decisions", "fenqi.dlq")
+	w.kafka = testenv.Kafka(t, append([]string{"fenqi.decisions", "fenqi.dlq"}, topics...)...)
 	w.rdb = testenv.Redis(t)
 	store, err := state.New(w.rdb, state.Config{Now: w.clock})
 	if err != nil {
@@ -165,6 +168,67 @@ func (w *world) decisions() map[string][]events.Decision {
 		out[d.Type] = append(out[d.Type], d)
 	}
 	return out
+}
+
+// produceAt writes events to the repayments topic as records stamped at
+// (the time they reached the topic).
+func (w *world) produceAt(t *testing.T, at time.Time, evs ...*events.Event) {
+	t.Helper()
+	msgs := make([]kafka.Message, len(evs))
+	for i, e := range evs {
+		e.Source = "jobs-test"
+		v, err := events.Marshal(*e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs[i] = kafka.Message{Key: []byte(e.Subject), Value: v, Time: at}
+	}
+	testenv.Produce(t, w.kafka.Addrs(), events.TopicRepayments, msgs...)
+}
+
+// consume runs the consumer (group consumers.DefaultGroupID) on the
+// world's clock until the returned stop is called.
+func (w *world) consume() (stop func()) {
+	w.t.Helper()
+	p, err := policy.Preset("wechat")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	rules, err := scoring.NewRules(p)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	pipe, err := consumers.New(consumers.Config{Brokers: w.kafka.Addrs(), Now: w.clock}, w.store,
+		func() consumers.Rules { return rules }, w.pub, nil, nil, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pipe.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				w.t.Errorf("consumer: %v", err)
+			}
+		})
+	}
+	w.t.Cleanup(stop)
+	return stop
+}
+
+// waitFor polls cond until it holds or 30 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func runOnce(t *testing.T, rs ...*jobs.Runner) {
@@ -554,5 +618,182 @@ func TestCycleBatchClaimedAgainSkipsSavedUsers(t *testing.T) {
 	}
 	if left := rdb.HLen(ctx, state.LeasesKey).Val(); left != 0 {
 		t.Fatalf("%d leases left", left)
+	}
+}
+
+// watermark measures the repayments topic for the world's consumer group,
+// on the world's clock.
+func (w *world) watermark() *consumers.Watermark {
+	w.t.Helper()
+	wm, err := consumers.NewWatermark(consumers.WatermarkConfig{Brokers: w.kafka.Addrs(), Now: w.clock})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return wm
+}
+
+// caughtUp waits until the consumer group has processed (committed) every
+// record of the repayments topic.
+func (w *world) caughtUp(wm *consumers.Watermark) {
+	w.t.Helper()
+	waitFor(w.t, "the repayments topic processed", func() bool {
+		r, err := wm.Read(context.Background())
+		return err == nil && r.Behind == 0
+	})
+}
+
+func (w *world) watermarkRunner(wm *consumers.Watermark) *jobs.Runner {
+	w.t.Helper()
+	return w.runnerWith(jobs.Config{Now: w.clock, Lease: time.Minute, Watermark: wm.At}, w.pub)
+}
+
+func (w *world) openBill(user, bill string) bool {
+	w.t.Helper()
+	bs, err := w.store.OpenBills(context.Background(), []state.TimerClaim{{UserID: user, BillID: bill}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return bs[0] != nil
+}
+
+// DOMAIN §6: overdue is judged on the stream, not only on the clock. fenqid
+// is down from before a bill's due time; the user pays 2 hours after it,
+// and the repayment waits on the topic. fenqid comes back 5 days later and
+// its jobs run before the consumer has caught up: no reminder, no freeze
+// (and so no unfreeze either), the checks reported waiting. Once the
+// backlog is processed the bill is settled and nothing is published for
+// it; a bill in the same backlog that nobody paid is frozen then.
+func TestOverdueWaitsForTheRepaymentsBacklog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dueAt := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	w := newWorld(t, dueAt.Add(-time.Hour), consumers.DefaultTopics().List()...)
+	wm := w.watermark()
+	billed := dueAt.Add(-time.Hour)
+	d1, d2 := due("d1", "ida", "bill-1", 50_000, dueAt), due("d2", "jon", "bill-9", 30_000, dueAt)
+	d1.Time, d2.Time = billed, billed
+	w.produceAt(t, billed, d1, d2)
+	stop := w.consume()
+	w.caughtUp(wm)
+	stop() // the downtime begins
+	if !w.openBill("ida", "bill-1") || !w.openBill("jon", "bill-9") {
+		t.Fatal("the bills are not open in state")
+	}
+
+	paidAt := dueAt.Add(2 * time.Hour)
+	w.produceAt(t, paidAt, paid("p1", "ida", "bill-1", 50_000, paidAt))
+	w.set(dueAt.Add(5 * 24 * time.Hour))
+	r := w.watermarkRunner(wm)
+	runOnce(t, r)
+	ds := w.decisions()
+	if n, m := len(ds[events.TypeDecisionOverdue]), len(ds[events.TypeDecisionFrozen]); n+m != 0 {
+		t.Fatalf("the repayment waiting on the topic: %d reminders, %d freezes published, want none", n, m)
+	}
+	if !r.Overdue.Waiting.Load() || r.Overdue.Held.Load() != 2 {
+		t.Fatalf("waiting %v, %d checks held; want waiting with both bills' checks held", r.Overdue.Waiting.Load(), r.Overdue.Held.Load())
+	}
+	if at := time.Unix(0, r.Overdue.JudgedAt.Load()); !at.Equal(paidAt) {
+		t.Fatalf("judged at %v, want the waiting repayment's timestamp %v", at, paidAt)
+	}
+	if behind := time.Duration(r.Overdue.Behind.Load()); behind != w.clock().Sub(paidAt) {
+		t.Fatalf("behind the clock by %v, want %v", behind, w.clock().Sub(paidAt))
+	}
+	if u, err := w.store.User(ctx, "ida"); err != nil || u.FrozenOverdue {
+		t.Fatalf("ida frozen in state (%v)", err)
+	}
+	if _, total, _ := w.store.ScheduleStats(ctx, state.TimersKey, w.clock()); total != 2 {
+		t.Fatalf("%d timers, want both bills' still scheduled", total)
+	}
+
+	// The consumer processes the backlog: ida's bill is settled.
+	stop = w.consume()
+	w.caughtUp(wm)
+	stop()
+	if w.openBill("ida", "bill-1") {
+		t.Fatal("the repayment did not settle the bill")
+	}
+	runOnce(t, r)
+	ds = w.decisions()
+	for _, typ := range []string{events.TypeDecisionOverdue, events.TypeDecisionFrozen, events.TypeDecisionUnfrozen} {
+		for _, d := range ds[typ] {
+			if d.Subject == "ida" {
+				t.Fatalf("a %s decision for the bill paid 2h after its due time: %+v", typ, d)
+			}
+		}
+	}
+	if fz := ds[events.TypeDecisionFrozen]; len(fz) != 1 || fz[0].Subject != "jon" || len(ds[events.TypeDecisionOverdue]) != 0 {
+		t.Fatalf("the unpaid bill, once caught up: %d freezes %+v and %d reminders; want jon's freeze only",
+			len(fz), fz, len(ds[events.TypeDecisionOverdue]))
+	}
+	if r.Overdue.Waiting.Load() || r.Overdue.Held.Load() != 0 || r.Overdue.Behind.Load() != 0 {
+		t.Fatalf("still waiting after the backlog: %v, %d held, %v behind", r.Overdue.Waiting.Load(), r.Overdue.Held.Load(), time.Duration(r.Overdue.Behind.Load()))
+	}
+	if _, total, _ := w.store.ScheduleStats(ctx, state.TimersKey, w.clock()); total != 0 {
+		t.Fatalf("%d timers left", total)
+	}
+}
+
+// With the repayments topic processed up to the clock, the watermark is
+// the clock and the checks run as without one: a reminder for a bill truly
+// overdue.
+func TestOverdueOnTheClockWhenTheRepaymentsAreProcessed(t *testing.T) {
+	t.Parallel()
+	dueAt := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	w := newWorld(t, dueAt.Add(-time.Hour), consumers.DefaultTopics().List()...)
+	wm := w.watermark()
+	d := due("d1", "kim", "bill-1", 20_000, dueAt)
+	d.Time = dueAt.Add(-time.Hour)
+	w.produceAt(t, d.Time, d)
+	stop := w.consume()
+	w.caughtUp(wm)
+	stop()
+
+	w.set(dueAt.Add(25 * time.Hour))
+	r := w.watermarkRunner(wm)
+	runOnce(t, r)
+	rs := w.decisions()[events.TypeDecisionOverdue]
+	if len(rs) != 1 || rs[0].Subject != "kim" {
+		t.Fatalf("%d reminders %+v, want kim's day-1 reminder", len(rs), rs)
+	}
+	if r.Overdue.Waiting.Load() || !time.Unix(0, r.Overdue.JudgedAt.Load()).Equal(w.clock()) {
+		t.Fatalf("waiting %v, judged at %v; want the clock %v", r.Overdue.Waiting.Load(), time.Unix(0, r.Overdue.JudgedAt.Load()), w.clock())
+	}
+}
+
+// A backlog whose first record is stamped after a check's due time holds
+// back only what is due after it: the bill is judged at the watermark, a
+// day overdue (day 1's reminder), not at the clock's two days.
+func TestOverdueJudgedAtTheWatermark(t *testing.T) {
+	t.Parallel()
+	dueAt := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	w := newWorld(t, dueAt.Add(-time.Hour), consumers.DefaultTopics().List()...)
+	wm := w.watermark()
+	d := due("d1", "lou", "bill-1", 20_000, dueAt)
+	d.Time = dueAt.Add(-time.Hour)
+	w.produceAt(t, d.Time, d)
+	stop := w.consume()
+	w.caughtUp(wm)
+	stop()
+
+	// Another user's bill, stamped 30 h after lou's due time, waits.
+	later := dueAt.Add(30 * time.Hour)
+	w.produceAt(t, later, due("d2", "max", "bill-2", 10_000, later))
+	w.set(dueAt.Add(50 * time.Hour))
+	r := w.watermarkRunner(wm)
+	runOnce(t, r)
+	rs := w.decisions()[events.TypeDecisionOverdue]
+	if len(rs) != 1 || rs[0].Subject != "lou" || rs[0].ID != events.DecisionID(scoring.RuleOverdueReminder, "lou", "bill-1", "1") {
+		t.Fatalf("reminders %+v, want lou's day-1 reminder only", rs)
+	}
+	if !time.Unix(0, r.Overdue.JudgedAt.Load()).Equal(later) {
+		t.Fatalf("judged at %v, want %v", time.Unix(0, r.Overdue.JudgedAt.Load()), later)
+	}
+	// Day 2's check is due on the clock, not at the watermark: held.
+	runOnce(t, r)
+	if n := len(w.decisions()[events.TypeDecisionOverdue]); n != 1 {
+		t.Fatalf("%d reminders, want day 2's held back", n)
+	}
+	if !r.Overdue.Waiting.Load() || r.Overdue.Held.Load() != 1 {
+		t.Fatalf("waiting %v, %d held; want day 2's check held", r.Overdue.Waiting.Load(), r.Overdue.Held.Load())
 	}
 }

@@ -29,6 +29,11 @@ const (
 	MetricJobsDue         = "fenqi_jobs_due"                  // gauge {schedule}
 	MetricJobsDone        = "fenqi_jobs_done_total"           // counter {schedule}
 	MetricDeadLetters     = "fenqi_dead_letters_total"        // counter {topic, field}
+
+	// MetricJobsWatermarkLag: how far behind the clock a schedule's work is
+	// judged, waiting for its input to be processed (overdue_checks: the
+	// repayments topic's watermark; 0 when judged on the clock).
+	MetricJobsWatermarkLag = "fenqi_jobs_watermark_lag_seconds" // gauge {schedule}
 )
 
 // Label names.
@@ -92,8 +97,9 @@ type Metrics struct {
 	jobsDone      metric.Int64Counter
 	deadLetters   metric.Int64Counter
 
-	lag  atomic.Pointer[func() map[TopicPartition]int64]
-	jobs atomic.Pointer[func() map[string]int64]
+	lag    atomic.Pointer[func() map[TopicPartition]int64]
+	jobs   atomic.Pointer[func() map[string]int64]
+	behind atomic.Pointer[func() map[string]time.Duration]
 
 	sets sync.Map // setKey -> metric.MeasurementOption (a cached attribute set)
 }
@@ -182,6 +188,17 @@ func newMetrics(meter metric.Meter) (*Metrics, error) {
 			return nil
 		}))
 	note(MetricJobsDue, err)
+	_, err = meter.Float64ObservableGauge(MetricJobsWatermarkLag, metric.WithUnit("s"),
+		metric.WithDescription("How far behind the clock a schedule's entries are judged, waiting for their input topic to be processed (overdue_checks: min(now, the repayments topic's watermark)); 0 when judged on the clock."),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			if f := m.behind.Load(); f != nil {
+				for schedule, d := range (*f)() {
+					o.Observe(max(d, 0).Seconds(), metric.WithAttributes(attribute.String(labelSchedule, schedule)))
+				}
+			}
+			return nil
+		}))
+	note(MetricJobsWatermarkLag, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -258,4 +275,16 @@ func (m *Metrics) RegisterJobs(f func() map[string]int64) {
 		return
 	}
 	m.jobs.Store(&f)
+}
+
+// RegisterJobsWatermarkLag sets the function
+// fenqi_jobs_watermark_lag_seconds reads at each scrape (how far behind
+// the clock each schedule's entries were last judged), with the same rules
+// as RegisterLag.
+func (m *Metrics) RegisterJobsWatermarkLag(f func() map[string]time.Duration) {
+	if f == nil {
+		m.behind.Store(nil)
+		return
+	}
+	m.behind.Store(&f)
 }

@@ -113,6 +113,9 @@ func TestMetricsOnMetricsHandler(t *testing.T) {
 	m.RegisterJobs(func() map[string]int64 {
 		return map[string]int64{ScheduleOverdueChecks: 12, ScheduleRecompute: 7}
 	})
+	m.RegisterJobsWatermarkLag(func() map[string]time.Duration {
+		return map[string]time.Duration{ScheduleOverdueChecks: 90 * time.Minute}
+	})
 
 	mfs := scrape(t, tel.MetricsHandler())
 	counters := []struct {
@@ -154,6 +157,7 @@ func TestMetricsOnMetricsHandler(t *testing.T) {
 		{"fenqi_consumer_lag", map[string]string{"topic": "fenqi.logins", "partition": "2"}, 3},
 		{"fenqi_jobs_due", map[string]string{"schedule": "overdue_checks"}, 12},
 		{"fenqi_jobs_due", map[string]string{"schedule": "recompute"}, 7},
+		{"fenqi_jobs_watermark_lag_seconds", map[string]string{"schedule": "overdue_checks"}, 5400},
 	}
 	for _, g := range gauges {
 		if got := sample(t, mfs, g.name, g.labels).GetGauge().GetValue(); got != g.want {
@@ -189,7 +193,7 @@ func TestMetricsOnMetricsHandler(t *testing.T) {
 	want := map[string]bool{
 		MetricEvents: true, MetricDecisions: true, MetricEventToDecision: true, MetricBatchSize: true,
 		MetricBatchDuration: true, MetricConsumerLag: true, MetricRetries: true, MetricJobsDue: true,
-		MetricJobsDone: true, MetricDeadLetters: true,
+		MetricJobsDone: true, MetricDeadLetters: true, MetricJobsWatermarkLag: true,
 	}
 	for name, mf := range mfs {
 		if strings.HasPrefix(name, "fenqi") && !want[name] {
