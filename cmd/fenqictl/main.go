@@ -1,7 +1,8 @@
 // Command fenqictl is the operator's tool for a running fenqi: it produces
 // events from a file, tails the decisions, lists and replays dead letters,
 // generates simulated traffic, explains a user's quota, prices an
-// installment plan and rewinds fenqid's consumer group to replay the input.
+// installment plan, rewinds fenqid's consumer group to replay the input and
+// raises an input topic's offset epoch after its offsets started over.
 //
 //	fenqictl produce FILE|-      validate JSON CloudEvents, then send them to their input topics
 //	fenqictl tail                print decisions as they are published
@@ -12,12 +13,14 @@
 //	fenqictl offer USER          price an installment plan for a user
 //	fenqictl rewind --to T       move fenqid's committed input offsets back to T, to replay from there
 //	fenqictl recompute --all     recompute every known user's quota now, once
+//	fenqictl epoch [--raise T]   list the input topics' offset epochs, or raise one after T's offsets started over
 //
 // Every subcommand takes --help. The brokers come from --brokers or
 // FENQI_KAFKA_BROKERS (default localhost:9092); topic names from
 // --topic-* flags or the FENQI_TOPIC_* variables fenqid reads, with
-// fenqid's defaults. explain and offer ask fenqid's admin API at --api or
-// FENQI_API_URL (default http://localhost:8080).
+// fenqid's defaults. explain, offer, override, recompute and epoch ask
+// fenqid's admin API at --api or FENQI_API_URL (default
+// http://localhost:8080); epoch --redis asks Redis instead.
 package main
 
 import (
@@ -106,12 +109,17 @@ Usage:
                                     to replay from there; fenqid must be stopped
   fenqictl recompute [flags] --all  recompute every known user's quota now, once (after a
                                     policy change)
+  fenqictl epoch [flags]            list the input topics' offset epochs
+  fenqictl epoch [flags] --raise TOPIC
+                                    raise TOPIC's offset epoch after the topic was recreated or its
+                                    offsets otherwise started over lower, before fenqid reads the
+                                    new records (with fenqid stopped: --redis, in Redis directly)
 
 Every command takes --help. Brokers: --brokers or FENQI_KAFKA_BROKERS
 (default localhost:9092). Topics: --topic-* flags or FENQI_TOPIC_* variables,
 with fenqid's defaults (fenqi.payments, fenqi.logins, fenqi.repayments,
-fenqi.profiles, fenqi.decisions, fenqi.dlq). explain, offer, override and recompute ask fenqid's
-admin API: --api or FENQI_API_URL (default http://localhost:8080).
+fenqi.profiles, fenqi.decisions, fenqi.dlq). explain, offer, override, recompute and epoch ask
+fenqid's admin API: --api or FENQI_API_URL (default http://localhost:8080).
 `
 
 func (c *cli) run(ctx context.Context, args []string) error {
@@ -142,6 +150,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.rewind(ctx, rest)
 	case "recompute":
 		return c.recompute(ctx, rest)
+	case "epoch":
+		return c.epoch(ctx, rest)
 	}
 	fmt.Fprint(c.stderr, usage)
 	return usageErrorf("unknown command %q", cmd)

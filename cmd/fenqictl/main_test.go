@@ -41,6 +41,8 @@ func TestCommandLine(t *testing.T) {
 		{name: "offer --help", args: []string{"offer", "--help"}, code: 0, stderr: "-amount-fen"},
 		{name: "explain bad api", args: []string{"explain", "--api", "ftp://fenqid", "u-1001"}, code: 2, err: `"ftp://fenqid" is not an http:// or https:// URL`},
 		{name: "offer without amount", args: []string{"offer", "u-1001", "--periods", "12"}, code: 2, stderr: "--amount-fen must be a positive number"},
+		{name: "epoch --help", args: []string{"epoch", "--help"}, code: 0, stderr: "deleted and recreated"},
+		{name: "help lists epoch", args: []string{"help"}, code: 0, stdout: "fenqictl epoch [flags] --raise TOPIC"},
 		{name: "explain without user", args: []string{"explain"}, code: 2, stderr: "want exactly one USER"},
 	}
 	for _, tt := range tests {

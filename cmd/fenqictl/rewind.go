@@ -25,9 +25,18 @@ without a committed offset (fenqid starts those at the oldest record anyway).
 
 Every fenqid of the group must be stopped first: the command refuses while the
 group has members. Replaying is safe: fenqid keeps, per user, input topic and
-partition, the last offset it applied, so a replayed record already in Redis
-counts as a redelivery and only what Redis lost is applied again; decisions
-of replayed records are published again with the same ids.`
+partition, the last offset it applied, so a replayed record whose state is
+already in Redis is a redelivery and publishes nothing (its decisions were
+published before its state was written). Only what Redis lost is applied
+again, and its decisions are published again with the same ids.
+
+A rewind does not republish the decisions of a stretch of the log. For that (a
+backtest, a new notifier), replay into a fresh namespace instead: a second
+fenqid with its own -group-id and -redis-prefix (for a backtest, its own
+-topic-decisions and -topic-dlq too) reads the input topics from the oldest
+record they keep and publishes every decision again. A topic whose own offsets
+started over (it was recreated) needs its epoch raised first, or its new
+records are taken for redeliveries too: see fenqictl epoch.`
 
 // rewindMetadata is the metadata of the offsets the command commits, for
 // whoever wonders later where they came from.

@@ -10,11 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/scoring/credit"
@@ -34,6 +37,10 @@ type admin struct {
 	// assigned (may be nil) tells whether the consumer group has input
 	// partitions assigned; readiness waits for it.
 	assigned func() (bool, string)
+	// topics are the input topics as fenqid consumes them (zero: the
+	// defaults): /v1/epochs names them, and maps a name to the state's
+	// topic index (its position in Topics.List, from 1).
+	topics consumers.Topics
 }
 
 func (a *admin) handler() http.Handler {
@@ -53,6 +60,8 @@ func (a *admin) handler() http.Handler {
 	mux.HandleFunc("PUT /v1/users/{id}/override", a.authorized(a.setOverride))
 	mux.HandleFunc("DELETE /v1/users/{id}/override", a.authorized(a.clearOverride))
 	mux.HandleFunc("POST /v1/recompute", a.authorized(a.recomputeAll))
+	mux.HandleFunc("GET /v1/epochs", a.epochs)
+	mux.HandleFunc("POST /v1/epochs/{topic}", a.authorized(a.raiseEpoch))
 	return mux
 }
 
@@ -248,6 +257,60 @@ func (a *admin) recomputeAll(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("every user's recompute made due", "due", v.Due, "known", v.Known)
 	writeJSON(w, v)
+}
+
+// epochView is one input topic's offset epoch (see state.Store.RaiseEpoch).
+type epochView struct {
+	Topic string `json:"topic"` // its name, as fenqid is configured (-topic-*)
+	Index int    `json:"index"` // the state's topic index: its position among the input topics, from 1
+	Epoch uint32 `json:"epoch"` // 0 until first raised
+}
+
+// epochsView is the reply of GET /v1/epochs: every input topic, in index order.
+type epochsView struct {
+	Topics []epochView `json:"topics"`
+}
+
+// inputTopics are the input topic names, in index order (index = position + 1).
+func (a *admin) inputTopics() []string {
+	if a.topics == (consumers.Topics{}) {
+		return consumers.DefaultTopics().List()
+	}
+	return a.topics.List()
+}
+
+// epochs lists the input topics' offset epochs.
+func (a *admin) epochs(w http.ResponseWriter, r *http.Request) {
+	eps, err := a.store.Epochs(r.Context())
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	v := epochsView{Topics: []epochView{}}
+	for i, name := range a.inputTopics() {
+		v.Topics = append(v.Topics, epochView{Topic: name, Index: i + 1, Epoch: eps[i+1]})
+	}
+	writeJSON(w, v)
+}
+
+// raiseEpoch starts a new offset epoch for the input topic named in the
+// path: from fenqid's next batch on, the topic's records are compared with
+// the offsets applied in the new epoch only, so that a topic recreated, or
+// whose offsets were reset, is read as new rather than as redeliveries.
+func (a *admin) raiseEpoch(w http.ResponseWriter, r *http.Request) {
+	name, topics := r.PathValue("topic"), a.inputTopics()
+	i := slices.Index(topics, name)
+	if i < 0 {
+		httpError(w, http.StatusNotFound, fmt.Errorf("no input topic is named %q: the input topics are %s", name, strings.Join(topics, ", ")))
+		return
+	}
+	epoch, err := a.store.RaiseEpoch(r.Context(), i+1)
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	a.log.Warn("offset epoch raised: the topic's offsets count as new from the next batch on", "topic", name, "index", i+1, "epoch", epoch)
+	writeJSON(w, epochView{Topic: name, Index: i + 1, Epoch: epoch})
 }
 
 func writeJSON(w http.ResponseWriter, v any) { writeJSONStatus(w, http.StatusOK, v) }

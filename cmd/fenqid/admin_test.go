@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
 	"github.com/fenqi/fenqi/policy"
@@ -747,5 +748,184 @@ func TestRecomputeAll(t *testing.T) {
 	}
 	if n := drain(); n != 3 {
 		t.Fatalf("%d users claimed after the POST, want 3", n)
+	}
+}
+
+// epochsBody decodes a GET /v1/epochs answer with exactly the field names
+// fenqictl epoch reads (keep cmd/fenqictl's epochsView in step).
+func epochsBody(t *testing.T, body []byte) epochsView {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var v epochsView
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("epochs body: %v\n%s", err, body)
+	}
+	var top map[string][]map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		t.Fatal(err)
+	}
+	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"topics"}) {
+		t.Errorf("epochs body fields %q", keys)
+	}
+	for _, tp := range top["topics"] {
+		if keys := slices.Sorted(maps.Keys(tp)); !slices.Equal(keys, []string{"epoch", "index", "topic"}) {
+			t.Errorf("epoch fields %q", keys)
+		}
+	}
+	return v
+}
+
+// GET /v1/epochs lists every input topic with its index and epoch (a
+// read: no token needed); POST /v1/epochs/{topic} raises one by its name,
+// with the token.
+func TestEpochsAPI(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	e.admin.token = "s3cret"
+	ctx := context.Background()
+
+	status, ctype, body := e.get(t, "/v1/epochs")
+	if status != http.StatusOK || ctype != "application/json" {
+		t.Fatalf("GET /v1/epochs: %d %s\n%s", status, ctype, body)
+	}
+	want := []epochView{
+		{events.TopicPayments, 1, 0}, {events.TopicLogins, 2, 0},
+		{events.TopicRepayments, 3, 0}, {events.TopicProfiles, 4, 0},
+	}
+	if got := epochsBody(t, body).Topics; !slices.Equal(got, want) {
+		t.Fatalf("epochs %+v, want %+v", got, want)
+	}
+
+	raise := func(topic, auth string) (int, string) {
+		return e.send(t, http.MethodPost, "/v1/epochs/"+topic, auth, "")
+	}
+	for _, auth := range []string{"", "Bearer wrong", "s3cret"} {
+		if status, b := raise(events.TopicPayments, auth); status != http.StatusUnauthorized {
+			t.Errorf("Authorization %q: %d %s, want 401", auth, status, b)
+		}
+	}
+	if eps, err := e.store.Epochs(ctx); err != nil || len(eps) != 0 {
+		t.Fatalf("epochs after refused raises: %v, %v", eps, err)
+	}
+
+	for _, name := range []string{"fenqi.payment", "fenqi.decisions", "1"} {
+		status, b := raise(name, "Bearer s3cret")
+		var r struct{ Error string }
+		if status != http.StatusNotFound || json.Unmarshal([]byte(b), &r) != nil ||
+			!strings.Contains(r.Error, `no input topic is named "`+name+`"`) || !strings.Contains(r.Error, events.TopicProfiles) {
+			t.Errorf("raise %q: %d %s, want 404 naming it and the input topics", name, status, b)
+		}
+	}
+	if status, b := e.send(t, http.MethodPost, "/v1/epochs", "Bearer s3cret", ""); status != http.StatusMethodNotAllowed {
+		t.Errorf("POST /v1/epochs: %d %s, want 405", status, b)
+	}
+
+	for n := uint32(1); n <= 2; n++ {
+		status, b := raise(events.TopicRepayments, "Bearer s3cret")
+		var v epochView
+		if status != http.StatusOK || json.Unmarshal([]byte(b), &v) != nil || v != (epochView{events.TopicRepayments, 3, n}) {
+			t.Fatalf("raise %d: %d %s, want epoch %d of index 3", n, status, b, n)
+		}
+	}
+	if eps, err := e.store.Epochs(ctx); err != nil || !maps.Equal(eps, map[int]uint32{3: 2}) {
+		t.Fatalf("stored epochs %v, %v; want index 3 at 2", eps, err)
+	}
+	_, _, body = e.get(t, "/v1/epochs")
+	want[2].Epoch = 2
+	if got := epochsBody(t, body).Topics; !slices.Equal(got, want) {
+		t.Fatalf("epochs after two raises %+v, want %+v", got, want)
+	}
+}
+
+// The names are fenqid's own (-topic-*): a default name that is not
+// configured is unknown.
+func TestEpochsOfConfiguredTopics(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	e.admin.topics = consumers.Topics{Payments: "ops.pay", Logins: "ops.login", Repayments: "ops.repay", Profiles: "ops.profile"}
+	srv := httptest.NewServer(e.admin.handler())
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	if status, b := e.send(t, http.MethodPost, "/v1/epochs/"+events.TopicPayments, "", ""); status != http.StatusNotFound ||
+		!strings.Contains(b, "ops.pay, ops.login, ops.repay, ops.profile") {
+		t.Errorf("raise of a default name: %d %s, want 404 listing the configured names", status, b)
+	}
+	if status, b := e.send(t, http.MethodPost, "/v1/epochs/ops.profile", "", ""); status != http.StatusOK || !strings.Contains(b, `"index": 4`) {
+		t.Fatalf("raise ops.profile: %d %s", status, b)
+	}
+	_, _, body := e.get(t, "/v1/epochs")
+	want := []epochView{{"ops.pay", 1, 0}, {"ops.login", 2, 0}, {"ops.repay", 3, 0}, {"ops.profile", 4, 1}}
+	if got := epochsBody(t, body).Topics; !slices.Equal(got, want) {
+		t.Fatalf("epochs %+v, want %+v", got, want)
+	}
+}
+
+// End to end at the state level: the payments topic is recreated, so a
+// new payment comes at an offset already applied. It is taken for a
+// redelivery (flagged unknown) until the payments topic's epoch is raised
+// through the API; then it is applied, once. The logins topic, not raised,
+// still takes its old offsets for redeliveries.
+func TestRaisedEpochAppliesAnAlreadyAppliedOffset(t *testing.T) {
+	t.Parallel()
+	e := newAdmin(t, testenv.Redis(t), nil)
+	e.admin.token = "s3cret"
+	ctx := context.Background()
+	at := adminNow.Add(-time.Hour)
+	pay := func(id string, offset int64) state.Item {
+		return state.Item{Topic: topicPayments, Partition: 2, Offset: offset, Event: &events.Event{
+			ID: id, Type: events.TypePayment, Source: "//test", Subject: "u-ep", Time: at,
+			Payment: &events.Payment{UserID: "u-ep", AmountFen: 5_000, Currency: "CNY", Scene: events.SceneEcommerce,
+				MerchantID: "m-1", DeviceID: "iphone-15", City: "Shenzhen", Auth: events.AuthFingerprint},
+		}}
+	}
+	login := func(id string, offset int64) state.Item {
+		return state.Item{Topic: topicLogins, Partition: 2, Offset: offset, Event: &events.Event{
+			ID: id, Type: events.TypeLogin, Source: "//test", Subject: "u-ep", Time: at,
+			Login: &events.Login{UserID: "u-ep", DeviceID: "iphone-15", City: "Shenzhen", IP: "203.0.113.9", Auth: events.AuthFace},
+		}}
+	}
+	apply := func(it state.Item) state.Outcome {
+		t.Helper()
+		out, err := e.store.Apply(ctx, []state.Item{it})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0]
+	}
+	payments := func() int64 {
+		t.Helper()
+		u, err := e.store.User(ctx, "u-ep")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.Days[u.Day(at)].Payments
+	}
+
+	for _, it := range []state.Item{pay("pay-old", 41), login("login-old", 41)} {
+		if o := apply(it); o.Status != state.Applied {
+			t.Fatalf("%s: %v", it.Event.ID, o.Status)
+		}
+	}
+	// The topic is recreated: its offsets start over, and offset 41
+	// comes again with a new payment.
+	if o := apply(pay("pay-new", 41)); o.Status != state.Redelivered || !o.Unknown {
+		t.Fatalf("the new payment before the raise: %v (unknown %v), want redelivered, unknown", o.Status, o.Unknown)
+	}
+	if status, b := e.send(t, http.MethodPost, "/v1/epochs/"+events.TopicPayments, "Bearer s3cret", ""); status != http.StatusOK ||
+		!strings.Contains(b, `"epoch": 1`) {
+		t.Fatalf("raise: %d %s", status, b)
+	}
+	if o := apply(pay("pay-new", 41)); o.Status != state.Applied {
+		t.Fatalf("the new payment after the raise: %v, want applied", o.Status)
+	}
+	if o := apply(pay("pay-new", 41)); o.Status != state.Redelivered || o.Unknown {
+		t.Fatalf("its redelivery: %v (unknown %v), want redelivered", o.Status, o.Unknown)
+	}
+	if n := payments(); n != 2 {
+		t.Fatalf("%d payments counted, want 2 (the old and the new)", n)
+	}
+	if o := apply(login("login-new", 41)); o.Status != state.Redelivered || !o.Unknown {
+		t.Fatalf("a login at an applied offset of the logins topic (not raised): %v (unknown %v)", o.Status, o.Unknown)
 	}
 }

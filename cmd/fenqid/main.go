@@ -161,7 +161,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	runner, err := jobs.New(jobs.Config{Interval: cfg.JobsInterval, OnDone: metrics.JobDone, Telemetry: tel}, store, pub, pols.get, log, obs.Decision)
+	// Overdue checks are judged on the stream, not only on the clock: at
+	// the time up to which the group has processed the repayments topic,
+	// so that after a downtime or during a backlog no reminder or freeze
+	// goes out for a bill whose repayment still waits on the topic.
+	watermark, err := consumers.NewWatermark(consumers.WatermarkConfig{Brokers: brokers, GroupID: cfg.GroupID, Topic: cfg.Topics.Repayments})
+	if err != nil {
+		return err
+	}
+	runner, err := jobs.New(jobs.Config{Interval: cfg.JobsInterval, OnDone: metrics.JobDone, Telemetry: tel, Watermark: watermark.At}, store, pub, pols.get, log, obs.Decision)
 	if err != nil {
 		return err
 	}
@@ -181,15 +189,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			telemetry.ScheduleRecompute:     runner.Recomp.Due.Load(),
 		}
 	})
+	metrics.RegisterJobsWatermarkLag(func() map[string]time.Duration {
+		return map[string]time.Duration{telemetry.ScheduleOverdueChecks: time.Duration(runner.Overdue.Behind.Load())}
+	})
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pipe.Run(gctx) })
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return pols.watch(gctx) })
 	g.Go(func() error { return lag.Run(gctx) })
-	g.Go(func() error { return progress(gctx, log, pipe, runner) })
+	g.Go(func() error { return progress(gctx, log, pipe, runner, watermark) })
 	if cfg.HTTPAddr != "" {
 		adm := &admin{log: log, rdb: rdb, token: cfg.AdminToken, brokers: brokers, store: store, policies: pols, metrics: tel.MetricsHandler(), assigned: lag.Assigned}
+		adm.topics = cfg.Topics // the names of /v1/epochs and POST /v1/epochs/{topic}
 		g.Go(func() error { return adm.serve(gctx, cfg.HTTPAddr) })
 	}
 	if cfg.Simulate {
@@ -201,8 +213,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
-// progress logs throughput and the schedules' progress every 10 seconds.
-func progress(ctx context.Context, log *slog.Logger, pipe *consumers.Pipeline, runner *jobs.Runner) error {
+// progress logs throughput and the schedules' progress every 10 seconds,
+// and, while overdue checks are held back by the repayments topic's
+// watermark, how far it is behind.
+func progress(ctx context.Context, log *slog.Logger, pipe *consumers.Pipeline, runner *jobs.Runner, wm *consumers.Watermark) error {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	var last int64
@@ -219,7 +233,14 @@ func progress(ctx context.Context, log *slog.Logger, pipe *consumers.Pipeline, r
 			log.Info("progress", "events", ev, "events_per_s", int(rate), "applied", s.Applied.Load(),
 				"repeats", s.Repeats.Load(), "dead_letters", s.DeadLetters.Load(), "decisions", s.Decisions.Load(), "lag", pipe.Lag(),
 				"recompute_due", runner.Recomp.Due.Load(), "recompute_done", runner.Recomp.Done.Load(),
-				"overdue_checks_due", runner.Overdue.Due.Load(), "overdue_checks_done", runner.Overdue.Done.Load())
+				"overdue_checks_due", runner.Overdue.Due.Load(), "overdue_checks_done", runner.Overdue.Done.Load(),
+				"overdue_checks_waiting", runner.Overdue.Waiting.Load())
+			if runner.Overdue.Waiting.Load() {
+				last := wm.Last()
+				log.Warn("overdue checks wait for the repayments topic", "watermark", time.Unix(0, runner.Overdue.JudgedAt.Load()).UTC(),
+					"behind", time.Duration(runner.Overdue.Behind.Load()).Round(time.Second), "records_behind", last.Behind,
+					"partitions_behind", last.Lagging, "checks_held", runner.Overdue.Held.Load())
+			}
 		}
 	}
 }
