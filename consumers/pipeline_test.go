@@ -219,9 +219,9 @@ func TestDuplicateEventIDCountsOnce(t *testing.T) {
 	}
 }
 
-// crashingPublisher stands for a process that dies after applying a batch
-// to Redis and before publishing and committing it: it fails the first
-// Publish permanently. The broker and Redis are real.
+// crashingPublisher stands for a process that dies in its first publish:
+// before the batch's state is written and its offsets committed. It fails
+// every write. The broker and Redis are real.
 type crashingPublisher struct {
 	*producers.Publisher // encodes records as the real one does
 	crashed              chan struct{}
@@ -307,5 +307,64 @@ func TestRedeliveryAfterCrashBeforeCommit(t *testing.T) {
 	}
 	if n, fen := spend(t, e.store, "dave"); n != 21 || fen != 20*100+250_000 {
 		t.Fatalf("after redelivery: %d payments, %d fen (the crashed run had %d, %d)", n, fen, n1, fen1)
+	}
+}
+
+// The first state engine's hole: with more than 32 of a user's events in
+// flight when a consumer died, the redelivered repayment lost its
+// "unfroze the user" fact (it came from a ring of the last 32 events), and
+// the unfrozen decision never came. Now a crash before the state write
+// leaves the state as it was, and the redelivery computes the same
+// unfreeze from it.
+func TestUnfreezeSurvivesACrashWithManyEventsInFlight(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	dueAt := now.Add(-5 * 24 * time.Hour)
+	if _, err := e.store.Apply(ctx, []state.Item{{Topic: 3, Offset: -1, Event: &events.Event{ID: "due-1", Type: events.TypeRepaymentDue,
+		Source: "test", Subject: "fay", Time: dueAt, Due: &events.RepaymentDue{UserID: "fay", BillID: "b1", AmountFen: 80_000, DueAt: dueAt}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if froze, err := e.store.AdvanceBill(ctx, "fay", "b1", 4, true); err != nil || !froze {
+		t.Fatalf("freeze: %v, %v", froze, err)
+	}
+	var pays []kafka.Message
+	for i := range 40 {
+		pays = append(pays, record(t, pay(fmt.Sprintf("fay-p%d", i), "fay", now.Add(-time.Duration(40-i)*time.Minute), 100)))
+	}
+	testenv.Produce(t, e.kafka.Addrs(), "fenqi.payments", pays...)
+	testenv.Produce(t, e.kafka.Addrs(), "fenqi.repayments", record(t, events.Event{ID: "paid-1", Type: events.TypeRepaymentPaid,
+		Source: "test", Subject: "fay", Time: now, Paid: &events.RepaymentPaid{UserID: "fay", BillID: "b1", AmountFen: 80_000}}))
+
+	crash := &crashingPublisher{Publisher: e.pub, crashed: make(chan struct{})}
+	stop := e.start(t, crash)
+	select {
+	case <-crash.crashed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first run never reached publish")
+	}
+	_ = stop()
+	if u, err := e.store.User(ctx, "fay"); err != nil || !u.FrozenOverdue {
+		t.Fatalf("the crashed run changed the state: %+v, %v", u, err)
+	}
+	stop = e.start(t, nil)
+	waitFor(t, "the repayment applied", func() bool {
+		u, err := e.store.User(ctx, "fay")
+		return err == nil && len(u.Bills) == 0 && u.Days[u.Day(now)].Payments == 40
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var unfrozen int
+	for _, m := range testenv.ReadAll(t, e.kafka.Addrs(), "fenqi.decisions") {
+		if d, err := events.DecodeDecision(m.Value); err == nil && d.Type == events.TypeDecisionUnfrozen && d.Subject == "fay" {
+			unfrozen++
+		}
+	}
+	if unfrozen != 1 {
+		t.Fatalf("%d unfrozen decisions for fay, want 1", unfrozen)
+	}
+	if u, _ := e.store.User(ctx, "fay"); u.FrozenOverdue {
+		t.Fatal("fay stays frozen")
 	}
 }
