@@ -429,11 +429,7 @@ func (e *rcBench) stepsPass(ctx context.Context) (string, error) {
 		if len(claims) == 0 {
 			break
 		}
-		ids := make([]string, len(claims))
-		for i, c := range claims {
-			ids[i] = c.Member
-		}
-		users, err := e.store.Users(ctx, ids)
+		users, err := e.store.ReadBatch(ctx, batch) // as the recompute reads
 		if err != nil {
 			return "", err
 		}
