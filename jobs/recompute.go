@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/fenqi/fenqi/scoring/credit"
 	"github.com/fenqi/fenqi/state"
 	"github.com/fenqi/fenqi/telemetry"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // recomputeChunk is a batch of claimed users, read.
@@ -24,7 +26,8 @@ type recomputeChunk struct {
 // recomputeOnce recomputes every user whose quota is due now, a batch at a
 // time, in three stages that overlap: one goroutine claims the next batch
 // while Config.RecomputeReaders others read the batches claimed before it,
-// while this one evaluates, publishes and saves the batches already read.
+// while this one evaluates the batches already read, while a last one
+// publishes and saves the batches evaluated.
 // Reading is the larger part of a recompute, and claiming and the rest of
 // the work stay off its path (see BenchmarkRecompute1M). It returns how
 // many users it recomputed.
@@ -83,23 +86,71 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 		readers.Wait()
 		close(read)
 	})
+	// The last stage publishes and saves a batch (waits on the broker and
+	// on Redis) while this goroutine evaluates the next one, in order.
+	evaluated := make(chan *evaluatedChunk, 1)
+	var finishErr error
+	var finishing sync.WaitGroup
+	finishing.Go(func() {
+		for ec := range evaluated {
+			if finishErr == nil {
+				finishErr = r.finishChunk(ec)
+				if finishErr != nil {
+					cancel() // claim and read no more
+				}
+			}
+			endBatch(ec.span, &ec.err, "recompute")
+		}
+	})
 	n := 0
+	var readErr error
 	for c := range read {
 		if c.err != nil {
-			return n, c.err
+			readErr = c.err
+			break
 		}
-		if err := r.recomputeChunk(ctx, c); err != nil {
-			return n, err
+		ec := r.evaluateChunk(ctx, c)
+		select {
+		case evaluated <- ec:
+			n += len(c.users)
+		case <-ctx.Done():
+			endBatch(ec.span, &ec.err, "recompute")
 		}
-		n += len(c.users)
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	return n, nil
+	close(evaluated)
+	finishing.Wait()
+	return n, errors.Join(readErr, finishErr)
 }
 
-// recomputeChunk evaluates, publishes and saves one batch of users.
-func (r *Runner) recomputeChunk(ctx context.Context, c recomputeChunk) (err error) {
+// evaluatedChunk is a batch of users evaluated, to publish and save.
+type evaluatedChunk struct {
+	ctx    context.Context // carries the batch's span
+	span   trace.Span
+	err    error // the batch's outcome, for its span
+	batch  *state.RecomputeBatch
+	ds     []events.Decision
+	quotas []state.Quota
+}
+
+// finishChunk publishes a batch's decisions, then saves its quotas.
+func (r *Runner) finishChunk(ec *evaluatedChunk) error {
+	if ec.err = r.publish(ec.ctx, ec.ds, &r.Recomp); ec.err != nil {
+		return ec.err
+	}
+	if ec.err = r.store.SaveQuotas(ec.ctx, ec.batch, ec.quotas); ec.err != nil {
+		return ec.err
+	}
+	r.Recomp.Done.Add(int64(len(ec.quotas)))
+	r.cfg.OnDone(telemetry.ScheduleRecompute, len(ec.quotas))
+	return nil
+}
+
+// evaluateChunk evaluates one batch of users.
+func (r *Runner) evaluateChunk(ctx context.Context, c recomputeChunk) *evaluatedChunk {
 	ctx, span := r.startBatch(ctx, telemetry.SpanJobsRecompute, len(c.users))
-	defer endBatch(span, &err, "recompute")
 	pol, rules := r.policy()
 	ds := make([]events.Decision, 0, len(c.users))
 	quotas := make([]state.Quota, 0, len(c.users))
@@ -126,15 +177,7 @@ func (r *Runner) recomputeChunk(ctx context.Context, c recomputeChunk) (err erro
 		ds = append(ds, rules.Quota(u.ID, cause, u.QuotaFen, res, next))
 		quotas = append(quotas, q)
 	}
-	if err := r.publish(ctx, ds, &r.Recomp); err != nil {
-		return err
-	}
-	if err := r.store.SaveQuotas(ctx, c.batch, quotas); err != nil {
-		return err
-	}
-	r.Recomp.Done.Add(int64(len(quotas)))
-	r.cfg.OnDone(telemetry.ScheduleRecompute, len(quotas))
-	return nil
+	return &evaluatedChunk{ctx: ctx, span: span, batch: c.batch, ds: ds, quotas: quotas}
 }
 
 // Explain evaluates a user's quota now, as a recompute would, without
