@@ -189,7 +189,7 @@ func BenchmarkStateEngineRows(b *testing.B) {
 		}
 		b.StartTimer()
 		d := measure("(d) whole pipeline, 100k simulated events", total, "Go CPU includes kfake", func() {
-			drainQuiet(b, p, total)
+			drain(b, p, total)
 		})
 		b.StopTimer()
 		b.ReportMetric(d.rate(), "events/s")
@@ -210,22 +210,6 @@ func BenchmarkStateEngineRows(b *testing.B) {
 			0.7*d.rate(), lat.p50, lat.p99, lat.n)
 		b.Log(sb.String())
 		fmt.Println(sb.String())
-	}
-}
-
-// drainQuiet runs p until it has processed total records (the timer is
-// the caller's).
-func drainQuiet(b *testing.B, p *consumers.Pipeline, total int64) {
-	b.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	for p.Stats().Events.Load() < total {
-		time.Sleep(2 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		b.Fatal(err)
 	}
 }
 

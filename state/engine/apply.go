@@ -430,25 +430,29 @@ func findPlace(ps []Place, name string) int {
 	return -1
 }
 
-// device records a device seen at ts and says whether it is new: not seen
-// in the GeoDays before, for a user with device history.
+// seen records a place seen on day and says whether it is new: not seen
+// in the GeoDays before, for a user with places of that kind.
+func (a *applier) seen(list *[]Place, name string, day int32) (*Place, bool) {
+	i := findPlace(*list, name)
+	isNew := false
+	if i < 0 {
+		isNew = len(*list) > 0
+		*list = append(*list, Place{Name: name, LastDay: day})
+		i = len(*list) - 1
+	} else {
+		isNew = (*list)[i].LastDay <= day-int32(a.cfg.GeoDays)
+	}
+	p := &(*list)[i]
+	p.LastDay = max(p.LastDay, day)
+	return p, isNew
+}
+
+// device records a device seen at ts and says whether it is new.
 func (a *applier) device(ts int64, id string, login bool) bool {
 	if id == "" {
 		return false
 	}
-	day := LocalDay(a.loc, ts)
-	since := day - int32(a.cfg.GeoDays)
-	i := findPlace(a.s.Devices, id)
-	isNew := false
-	if i < 0 {
-		isNew = len(a.s.Devices) > 0
-		a.s.Devices = append(a.s.Devices, Place{Name: id, LastDay: day})
-		i = len(a.s.Devices) - 1
-	} else if a.s.Devices[i].LastDay <= since {
-		isNew = true
-	}
-	d := &a.s.Devices[i]
-	d.LastDay = max(d.LastDay, day)
+	d, isNew := a.seen(&a.s.Devices, id, LocalDay(a.loc, ts))
 	if login {
 		d.Logins++
 	}
@@ -461,17 +465,7 @@ func (a *applier) city(ts int64, name string) bool {
 	if name == "" {
 		return false
 	}
-	day := LocalDay(a.loc, ts)
-	since := day - int32(a.cfg.GeoDays)
-	i := findPlace(a.s.Cities, name)
-	other := false
-	if i < 0 {
-		other = len(a.s.Cities) > 0
-		a.s.Cities = append(a.s.Cities, Place{Name: name, LastDay: day})
-	} else {
-		other = a.s.Cities[i].LastDay <= since
-		a.s.Cities[i].LastDay = max(a.s.Cities[i].LastDay, day)
-	}
+	_, other := a.seen(&a.s.Cities, name, LocalDay(a.loc, ts))
 	if other {
 		// newest first; a late login finds its place among them
 		j, found := slices.BinarySearchFunc(a.s.OtherCity, ts, func(t, ts int64) int { return cmp.Compare(ts, t) })
