@@ -385,22 +385,22 @@ type handled struct {
 	event     events.Event
 	dead      *producers.DeadLetter
 	decisions []events.Decision
+	status    state.Status // what state did with it (its last computation)
+	decoded   bool         // a state.Item of the batch
 }
 
 // pending is a batch applied to state and evaluated, waiting to be
 // published and committed.
 type pending struct {
-	start      time.Time
-	batch      []kafka.Message
-	hs         []handled
-	items      []state.Item
-	itemOf     []int // item -> index in hs
-	sb         *state.Batch
-	msgs       []kafka.Message // decisions and dead letters, each with its publish span's context
-	pspans     []trace.Span
-	dead       []producers.DeadLetter
-	refreeze   []string // users frozen or unfrozen: recompute their quota now
-	ndecisions int
+	start    time.Time
+	batch    []kafka.Message
+	hs       []handled
+	items    []state.Item
+	itemOf   []int // item -> index in hs
+	sb       *state.Batch
+	msgs     []kafka.Message // decisions and dead letters, each with its publish span's context
+	pspans   []trace.Span
+	refreeze []string // users frozen or unfrozen: recompute their quota now
 }
 
 func (pb *pending) endSpans() {
@@ -439,7 +439,7 @@ func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pendi
 		}
 		telemetry.SetMessageID(h.span, ev.ID)
 		h.span.SetAttributes(telemetry.EventTypeKey.String(ev.Type))
-		h.event = ev
+		h.event, h.decoded = ev, true
 		pb.items = append(pb.items, state.Item{Event: &h.event, Topic: p.topicIdx[h.msg.Topic], Partition: h.msg.Partition, Offset: h.msg.Offset})
 		pb.itemOf = append(pb.itemOf, i)
 	}
@@ -500,14 +500,12 @@ func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int, again *re
 	for k, j := range js {
 		it, o := items[k], sb.Outcomes[k]
 		h := &pb.hs[pb.itemOf[j]]
-		h.decisions = nil
+		h.decisions, h.dead, h.status = nil, nil, o.Status
 		if o.Status == state.Refused {
 			h.dead = &producers.DeadLetter{Msg: h.msg, Err: fmt.Errorf("state refused the event: %w", o.Err), At: p.cfg.Now()}
 			continue
 		}
-		p.obs.Event(h.msg.Topic, o.Status.String())
 		if o.Status != state.Applied {
-			p.stats.Repeats.Add(1)
 			if o.Unknown {
 				p.stats.Unknown.Add(1)
 				p.log.WarnContext(h.ctx, "an event at an offset already applied is not among its user's latest events: "+
@@ -516,7 +514,6 @@ func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int, again *re
 			}
 			continue
 		}
-		p.stats.Applied.Add(1)
 		ds, dl := p.evaluate(rules, it, o, h.msg)
 		if dl != nil {
 			h.dead = dl
@@ -575,8 +572,6 @@ func (p *Pipeline) recompute(ctx context.Context, pb *pending, users []string) e
 func (p *Pipeline) records(pb *pending, is []int) error {
 	var msgs []kafka.Message
 	var pspans []trace.Span
-	var dead []producers.DeadLetter
-	ndecisions := 0
 	decisionsTopic, dlqTopic := p.pub.Topics()
 	for _, i := range is {
 		h := &pb.hs[i]
@@ -587,7 +582,6 @@ func (p *Pipeline) records(pb *pending, is []int) error {
 			}
 			ps := p.tel.StartDecisionPublish(h.ctx, decisionsTopic, d.Type, d.Data.Rule, &m)
 			msgs, pspans = append(msgs, m), append(pspans, ps)
-			ndecisions++
 		}
 		if h.dead != nil {
 			telemetry.Fail(h.span, h.dead.Err, "dead_letter")
@@ -596,12 +590,9 @@ func (p *Pipeline) records(pb *pending, is []int) error {
 			pctx, ps := p.tel.StartPublish(h.ctx, dlqTopic)
 			p.tel.Inject(pctx, &m)
 			msgs, pspans = append(msgs, m), append(pspans, ps)
-			dead = append(dead, *h.dead)
-			p.obs.Event(h.msg.Topic, telemetry.OutcomeDeadLettered)
 		}
 	}
-	pb.msgs, pb.pspans, pb.dead = msgs, pspans, append(pb.dead, dead...)
-	pb.ndecisions += ndecisions
+	pb.msgs, pb.pspans = msgs, pspans
 	return nil
 }
 
@@ -645,7 +636,7 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 		// state.Drafts): every batch before it is written, so compute it
 		// again from Redis before publishing anything of it.
 		p.log.Info("a batch was computed on a state that changed; computing it again", "events", len(pb.items))
-		pb.msgs, pb.dead, pb.ndecisions, pb.refreeze = nil, nil, 0, nil
+		pb.msgs, pb.refreeze = nil, nil
 		for _, ps := range pb.pspans {
 			ps.End()
 		}
@@ -680,8 +671,22 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 			return err
 		}
 	}
+	// What the batch did, from each record's last computation.
+	var ndecisions, ndead int
 	for i := range pb.hs {
 		h := &pb.hs[i]
+		switch {
+		case h.dead != nil:
+			ndead++
+			p.obs.Event(h.msg.Topic, telemetry.OutcomeDeadLettered)
+		case h.status == state.Applied:
+			p.stats.Applied.Add(1)
+			p.obs.Event(h.msg.Topic, h.status.String())
+		default:
+			p.stats.Repeats.Add(1)
+			p.obs.Event(h.msg.Topic, h.status.String())
+		}
+		ndecisions += len(h.decisions)
 		for _, d := range h.decisions {
 			p.obs.Decision(d)
 			p.obs.Latency(telemetry.ClockEventTime, acked.Sub(h.event.Time))
@@ -705,8 +710,8 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 	}
 	p.stats.Batches.Add(1)
 	p.stats.Events.Add(int64(len(pb.batch)))
-	p.stats.DeadLetters.Add(int64(len(pb.dead)))
-	p.stats.Decisions.Add(int64(pb.ndecisions))
+	p.stats.DeadLetters.Add(int64(ndead))
+	p.stats.Decisions.Add(int64(ndecisions))
 	p.obs.Batch(len(pb.batch), time.Since(pb.start))
 	return nil
 }
