@@ -276,32 +276,32 @@ func (d Decoder) Decode(key []byte, headers []Header, value []byte) (Event, erro
 
 	var env envelopeIn
 	binary := false
-	contentType := ""
+	var contentType []byte // the last content-type header
 	for i := range headers {
 		switch k := headers[i].Key; {
 		case strings.EqualFold(k, headerSpecVersion):
 			binary = true
 		case strings.EqualFold(k, headerContentType):
-			contentType = string(headers[i].Value)
+			contentType = headers[i].Value
 		}
 	}
 	if binary {
 		if err := env.fromHeaders(headers); err != nil {
 			return Event{}, err
 		}
-		if contentType != "" && !isMediaType(contentType, ContentTypeJSON) {
-			return Event{}, derr("content-type", `must be "application/json" in binary mode, not `+short(contentType))
+		if len(contentType) > 0 && !isMediaType(string(contentType), ContentTypeJSON) {
+			return Event{}, derr("content-type", `must be "application/json" in binary mode, not `+short(string(contentType)))
 		}
 		env.Data = value
 	} else {
-		if contentType != "" && !isMediaType(contentType, ContentTypeCloudEvents) && !isMediaType(contentType, ContentTypeJSON) {
-			return Event{}, derr("content-type", `must be "application/cloudevents+json" (or a ce_specversion header for binary mode), not `+short(contentType))
+		if len(contentType) > 0 && !isMediaType(string(contentType), ContentTypeCloudEvents) && !isMediaType(string(contentType), ContentTypeJSON) {
+			return Event{}, derr("content-type", `must be "application/cloudevents+json" (or a ce_specversion header for binary mode), not `+short(string(contentType)))
 		}
 		if len(bytes.TrimSpace(value)) == 0 {
 			return Event{}, derr("value", "empty")
 		}
-		if err := json.Unmarshal(value, &env); err != nil {
-			return Event{}, jsonError(err, "")
+		if err := env.read(value); err != nil {
+			return Event{}, err
 		}
 	}
 
@@ -353,6 +353,39 @@ func (d Decoder) Decode(key []byte, headers []Header, value []byte) (Event, erro
 	return e, nil
 }
 
+// read fills the attributes and data from a structured-mode value, as
+// json.Unmarshal(value, env) would, and returns the error it would give.
+// The data is kept raw (checked, not decoded: its type may come after it)
+// and decoded by decodePayment etc. once the attributes have passed.
+func (env *envelopeIn) read(value []byte) *DecodeError {
+	r := reader{buf: value}
+	for r.next() {
+		switch string(r.name) {
+		case "specversion":
+			r.readString(&env.SpecVersion)
+		case "id":
+			r.readString(&env.ID)
+		case "type":
+			r.readString(&env.Type)
+		case "source":
+			r.readString(&env.Source)
+		case "time":
+			r.readString(&env.Time)
+		case "subject":
+			r.readString(&env.Subject)
+		case "datacontenttype":
+			r.readString(&env.DataContentType)
+		case "data":
+			env.Data = r.raw()
+		case "data_base64":
+			env.DataBase64 = r.raw()
+		default:
+			r.skip()
+		}
+	}
+	return r.close("")
+}
+
 // fromHeaders fills the attributes from the ce_<attr> headers of a
 // binary-mode record. A repeated attribute header is an error.
 func (env *envelopeIn) fromHeaders(headers []Header) *DecodeError {
@@ -384,7 +417,7 @@ func (env *envelopeIn) fromHeaders(headers []Header) *DecodeError {
 			return derr(strings.ToLower(k[3:]), "header "+strings.ToLower(k)+" repeated")
 		}
 		seen |= bit
-		*dst = string(headers[i].Value)
+		*dst = intern(headers[i].Value)
 	}
 	return nil
 }
@@ -400,8 +433,33 @@ const installmentsAbsent = math.MinInt
 
 func decodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 	w := Payment{Installments: installmentsAbsent}
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, jsonError(err, "data.")
+	r := reader{buf: data, share: subject}
+	for r.next() {
+		switch string(r.name) {
+		case "user_id":
+			r.readString(&w.UserID)
+		case "amount_fen":
+			r.readInt64(&w.AmountFen)
+		case "currency":
+			r.readString(&w.Currency)
+		case "scene":
+			r.readString((*string)(&w.Scene))
+		case "merchant_id":
+			r.readString(&w.MerchantID)
+		case "installments":
+			r.readInt(&w.Installments)
+		case "device_id":
+			r.readString(&w.DeviceID)
+		case "city":
+			r.readString(&w.City)
+		case "auth":
+			r.readString((*string)(&w.Auth))
+		default:
+			r.skip()
+		}
+	}
+	if err := r.close("data."); err != nil {
+		return nil, err
 	}
 	if err := checkUser(w.UserID, subject); err != nil {
 		return nil, err
@@ -431,8 +489,25 @@ func decodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 
 func decodeLogin(data []byte, subject string) (*Login, *DecodeError) {
 	var w Login
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, jsonError(err, "data.")
+	r := reader{buf: data, share: subject}
+	for r.next() {
+		switch string(r.name) {
+		case "user_id":
+			r.readString(&w.UserID)
+		case "device_id":
+			r.readString(&w.DeviceID)
+		case "city":
+			r.readString(&w.City)
+		case "ip":
+			r.readString(&w.IP)
+		case "auth":
+			r.readString((*string)(&w.Auth))
+		default:
+			r.skip()
+		}
+	}
+	if err := r.close("data."); err != nil {
+		return nil, err
 	}
 	if err := checkUser(w.UserID, subject); err != nil {
 		return nil, err
@@ -462,8 +537,23 @@ type dueIn struct {
 
 func decodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 	var w dueIn
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, jsonError(err, "data.")
+	r := reader{buf: data, share: subject}
+	for r.next() {
+		switch string(r.name) {
+		case "user_id":
+			r.readString(&w.UserID)
+		case "bill_id":
+			r.readString(&w.BillID)
+		case "amount_fen":
+			r.readInt64(&w.AmountFen)
+		case "due_at":
+			r.readString(&w.DueAt)
+		default:
+			r.skip()
+		}
+	}
+	if err := r.close("data."); err != nil {
+		return nil, err
 	}
 	if err := checkBill(w.UserID, subject, w.BillID, w.AmountFen); err != nil {
 		return nil, err
@@ -480,8 +570,21 @@ func decodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 
 func decodePaid(data []byte, subject string) (*RepaymentPaid, *DecodeError) {
 	var w RepaymentPaid
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, jsonError(err, "data.")
+	r := reader{buf: data, share: subject}
+	for r.next() {
+		switch string(r.name) {
+		case "user_id":
+			r.readString(&w.UserID)
+		case "bill_id":
+			r.readString(&w.BillID)
+		case "amount_fen":
+			r.readInt64(&w.AmountFen)
+		default:
+			r.skip()
+		}
+	}
+	if err := r.close("data."); err != nil {
+		return nil, err
 	}
 	if err := checkBill(w.UserID, subject, w.BillID, w.AmountFen); err != nil {
 		return nil, err
@@ -520,8 +623,37 @@ type profileIn struct {
 
 func decodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 	var w profileIn
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, jsonError(err, "data.")
+	r := reader{buf: data, share: subject}
+	for r.next() {
+		switch string(r.name) {
+		case "user_id":
+			r.readString(&w.UserID)
+		case "pay_score":
+			readPtr(&r, &w.PayScore)
+		case "real_name_verified":
+			readPtr(&r, &w.RealNameVerified)
+		case "identity_complete":
+			readPtr(&r, &w.IdentityComplete)
+		case "card_bound_since":
+			readPtr(&r, &w.CardBoundSince)
+		case "card_bank_blacklisted":
+			readPtr(&r, &w.CardBankBlacklisted)
+		case "wealth_balance_fen":
+			readPtr(&r, &w.WealthBalanceFen)
+		case "judicial_defaulter":
+			readPtr(&r, &w.JudicialDefaulter)
+		case "linked_account_negative":
+			readPtr(&r, &w.LinkedAccountNegative)
+		case "transaction_limit_fen":
+			readPtr(&r, &w.TransactionLimitFen)
+		case "timezone":
+			r.readString(&w.Timezone)
+		default:
+			r.skip()
+		}
+	}
+	if err := r.close("data."); err != nil {
+		return nil, err
 	}
 	if err := checkUser(w.UserID, subject); err != nil {
 		return nil, err
