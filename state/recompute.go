@@ -369,7 +369,7 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 		engine.SaveQuota(st, q.QuotaFen, q.Seq, q.CycleDone)
 		expect := st.Rev
 		st.Rev = newRev()
-		ws = append(ws, write{user: q.UserID, expect: expect, val: engine.Encode(nil, st)})
+		ws = append(ws, write{user: q.UserID, expect: expect, val: encode(st)})
 	}
 	failed, err := s.cas(ctx, ws, nil)
 	if err != nil {

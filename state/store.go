@@ -596,7 +596,7 @@ func (s *Store) prepare(ctx context.Context, items []Item, d *Drafts, again *Bat
 		}
 		expect := st.Rev
 		st.Rev = newRev()
-		b.writes = append(b.writes, write{user: u, expect: expect, val: engine.Encode(nil, st)})
+		b.writes = append(b.writes, write{user: u, expect: expect, val: encode(st)})
 		written[g] = true
 	}
 	if d != nil {
@@ -738,7 +738,7 @@ func (s *Store) update(ctx context.Context, userIDs []string, fn func(i int, st 
 			}
 			expect := st.Rev
 			st.Rev = newRev()
-			ws = append(ws, write{user: ids[k], expect: expect, val: engine.Encode(nil, st)})
+			ws = append(ws, write{user: ids[k], expect: expect, val: encode(st)})
 		}
 		// A user whose first write this is becomes known to the schedule,
 		// as with its first event.
@@ -774,3 +774,7 @@ func IsScriptError(err error) bool {
 func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
+
+// encode encodes a state into a buffer sized for a typical user (about
+// 600 bytes), so that the encoding does not grow it again and again.
+func encode(st *engine.State) []byte { return engine.Encode(make([]byte, 0, 1024), st) }
