@@ -763,14 +763,6 @@ func (s *Store) update(ctx context.Context, userIDs []string, fn func(i int, st 
 	return nil
 }
 
-// IsScriptError reports an error raised inside a state script: a bug or a
-// misconfigured Redis, never one odd event (the engine refuses those with
-// Status Refused).
-func IsScriptError(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "user_script") || strings.Contains(msg, "Error running script")
-}
-
 func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
