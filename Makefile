@@ -38,7 +38,7 @@ bench:
 
 # Issue 3 figure: recompute 1,000,000 users with realistic state next to only
 # reading them, in one run, on a redis-server the benchmark starts itself
-# (~3.1 GB of Redis memory, ~8 min on 2 cores): each read and recompute pass
+# (~0.9 GB of Redis memory, ~4 min on 2 cores): each read and recompute pass
 # runs back to back FENQI_BENCH_ROUNDS times (default 3) and the summary gives
 # the median ratio. FENQI_BENCH_USERS=N to change the population.
 bench-recompute:
