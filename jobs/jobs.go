@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -386,24 +385,24 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 	// since it was read publishes nothing. The timer moves on only once the
 	// decision is acknowledged: a crash in between leaves the check to be
 	// claimed again, and its decision published again (above).
+	bsteps := make([]state.BillStep, len(steps))
+	for i, s := range steps {
+		bsteps[i] = state.BillStep{UserID: s.c.UserID, BillID: s.c.BillID, Stage: s.stage, Freeze: s.freeze}
+	}
+	res, err := r.store.AdvanceBills(ctx, bsteps)
+	if err != nil {
+		return 0, err
+	}
 	var ds []events.Decision
 	var done []step
 	var froze []string
-	for _, s := range steps {
-		f, err := r.store.AdvanceBill(ctx, s.c.UserID, s.c.BillID, s.stage, s.freeze)
-		switch {
-		case errors.Is(err, state.ErrBillGone):
-			// Settled since it was read: nothing to publish.
-			if err := r.store.DropTimers(ctx, s.c); err != nil {
-				return 0, err
-			}
-			r.Overdue.Done.Add(1)
-			r.cfg.OnDone(telemetry.ScheduleOverdueChecks, 1)
+	var settled []state.TimerClaim
+	for i, s := range steps {
+		if res[i].Gone {
+			settled = append(settled, s.c) // settled since it was read: nothing to publish
 			continue
-		case err != nil:
-			return 0, err
 		}
-		if f {
+		if res[i].Froze {
 			froze = append(froze, s.c.UserID)
 		}
 		if s.d != nil {
@@ -411,18 +410,29 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		}
 		done = append(done, s)
 	}
+	if err := r.store.DropTimers(ctx, settled...); err != nil {
+		return 0, err
+	}
+	if len(settled) > 0 {
+		r.Overdue.Done.Add(int64(len(settled)))
+		r.cfg.OnDone(telemetry.ScheduleOverdueChecks, len(settled))
+	}
 	if err := r.publish(ctx, ds, &r.Overdue); err != nil {
 		return 0, err
 	}
 	if err := r.store.RecomputeSoon(ctx, now, froze...); err != nil {
 		return 0, err
 	}
-	for _, s := range done {
-		if err := r.store.ScheduleBill(ctx, s.c.UserID, s.c.BillID, s.next); err != nil {
-			return 0, err
-		}
-		r.Overdue.Done.Add(1)
-		r.cfg.OnDone(telemetry.ScheduleOverdueChecks, 1)
+	next := make([]state.NextCheck, len(done))
+	for i, s := range done {
+		next[i] = state.NextCheck{UserID: s.c.UserID, BillID: s.c.BillID, Next: s.next}
+	}
+	if err := r.store.ScheduleBills(ctx, next); err != nil {
+		return 0, err
+	}
+	if len(done) > 0 {
+		r.Overdue.Done.Add(int64(len(done)))
+		r.cfg.OnDone(telemetry.ScheduleOverdueChecks, len(done))
 	}
 	return len(claims), nil
 }

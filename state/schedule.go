@@ -102,41 +102,95 @@ func (s *Store) ClaimTimers(ctx context.Context, now time.Time, limit int, lease
 // tried to advance it.
 var ErrBillGone = engine.ErrBillGone
 
-// AdvanceBill records in the user's state that the overdue check of a
-// bill reached stage and, with freeze, freezes the user for it (written
-// with the compare-and-set, so a repayment applied meanwhile is kept and
-// decides). It returns whether this call froze the user, or ErrBillGone
-// when the bill was settled meanwhile (nothing written). Publish the
-// check's decision after it, then call ScheduleBill.
-func (s *Store) AdvanceBill(ctx context.Context, userID, billID string, stage int, freeze bool) (froze bool, err error) {
-	var gone bool
-	err = s.update(ctx, []string{userID}, func(_ int, st *engine.State) (bool, error) {
-		var err error
-		froze, err = engine.AdvanceBill(st, billID, stage, freeze)
-		gone = errors.Is(err, engine.ErrBillGone)
-		if gone {
-			return false, nil
+// BillStep is an overdue check's step to record: its bill reached Stage
+// and, with Freeze, freezes its user.
+type BillStep struct {
+	UserID, BillID string
+	Stage          int
+	Freeze         bool
+}
+
+// BillResult is what recording a step did: Froze when it froze the user
+// (not frozen before), Gone when the bill was no longer open (settled
+// since it was read: nothing written for it).
+type BillResult struct{ Froze, Gone bool }
+
+// AdvanceBills records overdue checks' steps in their users' state, each
+// user read and written once with the compare-and-set (so a repayment
+// applied meanwhile is kept and decides). Publish the steps' decisions
+// after it, then call ScheduleBill.
+func (s *Store) AdvanceBills(ctx context.Context, steps []BillStep) ([]BillResult, error) {
+	out := make([]BillResult, len(steps))
+	var users []string
+	of := map[string][]int{} // user -> its steps, in order
+	for i, st := range steps {
+		if _, ok := of[st.UserID]; !ok {
+			users = append(users, st.UserID)
 		}
-		return err == nil, err
+		of[st.UserID] = append(of[st.UserID], i)
+	}
+	err := s.update(ctx, users, func(k int, st *engine.State) (bool, error) {
+		write := false
+		for _, i := range of[users[k]] {
+			froze, err := engine.AdvanceBill(st, steps[i].BillID, steps[i].Stage, steps[i].Freeze)
+			switch {
+			case errors.Is(err, engine.ErrBillGone):
+				out[i] = BillResult{Gone: true}
+			case err != nil:
+				return false, err
+			default:
+				out[i], write = BillResult{Froze: froze}, true
+			}
+		}
+		return write, nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("state: advance bill %s of %s: %w", billID, userID, err)
+		return nil, fmt.Errorf("state: advance %d bills: %w", len(steps), err)
 	}
-	if gone {
+	return out, nil
+}
+
+// AdvanceBill is AdvanceBills for one step: it returns whether it froze
+// the user, or ErrBillGone.
+func (s *Store) AdvanceBill(ctx context.Context, userID, billID string, stage int, freeze bool) (froze bool, err error) {
+	res, err := s.AdvanceBills(ctx, []BillStep{{UserID: userID, BillID: billID, Stage: stage, Freeze: freeze}})
+	if err != nil {
+		return false, err
+	}
+	if res[0].Gone {
 		return false, ErrBillGone
 	}
-	return froze, nil
+	return res[0].Froze, nil
 }
 
 // ScheduleBill moves a bill's next overdue check to next, or ends its
 // checks when next is zero.
 func (s *Store) ScheduleBill(ctx context.Context, userID, billID string, next time.Time) error {
-	if next.IsZero() {
-		return s.DropTimers(ctx, TimerClaim{UserID: userID, BillID: billID})
+	return s.ScheduleBills(ctx, []NextCheck{{UserID: userID, BillID: billID, Next: next}})
+}
+
+// NextCheck is when a bill's overdue check comes next (zero: no more).
+type NextCheck struct {
+	UserID, BillID string
+	Next           time.Time
+}
+
+// ScheduleBills moves bills' next overdue checks, in one round trip.
+func (s *Store) ScheduleBills(ctx context.Context, checks []NextCheck) error {
+	if len(checks) == 0 {
+		return nil
 	}
-	member := timerMember(userID, billID)
-	if err := s.rdb.ZAddXX(ctx, s.Key(TimersKey), redis.Z{Score: float64(next.Unix()), Member: member}).Err(); err != nil {
-		return fmt.Errorf("state: schedule bill timer: %w", err)
+	pipe := s.rdb.Pipeline()
+	for _, c := range checks {
+		member := timerMember(c.UserID, c.BillID)
+		if c.Next.IsZero() {
+			pipe.ZRem(ctx, s.Key(TimersKey), member)
+		} else {
+			pipe.ZAddXX(ctx, s.Key(TimersKey), redis.Z{Score: float64(c.Next.Unix()), Member: member})
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: schedule %d bill timers: %w", len(checks), err)
 	}
 	return nil
 }

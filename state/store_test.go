@@ -1595,3 +1595,37 @@ func TestRaiseEpochAppliesARestartedTopic(t *testing.T) {
 		t.Fatalf("epochs %v, %v", eps, err)
 	}
 }
+
+// AdvanceBills records several checks' steps in one write per user: two
+// bills of one user (the second freezes), a bill settled meanwhile (gone,
+// nothing written for it) and another user's bill.
+func TestAdvanceBillsOneWritePerUser(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	dueEv := func(id, user, bill string) state.Item {
+		return state.Item{Topic: 3, Offset: -1, Event: &events.Event{ID: id, Type: events.TypeRepaymentDue, Source: "//test", Subject: user, Time: now,
+			Due: &events.RepaymentDue{UserID: user, BillID: bill, AmountFen: 1_000, DueAt: now.Add(-100 * time.Hour)}}}
+	}
+	apply(t, s, dueEv("a1", "ab1", "b1"), dueEv("a2", "ab1", "b2"), dueEv("a3", "ab2", "b1"))
+	res, err := s.AdvanceBills(ctx, []state.BillStep{
+		{UserID: "ab1", BillID: "b1", Stage: 3},
+		{UserID: "ab1", BillID: "b2", Stage: 4, Freeze: true},
+		{UserID: "ab1", BillID: "gone", Stage: 1},
+		{UserID: "ab2", BillID: "b1", Stage: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []state.BillResult{{}, {Froze: true}, {Gone: true}, {}}
+	if !slices.Equal(res, want) {
+		t.Fatalf("results %+v, want %+v", res, want)
+	}
+	u := user(t, s, "ab1")
+	if !u.FrozenOverdue || u.Bills["b1"].Stage != 3 || u.Bills["b2"].Stage != 4 {
+		t.Fatalf("ab1 after its steps: frozen %v, bills %+v", u.FrozenOverdue, u.Bills)
+	}
+	if u := user(t, s, "ab2"); u.FrozenOverdue || u.Bills["b1"].Stage != 2 {
+		t.Fatalf("ab2 after its step: frozen %v, bills %+v", u.FrozenOverdue, u.Bills)
+	}
+}
