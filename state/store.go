@@ -317,53 +317,84 @@ type write struct {
 // before them in the same round trip (extra may be nil), and returns the
 // users it could not write.
 func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner) []*redis.Cmd) ([]string, error) {
-	exec := func() ([]*redis.Cmd, []*redis.Cmd, error) {
+	// A user not stored before needs no script: SET NX writes it only if
+	// it is still not there. The others go through casScript.
+	var olds, news []write
+	for _, w := range ws {
+		if w.expect == 0 {
+			news = append(news, w)
+		} else {
+			olds = append(olds, w)
+		}
+	}
+	type call struct {
+		cmd   *redis.Cmd
+		users []write
+	}
+	// exec sends the extra commands, the scripts for olds and SET NX for
+	// news, in one round trip.
+	exec := func(olds, news []write) ([]*redis.Cmd, []call, []*redis.BoolCmd, error) {
 		pipe := s.rdb.Pipeline()
 		var ex []*redis.Cmd
 		if extra != nil {
 			ex = extra(pipe)
 		}
-		var calls []*redis.Cmd
-		call := func(part []write) {
+		var calls []call
+		script := func(part []write) {
 			keys := make([]string, len(part))
 			args := make([]any, 0, 2*len(part))
 			for i, w := range part {
 				keys[i] = s.userKey(w.user)
 				args = append(args, token(w.expect), w.val)
 			}
-			calls = append(calls, casScript.EvalSha(ctx, pipe, keys, args...))
+			calls = append(calls, call{casScript.EvalSha(ctx, pipe, keys, args...), part})
 		}
 		if s.cluster { // one slot per call
-			for i := range ws {
-				call(ws[i : i+1])
+			for i := range olds {
+				script(olds[i : i+1])
 			}
-		} else if len(ws) > 0 {
-			call(ws)
+		} else if len(olds) > 0 {
+			script(olds)
+		}
+		setnx := make([]*redis.BoolCmd, len(news))
+		for i, w := range news {
+			setnx[i] = pipe.SetNX(ctx, s.userKey(w.user), w.val, 0)
 		}
 		_, err := pipe.Exec(ctx)
 		if err != nil && !isNoScript(err) {
-			return nil, nil, fmt.Errorf("state: write %d users: %w", len(ws), err)
+			return nil, nil, nil, fmt.Errorf("state: write %d users: %w", len(ws), err)
 		}
-		return ex, calls, nil
+		return ex, calls, setnx, nil
 	}
-	ex, calls, err := exec()
+	ex, calls, setnx, err := exec(olds, news)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range append(ex, calls...) {
-		if isNoScript(c.Err()) {
-			// Redis restarted or failed over and forgot a script: load
-			// them and send it all again. A NOSCRIPT call wrote nothing; a
-			// write that did go through is seen as a conflict the second
-			// time, and its users are computed again from what it wrote.
-			if err := s.Load(ctx); err != nil {
-				return nil, err
-			}
-			if ex, calls, err = exec(); err != nil {
-				return nil, err
-			}
-			break
+	// Redis restarted or failed over and forgot a script: load them and
+	// send again what did not run (a NOSCRIPT call wrote nothing; the
+	// schedule entries are idempotent; SET NX ran).
+	var again []write
+	noScript := false
+	for _, c := range ex {
+		noScript = noScript || isNoScript(c.Err())
+	}
+	done := calls[:0:0]
+	for _, c := range calls {
+		if isNoScript(c.cmd.Err()) {
+			again, noScript = append(again, c.users...), true
+		} else {
+			done = append(done, c)
 		}
+	}
+	if noScript {
+		if err := s.Load(ctx); err != nil {
+			return nil, err
+		}
+		var more []call
+		if ex, more, _, err = exec(again, nil); err != nil {
+			return nil, err
+		}
+		calls = append(done, more...)
 	}
 	for _, c := range ex {
 		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
@@ -371,20 +402,23 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 		}
 	}
 	var failed []string
-	off := 0
 	for _, c := range calls {
-		n := 1
-		if !s.cluster {
-			n = len(ws)
-		}
-		pos, err := c.Int64Slice()
+		pos, err := c.cmd.Int64Slice()
 		if err != nil {
 			return nil, fmt.Errorf("state: write %d users: %w", len(ws), err)
 		}
 		for _, p := range pos {
-			failed = append(failed, ws[off+int(p)-1].user)
+			failed = append(failed, c.users[p-1].user)
 		}
-		off += n
+	}
+	for i, c := range setnx {
+		ok, err := c.Result()
+		if err != nil {
+			return nil, fmt.Errorf("state: write user %s: %w", news[i].user, err)
+		}
+		if !ok {
+			failed = append(failed, news[i].user)
+		}
 	}
 	return failed, nil
 }
