@@ -195,9 +195,7 @@ type RecomputeBatch struct {
 }
 
 // ReadBatch reads the claimed users of a batch in one round trip, and
-// keeps their states so that SaveQuotas writes each quota over the state
-// it was computed from (compare-and-set), with no second read unless the
-// user changed meanwhile.
+// remembers which of them have a value, which SaveQuotas patches in place.
 func (s *Store) ReadBatch(ctx context.Context, b *RecomputeBatch) ([]*User, error) {
 	ids := make([]string, len(b.Claims))
 	for i, c := range b.Claims {
@@ -347,50 +345,39 @@ type Quota struct {
 	Wake time.Time
 }
 
-// SaveQuotas stores the quotas of a claimed batch (each in its user's
-// state, with the compare-and-set: an event applied meanwhile is kept) and
-// then ends its claim: a trigger batch's entries are removed (those made
+// SaveQuotas stores the quotas of a claimed batch (each patched into its
+// user's value: an event applied meanwhile is kept, and a batch computed
+// on the value before conflicts and computes again) and then ends its
+// claim: a trigger batch's entries are removed (those made
 // due again meanwhile stay), a cycle batch's lease is dropped.
 func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) error {
 	if b == nil || len(b.Claims) == 0 {
 		return nil
 	}
-	// First over the states as read; the users changed since are read
-	// again and written by update.
-	var ws []write
+	// Each quota is patched into its user's value in place (SETRANGE of
+	// the fixed-width quota and a new write token: a writer that read the
+	// value before fails its compare-and-set and computes again, keeping
+	// the quota), with no read, no encoding and no script. A user with no
+	// value yet is written through update.
 	var again []int
+	pipe := s.rdb.Pipeline()
 	for i, q := range qs {
-		st := b.read[q.UserID]
-		if st == nil || st.Rev == 0 {
+		if st := b.read[q.UserID]; st == nil || st.Rev == 0 {
 			again = append(again, i)
 			continue
 		}
-		delete(b.read, q.UserID)
-		engine.SaveQuota(st, q.QuotaFen, q.Seq, q.CycleDone)
-		expect := st.Rev
-		st.Rev = newRev()
-		ws = append(ws, write{user: q.UserID, expect: expect, val: encode(st)})
+		pipe.SetRange(ctx, s.userKey(q.UserID), 1, string(engine.QuotaPatch(newRev(), q.QuotaFen, q.Seq, q.CycleDone)))
 	}
-	failed, err := s.cas(ctx, ws, nil)
-	if err != nil {
-		return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
-	}
-	if len(failed) > 0 {
-		changed := make(map[string]bool, len(failed))
-		for _, u := range failed {
-			changed[u] = true
-		}
-		for i, q := range qs {
-			if changed[q.UserID] {
-				again = append(again, i)
-			}
+	if pipe.Len() > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("state: save %d quotas: %w", len(qs), err)
 		}
 	}
 	ids := make([]string, len(again))
 	for k, i := range again {
 		ids[k] = qs[i].UserID
 	}
-	err = s.update(ctx, ids, func(k int, st *engine.State) (bool, error) {
+	err := s.update(ctx, ids, func(k int, st *engine.State) (bool, error) {
 		q := qs[again[k]]
 		engine.SaveQuota(st, q.QuotaFen, q.Seq, q.CycleDone)
 		return true, nil

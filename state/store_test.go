@@ -1629,3 +1629,43 @@ func TestAdvanceBillsOneWritePerUser(t *testing.T) {
 		t.Fatalf("ab2 after its step: frozen %v, bills %+v", u.FrozenOverdue, u.Bills)
 	}
 }
+
+// A saved quota is patched into the user's value with a new write token:
+// a batch computed on the value before conflicts, computes again, and
+// both the quota and its events are kept.
+func TestSavedQuotaAndAnInFlightBatchBothStay(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	apply(t, s, state.Item{Event: payment("q1", "qs1", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1})
+	b, err := s.ClaimRecomputes(ctx, now, 10, time.Minute, state.Interval(90))
+	if err != nil || len(b.Claims) != 1 {
+		t.Fatalf("claim: %+v, %v", b, err)
+	}
+	if _, err := s.ReadBatch(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	var d state.Drafts
+	ev, err := s.Prepare(ctx, []state.Item{{Event: payment("q2", "qs1", now, 200, events.SceneEcommerce, "d"), Topic: 1, Offset: 2}}, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveQuotas(ctx, b, []state.Quota{{UserID: "qs1", QuotaFen: 777_00, Seq: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Commit(ctx, ev, &d)
+	var c *state.ConflictError
+	if !errors.As(err, &c) {
+		t.Fatalf("the batch computed before the save: %v, want a conflict", err)
+	}
+	if ev, err = s.Reprepare(ctx, ev, c.Users, &d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, ev, &d); err != nil {
+		t.Fatal(err)
+	}
+	u := user(t, s, "qs1")
+	if !u.HasQuota || u.QuotaFen != 777_00 || u.Recomputes != 1 || u.Days[u.Day(now)].Payments != 2 {
+		t.Fatalf("after both: quota %v %d (seq %d), %d payments; want the quota and both payments", u.HasQuota, u.QuotaFen, u.Recomputes, u.Days[u.Day(now)].Payments)
+	}
+}

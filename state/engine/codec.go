@@ -4,11 +4,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The encoding (version 1) is the version byte, Rev as 8 bytes big-endian
-// (so that a compare-and-set script can read it with string.sub), then the
-// fields in the order of State, each list as its length and its entries,
+// (so that a compare-and-set script can read it with GETRANGE), the saved
+// quota at fixed width (QuotaHeader: a byte 1/0 for HasQuota, QuotaFen,
+// Recomputes and CycleDone as 8 bytes big-endian each, so that a saved
+// recompute is one SETRANGE of bytes 1..33 with a new Rev; see
+// QuotaPatch), then the other fields in the order of State, each list as its length and its entries,
 // numbers as varints (times in lists as deltas from the entry before), and
 // strings as a length and bytes. Nothing is named: the version byte says
 // the layout.
@@ -18,7 +22,6 @@ const (
 	flagFrozenOverdue = 1 << iota
 	flagFrozenJudicial
 	flagProfile
-	flagQuota
 	flagOverride
 )
 
@@ -34,6 +37,34 @@ const (
 // fingerprints are 48 bits, stored as 6 bytes.
 const fpBytes = 6
 
+// headerLen is the fixed part: the version, Rev and the quota.
+const headerLen = 1 + 8 + quotaLen
+
+// quotaLen is the quota's fixed part: HasQuota, QuotaFen, Recomputes,
+// CycleDone.
+const quotaLen = 1 + 3*8
+
+func appendQuota(b []byte, s *State) []byte {
+	var has byte
+	if s.HasQuota {
+		has = 1
+	}
+	b = append(b, has)
+	b = binary.BigEndian.AppendUint64(b, uint64(s.QuotaFen))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.Recomputes))
+	return binary.BigEndian.AppendUint64(b, uint64(s.CycleDone))
+}
+
+// QuotaPatch is what a saved recompute writes over bytes 1.. of an
+// encoded state (SETRANGE key 1 patch): a new Rev, so that a writer that
+// read the state before fails its compare-and-set, and the quota.
+func QuotaPatch(rev uint64, quotaFen, seq int64, cycleDone time.Time) []byte {
+	s := &State{}
+	SaveQuota(s, quotaFen, seq, cycleDone)
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+quotaLen), rev)
+	return appendQuota(b, s)
+}
+
 // RevOf reads the revision of an encoded state (0 for none).
 func RevOf(b []byte) uint64 {
 	if len(b) < 9 {
@@ -47,6 +78,7 @@ func Encode(dst []byte, s *State) []byte {
 	w := writer{b: dst}
 	w.b = append(w.b, Version)
 	w.b = binary.BigEndian.AppendUint64(w.b, s.Rev)
+	w.b = appendQuota(w.b, s)
 	var flags uint64
 	if s.FrozenOverdue {
 		flags |= flagFrozenOverdue
@@ -56,9 +88,6 @@ func Encode(dst []byte, s *State) []byte {
 	}
 	if s.Profile != nil {
 		flags |= flagProfile
-	}
-	if s.HasQuota {
-		flags |= flagQuota
 	}
 	if s.Override != nil {
 		flags |= flagOverride
@@ -142,11 +171,6 @@ func Encode(dst []byte, s *State) []byte {
 		w.i(int64(e.DueDay))
 		w.u(uint64(e.DaysOverdue))
 	}
-	if s.HasQuota {
-		w.i(s.QuotaFen)
-		w.i(s.Recomputes)
-		w.i(s.CycleDone)
-	}
 	if o := s.Override; o != nil {
 		w.i(o.QuotaFen)
 		w.str(o.Reason)
@@ -166,11 +190,22 @@ func Decode(b []byte) (*State, error) {
 	if b[0] != Version {
 		return nil, fmt.Errorf("engine: state version %d, this binary reads %d", b[0], Version)
 	}
-	if len(b) < 9 {
+	if len(b) < headerLen {
 		return nil, errors.New("engine: state truncated")
 	}
 	s.Rev = binary.BigEndian.Uint64(b[1:9])
-	r := reader{b: b[9:]}
+	q := b[9:headerLen]
+	switch q[0] {
+	case 0:
+	case 1:
+		s.HasQuota = true
+	default:
+		return nil, fmt.Errorf("engine: decode state: bad quota flag %d", q[0])
+	}
+	s.QuotaFen = int64(binary.BigEndian.Uint64(q[1:9]))
+	s.Recomputes = int64(binary.BigEndian.Uint64(q[9:17]))
+	s.CycleDone = int64(binary.BigEndian.Uint64(q[17:25]))
+	r := reader{b: b[headerLen:]}
 	flags := r.u()
 	s.FrozenOverdue = flags&flagFrozenOverdue != 0
 	s.FrozenJudicial = flags&flagFrozenJudicial != 0
@@ -259,10 +294,6 @@ func Decode(b []byte) (*State, error) {
 	}
 	for i := range s.Episodes {
 		s.Episodes[i] = Episode{DueDay: int32(r.i()), DaysOverdue: int32(r.u())}
-	}
-	if flags&flagQuota != 0 {
-		s.HasQuota = true
-		s.QuotaFen, s.Recomputes, s.CycleDone = r.i(), r.i(), r.i()
 	}
 	if flags&flagOverride != 0 {
 		s.Override = &Override{QuotaFen: r.i(), Reason: r.str(), Operator: r.str(), ExpiresAt: r.i()}

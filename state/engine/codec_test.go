@@ -193,7 +193,7 @@ func TestRoundTripRandomStates(t *testing.T) {
 
 func TestDecodeWrongVersion(t *testing.T) {
 	b := Encode(nil, fullState())
-	for _, v := range []byte{0, 2, Version + 1, 255} {
+	for _, v := range []byte{0, Version - 1, Version + 1, 255} {
 		c := append([]byte(nil), b...)
 		c[0] = v
 		if s, err := Decode(c); err == nil || s != nil || !strings.Contains(err.Error(), "version") {
@@ -337,4 +337,24 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkDecode(t, b)
 	})
+}
+
+// QuotaPatch written over bytes 1.. of an encoded state is the state with
+// the quota saved and a new Rev (what SaveQuotas does with SETRANGE).
+func TestQuotaPatch(t *testing.T) {
+	s := fullState()
+	b := Encode(nil, s)
+	cd := time.Unix(4102542245, 0)
+	p := QuotaPatch(99, 123_456, 8, cd)
+	copy(b[1:], p)
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := s.Clone()
+	want.Rev = 99
+	SaveQuota(want, 123_456, 8, cd)
+	if !bytes.Equal(Encode(nil, got), Encode(nil, want)) {
+		t.Fatalf("patched: %+v\nwant %+v", got, want)
+	}
 }

@@ -52,8 +52,9 @@ const (
 	// event re-sent after settlement must not open the bill again, and one
 	// late by less than this still finds its prepayment.
 	KeepBillDays = 90
-	// Version is the first byte of every encoded State.
-	Version = 1
+	// Version is the first byte of every encoded State (2: the quota at
+	// fixed width after Rev).
+	Version = 2
 )
 
 // State is one user's whole state: exactly what the rules, the credit
