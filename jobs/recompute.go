@@ -20,14 +20,15 @@ type recomputeChunk struct {
 	now   time.Time
 	batch *state.RecomputeBatch
 	users []*state.User
+	ec    *evaluatedChunk // the batch evaluated
 	err   error
 }
 
 // recomputeOnce recomputes every user whose quota is due now, a batch at a
 // time, in three stages that overlap: one goroutine claims the next batch
-// while Config.RecomputeReaders others read the batches claimed before it,
-// while this one evaluates the batches already read, while a last one
-// publishes and saves the batches evaluated.
+// while Config.RecomputeReaders others read and evaluate the batches
+// claimed before it, while a last one publishes and saves the batches
+// evaluated.
 // Reading is the larger part of a recompute, and claiming and the rest of
 // the work stay off its path (see BenchmarkRecompute1M). It returns how
 // many users it recomputed.
@@ -66,8 +67,9 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 			}
 		}
 	})
-	// Readers: a read is one round trip, then Go's parsing of the reply;
-	// with more than one, Redis answers one while Go parses another.
+	// Readers read a batch (one round trip, then Go's parsing of the
+	// reply) and evaluate it: with more than one, Redis answers one while
+	// Go parses and evaluates others, on every core.
 	read := make(chan recomputeChunk, r.cfg.RecomputeReaders)
 	var readers sync.WaitGroup
 	for range r.cfg.RecomputeReaders {
@@ -76,7 +78,13 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 				if c.err == nil {
 					c.users, c.err = r.store.ReadBatch(ctx, c.batch)
 				}
+				if c.err == nil {
+					c.ec = r.evaluateChunk(ctx, c)
+				}
 				if !send(read, c) {
+					if c.ec != nil {
+						endBatch(c.ec.span, &c.ec.err, "recompute")
+					}
 					return
 				}
 			}
@@ -86,8 +94,8 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 		readers.Wait()
 		close(read)
 	})
-	// The last stage publishes and saves a batch (waits on the broker and
-	// on Redis) while this goroutine evaluates the next one, in order.
+	// The last stage publishes and saves the batches evaluated (waits on
+	// the broker and on Redis), one at a time.
 	evaluated := make(chan *evaluatedChunk, 1)
 	var finishErr error
 	var finishing sync.WaitGroup
@@ -109,7 +117,7 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 			readErr = c.err
 			break
 		}
-		ec := r.evaluateChunk(ctx, c)
+		ec := c.ec
 		select {
 		case evaluated <- ec:
 			n += len(c.users)
