@@ -386,6 +386,7 @@ type handled struct {
 	dead      *producers.DeadLetter
 	decisions []events.Decision
 	status    state.Status // what state did with it (its last computation)
+	unknown   bool         // a redelivery not among its user's latest events
 	decoded   bool         // a state.Item of the batch
 }
 
@@ -500,14 +501,13 @@ func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int, again *re
 	for k, j := range js {
 		it, o := items[k], sb.Outcomes[k]
 		h := &pb.hs[pb.itemOf[j]]
-		h.decisions, h.dead, h.status = nil, nil, o.Status
+		h.decisions, h.dead, h.status, h.unknown = nil, nil, o.Status, o.Unknown
 		if o.Status == state.Refused {
 			h.dead = &producers.DeadLetter{Msg: h.msg, Err: fmt.Errorf("state refused the event: %w", o.Err), At: p.cfg.Now()}
 			continue
 		}
 		if o.Status != state.Applied {
 			if o.Unknown {
-				p.stats.Unknown.Add(1)
 				p.log.WarnContext(h.ctx, "an event at an offset already applied is not among its user's latest events: "+
 					"if the topic was recreated or its offsets reset, raise its epoch (fenqictl epoch) or it is never applied",
 					"topic", h.msg.Topic, "partition", h.msg.Partition, "offset", h.msg.Offset, "id", it.Event.ID)
@@ -682,6 +682,10 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 		case h.status == state.Applied:
 			p.stats.Applied.Add(1)
 			p.obs.Event(h.msg.Topic, h.status.String())
+		case h.unknown:
+			p.stats.Repeats.Add(1)
+			p.stats.Unknown.Add(1)
+			p.obs.Event(h.msg.Topic, telemetry.OutcomeUnknownRedelivery)
 		default:
 			p.stats.Repeats.Add(1)
 			p.obs.Event(h.msg.Topic, h.status.String())

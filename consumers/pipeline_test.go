@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/telemetry"
 )
 
 var shanghai, _ = time.LoadLocation("Asia/Shanghai")
@@ -366,5 +368,56 @@ func TestUnfreezeSurvivesACrashWithManyEventsInFlight(t *testing.T) {
 	}
 	if u, _ := e.store.User(ctx, "fay"); u.FrozenOverdue {
 		t.Fatal("fay stays frozen")
+	}
+}
+
+// outcomes records the outcome of every event.
+type outcomes struct {
+	consumers.NopObserver
+	mu  sync.Mutex
+	got []string
+}
+
+func (o *outcomes) Event(_ string, outcome string) {
+	o.mu.Lock()
+	o.got = append(o.got, outcome)
+	o.mu.Unlock()
+}
+
+// A new event at an offset its user's state has passed (a topic whose
+// offsets started over, its epoch not raised) is counted apart, as
+// unknown_redelivery, not among the plain redeliveries.
+func TestUnknownRedeliveryIsCountedApart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	var items []state.Item
+	for part := range 16 { // whatever partition the record lands on
+		ev := pay(fmt.Sprintf("old-%d", part), "una", now.Add(-time.Hour), 100)
+		items = append(items, state.Item{Event: &ev, Topic: 1, Partition: part, Offset: 100})
+	}
+	if _, err := e.store.Apply(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Produce(t, e.kafka.Addrs(), "fenqi.payments", record(t, pay("new-1", "una", now, 100)))
+	obs := &outcomes{}
+	rules := scoring.DefaultRules()
+	p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: clock}, e.store,
+		func() consumers.Rules { return rules }, e.pub, obs, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	waitFor(t, "the record", func() bool { return p.Stats().Events.Load() == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if p.Stats().Unknown.Load() != 1 || !slices.Equal(obs.got, []string{telemetry.OutcomeUnknownRedelivery}) {
+		t.Fatalf("unknown %d, outcomes %v; want 1 and [%s]", p.Stats().Unknown.Load(), obs.got, telemetry.OutcomeUnknownRedelivery)
 	}
 }

@@ -68,6 +68,11 @@ const (
 const (
 	OutcomeDeadLettered = "dead_lettered"
 	OutcomeLate         = "late"
+	// OutcomeUnknownRedelivery: a redelivered record whose event is not
+	// among its user's latest (state.Outcome.Unknown): an offset reset
+	// without a raised epoch, or more of the user's events in flight than
+	// the dedup ring holds. Counted instead of redelivered.
+	OutcomeUnknownRedelivery = "unknown_redelivery"
 )
 
 // Bucket boundaries. Latency spans milliseconds (the normal path) to hours
