@@ -1,7 +1,7 @@
 // Package consumers runs fenqi's processing loop: Kafka in, decisions out.
 //
 // In: records of the input topics, read with a kafka-go consumer group.
-// Out: state applied to Redis (package state), decisions and dead letters
+// Out: users' state written to Redis (package state), decisions and dead letters
 // published (package producers), offsets committed.
 //
 // One batch at a time, in this order:

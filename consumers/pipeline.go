@@ -264,8 +264,8 @@ func (p *Pipeline) newReader() *kafka.Reader {
 		// short, so that a quiet topic's first record is seen at once.
 		MaxWait: 100 * time.Millisecond,
 		// CommitInterval 0 makes CommitMessages synchronous. The loop calls
-		// it once per batch, after the batch's state is applied and its
-		// decisions are acknowledged, so a commit never runs ahead of the
+		// it once per batch, after the batch's decisions are acknowledged
+		// and its state is written, so a commit never runs ahead of the
 		// work. (Calling it per message would cap reads at a few hundred
 		// records a second, kafka-go #789.)
 		CommitInterval: 0,
