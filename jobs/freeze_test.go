@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,5 +96,49 @@ func TestOverdueStepCutOffAfterPublishIsPublishedAgain(t *testing.T) {
 	runOnce(t, w.runner())
 	if n := len(w.decisions()[events.TypeDecisionFrozen]); n != 2 {
 		t.Fatalf("%d freezes after the check ended", n)
+	}
+}
+
+// slowPublisher tells when a write starts and takes a while to finish it.
+type slowPublisher struct {
+	*failingPublisher
+	started chan struct{}
+	once    sync.Once
+}
+
+func (p *slowPublisher) Write(ctx context.Context, msgs []kafka.Message) error {
+	p.once.Do(func() { close(p.started) })
+	time.Sleep(200 * time.Millisecond)
+	return p.Publisher.Write(ctx, msgs)
+}
+
+// A shutdown while an overdue batch is in flight lets it finish within
+// the grace: the freeze written is published and its check ended, not
+// left to the lease.
+func TestShutdownFinishesTheOverdueBatchInFlight(t *testing.T) {
+	t.Parallel()
+	dueAt := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	w := newWorld(t, dueAt.Add(-time.Hour))
+	w.apply(due("d1", "sd1", "bill-1", 50_000, dueAt))
+	w.set(dueAt.Add(4*24*time.Hour + time.Minute))
+	pub := &slowPublisher{failingPublisher: &failingPublisher{Publisher: w.pub}, started: make(chan struct{})}
+	r := w.runnerWith(jobs.Config{Now: w.clock, Lease: time.Minute, ShutdownGrace: 10 * time.Second}, pub)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-pub.started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the job never published")
+	}
+	cancel() // SIGTERM while the freeze is being published
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(w.decisions()[events.TypeDecisionFrozen]); n != 1 {
+		t.Fatalf("%d freezes published, want 1", n)
+	}
+	if _, total, err := w.store.ScheduleStats(context.Background(), state.TimersKey, w.clock()); err != nil || total != 0 {
+		t.Fatalf("%d checks left (%v): the batch did not finish", total, err)
 	}
 }

@@ -31,6 +31,9 @@ type Config struct {
 	// Lease is how long a claimed entry is this instance's before another
 	// may take it (default 1m).
 	Lease time.Duration
+	// ShutdownGrace bounds how long the batch in flight may take to
+	// finish once Run's context ends (default 10s).
+	ShutdownGrace time.Duration
 	// Now is the clock (default time.Now); tests inject one.
 	Now func() time.Time
 	// Watermark (may be nil: judge on the clock alone) returns the time up
@@ -62,6 +65,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RecomputeReaders == 0 {
 		c.RecomputeReaders = 2
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
 	}
 	if c.Lease == 0 {
 		c.Lease = time.Minute
@@ -126,6 +132,7 @@ type Runner struct {
 	Overdue  Progress
 	Recomp   Progress
 	onDecide func(events.Decision)
+	stopping atomic.Bool // Run's context ended: finish, claim no more
 }
 
 // New returns a Runner. onDecision (may be nil) hears each decision once
@@ -152,10 +159,21 @@ func New(cfg Config, store *state.Store, pub Publisher, pol Policy, log *slog.Lo
 func (r *Runner) Run(ctx context.Context) error {
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
+	// The batch in flight when ctx ends finishes (within ShutdownGrace):
+	// its steps written are then published and its checks moved on, not
+	// left to be claimed again when their leases end.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() {
+		r.stopping.Store(true) // claim no more
+		g := time.AfterFunc(r.cfg.ShutdownGrace, cancelWork)
+		context.AfterFunc(work, func() { g.Stop() })
+	})
+	defer stop()
 	for {
 		// Keep going while there is a backlog; wait a tick when idle.
-		for {
-			n, err := r.RunOnce(ctx)
+		for ctx.Err() == nil {
+			n, err := r.RunOnce(work)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil

@@ -59,7 +59,7 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 	claimed := make(chan recomputeChunk, r.cfg.RecomputeReaders)
 	wg.Go(func() {
 		defer close(claimed)
-		for {
+		for !r.stopping.Load() {
 			c := recomputeChunk{now: r.cfg.Now()}
 			c.batch, c.err = r.store.ClaimRecomputes(ctx, c.now, r.cfg.Batch, r.cfg.Lease, cyc)
 			if c.err == nil && len(c.batch.Claims) == 0 || !send(claimed, c) {

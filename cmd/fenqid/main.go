@@ -169,7 +169,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	runner, err := jobs.New(jobs.Config{Interval: cfg.JobsInterval, OnDone: metrics.JobDone, Telemetry: tel, Watermark: watermark.At}, store, pub, pols.get, log, obs.Decision)
+	runner, err := jobs.New(jobs.Config{Interval: cfg.JobsInterval, OnDone: metrics.JobDone, Telemetry: tel, Watermark: watermark.At, ShutdownGrace: cfg.ShutdownGrace}, store, pub, pols.get, log, obs.Decision)
 	if err != nil {
 		return err
 	}
