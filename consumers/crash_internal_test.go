@@ -21,7 +21,8 @@ import (
 )
 
 // The deterministic crash simulation: random event streams (every type,
-// upstream duplicates, repayments before their bill, several partitions)
+// upstream duplicates, repayments before their bill, several partitions,
+// users moving to other partitions when the partition count is raised)
 // go through the pipeline's own prepare and finish, batch N+1 prepared
 // while batch N finishes as Run does, with a crash injected at random: in
 // the middle of a publish, after the publish, after the state write, after
@@ -98,6 +99,10 @@ func stream(t *testing.T, r *rand.Rand, prefix string, at time.Time) []kafka.Mes
 	var sent []events.Event
 	cities := []string{"shanghai", "beijing", "shenzhen"}
 	n := 5 + r.IntN(45)
+	moveAt := n // no move
+	if r.IntN(3) == 0 {
+		moveAt = r.IntN(n)
+	}
 	for i := range n {
 		u := users[r.IntN(len(users))]
 		ev := events.Event{ID: fmt.Sprintf("%s-e%d", prefix, i), Source: "sim/" + []string{"pay", "bank"}[r.IntN(2)], Subject: u,
@@ -136,7 +141,13 @@ func stream(t *testing.T, r *rand.Rand, prefix string, at time.Time) []kafka.Mes
 		if err != nil {
 			t.Fatal(err)
 		}
-		part := int(ev.Subject[len(ev.Subject)-1]-'0') % 2 // a user's events stay on one partition
+		// A user's events stay on one partition, until the partition
+		// count is raised (at moveAt, in some streams): from then on on
+		// another one.
+		part := int(ev.Subject[len(ev.Subject)-1]-'0') % 2
+		if i >= moveAt {
+			part += 2
+		}
 		k := tpKey(topic, part)
 		out = append(out, kafka.Message{Topic: topic, Partition: part, Offset: next[k], Key: []byte(ev.Subject), Value: raw, Time: ev.Time,
 			Headers: []kafka.Header{{Key: "content-type", Value: []byte("application/cloudevents+json")}}})
