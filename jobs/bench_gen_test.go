@@ -62,8 +62,8 @@ func (e *rcBench) rcSynth(id string, seed uint64) *rcUser {
 	_, s.tzo = e.now.In(e.zones[p.Timezone]).Zone()
 	s.today = int32((e.now.Unix() + int64(s.tzo)) / 86400)
 	st := &engine.State{
-		Rev:  rand.Uint64() | 1, // a stored state's write token: never 0 (see state.Store's compare-and-set)
-		Zone: p.Timezone, PrunedDay: s.today, FrozenJudicial: p.JudicialDefaulter,
+		Rev:  rand.Uint64() | 1,                                                                // a stored state's write token: never 0 (see state.Store's compare-and-set)
+		Zone: p.Timezone, PrunedDay: s.today, FrozenJudicial: p.JudicialDefaulter, Known: true, // in the phase index
 		Profile: &engine.Profile{PayScore: int32(p.PayScore), RealNameVerified: p.RealNameVerified, IdentityComplete: p.IdentityComplete,
 			CardBankBlacklisted: p.CardBankBlacklisted, JudicialDefaulter: p.JudicialDefaulter, LinkedAccountNegative: p.LinkedAccountNegative,
 			WealthBalanceFen: p.WealthBalanceFen, TransactionLimitFen: p.TransactionLimitFen, CardBoundSince: p.CardBoundSince},

@@ -625,7 +625,9 @@ func (s *Store) prepare(ctx context.Context, items []Item, d *Drafts, again *Bat
 		if !changed {
 			continue
 		}
-		if st.Rev == 0 {
+		if !st.Known && anyApplied(outs) {
+			// Its first event: the recompute schedule learns the user.
+			st.Known = true
 			b.newUsers = append(b.newUsers, u)
 		}
 		expect := st.Rev
@@ -757,12 +759,8 @@ func (s *Store) update(ctx context.Context, userIDs []string, fn func(i int, st 
 			return err
 		}
 		ws := make([]write, 0, len(todo))
-		var newUsers []string
 		for k, i := range todo {
 			st := sts[k]
-			if st.Rev == 0 {
-				newUsers = append(newUsers, ids[k])
-			}
 			ok, err := fn(i, st)
 			if err != nil {
 				return err
@@ -774,11 +772,7 @@ func (s *Store) update(ctx context.Context, userIDs []string, fn func(i int, st 
 			st.Rev = newRev()
 			ws = append(ws, write{user: ids[k], expect: expect, val: encode(st)})
 		}
-		// A user whose first write this is becomes known to the schedule,
-		// as with its first event.
-		failed, err := s.cas(ctx, ws, func(pipe redis.Pipeliner) []*redis.Cmd {
-			return s.known(ctx, pipe, s.cfg.Now(), newUsers)
-		})
+		failed, err := s.cas(ctx, ws, nil)
 		if err != nil {
 			return err
 		}
@@ -804,3 +798,12 @@ func isNoScript(err error) bool {
 // encode encodes a state into a buffer sized for a typical user (about
 // 600 bytes), so that the encoding does not grow it again and again.
 func encode(st *engine.State) []byte { return engine.Encode(make([]byte, 0, 1024), st) }
+
+func anyApplied(outs []Outcome) bool {
+	for _, o := range outs {
+		if o.Status == Applied {
+			return true
+		}
+	}
+	return false
+}

@@ -23,6 +23,7 @@ const (
 	flagFrozenJudicial
 	flagProfile
 	flagOverride
+	flagKnown
 )
 
 // profile bits.
@@ -91,6 +92,9 @@ func Encode(dst []byte, s *State) []byte {
 	}
 	if s.Override != nil {
 		flags |= flagOverride
+	}
+	if s.Known {
+		flags |= flagKnown
 	}
 	w.u(flags)
 	w.str(s.Zone)
@@ -209,6 +213,7 @@ func Decode(b []byte) (*State, error) {
 	flags := r.u()
 	s.FrozenOverdue = flags&flagFrozenOverdue != 0
 	s.FrozenJudicial = flags&flagFrozenJudicial != 0
+	s.Known = flags&flagKnown != 0
 	s.Zone = r.str()
 	s.PrunedDay = int32(r.i())
 

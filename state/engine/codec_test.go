@@ -41,6 +41,7 @@ func fullState() *State {
 			CardBoundSince: "2099-12-31"},
 		FrozenOverdue:   true,
 		FrozenJudicial:  true,
+		Known:           true,
 		SettledEpisodes: 1 << 30,
 		Episodes:        []Episode{{DueDay: d2100, DaysOverdue: 3}, {DueDay: -46000, DaysOverdue: 400}},
 		HasQuota:        true,
@@ -147,6 +148,7 @@ func TestRoundTripEachFlag(t *testing.T) {
 	muts := map[string]func(*State){
 		"FrozenOverdue":  func(s *State) { s.FrozenOverdue = true },
 		"FrozenJudicial": func(s *State) { s.FrozenJudicial = true },
+		"Known":          func(s *State) { s.Known = true },
 		"HasQuota":       func(s *State) { s.HasQuota = true; s.QuotaFen = 1 },
 		"Override":       func(s *State) { s.Override = &Override{} },
 		"Profile":        func(s *State) { s.Profile = &Profile{} },

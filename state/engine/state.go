@@ -85,8 +85,11 @@ type State struct {
 	Profile *Profile
 
 	FrozenOverdue, FrozenJudicial bool
-	SettledEpisodes               int32
-	Episodes                      []Episode // oldest first
+	// Known: the recompute schedule knows the user (set by its first
+	// event; a job's write, such as a quota check, does not make it known).
+	Known           bool
+	SettledEpisodes int32
+	Episodes        []Episode // oldest first
 
 	HasQuota   bool
 	QuotaFen   int64
