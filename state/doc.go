@@ -11,8 +11,10 @@
 // A user's whole state is one Redis string, {u:<user id>} (behind
 // Config.Prefix), under the user's own hash tag so that Redis Cluster
 // places it by user. The value is the binary encoding of engine.State
-// (package state/engine): a version byte, an 8-byte write token, then
-// varint-packed lists, each bounded (engine's limits, each tested):
+// (package state/engine): a version byte, an 8-byte write token, the last
+// saved quota at fixed width (so that SaveQuotas patches it in place with
+// SETRANGE and a new token), then varint-packed lists, each bounded
+// (engine's limits, each tested):
 //
 //   - daily payment counts over the activity window (Config.Days, from the
 //     policy), monthly spend, social count and login days (Config.Months
@@ -26,7 +28,8 @@
 //   - bills (at most 32: open, prepaid, or settled within 90 days), with the
 //     repayments applied to each, their overdue stage and whether they
 //     froze the user; overdue history; the profile's fields the model reads;
-//   - the last quota, recompute count and cycle, an override, quota checks.
+//   - an override and the quota checks; whether the recompute schedule
+//     knows the user (set by its first applied event).
 //
 // A typical user takes about 700 bytes of Redis memory, and about 900 with
 // its share of the schedules (TestMemoryPerUser asserts ≤ 1,024).
