@@ -97,45 +97,15 @@ func (m *LagMonitor) Run(ctx context.Context) error {
 
 // Measure asks the broker for the group's lag now.
 func (m *LagMonitor) Measure(ctx context.Context) (map[string]map[int]int64, error) {
-	meta, err := m.client.Metadata(ctx, &kafka.MetadataRequest{Topics: m.topics})
+	offs, err := groupOffsets(ctx, m.client, m.group, m.topics)
 	if err != nil {
-		return nil, fmt.Errorf("consumers: lag: metadata: %w", err)
+		return nil, fmt.Errorf("consumers: lag: %w", err)
 	}
-	parts := map[string][]int{}
-	reqs := map[string][]kafka.OffsetRequest{}
-	for _, t := range meta.Topics {
-		for _, p := range t.Partitions {
-			parts[t.Name] = append(parts[t.Name], p.ID)
-			reqs[t.Name] = append(reqs[t.Name], kafka.LastOffsetOf(p.ID))
-		}
-	}
-	ends, err := m.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: reqs})
-	if err != nil {
-		return nil, fmt.Errorf("consumers: lag: list offsets: %w", err)
-	}
-	committed, err := m.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: m.group, Topics: parts})
-	if err != nil {
-		return nil, fmt.Errorf("consumers: lag: offset fetch: %w", err)
-	}
-	done := map[string]map[int]int64{}
-	for t, ps := range committed.Topics {
-		done[t] = map[int]int64{}
+	out := make(map[string]map[int]int64, len(offs))
+	for t, ps := range offs {
+		out[t] = make(map[int]int64, len(ps))
 		for _, p := range ps {
-			done[t][p.Partition] = p.CommittedOffset
-		}
-	}
-	out := map[string]map[int]int64{}
-	for t, ps := range ends.Topics {
-		out[t] = map[int]int64{}
-		for _, p := range ps {
-			c := done[t][p.Partition]
-			if c < 0 {
-				c = p.FirstOffset // nothing committed yet: all that is kept is behind
-				if c < 0 {
-					c = 0
-				}
-			}
-			out[t][p.Partition] = max(p.LastOffset-c, 0)
+			out[t][p.partition] = p.lag()
 		}
 	}
 	return out, nil

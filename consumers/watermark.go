@@ -134,70 +134,22 @@ func (w *Watermark) Read(ctx context.Context) (WatermarkReading, error) {
 	// stamped before now is unprocessed".
 	now := w.now()
 	r := WatermarkReading{At: now, Now: now}
-	meta, err := w.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{w.topic}})
+	offs, err := groupOffsets(ctx, w.client, w.group, []string{w.topic})
 	if err != nil {
-		return r, fmt.Errorf("consumers: watermark of %s: metadata: %w", w.topic, err)
+		return r, fmt.Errorf("consumers: watermark of %s: %w", w.topic, err)
 	}
-	var parts []int
-	for _, t := range meta.Topics {
-		if t.Name != w.topic {
-			continue
-		}
-		if t.Error != nil {
-			return r, fmt.Errorf("consumers: watermark of %s: metadata: %w", w.topic, t.Error)
-		}
-		for _, p := range t.Partitions {
-			parts = append(parts, p.ID)
-		}
-	}
-	if len(parts) == 0 {
+	if len(offs[w.topic]) == 0 {
 		return r, fmt.Errorf("consumers: watermark of %s: metadata: %w", w.topic, kafka.UnknownTopicOrPartition)
 	}
-	// First and end offsets in two requests: a broker refuses a partition
-	// named twice in one.
-	first, err := w.offsets(ctx, parts, kafka.FirstOffsetOf)
-	if err != nil {
-		return r, err
-	}
-	end, err := w.offsets(ctx, parts, kafka.LastOffsetOf)
-	if err != nil {
-		return r, err
-	}
-	committed, err := w.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: w.group, Topics: map[string][]int{w.topic: parts}})
-	if err != nil {
-		return r, fmt.Errorf("consumers: watermark of %s: offset fetch: %w", w.topic, err)
-	}
-	done := map[int]int64{}
-	for _, p := range parts {
-		done[p] = -1 // not in the answer: never committed
-	}
-	switch {
-	case errors.Is(committed.Error, kafka.GroupIdNotFound):
-		// A group that never committed (some brokers, kfake among them,
-		// say so rather than answer -1): every partition from its start.
-		committed.Topics = nil
-	case committed.Error != nil:
-		return r, fmt.Errorf("consumers: watermark of %s: offset fetch: %w", w.topic, committed.Error)
-	}
-	for _, p := range committed.Topics[w.topic] {
-		if p.Error != nil {
-			return r, fmt.Errorf("consumers: watermark of %s/%d: offset fetch: %w", w.topic, p.Partition, p.Error)
-		}
-		done[p.Partition] = p.CommittedOffset
-	}
-
 	type lagging struct {
 		partition int
-		from, end int64
+		from      int64
 	}
 	var lags []lagging
-	for _, p := range parts {
-		// Never committed (-1), or committed below the log start: the
-		// group reads from the first record kept (StartOffset FirstOffset).
-		from := max(done[p], first[p])
-		if from < end[p] {
-			lags = append(lags, lagging{p, from, end[p]})
-			r.Behind += end[p] - from
+	for _, p := range offs[w.topic] {
+		if n := p.lag(); n > 0 {
+			lags = append(lags, lagging{p.partition, p.next()})
+			r.Behind += n
 		}
 	}
 	if len(lags) == 0 {
@@ -232,35 +184,6 @@ func (w *Watermark) keep(r WatermarkReading) {
 	w.mu.Lock()
 	w.last = r
 	w.mu.Unlock()
-}
-
-// offsets lists one offset (first or last) of each partition.
-func (w *Watermark) offsets(ctx context.Context, parts []int, of func(int) kafka.OffsetRequest) (map[int]int64, error) {
-	reqs := make([]kafka.OffsetRequest, len(parts))
-	for i, p := range parts {
-		reqs[i] = of(p)
-	}
-	resp, err := w.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{w.topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("consumers: watermark of %s: list offsets: %w", w.topic, err)
-	}
-	out := map[int]int64{}
-	for _, p := range resp.Topics[w.topic] {
-		if p.Error != nil {
-			return nil, fmt.Errorf("consumers: watermark of %s/%d: list offsets: %w", w.topic, p.Partition, p.Error)
-		}
-		if reqs[0].Timestamp == kafka.FirstOffset {
-			out[p.Partition] = p.FirstOffset
-		} else {
-			out[p.Partition] = p.LastOffset
-		}
-	}
-	for _, p := range parts {
-		if _, ok := out[p]; !ok {
-			return nil, fmt.Errorf("consumers: watermark of %s/%d: list offsets: no answer for the partition: %w", w.topic, p, kafka.UnknownTopicOrPartition)
-		}
-	}
-	return out, nil
 }
 
 // firstStamp returns the timestamp of the first data record at or after

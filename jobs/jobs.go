@@ -390,13 +390,6 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		}
 		steps = append(steps, s)
 	}
-	if err := r.store.DropTimers(ctx, gone...); err != nil {
-		return 0, err
-	}
-	if len(gone) > 0 {
-		r.Overdue.Done.Add(int64(len(gone)))
-		r.cfg.OnDone(telemetry.ScheduleOverdueChecks, len(gone))
-	}
 	// Write each step to the user's state before publishing it: a freeze
 	// is in state before any notifier hears of it, so the repayment that
 	// settles the bill finds the user frozen and unfreezes; a bill settled
@@ -412,12 +405,17 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		return 0, err
 	}
 	var ds []events.Decision
-	var done []step
 	var froze []string
-	var settled []state.TimerClaim
+	// Each check's next time, in one round trip once the decisions are
+	// acknowledged; zero (no more checks) for a bill settled before its
+	// check or since it was read (nothing published for it).
+	next := make([]state.NextCheck, 0, len(claims))
+	for _, c := range gone {
+		next = append(next, state.NextCheck{UserID: c.UserID, BillID: c.BillID})
+	}
 	for i, s := range steps {
 		if res[i].Gone {
-			settled = append(settled, s.c) // settled since it was read: nothing to publish
+			next = append(next, state.NextCheck{UserID: s.c.UserID, BillID: s.c.BillID})
 			continue
 		}
 		if res[i].Froze {
@@ -426,14 +424,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		if s.d != nil {
 			ds = append(ds, *s.d)
 		}
-		done = append(done, s)
-	}
-	if err := r.store.DropTimers(ctx, settled...); err != nil {
-		return 0, err
-	}
-	if len(settled) > 0 {
-		r.Overdue.Done.Add(int64(len(settled)))
-		r.cfg.OnDone(telemetry.ScheduleOverdueChecks, len(settled))
+		next = append(next, state.NextCheck{UserID: s.c.UserID, BillID: s.c.BillID, Next: s.next})
 	}
 	if err := r.publish(ctx, ds, &r.Overdue); err != nil {
 		return 0, err
@@ -441,17 +432,11 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 	if err := r.store.RecomputeSoon(ctx, now, froze...); err != nil {
 		return 0, err
 	}
-	next := make([]state.NextCheck, len(done))
-	for i, s := range done {
-		next[i] = state.NextCheck{UserID: s.c.UserID, BillID: s.c.BillID, Next: s.next}
-	}
 	if err := r.store.ScheduleBills(ctx, next); err != nil {
 		return 0, err
 	}
-	if len(done) > 0 {
-		r.Overdue.Done.Add(int64(len(done)))
-		r.cfg.OnDone(telemetry.ScheduleOverdueChecks, len(done))
-	}
+	r.Overdue.Done.Add(int64(len(next)))
+	r.cfg.OnDone(telemetry.ScheduleOverdueChecks, len(next))
 	return len(claims), nil
 }
 

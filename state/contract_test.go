@@ -118,7 +118,7 @@ func TestContract(t *testing.T) {
 				if _, err := s.AdvanceBill(ctx, c.UserID, c.BillID, 1, false); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.ScheduleBill(ctx, c.UserID, c.BillID, now.Add(24*time.Hour)); err != nil {
+				if err := s.ScheduleBills(ctx, []state.NextCheck{{UserID: c.UserID, BillID: c.BillID, Next: now.Add(24 * time.Hour)}}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -118,7 +118,7 @@ type BillResult struct{ Froze, Gone bool }
 // AdvanceBills records overdue checks' steps in their users' state, each
 // user read and written once with the compare-and-set (so a repayment
 // applied meanwhile is kept and decides). Publish the steps' decisions
-// after it, then call ScheduleBill.
+// after it, then call ScheduleBills.
 func (s *Store) AdvanceBills(ctx context.Context, steps []BillStep) ([]BillResult, error) {
 	out := make([]BillResult, len(steps))
 	var users []string
@@ -163,12 +163,6 @@ func (s *Store) AdvanceBill(ctx context.Context, userID, billID string, stage in
 	return res[0].Froze, nil
 }
 
-// ScheduleBill moves a bill's next overdue check to next, or ends its
-// checks when next is zero.
-func (s *Store) ScheduleBill(ctx context.Context, userID, billID string, next time.Time) error {
-	return s.ScheduleBills(ctx, []NextCheck{{UserID: userID, BillID: billID, Next: next}})
-}
-
 // NextCheck is when a bill's overdue check comes next (zero: no more).
 type NextCheck struct {
 	UserID, BillID string
@@ -191,22 +185,6 @@ func (s *Store) ScheduleBills(ctx context.Context, checks []NextCheck) error {
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("state: schedule %d bill timers: %w", len(checks), err)
-	}
-	return nil
-}
-
-// DropTimers removes bills' overdue checks (the bills are gone), in one
-// call.
-func (s *Store) DropTimers(ctx context.Context, timers ...TimerClaim) error {
-	if len(timers) == 0 {
-		return nil
-	}
-	members := make([]any, len(timers))
-	for i, t := range timers {
-		members[i] = timerMember(t.UserID, t.BillID)
-	}
-	if err := s.rdb.ZRem(ctx, s.Key(TimersKey), members...).Err(); err != nil {
-		return fmt.Errorf("state: drop %d bill timers: %w", len(timers), err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -136,10 +137,11 @@ func UserKey(userID string) string { return "{u:" + userID + "}" }
 // this store's namespace (Config.Prefix).
 func (s *Store) Key(name string) string { return s.cfg.Prefix + name }
 
-func (s *Store) userKey(userID string) string { return s.cfg.Prefix + "{u:" + userID + "}" }
+func (s *Store) userKey(userID string) string { return s.cfg.Prefix + UserKey(userID) }
 
 // casScript writes users' states, each only if the stored state still has
-// the token the writer read (its bytes 2..9; "" for a user not stored).
+// the token the writer read (its bytes 2..9). A user not stored yet is
+// written with SET NX instead (see cas).
 // KEYS: the users; ARGV: per user the token read, then the new value.
 // Returns the positions (1-based) of the users it did not write.
 var casScript = redis.NewScript(`
@@ -171,17 +173,8 @@ func IsConflict(err error) bool {
 }
 
 // token is the compare-and-set token of a state (Rev), as the script
-// compares it: the 8 bytes after the version byte, "" for none.
-func token(rev uint64) string {
-	if rev == 0 {
-		return ""
-	}
-	var b [8]byte
-	for i := range b {
-		b[i] = byte(rev >> (56 - 8*i))
-	}
-	return string(b[:])
-}
+// compares it: the 8 bytes after the version byte.
+func token(rev uint64) string { return string(binary.BigEndian.AppendUint64(nil, rev)) }
 
 // newRev is a fresh write token: random, so that no other writer can
 // produce the token a draft expects.

@@ -975,7 +975,7 @@ func TestTimesAfter2038(t *testing.T) {
 			if froze, err := s.AdvanceBill(ctx, uid, "bill", 4, true); err != nil || !froze {
 				t.Fatalf("freeze: %v, %v", froze, err)
 			}
-			if err := s.ScheduleBill(ctx, uid, "bill", time.Time{}); err != nil {
+			if err := s.ScheduleBills(ctx, []state.NextCheck{{UserID: uid, BillID: "bill"}}); err != nil {
 				t.Fatal(err)
 			}
 			paidAt := due.Add(50 * time.Hour)

@@ -30,7 +30,7 @@ import (
 //     is not part of it); between sweeps the due entries get their scores
 //     back, untimed. Reported: the sweep time and each claim's latency
 //     (p50/p99/max over all claims of all sweeps);
-//   - schedule_bill: ScheduleBill (ZADD XX) of one due entry to the next
+//   - schedule_bill: ScheduleBills (ZADD XX) of one due entry to the next
 //     day, which the job calls for each check after AdvanceBill (the state
 //     write, a compare-and-set of the user's value, is not part of it);
 //   - schedule_stats: ScheduleStats (ZCOUNT of the due + ZCARD), which the
@@ -180,7 +180,7 @@ func BenchmarkTimerIndex(b *testing.B) {
 			if !ok {
 				b.Fatalf("bad member %v", due[i%len(due)].Member)
 			}
-			if err := s.ScheduleBill(ctx, u, bill, tomorrow); err != nil {
+			if err := s.ScheduleBills(ctx, []NextCheck{{UserID: u, BillID: bill, Next: tomorrow}}); err != nil {
 				b.Fatal(err)
 			}
 			i++
@@ -188,7 +188,7 @@ func BenchmarkTimerIndex(b *testing.B) {
 		sched = b.Elapsed() / time.Duration(b.N)
 		b.StopTimer()
 		if total := rdb.ZCard(ctx, TimersKey).Val(); total != int64(n) {
-			b.Fatalf("ScheduleBill changed the index's size: %d entries, want %d", total, n)
+			b.Fatalf("ScheduleBills changed the index's size: %d entries, want %d", total, n)
 		}
 		rearm()
 	})
@@ -234,7 +234,7 @@ func BenchmarkTimerIndex(b *testing.B) {
 		fmt.Printf("  per claim (%d claims):    p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
 			len(claims), tbMs(tbPct(claims, 50)), tbMs(tbPct(claims, 99)), tbMs(tbPct(claims, 100)))
 	}
-	fmt.Printf("  ScheduleBill (ZADD XX of one check): %.3f ms;  ScheduleStats (ZCOUNT due + ZCARD, one round trip): %.3f ms;  ClaimTimers with nothing due: %.3f ms\n\n",
+	fmt.Printf("  ScheduleBills (ZADD XX of one check): %.3f ms;  ScheduleStats (ZCOUNT due + ZCARD, one round trip): %.3f ms;  ClaimTimers with nothing due: %.3f ms\n\n",
 		tbMs(sched), tbMs(stats), tbMs(idle))
 }
 
