@@ -26,20 +26,40 @@ type LagMonitor struct {
 	lookedAt time.Time // when the group was last looked at
 }
 
-// NewLagMonitor returns a monitor of group's lag on topics.
-func NewLagMonitor(brokers []string, group string, topics []string, interval time.Duration) *LagMonitor {
-	if interval <= 0 {
-		interval = 10 * time.Second
+// LagConfig configures a LagMonitor.
+type LagConfig struct {
+	Brokers  []string
+	GroupID  string
+	Topics   []string
+	Interval time.Duration // default 10s
+	// Transport carries the monitor's requests (conn.KafkaConn.Transport:
+	// TLS, SASL): give it one of its own, so that its connections are not
+	// shared with the reader or the writer and a broker restart is met
+	// with new ones. nil = a plaintext kafka.Transport of its own.
+	Transport kafka.RoundTripper
+}
+
+// NewLag returns a monitor of cfg.GroupID's lag on cfg.Topics.
+func NewLag(cfg LagConfig) *LagMonitor {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 10 * time.Second
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = &kafka.Transport{}
 	}
 	return &LagMonitor{
-		// Its own transport: connections are not shared with the reader
-		// or the writer, and a broker restart is met with new ones.
-		client:   &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: &kafka.Transport{}},
-		group:    group,
-		topics:   topics,
-		interval: interval,
+		client:   &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: cfg.Transport},
+		group:    cfg.GroupID,
+		topics:   cfg.Topics,
+		interval: cfg.Interval,
 		lag:      map[string]map[int]int64{},
 	}
+}
+
+// NewLagMonitor returns a monitor of group's lag on topics, over plaintext
+// connections (NewLag with no Transport).
+func NewLagMonitor(brokers []string, group string, topics []string, interval time.Duration) *LagMonitor {
+	return NewLag(LagConfig{Brokers: brokers, GroupID: group, Topics: topics, Interval: interval})
 }
 
 // Lag returns the last measured lag by topic and partition.

@@ -55,6 +55,9 @@ const DefaultGroupID = "fenqi"
 // Config of the pipeline.
 type Config struct {
 	Brokers []string
+	// Dialer makes the reader's connections (conn.KafkaConn.Dialer: TLS,
+	// SASL); nil = kafka.DefaultDialer, plaintext.
+	Dialer  *kafka.Dialer
 	GroupID string // default DefaultGroupID
 	Topics  Topics
 	// BatchSize is the most records in one batch (default 500): one Redis
@@ -253,6 +256,7 @@ func (p *Pipeline) Lag() int64 {
 func (p *Pipeline) newReader() *kafka.Reader {
 	return kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     p.cfg.Brokers,
+		Dialer:      p.cfg.Dialer,
 		GroupID:     p.cfg.GroupID,
 		GroupTopics: p.cfg.Topics.List(),
 		// A new group starts at the oldest record: nothing upstream wrote

@@ -65,6 +65,10 @@ type WatermarkConfig struct {
 	Now func() time.Time
 	// Timeout bounds each request to the broker (default 10s).
 	Timeout time.Duration
+	// Transport carries the requests (conn.KafkaConn.Transport: TLS,
+	// SASL): give it one of its own, as for LagConfig.Transport. nil = a
+	// plaintext kafka.Transport of its own.
+	Transport kafka.RoundTripper
 }
 
 // WatermarkReading is one measurement of a Watermark.
@@ -101,10 +105,13 @@ func NewWatermark(cfg WatermarkConfig) (*Watermark, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
+	if cfg.Transport == nil {
+		cfg.Transport = &kafka.Transport{}
+	}
 	return &Watermark{
 		// Its own transport, as the LagMonitor's: connections shared with
 		// no one, and new ones after a broker restart.
-		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout, Transport: &kafka.Transport{}},
+		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout, Transport: cfg.Transport},
 		group:  cfg.GroupID,
 		topic:  cfg.Topic,
 		now:    cfg.Now,

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/fenqi/fenqi/internal/secret"
 )
 
 // defaultAPI is where fenqid's admin listener is (its -http-addr default).
@@ -18,13 +20,73 @@ const defaultAPI = "http://localhost:8080"
 // maxAPIBody bounds what is read of one admin API answer.
 const maxAPIBody = 8 << 20
 
-// api registers --api (FENQI_API_URL), --token (FENQI_ADMIN_TOKEN) and --timeout.
+// api registers --api (FENQI_API_URL), the admin token and --timeout.
+// The token is the secret admin-token: FENQI_ADMIN_TOKEN, or a file named
+// by --admin-token-file / FENQI_ADMIN_TOKEN_FILE (fenqid's format: one
+// "name:token" or a bare token; the name is not sent). --admin-token and
+// the old --token are refused: a command line is readable by any local
+// user.
 func (f *flags) api(base *string, timeout *time.Duration) {
 	f.StringVar(base, "api", defaultAPI, "base URL of fenqid's admin listener, its -http-addr (env FENQI_API_URL)")
 	f.env["api"] = "FENQI_API_URL"
-	f.StringVar(&f.token, "token", "", "fenqid's -admin-token, for changes (env FENQI_ADMIN_TOKEN)")
-	f.env["token"] = "FENQI_ADMIN_TOKEN"
+	f.token.setting = secret.Register(f.FlagSet, "admin-token",
+		"the bearer token of fenqid's admin API (a write token for changes; a read-only one does for explain, offer and listing epochs)")
+	f.Var(&f.token.old, "token", "not accepted (a command line is readable by any local user): set FENQI_ADMIN_TOKEN or --admin-token-file")
 	f.DurationVar(timeout, "timeout", 10*time.Second, "how long to wait for fenqid's answer")
+}
+
+// adminToken is the admin API's bearer token of a command: registered by
+// api, resolved by parse.
+type adminToken struct {
+	setting *secret.Setting // nil: the command does not call the API
+	old     refusedFlag     // --token
+	value   string          // the secret sent as Authorization: Bearer
+}
+
+// refusedFlag is a flag that is only remembered as given, and refused
+// afterwards (its value, a secret, is never shown).
+type refusedFlag struct{ given bool }
+
+func (r *refusedFlag) String() string   { return "" }
+func (r *refusedFlag) Set(string) error { r.given = true; return nil }
+
+// resolve reads the token once the flags are parsed.
+func (t *adminToken) resolve(getenv func(string) string) error {
+	if t.setting == nil {
+		return nil
+	}
+	if t.old.given {
+		return errors.New("--token: the admin token is not accepted on the command line (any local user can read it there); " +
+			"set FENQI_ADMIN_TOKEN in the environment or name a file holding it with --admin-token-file / FENQI_ADMIN_TOKEN_FILE")
+	}
+	v, err := t.setting.Resolve(getenv, true)
+	if err != nil {
+		return err
+	}
+	t.value, err = bearerOf(v)
+	return err
+}
+
+// bearerOf is the secret to send of a token as fenqid reads it: one line
+// (blank lines and '#' comments aside), "name:token" or a bare token.
+func bearerOf(v string) (string, error) {
+	var lines []string
+	for _, l := range strings.Split(v, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	switch len(lines) {
+	case 0:
+		return "", nil
+	case 1:
+		if _, tok, ok := strings.Cut(lines[0], ":"); ok {
+			return tok, nil
+		}
+		return lines[0], nil
+	default:
+		return "", fmt.Errorf("FENQI_ADMIN_TOKEN (or --admin-token-file) holds %d tokens: give fenqictl one, yours", len(lines))
+	}
 }
 
 // apiClient calls fenqid's admin API.
@@ -34,9 +96,9 @@ type apiClient struct {
 	token string
 }
 
-// newAPIClient checks --api and --timeout; token (--token) is sent with
-// every request when set.
-func newAPIClient(base, token string, timeout time.Duration) (*apiClient, error) {
+// newAPIClient checks --api and --timeout; the token (when set) is sent
+// with every request.
+func newAPIClient(base string, token adminToken, timeout time.Duration) (*apiClient, error) {
 	u, err := url.Parse(strings.TrimSpace(base))
 	switch {
 	case err != nil:
@@ -52,7 +114,7 @@ func newAPIClient(base, token string, timeout time.Duration) (*apiClient, error)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
-	return &apiClient{base: u, http: &http.Client{Timeout: timeout}, token: token}, nil
+	return &apiClient{base: u, http: &http.Client{Timeout: timeout}, token: token.value}, nil
 }
 
 // url is {api}{path}?query, path given escaped.
@@ -128,6 +190,9 @@ func (a *apiClient) do(ctx context.Context, method, rawURL string, body []byte) 
 	}
 	if ae.Msg == "" {
 		ae.Msg = "(empty answer)"
+	}
+	if ae.Status == http.StatusUnauthorized && a.token == "" {
+		ae.Msg += " (fenqictl sent no token: set FENQI_ADMIN_TOKEN or --admin-token-file)"
 	}
 	return nil, ae
 }

@@ -199,7 +199,7 @@ func (c *cli) dlqList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	b := newBroker(addrs)
+	b := newBroker(addrs, fs.kafka)
 	defer b.close()
 	dls, err := readDeadLetters(ctx, b, sel)
 	if err != nil {
@@ -293,7 +293,7 @@ func (c *cli) dlqReplay(ctx context.Context, args []string) error {
 		return err
 	}
 
-	b := newBroker(addrs)
+	b := newBroker(addrs, fs.kafka)
 	defer b.close()
 	dls, err := readDeadLetters(ctx, b, sel)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fenqi/fenqi/consumers"
+	"github.com/fenqi/fenqi/internal/conn"
 	"github.com/fenqi/fenqi/state"
 )
 
@@ -66,23 +67,24 @@ type epochsView struct {
 
 // redisFlags are fenqid's Redis settings, for --redis.
 type redisFlags struct {
-	addr, password, prefix string
-	db                     int
-	cluster                bool
+	addr, prefix string
+	db           int
+	cluster      bool
+	sec          conn.Redis // TLS, the ACL user, the password
 }
 
 // redis registers fenqid's Redis flags, reading the variables fenqid reads.
 func (f *flags) redis(r *redisFlags) {
 	f.StringVar(&r.addr, "redis-addr", "localhost:6379", "with --redis: fenqid's -redis-addr, host:port (with --redis-cluster: comma-separated seed nodes) (env FENQI_REDIS_ADDR)")
 	f.env["redis-addr"] = "FENQI_REDIS_ADDR"
-	f.StringVar(&r.password, "redis-password", "", "with --redis: fenqid's -redis-password (env FENQI_REDIS_PASSWORD)")
-	f.env["redis-password"] = "FENQI_REDIS_PASSWORD"
 	f.IntVar(&r.db, "redis-db", 0, "with --redis: fenqid's -redis-db (env FENQI_REDIS_DB)")
 	f.env["redis-db"] = "FENQI_REDIS_DB"
 	f.BoolVar(&r.cluster, "redis-cluster", false, "with --redis: fenqid's -redis-cluster (env FENQI_REDIS_CLUSTER)")
 	f.env["redis-cluster"] = "FENQI_REDIS_CLUSTER"
 	f.StringVar(&r.prefix, "redis-prefix", "", "with --redis: fenqid's -redis-prefix, the namespace of its keys (env FENQI_REDIS_PREFIX)")
 	f.env["redis-prefix"] = "FENQI_REDIS_PREFIX"
+	// fenqid's -redis-tls…, -redis-username and the secret redis-password.
+	f.security(conn.RedisFlags(f.FlagSet, &r.sec), func() []conn.Problem { return r.sec.Problems() })
 }
 
 // client returns a Redis client for the flags, checking the addresses.
@@ -101,11 +103,19 @@ func (r redisFlags) client() (redis.UniversalClient, error) {
 	case len(addrs) == 0:
 		return nil, usageErrorf("--redis-addr: no address given")
 	case r.cluster:
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Password: r.password}), nil
+		o := &redis.ClusterOptions{Addrs: addrs}
+		if err := r.sec.ApplyCluster(o); err != nil {
+			return nil, usageErrorf("%w", err)
+		}
+		return redis.NewClusterClient(o), nil
 	case len(addrs) > 1:
 		return nil, usageErrorf("--redis-addr: several addresses are for a cluster: add --redis-cluster")
 	}
-	return redis.NewClient(&redis.Options{Addr: addrs[0], Password: r.password, DB: r.db}), nil
+	o := &redis.Options{Addr: addrs[0], DB: r.db}
+	if err := r.sec.Apply(o); err != nil {
+		return nil, usageErrorf("%w", err)
+	}
+	return redis.NewClient(o), nil
 }
 
 // epochs is where the epochs are read and raised: fenqid's admin API, or
@@ -166,7 +176,7 @@ func (c *cli) epoch(ctx context.Context, args []string) error {
 		pctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		if err := rdb.Ping(pctx).Err(); err != nil {
-			return fmt.Errorf("epoch: redis at %s (--redis-addr, FENQI_REDIS_ADDR): %w", rf.addr, err)
+			return fmt.Errorf("epoch: redis at %s (--redis-addr, FENQI_REDIS_ADDR): %w", rf.addr, rf.sec.Explain(err))
 		}
 		t := consumers.Topics{Payments: topics.Payments, Logins: topics.Logins, Repayments: topics.Repayments, Profiles: topics.Profiles}
 		src = &redisEpochs{store: store, topics: t.List(), timeout: timeout}

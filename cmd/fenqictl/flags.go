@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/conn"
+	"github.com/fenqi/fenqi/internal/secret"
 )
 
 // Default topic names: the same as fenqid's.
@@ -32,7 +34,29 @@ type inputTopics struct{ Payments, Logins, Repayments, Profiles string }
 type flags struct {
 	*flag.FlagSet
 	env   map[string]string // flag name → variable name
-	token string            // --token, for the admin API's writes
+	token adminToken        // the admin API's bearer token (api registers it, parse resolves it)
+	// kafka is the security of the command's Kafka connections (TLS,
+	// SASL), registered with brokers and loaded by parse; nil = plaintext.
+	kafka *conn.KafkaConn
+	// secured are the security settings registered (with brokers, redis),
+	// resolved and checked by parse.
+	secured []secured
+}
+
+// secured is one connection's security settings on a flag set.
+type secured struct {
+	flags *conn.Flags
+	load  func() []conn.Problem // checks the settings, keeping what they load
+}
+
+// security registers a connection's security settings (conn.KafkaFlags,
+// conn.RedisFlags: fenqid's names and variables) on f; parse resolves the
+// secret and then calls load.
+func (f *flags) security(sf *conn.Flags, load func() []conn.Problem) {
+	for _, name := range sf.Names() {
+		f.env[name] = secret.EnvName(name)
+	}
+	f.secured = append(f.secured, secured{sf, load})
 }
 
 // flagSet returns the flag set of a subcommand; --help prints its usage,
@@ -47,10 +71,21 @@ func (c *cli) flagSet(name, operands, about string) *flags {
 	return &flags{FlagSet: fs, env: map[string]string{}}
 }
 
-// brokers registers --brokers (FENQI_KAFKA_BROKERS).
+// brokers registers --brokers (FENQI_KAFKA_BROKERS) and the security of
+// the Kafka connections, with fenqid's names and variables (--kafka-tls…,
+// --kafka-sasl-…): parse loads them into f.kafka.
 func (f *flags) brokers(p *string) {
 	f.StringVar(p, "brokers", defaultBrokers, "comma-separated Kafka bootstrap brokers host:port (env FENQI_KAFKA_BROKERS)")
 	f.env["brokers"] = "FENQI_KAFKA_BROKERS"
+	k := &conn.Kafka{}
+	f.security(conn.KafkaFlags(f.FlagSet, k), func() []conn.Problem {
+		kc, err := k.Load()
+		if err != nil {
+			return k.Problems()
+		}
+		f.kafka = kc
+		return nil
+	})
 }
 
 // topic registers --topic-<name> (FENQI_TOPIC_<NAME>, as fenqid reads it).
@@ -123,6 +158,22 @@ func (c *cli) parse(f *flags, args []string) ([]string, error) {
 				return nil, usageErrorf("%s: %s=%q: %w", f.Name(), envName, v, err)
 			}
 		}
+	}
+	if err := f.token.resolve(c.getenv); err != nil {
+		return nil, usageErrorf("%s: %w", f.Name(), err)
+	}
+	var problems []string
+	for _, s := range f.secured {
+		// --NAME-file was filled from FENQI_NAME_FILE above.
+		if err := s.flags.Resolve(c.getenv, false); err != nil {
+			return nil, usageErrorf("%s: %w", f.Name(), err)
+		}
+		for _, p := range s.load() {
+			problems = append(problems, fmt.Sprintf("--%s (env %s): %s", p.Flag, secret.EnvName(p.Flag), p.Msg))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, usageErrorf("%s: %s", f.Name(), strings.Join(problems, "\n"))
 	}
 	return operands, nil
 }

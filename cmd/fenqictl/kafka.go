@@ -7,19 +7,27 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/fenqi/fenqi/internal/conn"
 )
 
 // broker is one command's access to Kafka. It owns a Transport so that the
 // command's connections are its own and are closed when it ends.
 type broker struct {
 	addrs  []string
+	kc     *conn.KafkaConn // TLS, SASL; nil = plaintext
 	tr     *kafka.Transport
+	rt     kafka.RoundTripper // tr, its failed connections explained
 	client *kafka.Client
 }
 
-func newBroker(addrs []string) *broker {
-	tr := &kafka.Transport{ClientID: "fenqictl", DialTimeout: 10 * time.Second}
-	return &broker{addrs: addrs, tr: tr, client: &kafka.Client{Addr: kafka.TCP(addrs...), Transport: tr, Timeout: 15 * time.Second}}
+// newBroker returns the access to the brokers at addrs with kc's security
+// (the flags' kafka, loaded by parse).
+func newBroker(addrs []string, kc *conn.KafkaConn) *broker {
+	tr := kc.Transport()
+	tr.ClientID, tr.DialTimeout = "fenqictl", 10*time.Second
+	rt := kc.Explaining(tr, addrs)
+	return &broker{addrs: addrs, kc: kc, tr: tr, rt: rt, client: &kafka.Client{Addr: kafka.TCP(addrs...), Transport: rt, Timeout: 15 * time.Second}}
 }
 
 // close releases the idle connections of the broker's Transport.
@@ -37,7 +45,7 @@ func (b *broker) writer(bal kafka.Balancer) *kafka.Writer {
 	}
 	return &kafka.Writer{
 		Addr:                   kafka.TCP(b.addrs...),
-		Transport:              b.tr,
+		Transport:              b.rt,
 		Balancer:               bal,
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           5 * time.Millisecond,
@@ -110,6 +118,7 @@ func (b *broker) offsets(ctx context.Context, topic string, ps []int, which int6
 func (b *broker) reader(topic string, partition int, offset int64) (*kafka.Reader, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   b.addrs,
+		Dialer:    b.kc.Dialer(),
 		Topic:     topic,
 		Partition: partition,
 		MinBytes:  1,

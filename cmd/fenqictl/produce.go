@@ -102,7 +102,7 @@ func (c *cli) produce(ctx context.Context, args []string) error {
 		return nil
 	}
 
-	b := newBroker(addrs)
+	b := newBroker(addrs, fs.kafka)
 	defer b.close()
 	w := b.writer(nil)
 	sent, werr := writeChunks(ctx, w, msgs, 1000)

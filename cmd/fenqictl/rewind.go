@@ -146,7 +146,7 @@ func (c *cli) rewind(ctx context.Context, args []string) error {
 		return err
 	}
 
-	b := newBroker(addrs)
+	b := newBroker(addrs, fs.kafka)
 	defer b.close()
 	if err := groupIdle(ctx, b, group); err != nil {
 		if !dryRun {

@@ -99,7 +99,7 @@ func (c *cli) simulate(ctx context.Context, args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, duration)
 		defer cancel()
 	}
-	b := newBroker(addrs)
+	b := newBroker(addrs, fs.kafka)
 	defer b.close()
 	cw := &countingWriter{w: b.writer(nil)}
 	fmt.Fprintf(c.stderr, "simulate: %d users, %v events/s to %v, seed %d\n", users, rate, addrs, seed)

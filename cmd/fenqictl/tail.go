@@ -55,7 +55,7 @@ func (c *cli) tail(ctx context.Context, args []string) error {
 		return usageErrorf("tail: --timezone: %w", err)
 	}
 
-	b := newBroker(addrs)
+	b := newBroker(addrs, fs.kafka)
 	defer b.close()
 	ps, err := b.partitions(ctx, topic)
 	if err != nil {

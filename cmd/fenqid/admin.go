@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -28,7 +29,6 @@ import (
 type admin struct {
 	log      *slog.Logger
 	rdb      redis.UniversalClient
-	token    string // "" = writes are not authenticated (keep the listener private)
 	brokers  []string
 	store    *state.Store
 	policies *policies
@@ -41,12 +41,34 @@ type admin struct {
 	// defaults): /v1/epochs names them, and maps a name to the state's
 	// topic index (its position in Topics.List, from 1).
 	topics consumers.Topics
+	// conf is the listener's tokens, TLS, timeouts and caps (handler and
+	// serve read it once).
+	conf adminConfig
 }
 
+// handler routes the admin listener. /healthz, /readyz and /metrics are
+// open; every /v1 route needs a bearer token (see authenticate), and those
+// that change state a write token (see writer). Request bodies are capped
+// at conf.MaxBodyBytes.
 func (a *admin) handler() http.Handler {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	auth, err := a.conf.auth()
+	if err != nil { // validated with the settings: fail closed
+		a.log.Error("admin tokens", "err", err)
+		auth = adminAuth{}
+	}
+	v1 := http.NewServeMux()
+	v1.HandleFunc("GET /v1/users/{id}/quota", a.quota)
+	v1.HandleFunc("POST /v1/users/{id}/quota/check", a.writer(a.checkQuota))
+	v1.HandleFunc("GET /v1/users/{id}/offer", a.offer)
+	v1.HandleFunc("PUT /v1/users/{id}/override", a.writer(a.setOverride))
+	v1.HandleFunc("DELETE /v1/users/{id}/override", a.writer(a.clearOverride))
+	v1.HandleFunc("POST /v1/recompute", a.writer(a.recomputeAll))
+	v1.HandleFunc("GET /v1/epochs", a.epochs)
+	v1.HandleFunc("POST /v1/epochs/{topic}", a.writer(a.raiseEpoch))
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
@@ -55,22 +77,82 @@ func (a *admin) handler() http.Handler {
 	if a.metrics != nil {
 		mux.Handle("GET /metrics", a.metrics)
 	}
-	mux.HandleFunc("GET /v1/users/{id}/quota", a.quota) // ?check=1 counts a user's quota check
-	mux.HandleFunc("GET /v1/users/{id}/offer", a.offer)
-	mux.HandleFunc("PUT /v1/users/{id}/override", a.authorized(a.setOverride))
-	mux.HandleFunc("DELETE /v1/users/{id}/override", a.authorized(a.clearOverride))
-	mux.HandleFunc("POST /v1/recompute", a.authorized(a.recomputeAll))
-	mux.HandleFunc("GET /v1/epochs", a.epochs)
-	mux.HandleFunc("POST /v1/epochs/{topic}", a.authorized(a.raiseEpoch))
-	return mux
+	mux.Handle("/v1/", a.authenticate(auth, v1))
+	maxBody := a.conf.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = defaultAdminConfig().MaxBodyBytes
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		mux.ServeHTTP(w, r)
+	})
 }
 
-// authorized wraps a handler that changes state: with a token set, the
-// request must carry it as a bearer token.
-func (a *admin) authorized(h http.HandlerFunc) http.HandlerFunc {
+// principal is who made a request: a token's holder, or anonymous when
+// the API is open (-admin-insecure without a token).
+type principal struct {
+	name  string
+	write bool
+}
+
+type principalKey struct{}
+
+// caller is the principal of a request that passed authenticate.
+func caller(r *http.Request) principal {
+	p, _ := r.Context().Value(principalKey{}).(principal)
+	return p
+}
+
+// authenticate lets through the requests whose Authorization header is
+// "Bearer <token>" with one of auth's tokens (compared in constant time,
+// every token each time), with the token's holder in the context. Any
+// other request is answered 401 with WWW-Authenticate: Bearer, and so is
+// every request when no token is configured, unless the API is open.
+func (a *admin) authenticate(auth adminAuth, next http.Handler) http.Handler {
+	const realm = `Bearer realm="fenqid admin"`
+	refuse := func(w http.ResponseWriter, challenge, msg string) {
+		w.Header().Set("WWW-Authenticate", challenge)
+		httpError(w, http.StatusUnauthorized, errors.New(msg))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if auth.open {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{name: anonymousName, write: true})))
+			return
+		}
+		if len(auth.tokens) == 0 {
+			refuse(w, realm, "the admin API is locked: fenqid has no admin token. Set FENQI_ADMIN_TOKEN or FENQI_ADMIN_TOKEN_FILE "+
+				"(and FENQI_ADMIN_READ_TOKEN[_FILE] for read-only clients), or -admin-insecure if the network protects the listener")
+			return
+		}
+		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		tok = strings.TrimLeft(tok, " ")
+		if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			refuse(w, realm, "this route needs the header Authorization: Bearer <token> (fenqictl: FENQI_ADMIN_TOKEN or --admin-token-file)")
+			return
+		}
+		sum := sha256.Sum256([]byte(tok))
+		found := -1
+		for i := range auth.tokens {
+			if subtle.ConstantTimeCompare(sum[:], auth.tokens[i].sum[:]) == 1 {
+				found = i
+			}
+		}
+		if found < 0 {
+			refuse(w, realm+`, error="invalid_token"`, "the bearer token is not one of fenqid's admin tokens")
+			return
+		}
+		t := auth.tokens[found]
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{name: t.name, write: t.write})))
+	})
+}
+
+// writer wraps a handler that changes state: a read-only token is
+// answered 403.
+func (a *admin) writer(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if a.token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+a.token)) != 1 {
-			httpError(w, http.StatusUnauthorized, errors.New("a valid Authorization: Bearer token is required"))
+		if p := caller(r); !p.write {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="fenqid admin", error="insufficient_scope"`)
+			httpError(w, http.StatusForbidden, fmt.Errorf("%s holds a read-only token: this route changes state and needs a write token (FENQI_ADMIN_TOKEN)", p.name))
 			return
 		}
 		h(w, r)
@@ -121,17 +203,32 @@ type quotaView struct {
 	Evaluation      credit.Result `json:"evaluation"`
 }
 
+// quota explains a user's quota; it never writes. A quota check (which
+// counts) is POST .../quota/check: a GET naming one is refused, so that a
+// client still sending the old ?check=1 learns it was not counted.
 func (a *admin) quota(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if r.URL.Query().Get("check") == "1" {
-		// The user asked for their quota (the app's "check my quota"):
-		// counted, since repeated checks within 30 days lower the score.
-		// An operator's explanation (without check=1) is not.
-		if _, err := a.store.RecordQuotaCheck(r.Context(), id, a.now()); err != nil {
-			httpError(w, http.StatusServiceUnavailable, err)
-			return
-		}
+	if r.URL.Query().Has("check") {
+		httpError(w, http.StatusBadRequest, errors.New("a GET never counts a quota check: "+
+			"POST /v1/users/{id}/quota/check (with a write token) counts the user's check and answers the same body"))
+		return
 	}
+	a.explain(w, r)
+}
+
+// checkQuota counts a quota check of the user (the app's "check my
+// quota": repeated checks within 30 days lower the score; an operator's
+// explanation, GET .../quota, is not counted), then explains the quota.
+func (a *admin) checkQuota(w http.ResponseWriter, r *http.Request) {
+	if _, err := a.store.RecordQuotaCheck(r.Context(), r.PathValue("id"), a.now()); err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	a.explain(w, r)
+}
+
+// explain answers a quotaView of the user in the path.
+func (a *admin) explain(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
 	p, _ := a.policies.get()
 	res, u, err := jobs.Explain(r.Context(), a.store, p, id, a.now())
 	if err != nil {
@@ -196,16 +293,29 @@ func (a *admin) offer(w http.ResponseWriter, r *http.Request) {
 }
 
 // setOverride stores an operator's fixed quota for a user, from a JSON
-// body {quota_fen, reason, operator, expires_at}; the user's recompute is
-// due at once, so the new quota is published within a second or so.
+// body {quota_fen, reason, expires_at}; the user's recompute is due at
+// once, so the new quota is published within a second or so. The operator
+// recorded is the holder of the request's token: an "operator" in the body
+// is ignored (fenqictl sends $USER, which proves nothing).
 func (a *admin) setOverride(w http.ResponseWriter, r *http.Request) {
 	var ov state.Override
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ov); err != nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("override body: %w", err))
+		var tooBig *http.MaxBytesError
+		var ne net.Error
+		switch {
+		case errors.As(err, &tooBig):
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("override body: larger than %d bytes (-admin-max-body-bytes)", tooBig.Limit))
+		case errors.As(err, &ne) && ne.Timeout():
+			httpError(w, http.StatusRequestTimeout, errors.New("override body: not received within -admin-read-timeout"))
+		default:
+			httpError(w, http.StatusBadRequest, fmt.Errorf("override body: %w", err))
+		}
 		return
 	}
+	claimed := ov.Operator
+	ov.Operator = caller(r).name
 	switch {
 	case ov.QuotaFen < 0:
 		httpError(w, http.StatusBadRequest, fmt.Errorf("quota_fen must be ≥ 0, got %d", ov.QuotaFen))
@@ -221,7 +331,11 @@ func (a *admin) setOverride(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	a.log.Info("operator override set", "operator", ov.Operator, "expires_at", ov.ExpiresAt)
+	log := a.log.With("operator", ov.Operator)
+	if claimed != "" && claimed != ov.Operator {
+		log = log.With("operator_claimed", claimed)
+	}
+	log.Info("operator override set", "expires_at", ov.ExpiresAt)
 	writeJSON(w, ov)
 }
 
@@ -230,6 +344,7 @@ func (a *admin) clearOverride(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, err)
 		return
 	}
+	a.log.Info("operator override cleared", "operator", caller(r).name)
 	writeJSON(w, map[string]bool{"cleared": true})
 }
 
@@ -255,7 +370,7 @@ func (a *admin) recomputeAll(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	a.log.Info("every user's recompute made due", "due", v.Due, "known", v.Known)
+	a.log.Info("every user's recompute made due", "due", v.Due, "known", v.Known, "operator", caller(r).name)
 	writeJSON(w, v)
 }
 
@@ -309,7 +424,7 @@ func (a *admin) raiseEpoch(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	a.log.Warn("offset epoch raised: the topic's offsets count as new from the next batch on", "topic", name, "index", i+1, "epoch", epoch)
+	a.log.Warn("offset epoch raised: the topic's offsets count as new from the next batch on", "topic", name, "index", i+1, "epoch", epoch, "operator", caller(r).name)
 	writeJSON(w, epochView{Topic: name, Index: i + 1, Epoch: epoch})
 }
 
@@ -327,21 +442,50 @@ func httpError(w http.ResponseWriter, status int, err error) {
 	writeJSONStatus(w, status, map[string]string{"error": err.Error()})
 }
 
-// serve runs the listener until ctx ends.
+// serve runs the listener on addr until ctx ends.
 func (a *admin) serve(ctx context.Context, addr string) error {
-	srv := &http.Server{Addr: addr, Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := a.conf.listen(addr)
 	if err != nil {
-		return fmt.Errorf("admin listener %s: %w", addr, err)
+		return err
 	}
-	a.log.Info("admin listener", "addr", ln.Addr().String())
+	return a.serveOn(ctx, ln)
+}
+
+// serveOn serves ln (closed on return) until ctx ends, with conf's
+// timeouts, caps and TLS.
+func (a *admin) serveOn(ctx context.Context, ln net.Listener) error {
+	srv, err := a.conf.server(a.handler(), a.log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	auth, _ := a.conf.auth()
+	writers := 0
+	for _, t := range auth.tokens {
+		if t.write {
+			writers++
+		}
+	}
+	a.log.Info("admin listener", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil, "max_conns", a.conf.MaxConns,
+		"write_tokens", writers, "read_tokens", len(auth.tokens)-writers)
+	switch {
+	case auth.open:
+		a.log.Warn("the admin API is open to anyone who reaches the listener: no admin token, and -admin-insecure")
+	case len(auth.tokens) == 0:
+		a.log.Warn("the admin API answers 401 to every /v1 request: no admin token (set FENQI_ADMIN_TOKEN or FENQI_ADMIN_TOKEN_FILE)")
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if srv.TLSConfig != nil {
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	return nil

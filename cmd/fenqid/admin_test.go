@@ -109,8 +109,15 @@ type adminEnv struct {
 }
 
 // newAdmin builds the admin listener over a real Redis (rdb) and the
-// wechat preset, with the clock at adminNow, and serves it over HTTP.
+// wechat preset, with the clock at adminNow and the test tokens
+// (testAdminConfig), and serves it over HTTP.
 func newAdmin(t *testing.T, rdb *redis.Client, brokers []string) *adminEnv {
+	t.Helper()
+	return newAdminWith(t, rdb, brokers, testAdminConfig())
+}
+
+// newAdminWith is newAdmin with the listener's settings conf.
+func newAdminWith(t *testing.T, rdb *redis.Client, brokers []string, conf adminConfig) *adminEnv {
 	t.Helper()
 	clock := &testClock{now: adminNow}
 	store, err := state.New(rdb, state.Config{DefaultZone: shanghai, Now: clock.Now})
@@ -122,7 +129,7 @@ func newAdmin(t *testing.T, rdb *redis.Client, brokers []string) *adminEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols, now: clock.Now}
+	a := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols, now: clock.Now, conf: conf}
 	srv := httptest.NewServer(a.handler())
 	t.Cleanup(srv.Close)
 	return &adminEnv{admin: a, store: store, clock: clock, url: srv.URL}
@@ -162,7 +169,6 @@ func sameDay(a, b time.Time) bool {
 	return a.YearDay() == b.YearDay() && a.Year() == b.Year()
 }
 
-// get sends GET url+path and returns the status, the Content-Type and the body.
 // send makes a request to the admin API, with an Authorization header
 // when auth is set, and returns the status and body.
 func (e *adminEnv) send(t *testing.T, method, path, auth, body string) (int, string) {
@@ -183,9 +189,16 @@ func (e *adminEnv) send(t *testing.T, method, path, auth, body string) (int, str
 	return resp.StatusCode, string(b)
 }
 
+// get sends GET url+path with the read-only token and returns the status,
+// the Content-Type and the body.
 func (e *adminEnv) get(t *testing.T, path string) (int, string, []byte) {
 	t.Helper()
-	resp, err := http.Get(e.url + path)
+	req, err := http.NewRequest(http.MethodGet, e.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", readAuth)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -580,19 +593,12 @@ func TestAdminRoutes(t *testing.T) {
 		{http.MethodPost, "/v1/users/u-1001/quota", http.StatusMethodNotAllowed},
 		{http.MethodGet, "/v1/users/u-1001", http.StatusNotFound},
 		{http.MethodGet, "/v1/users//quota", http.StatusNotFound},
+		{http.MethodGet, "/v1/users/u-1001/quota/check", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/v1/nothing", http.StatusNotFound},
 		{http.MethodGet, "/metrics", http.StatusNotFound}, // no metrics handler given
 	} {
-		req, err := http.NewRequest(tt.method, e.url+tt.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != tt.status {
-			t.Errorf("%s %s: %d, want %d", tt.method, tt.path, resp.StatusCode, tt.status)
+		if status, body := e.send(t, tt.method, tt.path, writeAuth, ""); status != tt.status {
+			t.Errorf("%s %s: %d %s, want %d", tt.method, tt.path, status, body, tt.status)
 		}
 	}
 }
@@ -615,8 +621,8 @@ func TestMetricsServedWhenGiven(t *testing.T) {
 	}
 }
 
-// A user's own quota checks (?check=1) are counted and, past the free
-// ones, lower the score; an operator's explanation is not counted.
+// A user's own quota checks (POST .../quota/check) are counted and, past
+// the free ones, lower the score; an operator's explanation (GET) is not.
 func TestQuotaChecksLowerTheScore(t *testing.T) {
 	t.Parallel()
 	e := newAdmin(t, testenv.Redis(t), nil)
@@ -639,12 +645,12 @@ func TestQuotaChecksLowerTheScore(t *testing.T) {
 	}
 	var last credit.Result
 	for range 8 {
-		status, _, body := e.get(t, "/v1/users/u-3003/quota?check=1")
+		status, body := e.send(t, http.MethodPost, "/v1/users/u-3003/quota/check", writeAuth, "")
 		if status != http.StatusOK {
 			t.Fatalf("check: %d %s", status, body)
 		}
 		var q quotaBody
-		if err := json.Unmarshal(body, &q); err != nil {
+		if err := json.Unmarshal([]byte(body), &q); err != nil {
 			t.Fatal(err)
 		}
 		last = q.Evaluation
@@ -658,7 +664,7 @@ func TestOverrideAPI(t *testing.T) {
 	t.Parallel()
 	e := newAdmin(t, testenv.Redis(t), nil)
 	e.apply(t, history("u-4004", adminNow))
-	do := func(method, path, body string) (int, string) { return e.send(t, method, path, "", body) }
+	do := func(method, path, body string) (int, string) { return e.send(t, method, path, writeAuth, body) }
 	for name, body := range map[string]string{
 		"negative quota":  `{"quota_fen":-1,"reason":"x","expires_at":"2099-01-01T00:00:00Z"}`,
 		"no reason":       `{"quota_fen":1,"expires_at":"2099-01-01T00:00:00Z"}`,
@@ -691,27 +697,25 @@ func TestOverrideAPI(t *testing.T) {
 	}
 }
 
-func TestOverrideNeedsTheTokenWhenSet(t *testing.T) {
+func TestOverrideNeedsTheToken(t *testing.T) {
 	t.Parallel()
 	e := newAdmin(t, testenv.Redis(t), nil)
-	e.admin.token = "s3cret"
 	body := `{"quota_fen":1,"reason":"x","expires_at":"2099-01-01T00:00:00Z"}`
-	for _, auth := range []string{"", "Bearer wrong", "s3cret"} {
+	for _, auth := range []string{"", "Bearer wrong", testWriteSecret, "Basic " + testWriteSecret} {
 		if status, _ := e.send(t, http.MethodPut, "/v1/users/u9/override", auth, body); status != http.StatusUnauthorized {
 			t.Errorf("Authorization %q: %d, want 401", auth, status)
 		}
 	}
-	if status, _ := e.send(t, http.MethodPut, "/v1/users/u9/override", "Bearer s3cret", body); status != http.StatusOK {
+	if status, _ := e.send(t, http.MethodPut, "/v1/users/u9/override", writeAuth, body); status != http.StatusOK {
 		t.Fatalf("with the token: %d", status)
 	}
 }
 
-// POST /v1/recompute makes every known user due once, now, and needs the
-// token like every write.
+// POST /v1/recompute makes every known user due once, now, and needs a
+// write token like every write.
 func TestRecomputeAll(t *testing.T) {
 	t.Parallel()
 	e := newAdmin(t, testenv.Redis(t), nil)
-	e.admin.token = "s3cret"
 	ctx := context.Background()
 	for _, id := range []string{"ra-1", "ra-2", "ra-3"} {
 		e.apply(t, history(id, adminNow))
@@ -741,7 +745,7 @@ func TestRecomputeAll(t *testing.T) {
 	if due, _, err := e.store.RecomputeStats(ctx, adminNow, cyc); err != nil || due != 0 {
 		t.Fatalf("%d due before the POST, %v", due, err)
 	}
-	status, body := post("Bearer s3cret")
+	status, body := post(writeAuth)
 	var v struct{ Due, Known int64 }
 	if err := json.Unmarshal([]byte(body), &v); status != http.StatusOK || err != nil || v.Due != 3 || v.Known != 3 {
 		t.Fatalf("POST /v1/recompute: %d %s, want 3 due of 3", status, body)
@@ -777,12 +781,11 @@ func epochsBody(t *testing.T, body []byte) epochsView {
 }
 
 // GET /v1/epochs lists every input topic with its index and epoch (a
-// read: no token needed); POST /v1/epochs/{topic} raises one by its name,
-// with the token.
+// read: the read-only token does); POST /v1/epochs/{topic} raises one by
+// its name, with a write token.
 func TestEpochsAPI(t *testing.T) {
 	t.Parallel()
 	e := newAdmin(t, testenv.Redis(t), nil)
-	e.admin.token = "s3cret"
 	ctx := context.Background()
 
 	status, ctype, body := e.get(t, "/v1/epochs")
@@ -800,7 +803,7 @@ func TestEpochsAPI(t *testing.T) {
 	raise := func(topic, auth string) (int, string) {
 		return e.send(t, http.MethodPost, "/v1/epochs/"+topic, auth, "")
 	}
-	for _, auth := range []string{"", "Bearer wrong", "s3cret"} {
+	for _, auth := range []string{"", "Bearer wrong", testWriteSecret} {
 		if status, b := raise(events.TopicPayments, auth); status != http.StatusUnauthorized {
 			t.Errorf("Authorization %q: %d %s, want 401", auth, status, b)
 		}
@@ -810,19 +813,19 @@ func TestEpochsAPI(t *testing.T) {
 	}
 
 	for _, name := range []string{"fenqi.payment", "fenqi.decisions", "1"} {
-		status, b := raise(name, "Bearer s3cret")
+		status, b := raise(name, writeAuth)
 		var r struct{ Error string }
 		if status != http.StatusNotFound || json.Unmarshal([]byte(b), &r) != nil ||
 			!strings.Contains(r.Error, `no input topic is named "`+name+`"`) || !strings.Contains(r.Error, events.TopicProfiles) {
 			t.Errorf("raise %q: %d %s, want 404 naming it and the input topics", name, status, b)
 		}
 	}
-	if status, b := e.send(t, http.MethodPost, "/v1/epochs", "Bearer s3cret", ""); status != http.StatusMethodNotAllowed {
+	if status, b := e.send(t, http.MethodPost, "/v1/epochs", writeAuth, ""); status != http.StatusMethodNotAllowed {
 		t.Errorf("POST /v1/epochs: %d %s, want 405", status, b)
 	}
 
 	for n := uint32(1); n <= 2; n++ {
-		status, b := raise(events.TopicRepayments, "Bearer s3cret")
+		status, b := raise(events.TopicRepayments, writeAuth)
 		var v epochView
 		if status != http.StatusOK || json.Unmarshal([]byte(b), &v) != nil || v != (epochView{events.TopicRepayments, 3, n}) {
 			t.Fatalf("raise %d: %d %s, want epoch %d of index 3", n, status, b, n)
@@ -847,11 +850,11 @@ func TestEpochsOfConfiguredTopics(t *testing.T) {
 	srv := httptest.NewServer(e.admin.handler())
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
-	if status, b := e.send(t, http.MethodPost, "/v1/epochs/"+events.TopicPayments, "", ""); status != http.StatusNotFound ||
+	if status, b := e.send(t, http.MethodPost, "/v1/epochs/"+events.TopicPayments, writeAuth, ""); status != http.StatusNotFound ||
 		!strings.Contains(b, "ops.pay, ops.login, ops.repay, ops.profile") {
 		t.Errorf("raise of a default name: %d %s, want 404 listing the configured names", status, b)
 	}
-	if status, b := e.send(t, http.MethodPost, "/v1/epochs/ops.profile", "", ""); status != http.StatusOK || !strings.Contains(b, `"index": 4`) {
+	if status, b := e.send(t, http.MethodPost, "/v1/epochs/ops.profile", writeAuth, ""); status != http.StatusOK || !strings.Contains(b, `"index": 4`) {
 		t.Fatalf("raise ops.profile: %d %s", status, b)
 	}
 	_, _, body := e.get(t, "/v1/epochs")
@@ -869,7 +872,6 @@ func TestEpochsOfConfiguredTopics(t *testing.T) {
 func TestRaisedEpochAppliesAnAlreadyAppliedOffset(t *testing.T) {
 	t.Parallel()
 	e := newAdmin(t, testenv.Redis(t), nil)
-	e.admin.token = "s3cret"
 	ctx := context.Background()
 	at := adminNow.Add(-time.Hour)
 	pay := func(id string, offset int64) state.Item {
@@ -912,7 +914,7 @@ func TestRaisedEpochAppliesAnAlreadyAppliedOffset(t *testing.T) {
 	if o := apply(pay("pay-new", 41)); o.Status != state.Redelivered || !o.Unknown {
 		t.Fatalf("the new payment before the raise: %v (unknown %v), want redelivered, unknown", o.Status, o.Unknown)
 	}
-	if status, b := e.send(t, http.MethodPost, "/v1/epochs/"+events.TopicPayments, "Bearer s3cret", ""); status != http.StatusOK ||
+	if status, b := e.send(t, http.MethodPost, "/v1/epochs/"+events.TopicPayments, writeAuth, ""); status != http.StatusOK ||
 		!strings.Contains(b, `"epoch": 1`) {
 		t.Fatalf("raise: %d %s", status, b)
 	}

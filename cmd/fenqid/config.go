@@ -11,6 +11,8 @@ import (
 
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/conn"
+	"github.com/fenqi/fenqi/internal/secret"
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/simulator"
 )
@@ -23,7 +25,6 @@ type config struct {
 	DataDir        string
 	KafkaBrokers   string
 	RedisAddr      string
-	RedisPassword  string
 	RedisDB        int
 	RedisPrefix    string
 	GroupID        string
@@ -33,6 +34,11 @@ type config struct {
 	BatchSize      int
 	BatchWait      time.Duration
 	MaxEventBytes  int
+	// Kafka and Redis are the connections' security: TLS, SASL, the Redis
+	// ACL user, their passwords (secrets: read from a file or the
+	// environment, never the command line). Not used with -embedded.
+	Kafka conn.Kafka
+	Redis conn.Redis
 	// KafkaCompression of produced records (producers.Config.Compression).
 	KafkaCompression string
 	MaxFuture        time.Duration
@@ -50,7 +56,8 @@ type config struct {
 	SpansFile        string
 	UserIDHMACKey    string
 	RedisCluster     bool
-	AdminToken       string
+	// Admin is the admin listener's tokens, TLS, timeouts and caps.
+	Admin adminConfig
 }
 
 func envName(flagName string) string {
@@ -67,7 +74,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.DataDir, "data-dir", ".fenqi-data", "embedded mode: where the broker keeps its topics and offsets across restarts")
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "localhost:9092", "comma-separated Kafka bootstrap brokers (ignored with -embedded)")
 	fs.StringVar(&c.RedisAddr, "redis-addr", "localhost:6379", "Redis address host:port (ignored with -embedded)")
-	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "-redis-addr names seed nodes (comma-separated) of a Redis Cluster")
 	fs.IntVar(&c.RedisDB, "redis-db", 0, "Redis database number")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "prefix of every Redis key fenqid writes, so that a second fenqi (a replay, a test) can share a Redis in a namespace of its own (no '{' or '}')")
@@ -85,7 +91,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.MaxEventBytes, "max-event-bytes", events.DefaultMaxBytes, "largest record value accepted; larger ones are dead-lettered")
 	fs.DurationVar(&c.MaxFuture, "max-future", events.DefaultMaxFuture, "how far in the future an event time may be before it is dead-lettered")
 	fs.StringVar(&c.DefaultTZ, "default-timezone", "Asia/Shanghai", "time zone of users whose profile names none")
-	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "admin listener: /healthz, /readyz (empty = off)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "admin listener: /healthz, /readyz, /metrics and the /v1 API (empty = off; beyond loopback, e.g. :8080, it needs an admin token or -admin-insecure)")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&c.PrintDecisions, "print-decisions", false, "print each decision as one readable line once the broker acknowledged it")
@@ -94,10 +100,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.Float64Var(&c.SimRate, "sim-rate", simulator.DefaultRate, "simulated events per second")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long the batch in flight may take to finish on shutdown")
 	fs.StringVar(&c.Policy, "policy", "wechat", "policy file (YAML; reloaded on SIGHUP and when it changes) or a preset: wechat, huabei, baitiao")
-	fs.StringVar(&c.AdminToken, "admin-token", "", "when set, the admin API's writes (PUT/DELETE /v1/users/{id}/override) need the header Authorization: Bearer <token>")
+	adminSecrets := c.Admin.register(fs)
 	fs.StringVar(&c.SpansFile, "spans-file", "", "also write every span as a JSON line to this file (a look at traces without a collector); exporters otherwise come from the OTEL_* variables")
 	fs.StringVar(&c.UserIDHMACKey, "user-id-hmac-key", "", "when set (≥ 16 bytes), spans carry fenqi.user.hmac, a keyed HMAC of the user id; by default no user id appears in spans or logs")
 	fs.DurationVar(&c.JobsInterval, "jobs-interval", time.Second, "how often the overdue-check and recompute schedules are looked at when idle")
+	security := []*conn.Flags{conn.KafkaFlags(fs, &c.Kafka), conn.RedisFlags(fs, &c.Redis)}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -108,7 +115,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
+		// A secret's -NAME is refused on the command line, and its
+		// variable is read by its Resolve.
+		if given[f.Name] || secret.IsSecret(f) {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {
@@ -117,6 +126,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 			}
 		}
 	})
+	for _, sf := range security {
+		// -NAME-file was filled from FENQI_NAME_FILE above.
+		if err := sf.Resolve(getenv, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, adminSecrets.resolve(getenv)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -137,6 +153,9 @@ func (c *config) validate() error {
 				bad("kafka-brokers", "%q is not host:port", b)
 			}
 		}
+		for _, p := range c.Kafka.Problems() {
+			bad(p.Flag, "%s", p.Msg)
+		}
 		for _, a := range c.redisAddrs() {
 			if !strings.Contains(a, ":") {
 				bad("redis-addr", "%q is not host:port", a)
@@ -144,6 +163,9 @@ func (c *config) validate() error {
 		}
 		if len(c.redisAddrs()) > 1 && !c.RedisCluster {
 			bad("redis-addr", "several addresses are for a cluster: add -redis-cluster")
+		}
+		for _, p := range c.Redis.Problems() {
+			bad(p.Flag, "%s", p.Msg)
 		}
 	} else if c.DataDir == "" {
 		bad("data-dir", "must not be empty in embedded mode")
@@ -212,6 +234,7 @@ func (c *config) validate() error {
 		}
 		names[topic] = flagName
 	}
+	errs = append(errs, c.Admin.validate(c.HTTPAddr)...)
 	return errors.Join(errs...)
 }
 

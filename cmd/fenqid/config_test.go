@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fenqi/fenqi/consumers"
+	"github.com/fenqi/fenqi/internal/conn"
+	"github.com/fenqi/fenqi/internal/conn/conntest"
 )
 
 // env is a fake environment: only the variables a test sets exist.
@@ -43,7 +47,7 @@ func defaultConfig() config {
 		KafkaCompression: "lz4",
 		MaxFuture:        5 * time.Minute,
 		DefaultTZ:        "Asia/Shanghai",
-		HTTPAddr:         ":8080",
+		HTTPAddr:         "127.0.0.1:8080",
 		LogFormat:        "json",
 		LogLevel:         "info",
 		SimUsers:         3000,
@@ -51,6 +55,7 @@ func defaultConfig() config {
 		ShutdownGrace:    30 * time.Second,
 		Policy:           "wechat",
 		JobsInterval:     time.Second,
+		Admin:            defaultAdminConfig(), // spelled out in TestAdminDefaults
 	}
 }
 
@@ -89,15 +94,11 @@ func TestEnvName(t *testing.T) {
 // Every setting: a value other than the default, and the field it lands in.
 // The same value given as the flag or as the variable gives the same
 // config. TestEverySettingIsCovered keeps this list complete.
-var settings = []struct {
-	flag, value string
-	set         func(*config)
-}{
+var settings = []setting{
 	{"embedded", "true", func(c *config) { c.Embedded = true }},
 	{"data-dir", "/var/lib/fenqi", func(c *config) { c.DataDir = "/var/lib/fenqi" }},
 	{"kafka-brokers", "kafka-1:9092,kafka-2:9092", func(c *config) { c.KafkaBrokers = "kafka-1:9092,kafka-2:9092" }},
 	{"redis-addr", "redis:6380", func(c *config) { c.RedisAddr = "redis:6380" }},
-	{"redis-password", "s3cret", func(c *config) { c.RedisPassword = "s3cret" }},
 	{"redis-db", "3", func(c *config) { c.RedisDB = 3 }},
 	{"redis-prefix", "replay1:", func(c *config) { c.RedisPrefix = "replay1:" }},
 	{"group-id", "fenqi-blue", func(c *config) { c.GroupID = "fenqi-blue" }},
@@ -126,12 +127,81 @@ var settings = []struct {
 	{"spans-file", "/tmp/spans.jsonl", func(c *config) { c.SpansFile = "/tmp/spans.jsonl" }},
 	{"user-id-hmac-key", "0123456789abcdef", func(c *config) { c.UserIDHMACKey = "0123456789abcdef" }},
 	{"redis-cluster", "true", func(c *config) { c.RedisCluster = true }},
-	{"admin-token", "s3cret", func(c *config) { c.AdminToken = "s3cret" }},
 }
+
+// setting is one setting of the tables: a flag, a value, the settings it
+// needs to be valid ("flag=value", given the same way), and the fields
+// they all land in.
+type setting struct {
+	flag, value string
+	set         func(*config)
+}
+
+// withSettings is a setting and the others it needs.
+type withSettings struct {
+	setting
+	with []string
+}
+
+// allSettings are the settings of both tables.
+func allSettings(t *testing.T) []withSettings {
+	out := append(securitySettings(t), adminSettings(t)...)
+	for _, s := range settings {
+		out = append(out, withSettings{s, nil})
+	}
+	return out
+}
+
+// securitySettings are the settings of the connections' security, each
+// with the others it needs (the files are made for t).
+func securitySettings(t *testing.T) []withSettings {
+	pki := conntest.New(t)
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := func(flag, value string, set func(*config), with ...string) withSettings {
+		return withSettings{setting{flag, value, set}, with}
+	}
+	var out []withSettings
+	for _, svc := range []struct {
+		name string
+		tls  func(*config) *conn.TLS
+	}{
+		{"kafka", func(c *config) *conn.TLS { return &c.Kafka.TLS }},
+		{"redis", func(c *config) *conn.TLS { return &c.Redis.TLS }},
+	} {
+		n := svc.name
+		on := n + "-tls=true"
+		mtls := func(c *config) {
+			*svc.tls(c) = conn.TLS{Enabled: true, CertFile: pki.ClientCertFile, KeyFile: pki.ClientKeyFile}
+		}
+		out = append(out,
+			s(n+"-tls", "true", func(c *config) { svc.tls(c).Enabled = true }),
+			s(n+"-tls-ca-file", pki.CAFile, func(c *config) { *svc.tls(c) = conn.TLS{Enabled: true, CAFile: pki.CAFile} }, on),
+			s(n+"-tls-cert-file", pki.ClientCertFile, mtls, on, n+"-tls-key-file="+pki.ClientKeyFile),
+			s(n+"-tls-key-file", pki.ClientKeyFile, mtls, on, n+"-tls-cert-file="+pki.ClientCertFile),
+			s(n+"-tls-server-name", n+".internal", func(c *config) { *svc.tls(c) = conn.TLS{Enabled: true, ServerName: n + ".internal"} }, on),
+		)
+	}
+	scram := func(c *config) {
+		c.Kafka.SASL = conn.SASL{Mechanism: "SCRAM-SHA-512", Username: "fenqi", Password: "from-file"}
+	}
+	return append(out,
+		s("kafka-sasl-mechanism", "SCRAM-SHA-512", scram, "kafka-sasl-username=fenqi", "kafka-sasl-password-file="+pw),
+		s("kafka-sasl-username", "fenqi", scram, "kafka-sasl-mechanism=SCRAM-SHA-512", "kafka-sasl-password-file="+pw),
+		s("kafka-sasl-password-file", pw, scram, "kafka-sasl-mechanism=SCRAM-SHA-512", "kafka-sasl-username=fenqi"),
+		s("redis-username", "fenqi", func(c *config) { c.Redis.Username, c.Redis.Password = "fenqi", "from-file" }, "redis-password-file="+pw),
+		s("redis-password-file", pw, func(c *config) { c.Redis.Password = "from-file" }),
+	)
+}
+
+// secrets are the flags refused on the command line.
+var secrets = []string{"kafka-sasl-password", "redis-password", "admin-token", "admin-read-token"}
 
 func TestEverySettingFromFlagOrVariable(t *testing.T) {
 	t.Parallel()
-	for _, s := range settings {
+	for _, s := range allSettings(t) {
 		t.Run(s.flag, func(t *testing.T) {
 			t.Parallel()
 			want := defaultConfig()
@@ -139,14 +209,19 @@ func TestEverySettingFromFlagOrVariable(t *testing.T) {
 			if want == defaultConfig() {
 				t.Fatalf("the test value %q of -%s is the default", s.value, s.flag)
 			}
-			byFlag, _, err := parse(t, []string{"-" + s.flag + "=" + s.value}, nil)
+			args, vars := []string{"-" + s.flag + "=" + s.value}, env{envName(s.flag): s.value}
+			for _, w := range s.with {
+				name, v, _ := strings.Cut(w, "=")
+				args, vars[envName(name)] = append(args, "-"+w), v
+			}
+			byFlag, _, err := parse(t, args, nil)
 			if err != nil {
-				t.Fatalf("-%s=%s: %v", s.flag, s.value, err)
+				t.Fatalf("%s: %v", args, err)
 			}
 			if *byFlag != want {
-				t.Errorf("-%s=%s:\n got %+v\nwant %+v", s.flag, s.value, *byFlag, want)
+				t.Errorf("%s:\n got %+v\nwant %+v", args, *byFlag, want)
 			}
-			byEnv, _, err := parse(t, nil, env{envName(s.flag): s.value})
+			byEnv, _, err := parse(t, nil, vars)
 			if err != nil {
 				t.Fatalf("%s=%s: %v", envName(s.flag), s.value, err)
 			}
@@ -169,8 +244,8 @@ func TestEverySettingIsCovered(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(stderr, -1) {
 		listed = append(listed, m[1])
 	}
-	var tested []string
-	for _, s := range settings {
+	tested := slices.Clone(secrets)
+	for _, s := range allSettings(t) {
 		tested = append(tested, s.flag)
 	}
 	slices.Sort(listed)
@@ -290,6 +365,27 @@ func TestValidationErrorsNameTheSetting(t *testing.T) {
 			"setting -topic-payments (FENQI_TOPIC_PAYMENTS): must not be empty"},
 		{"empty dlq topic", []string{"-topic-dlq="}, nil,
 			"setting -topic-dlq (FENQI_TOPIC_DLQ): must not be empty"},
+		{"TLS file while TLS is off", []string{"-kafka-tls-ca-file", "/etc/fenqi/ca.pem"}, nil,
+			"setting -kafka-tls-ca-file (FENQI_KAFKA_TLS_CA_FILE): given while -kafka-tls is off: turn it on (FENQI_KAFKA_TLS=true) or drop this setting"},
+		{"TLS server name while TLS is off, variable", nil, env{"FENQI_REDIS_TLS_SERVER_NAME": "redis", "FENQI_REDIS_TLS": "false"},
+			"setting -redis-tls-server-name (FENQI_REDIS_TLS_SERVER_NAME): given while -redis-tls is off: turn it on (FENQI_REDIS_TLS=true) or drop this setting"},
+		{"certificate without key", []string{"-kafka-tls", "-kafka-tls-cert-file", "/etc/fenqi/client.pem"}, nil,
+			"setting -kafka-tls-cert-file (FENQI_KAFKA_TLS_CERT_FILE): a client certificate needs its key: set -kafka-tls-key-file"},
+		{"key without certificate", nil, env{"FENQI_REDIS_TLS": "true", "FENQI_REDIS_TLS_KEY_FILE": "/etc/fenqi/client-key.pem"},
+			"setting -redis-tls-key-file (FENQI_REDIS_TLS_KEY_FILE): a client key needs its certificate: set -redis-tls-cert-file"},
+		{"unreadable CA file", []string{"-redis-tls", "-redis-tls-ca-file", "/nonexistent/ca.pem"}, nil,
+			"setting -redis-tls-ca-file (FENQI_REDIS_TLS_CA_FILE): cannot read the CA file: open /nonexistent/ca.pem: no such file or directory"},
+		{"unknown mechanism", nil, env{"FENQI_KAFKA_SASL_MECHANISM": "GSSAPI"},
+			`setting -kafka-sasl-mechanism (FENQI_KAFKA_SASL_MECHANISM): must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (or empty for none), got "GSSAPI"`},
+		{"mechanism without username or password", []string{"-kafka-sasl-mechanism", "PLAIN"}, nil,
+			"setting -kafka-sasl-username (FENQI_KAFKA_SASL_USERNAME): SASL PLAIN needs a username\n" +
+				"setting -kafka-sasl-password (FENQI_KAFKA_SASL_PASSWORD): SASL PLAIN needs a password: set FENQI_KAFKA_SASL_PASSWORD or name a file with -kafka-sasl-password-file"},
+		{"mechanism without password", []string{"-kafka-sasl-mechanism", "SCRAM-SHA-256", "-kafka-sasl-username", "fenqi"}, nil,
+			"setting -kafka-sasl-password (FENQI_KAFKA_SASL_PASSWORD): SASL SCRAM-SHA-256 needs a password: set FENQI_KAFKA_SASL_PASSWORD or name a file with -kafka-sasl-password-file"},
+		{"password without mechanism", nil, env{"FENQI_KAFKA_SASL_PASSWORD": "s3cret"},
+			"setting -kafka-sasl-password (FENQI_KAFKA_SASL_PASSWORD): given without -kafka-sasl-mechanism: set the mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) or drop the password"},
+		{"redis user without password", []string{"-redis-username", "fenqi"}, nil,
+			"setting -redis-username (FENQI_REDIS_USERNAME): an ACL user needs its password: set FENQI_REDIS_PASSWORD or name a file with -redis-password-file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -482,11 +578,74 @@ func TestOnlyFenqiVariablesRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, s := range settings {
+	for _, s := range allSettings(t) {
 		want = append(want, envName(s.flag))
+	}
+	for _, name := range secrets {
+		want = append(want, envName(name))
 	}
 	slices.Sort(want)
 	if got := slices.Sorted(maps.Keys(read)); !slices.Equal(got, want) {
 		t.Errorf("variables read %q\nwant %q", got, want)
+	}
+}
+
+// A secret is read from its variable or a file, never from the command
+// line; no error shows it.
+func TestSecrets(t *testing.T) {
+	t.Parallel()
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     env
+		want    string // Redis password
+		wantErr string
+	}{
+		{"variable", nil, env{"FENQI_REDIS_PASSWORD": "s3cret"}, "s3cret", ""},
+		{"file flag", []string{"-redis-password-file", pw}, nil, "from-file", ""},
+		{"file variable", nil, env{"FENQI_REDIS_PASSWORD_FILE": pw}, "from-file", ""},
+		{"file flag wins over file variable", []string{"-redis-password-file", pw}, env{"FENQI_REDIS_PASSWORD_FILE": "/nonexistent"}, "from-file", ""},
+		{"flag refused", []string{"-redis-password", "s3cret"}, nil, "",
+			"-redis-password: a secret is not accepted on the command line (any local user can read it there); set FENQI_REDIS_PASSWORD in the environment or name a file with -redis-password-file / FENQI_REDIS_PASSWORD_FILE"},
+		{"flag refused even with the variable", []string{"-kafka-sasl-password=s3cret"}, env{"FENQI_KAFKA_SASL_PASSWORD": "s3cret"}, "",
+			"-kafka-sasl-password: a secret is not accepted on the command line"},
+		{"file and variable", nil, env{"FENQI_REDIS_PASSWORD_FILE": pw, "FENQI_REDIS_PASSWORD": "s3cret"}, "",
+			"FENQI_REDIS_PASSWORD and FENQI_REDIS_PASSWORD_FILE are both set: keep one"},
+		{"missing file", []string{"-kafka-sasl-password-file", "/nonexistent/pw"}, nil, "",
+			"reading secret file: open /nonexistent/pw: no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, _, err := parse(t, tt.args, tt.env)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Errorf("the error shows the secret: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Redis.Password != tt.want {
+				t.Errorf("password %q, want %q", c.Redis.Password, tt.want)
+			}
+		})
+	}
+}
+
+// In embedded mode the broker and Redis are in-process and plaintext:
+// the security settings are not used, so not checked.
+func TestEmbeddedIgnoresSecurity(t *testing.T) {
+	t.Parallel()
+	if _, _, err := parse(t, []string{"-embedded", "-kafka-tls-ca-file", "/nonexistent", "-kafka-sasl-mechanism", "GSSAPI"}, nil); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/embedded"
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/conn"
 	"github.com/fenqi/fenqi/internal/tuning"
 	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/producers"
@@ -117,11 +118,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("embedded mode", "kafka", brokers, "redis", redisAddr, "data_dir", cfg.DataDir)
 	}
 
-	var rdb redis.UniversalClient
-	if cfg.RedisCluster && !cfg.Embedded {
-		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.redisAddrs(), Password: cfg.RedisPassword})
-	} else {
-		rdb = redis.NewClient(&redis.Options{Addr: redisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB})
+	// The connections' security (validated with the settings); the
+	// embedded broker and Redis are plaintext.
+	kafkaSec, redisSec := cfg.Kafka, cfg.Redis
+	if cfg.Embedded {
+		kafkaSec, redisSec = conn.Kafka{}, conn.Redis{}
+	}
+	kc, err := kafkaSec.Load()
+	if err != nil {
+		return err
+	}
+	rdb, err := newRedis(cfg, redisSec, redisAddr)
+	if err != nil {
+		return err
 	}
 	defer func() { _ = rdb.Close() }()
 	// The policy's windows say what state keeps (fixed until a restart).
@@ -138,11 +147,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Wait for Redis at start like for any transient fault, saying so.
 	if err := retry.Do(ctx, retry.Policy{}, "redis_start", func(_ string, err error, wait time.Duration) {
 		log.Warn("redis not ready; retrying", "addr", redisAddr, "err", err, "wait", wait)
-	}, store.Load); err != nil {
+	}, func(ctx context.Context) error { return redisSec.Explain(store.Load(ctx)) }); err != nil {
 		return fmt.Errorf("redis at %s: %w", redisAddr, err)
 	}
 
-	pub, err := producers.New(producers.Config{Brokers: brokers, DecisionsTopic: cfg.DecisionsTopic, DLQTopic: cfg.DLQTopic, Compression: cfg.KafkaCompression})
+	pub, err := producers.New(producers.Config{Brokers: brokers, Transport: kc.Transport(), DecisionsTopic: cfg.DecisionsTopic, DLQTopic: cfg.DLQTopic, Compression: cfg.KafkaCompression})
 	if err != nil {
 		return err
 	}
@@ -154,7 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	obs := &observer{Metrics: metrics, print: cfg.PrintDecisions, out: stdout, zone: zone}
 	pipe, err := consumers.New(consumers.Config{
-		Brokers: brokers, GroupID: cfg.GroupID, Topics: cfg.Topics,
+		Brokers: brokers, Dialer: kc.Dialer(), GroupID: cfg.GroupID, Topics: cfg.Topics,
 		BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: cfg.ShutdownGrace,
 		Decoder: events.Decoder{MaxBytes: cfg.MaxEventBytes, MaxFuture: cfg.MaxFuture},
 	}, store, func() consumers.Rules { _, r := pols.get(); return r }, pub, obs, log, tel)
@@ -165,7 +174,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// the time up to which the group has processed the repayments topic,
 	// so that after a downtime or during a backlog no reminder or freeze
 	// goes out for a bill whose repayment still waits on the topic.
-	watermark, err := consumers.NewWatermark(consumers.WatermarkConfig{Brokers: brokers, GroupID: cfg.GroupID, Topic: cfg.Topics.Repayments})
+	watermark, err := consumers.NewWatermark(consumers.WatermarkConfig{Brokers: brokers, Transport: kc.Transport(), GroupID: cfg.GroupID, Topic: cfg.Topics.Repayments})
 	if err != nil {
 		return err
 	}
@@ -173,7 +182,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	lag := consumers.NewLagMonitor(brokers, cfg.GroupID, cfg.Topics.List(), 5*time.Second)
+	lag := consumers.NewLag(consumers.LagConfig{Brokers: brokers, GroupID: cfg.GroupID, Topics: cfg.Topics.List(), Interval: 5 * time.Second, Transport: kc.Transport()})
 	metrics.RegisterLag(func() map[telemetry.TopicPartition]int64 {
 		out := map[telemetry.TopicPartition]int64{}
 		for topic, ps := range lag.Lag() {
@@ -193,24 +202,63 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return map[string]time.Duration{telemetry.ScheduleOverdueChecks: time.Duration(runner.Overdue.Behind.Load())}
 	})
 
+	// A refused certificate or password stops fenqid before anything runs;
+	// a broker not up yet is waited for while the rest starts.
+	kafkaErr := kc.Check(ctx, brokers)
+	if kafkaErr != nil && !retry.Retryable(kafkaErr) && ctx.Err() == nil {
+		return fmt.Errorf("kafka: %w", kafkaErr)
+	}
 	g, gctx := errgroup.WithContext(ctx)
+	if kafkaErr != nil {
+		g.Go(func() error { return checkKafka(gctx, log, kc, brokers) })
+	}
 	g.Go(func() error { return pipe.Run(gctx) })
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return pols.watch(gctx) })
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return progress(gctx, log, pipe, runner, watermark) })
 	if cfg.HTTPAddr != "" {
-		adm := &admin{log: log, rdb: rdb, token: cfg.AdminToken, brokers: brokers, store: store, policies: pols, metrics: tel.MetricsHandler(), assigned: lag.Assigned}
+		adm := &admin{log: log, rdb: rdb, conf: cfg.Admin, brokers: brokers, store: store, policies: pols, metrics: tel.MetricsHandler(), assigned: lag.Assigned}
 		adm.topics = cfg.Topics // the names of /v1/epochs and POST /v1/epochs/{topic}
 		g.Go(func() error { return adm.serve(gctx, cfg.HTTPAddr) })
 	}
 	if cfg.Simulate {
-		g.Go(func() error { return simulate(gctx, log, cfg, brokers) })
+		g.Go(func() error { return simulate(gctx, log, cfg, brokers, kc) })
 	}
 	log.Info("fenqid started", "group", cfg.GroupID, "topics", cfg.Topics.List())
 	err = g.Wait()
 	log.Info("fenqid stopped", "events", pipe.Stats().Events.Load(), "decisions", pipe.Stats().Decisions.Load())
 	return err
+}
+
+// newRedis returns the Redis client of the settings, with sec's security.
+func newRedis(cfg *config, sec conn.Redis, addr string) (redis.UniversalClient, error) {
+	if cfg.RedisCluster && !cfg.Embedded {
+		o := &redis.ClusterOptions{Addrs: cfg.redisAddrs()}
+		if err := sec.ApplyCluster(o); err != nil {
+			return nil, err
+		}
+		return redis.NewClusterClient(o), nil
+	}
+	o := &redis.Options{Addr: addr, DB: cfg.RedisDB}
+	if err := sec.Apply(o); err != nil {
+		return nil, err
+	}
+	return redis.NewClient(o), nil
+}
+
+// checkKafka connects to a broker, with the TLS and SASL handshakes, until
+// one answers: one that does not answer yet is waited for, saying so; a
+// refused certificate or password stops fenqid with the error and the
+// setting to look at (the reader would otherwise retry it for ever).
+func checkKafka(ctx context.Context, log *slog.Logger, kc *conn.KafkaConn, brokers []string) error {
+	err := retry.Do(ctx, retry.Policy{Max: 10 * time.Second}, "kafka_start", func(_ string, err error, wait time.Duration) {
+		log.Warn("kafka not ready; retrying", "brokers", brokers, "err", err, "wait", wait)
+	}, func(ctx context.Context) error { return kc.Check(ctx, brokers) })
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	return nil
 }
 
 // progress logs throughput and the schedules' progress every 10 seconds,
@@ -246,9 +294,10 @@ func progress(ctx context.Context, log *slog.Logger, pipe *consumers.Pipeline, r
 }
 
 // simulate produces simulated traffic into the input topics.
-func simulate(ctx context.Context, log *slog.Logger, cfg *config, brokers []string) error {
+func simulate(ctx context.Context, log *slog.Logger, cfg *config, brokers []string, kc *conn.KafkaConn) error {
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
+		Transport:    kc.Transport(),
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
