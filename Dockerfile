@@ -3,7 +3,10 @@
 # simulator from this image too).
 #
 #   docker build -t fenqi:dev .
-#   docker run --rm -p 8080:8080 -e FENQI_KAFKA_BROKERS=… -e FENQI_REDIS_ADDR=… fenqi:dev
+#   docker run --rm -p 8080:8080 -e FENQI_HTTP_ADDR=:8080 -e FENQI_ADMIN_TOKEN=… \
+#     -e FENQI_KAFKA_BROKERS=… -e FENQI_REDIS_ADDR=… fenqi:dev
+# (fenqid's admin listener defaults to 127.0.0.1:8080, unreachable from outside
+# the container; on :8080 it refuses to start without an admin token.)
 #   docker run --rm fenqi:dev fenqictl --help
 
 # ---- build -------------------------------------------------------------------
@@ -32,6 +35,6 @@ COPY --from=build /out/fenqid /out/fenqictl /usr/local/bin/
 # default -data-dir of `fenqid -embedded` is writable too.
 USER 10001:10001
 WORKDIR /var/lib/fenqi
-# The admin listener (-http-addr :8080): /healthz, /readyz and, once wired, /metrics.
+# The admin listener (with FENQI_HTTP_ADDR=:8080 and a token): /healthz, /readyz and, once wired, /metrics.
 EXPOSE 8080
 CMD ["fenqid"]

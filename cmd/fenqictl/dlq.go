@@ -87,6 +87,7 @@ type deadLetter struct {
 	originOffset    int64
 	reason, field   string
 	failedAt        string
+	truncated       string         // fenqi-truncated: the original size when the value is only a prefix
 	originalHeaders []kafka.Header // the headers without fenqi-*
 }
 
@@ -120,6 +121,8 @@ func parseDeadLetter(m kafka.Message) deadLetter {
 			dl.field = v
 		case producers.HeaderFailedAt:
 			dl.failedAt = v
+		case producers.HeaderTruncated, producers.HeaderDroppedHeaders:
+			dl.truncated = v
 		}
 	}
 	return dl
@@ -313,9 +316,17 @@ func (c *cli) dlqReplay(ctx context.Context, args []string) error {
 		verb = "would replay"
 	}
 	for _, dl := range dls {
-		if dl.origin == "" || dl.origin == sel.dlqTopic {
+		if !inputs.isInput(dl.origin) {
+			// Only to the configured input topics: the header is data from
+			// the dead letter, not a destination to trust.
 			noOrigin++
-			fmt.Fprintf(c.stderr, "%s: skipped: no usable %s header (%q)\n", dl.where(), producers.HeaderTopic, dl.origin)
+			fmt.Fprintf(c.stderr, "%s: skipped: its %s header (%q) is not one of the input topics (--topic-*)\n", dl.where(), producers.HeaderTopic, dl.origin)
+			continue
+		}
+		if dl.truncated != "" {
+			noOrigin++
+			fmt.Fprintf(c.stderr, "%s: skipped: only a prefix of the record was kept (%s %s); the original is %s/%d@%d (fenqictl rewind)\n",
+				dl.where(), producers.HeaderTruncated, dl.truncated, dl.origin, dl.originPartition, dl.originOffset)
 			continue
 		}
 		hs := make([]events.Header, len(dl.originalHeaders))
@@ -378,9 +389,9 @@ func (c *cli) dlqReplay(ctx context.Context, args []string) error {
 		}
 	}
 
-	summary := fmt.Sprintf("dlq replay: %d selected, %d replayed, %d still invalid (skipped), %d without origin (skipped)", len(dls), sent, invalid, noOrigin)
+	summary := fmt.Sprintf("dlq replay: %d selected, %d replayed, %d still invalid (skipped), %d without a usable origin (skipped)", len(dls), sent, invalid, noOrigin)
 	if dryRun {
-		summary = fmt.Sprintf("dlq replay: dry run: %d selected, %d would be replayed, %d still invalid (skipped), %d without origin (skipped)", len(dls), len(plan), invalid, noOrigin)
+		summary = fmt.Sprintf("dlq replay: dry run: %d selected, %d would be replayed, %d still invalid (skipped), %d without a usable origin (skipped)", len(dls), len(plan), invalid, noOrigin)
 	}
 	fmt.Fprintln(c.stdout, summary)
 	if werr != nil {

@@ -127,7 +127,7 @@ func TestDLQListAndReplay(t *testing.T) {
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
-		if !strings.Contains(r.stdout, "2 selected, 1 replayed, 1 still invalid (skipped), 0 without origin") {
+		if !strings.Contains(r.stdout, "2 selected, 1 replayed, 1 still invalid (skipped), 0 without a usable origin") {
 			t.Errorf("summary missing")
 		}
 		if !strings.Contains(r.stderr, `fenqi.dlq/0@1: skipped: still invalid: events: field "data.currency"`) {
@@ -222,5 +222,43 @@ func TestPreviewOf(t *testing.T) {
 				t.Errorf("previewOf(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
 			}
 		})
+	}
+}
+
+// A dead letter's fenqi-topic header is data, not a destination: replay
+// sends only to the configured input topics, and never a dead letter
+// whose value was cut to a prefix.
+func TestDLQReplayOnlyToInputTopics(t *testing.T) {
+	t.Parallel()
+	k := testenv.Kafka(t, append(inputTopicNames, defaultDLQ, defaultDecisions)...)
+	pub, err := producers.New(producers.Config{Brokers: k.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pub.Close() })
+	good := marshal(t, payment("pay-1", "u-1", 12345))
+	truncated := deadLetterOf(t, pub, defaultPayments, 0, 5, "u-1", good, errors.New("too large"), "value")
+	truncated.Headers = append(truncated.Headers, kafka.Header{Key: producers.HeaderTruncated, Value: []byte("1040000")})
+	testenv.Produce(t, k.Addrs(), defaultDLQ,
+		deadLetterOf(t, pub, defaultDecisions, 0, 3, "u-1", good, errors.New("panic"), ""),
+		deadLetterOf(t, pub, "attacker.topic", 0, 3, "u-1", good, errors.New("panic"), ""),
+		truncated,
+	)
+	r := runCmd(t, nil, "", "dlq", "replay", "--all", "--brokers", k.Addr())
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !strings.Contains(r.stdout, "3 selected, 0 replayed, 0 still invalid (skipped), 3 without a usable origin") {
+		t.Errorf("summary: %s", r.stdout)
+	}
+	for _, want := range []string{`header ("fenqi.decisions") is not one of the input topics`, `header ("attacker.topic") is not one of the input topics`, "only a prefix of the record was kept"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	for _, topic := range []string{defaultPayments, defaultDecisions} {
+		if got := testenv.ReadAll(t, k.Addrs(), topic); len(got) != 0 {
+			t.Errorf("%s: %d records after the replay", topic, len(got))
+		}
 	}
 }

@@ -43,7 +43,7 @@ the new records), raise the epoch of each such topic, once, then start fenqid.
     --redis-prefix, … or the FENQI_REDIS_* variables) and topic names (--topic-*
     or the FENQI_TOPIC_* variables).
   - Without --redis the command asks fenqid's admin API (--api; a raise needs
-    --token when fenqid has an -admin-token), so a fenqid must be running: raise
+    the write token in FENQI_ADMIN_TOKEN or --admin-token-file), so a fenqid must be running: raise
     before it reads any of the new records (the recreated topic is still empty,
     say). A running fenqid takes a new epoch from its next batch.
 TOPIC is the topic's name as fenqid consumes it (its -topic-* settings).
