@@ -29,6 +29,9 @@ const (
 	MetricJobsDue         = "fenqi_jobs_due"                  // gauge {schedule}
 	MetricJobsDone        = "fenqi_jobs_done_total"           // counter {schedule}
 	MetricDeadLetters     = "fenqi_dead_letters_total"        // counter {topic, field}
+	// MetricRecordsRefused: records the broker or the client refused for
+	// good, each replaced by a stand-in dead letter (producers.Publisher).
+	MetricRecordsRefused = "fenqi_records_refused_total" // counter {topic}
 
 	// MetricJobsWatermarkLag: how far behind the clock a schedule's work is
 	// judged, waiting for its input to be processed (overdue_checks: the
@@ -101,6 +104,7 @@ type Metrics struct {
 	retries       metric.Int64Counter
 	jobsDone      metric.Int64Counter
 	deadLetters   metric.Int64Counter
+	refused       metric.Int64Counter
 
 	lag    atomic.Pointer[func() map[TopicPartition]int64]
 	jobs   atomic.Pointer[func() map[string]int64]
@@ -170,6 +174,9 @@ func newMetrics(meter metric.Meter) (*Metrics, error) {
 	m.deadLetters, err = meter.Int64Counter(MetricDeadLetters, metric.WithUnit("{record}"),
 		metric.WithDescription("Records written to the dead-letter topic, by input topic and refused field."))
 	note(MetricDeadLetters, err)
+	m.refused, err = meter.Int64Counter(MetricRecordsRefused, metric.WithUnit("{record}"),
+		metric.WithDescription("Records refused for good by the broker or the client (too large, invalid), each replaced by a stand-in dead letter, by the record's topic."))
+	note(MetricRecordsRefused, err)
 	_, err = meter.Int64ObservableGauge(MetricConsumerLag, metric.WithUnit("{record}"),
 		metric.WithDescription("Records behind the high watermark, by input topic and partition."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
@@ -237,6 +244,12 @@ func (m *Metrics) DeadLetter(dl producers.DeadLetter) {
 		field = "unknown"
 	}
 	m.deadLetters.Add(context.Background(), 1, m.attrs(labelTopic, dl.Msg.Topic, labelField, field))
+}
+
+// Refused counts one record refused for good and replaced by its stand-in
+// (producers.Config.OnRefused).
+func (m *Metrics) Refused(topic string, _ error) {
+	m.refused.Add(context.Background(), 1, m.attrs(labelTopic, topic, "", ""))
 }
 
 // Retry counts one retried transient error by cause. The error's text is

@@ -116,6 +116,7 @@ func TestMetricsOnMetricsHandler(t *testing.T) {
 	m.RegisterJobsWatermarkLag(func() map[string]time.Duration {
 		return map[string]time.Duration{ScheduleOverdueChecks: 90 * time.Minute}
 	})
+	m.Refused("fenqi.decisions", nil)
 
 	mfs := scrape(t, tel.MetricsHandler())
 	counters := []struct {
@@ -131,6 +132,7 @@ func TestMetricsOnMetricsHandler(t *testing.T) {
 		{"fenqi_decisions_total", map[string]string{"type": "fenqi.decision.quota.v1", "rule": "quota"}, 1},
 		{"fenqi_dead_letters_total", map[string]string{"topic": "fenqi.payments", "field": "data.amount_fen"}, 1},
 		{"fenqi_dead_letters_total", map[string]string{"topic": "fenqi.payments", "field": "unknown"}, 1},
+		{"fenqi_records_refused_total", map[string]string{"topic": "fenqi.decisions"}, 1},
 		{"fenqi_retries_total", map[string]string{"cause": "redis_apply"}, 2},
 		{"fenqi_retries_total", map[string]string{"cause": "kafka_publish"}, 1},
 		{"fenqi_jobs_done_total", map[string]string{"schedule": "overdue_checks"}, 4},
@@ -193,7 +195,7 @@ func TestMetricsOnMetricsHandler(t *testing.T) {
 	want := map[string]bool{
 		MetricEvents: true, MetricDecisions: true, MetricEventToDecision: true, MetricBatchSize: true,
 		MetricBatchDuration: true, MetricConsumerLag: true, MetricRetries: true, MetricJobsDue: true,
-		MetricJobsDone: true, MetricDeadLetters: true, MetricJobsWatermarkLag: true,
+		MetricJobsDone: true, MetricDeadLetters: true, MetricJobsWatermarkLag: true, MetricRecordsRefused: true,
 	}
 	for name, mf := range mfs {
 		if strings.HasPrefix(name, "fenqi") && !want[name] {

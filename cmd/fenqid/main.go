@@ -151,7 +151,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("redis at %s: %w", redisAddr, err)
 	}
 
-	pub, err := producers.New(producers.Config{Brokers: brokers, Transport: kc.Transport(), DecisionsTopic: cfg.DecisionsTopic, DLQTopic: cfg.DLQTopic, Compression: cfg.KafkaCompression})
+	pub, err := producers.New(producers.Config{Brokers: brokers, Transport: kc.Transport(), DecisionsTopic: cfg.DecisionsTopic, DLQTopic: cfg.DLQTopic, Compression: cfg.KafkaCompression,
+		OnRefused: func(topic string, err error) {
+			metrics.Refused(topic, err)
+			log.Error("a record was refused for good and replaced by a stand-in dead letter", "topic", topic, "err", err)
+		}})
 	if err != nil {
 		return err
 	}
