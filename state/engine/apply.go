@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -331,6 +332,9 @@ func (a *applier) change(e *events.Event, fp uint64, o *Outcome) error {
 		if err := checkLen("device_id", p.DeviceID); err != nil {
 			return err
 		}
+		if err := a.checkSpend(ts, p); err != nil {
+			return err
+		}
 		o.RecentPayments = make([]time.Time, len(a.s.Payments))
 		for i, t := range a.s.Payments {
 			o.RecentPayments[i] = time.Unix(t, 0)
@@ -380,6 +384,33 @@ func (a *applier) month(day int32) (*Month, int) {
 		a.s.Months = slices.Insert(a.s.Months, i, Month{YM: ym})
 	}
 	return &a.s.Months[i], dom
+}
+
+// checkSpend refuses a payment that would overflow its month's spend: sums
+// of fen are checked 64-bit integers, never wrapped (the policy's amount
+// cap keeps real traffic far from the limit; this is the last guard).
+func (a *applier) checkSpend(ts int64, p *events.Payment) error {
+	if p.Scene.Class() != events.ClassSpend {
+		return nil
+	}
+	ym, _ := civil(LocalDay(a.loc, ts))
+	i, found := slices.BinarySearchFunc(a.s.Months, ym, func(m Month, ym int32) int { return int(m.YM - ym) })
+	if !found {
+		return nil
+	}
+	if _, ok := addFen(a.s.Months[i].SpendFen, p.AmountFen); !ok {
+		return fmt.Errorf("engine: the month's spend %d fen plus %d fen overflows a 64-bit sum", a.s.Months[i].SpendFen, p.AmountFen)
+	}
+	return nil
+}
+
+// addFen adds two sums of fen, reporting false when the result would not
+// fit in an int64 (or either is negative).
+func addFen(x, y int64) (int64, bool) {
+	if x < 0 || y < 0 || x > math.MaxInt64-y {
+		return 0, false
+	}
+	return x + y, true
 }
 
 func (a *applier) pay(ts int64, p *events.Payment) {
@@ -555,12 +586,15 @@ func (a *applier) paid(p *events.RepaymentPaid, ts int64, fp uint64, o *Outcome)
 	if b.Status == BillSettled {
 		return nil // an overpayment or a re-send owes nothing
 	}
+	if _, ok := addFen(b.Amount, p.AmountFen); b.Status == BillPrepaid && !ok {
+		return fmt.Errorf("engine: bill %s: %d fen paid ahead plus %d fen overflows a 64-bit sum", p.BillID, b.Amount, p.AmountFen)
+	}
 	b.Paid = append(b.Paid, fp)
 	if len(b.Paid) > MaxBillPayments {
 		b.Paid = b.Paid[len(b.Paid)-MaxBillPayments:]
 	}
 	if b.Status == BillPrepaid {
-		b.Amount += p.AmountFen
+		b.Amount += p.AmountFen // checked above
 		b.At = max(b.At, ts)
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -1793,4 +1794,40 @@ func checkOffsetKept(t *testing.T, s *State, off int64) {
 		}
 	}
 	t.Fatalf("the refused event's offset %d is not kept: %+v", off, s.Offsets)
+}
+
+// Issue 12 #2: 1,030 payments of 2^53−1 fen made a month's spend negative.
+// Sums of fen are checked: the payment that would overflow is refused and
+// changes nothing; the sums before it stay exact.
+func TestFenSumsNeverOverflow(t *testing.T) {
+	const big = 1<<53 - 1
+	var c counter
+	s := &State{}
+	var last Outcome
+	n := 0
+	for i := 0; i < 1100; i++ {
+		last = Apply(s, []Item{noOff(payEv(c.id(), t0, big, events.SceneEcommerce, "d"))}, testConfig(), t0)[0]
+		if last.Status != Applied {
+			break
+		}
+		n++
+	}
+	if last.Status != Refused || last.Err == nil || !strings.Contains(last.Err.Error(), "overflows") {
+		t.Fatalf("after %d payments: %+v, want the overflowing one refused", n, last)
+	}
+	if n != math.MaxInt64/big {
+		t.Fatalf("%d payments applied, want %d (as many as fit)", n, math.MaxInt64/big)
+	}
+	if len(s.Months) != 1 || s.Months[0].SpendFen != int64(n)*big {
+		t.Fatalf("months %+v, want one with spend %d", s.Months, int64(n)*big)
+	}
+	// a bill paid ahead: the same guard
+	s = &State{}
+	applyOK(t, s, t0, noOff(paidEv(c.id(), t0, "b1", math.MaxInt64-5)))
+	if o := Apply(s, []Item{noOff(paidEv(c.id(), t0, "b1", 6))}, testConfig(), t0)[0]; o.Status != Refused {
+		t.Fatalf("overflowing prepayment: %v, want refused", o.Status)
+	}
+	if b := s.Bills[0]; b.Amount != math.MaxInt64-5 || len(b.Paid) != 1 {
+		t.Fatalf("the refused prepayment changed the bill: %+v", b)
+	}
 }
