@@ -3,10 +3,10 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
-	"math"
 	"strings"
 	"testing"
 	"time"
