@@ -2,7 +2,7 @@
 GO ?= go
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test test-short bench bench-recompute bench-timers vet fmt compose-check clean
+.PHONY: all build run test test-short fuzz fuzz-brief bench bench-recompute bench-timers vet fmt compose-check clean
 
 all: build
 
@@ -22,6 +22,21 @@ test:
 	@command -v redis-server >/dev/null || { echo "make test needs redis-server on PATH (apt-get install redis-server)"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
+	$(MAKE) --no-print-directory fuzz-brief
+
+# The fuzz targets (decoder in both modes, the decoder against its oracle,
+# the policy loader, the state codec), each from its committed seed corpus
+# (testdata/fuzz/): FUZZTIME each (make test runs them 5s each; make fuzz 2m).
+FUZZ_TARGETS := events:FuzzDecodeStructured events:FuzzDecodeBinary events:FuzzDecodeMatchesOracle policy:FuzzParse state/engine:FuzzDecode
+FUZZTIME ?= 5s
+fuzz-brief:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/ >/tmp/fenqi-fuzz.log 2>&1 || { cat /tmp/fenqi-fuzz.log; exit 1; }; \
+	done
+
+fuzz:
+	$(MAKE) --no-print-directory fuzz-brief FUZZTIME=$${FUZZTIME:-2m}
 
 # Performance figures, printed (never asserted): the state engine's rows
 # side by side on one redis-server (a) a minimal script per batch of 500,

@@ -11,12 +11,24 @@ import (
 	"sync"
 	"time"
 	_ "time/tzdata" // profile time zones must validate the same way on every host, even without /usr/share/zoneinfo
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxAmountFen is the largest amount accepted: 2^53-1 fen (about 90 billion
 // yuan), the largest integer that every JSON parser and Redis's Lua (whose
 // numbers are doubles) keep exactly.
 const MaxAmountFen = 1<<53 - 1
+
+// MaxIDBytes is the longest id or name accepted, in bytes of UTF-8: the
+// attributes id, source and subject (the user id, hence the key and every
+// user_id), and the data's merchant_id, device_id, city, bill_id and
+// timezone. A longer one is refused (docs/events.md, "Limits").
+const MaxIDBytes = 128
+
+// maxMediaTypeBytes is the longest content-type header or datacontenttype
+// attribute accepted.
+const maxMediaTypeBytes = 128
 
 // Defaults of a zero Decoder.
 const (
@@ -27,13 +39,18 @@ const (
 // DecodeError says why an input record was refused. Field names the part of
 // the record at fault:
 //
-//   - "value": the record value as a whole (too large, not JSON, not an object);
+//   - "value": the record value as a whole (too large, not JSON, not an
+//     object), or a member of the envelope that is not one attribute (a
+//     member name that is not UTF-8, a repeated extension);
 //   - "key": the Kafka message key (must equal the subject);
 //   - "content-type": the content-type header;
 //   - a CloudEvents attribute name: "specversion", "id", "type", "source",
 //     "subject", "time", "datacontenttype" (the same names in binary mode,
-//     where they come from the ce_<attr> headers);
-//   - "data": the event data as a whole (missing, not an object);
+//     where they come from the ce_<attr> headers, and for a ce_<attr>
+//     header that is repeated or, in structured mode, contradicts the
+//     envelope);
+//   - "data": the event data as a whole (missing, not an object), or a
+//     member of it that is not one field;
 //   - "data.<json field>": one field of the data, e.g. "data.amount_fen".
 //
 // Reason is a short English sentence fragment meant for logs and for the
@@ -100,23 +117,33 @@ func ValidInstallments(n int) bool {
 
 // Reasons, shared by the checks and by the JSON type errors of the same field.
 const (
-	reasonString   = "must be a non-empty string"
-	reasonAmount   = "must be a positive integer of at most 9007199254740991 (2^53-1) fen"
-	reasonNonNeg   = "must be a non-negative integer of at most 9007199254740991 (2^53-1) fen"
-	reasonInstall  = "must be one of 0, 3, 6, 12, 24"
-	reasonScene    = "must be one of ecommerce, local_life, offline_retail, education, medical, transfer, red_packet, bill_pay, donation, wealth, other"
-	reasonAuth     = "must be one of password, face, fingerprint, none"
-	reasonCurrency = `must be "CNY"`
-	reasonTime     = "must be an RFC 3339 timestamp"
-	reasonDate     = "must be a date YYYY-MM-DD, or empty or absent when no card is bound"
-	reasonIP       = "must be an IPv4 or IPv6 address"
-	reasonBool     = "must be true or false"
-	reasonScore    = "must be an integer from 300 to 850"
-	reasonZone     = "must be an IANA time zone name"
-	reasonObject   = "must be a JSON object"
-	reasonUser     = "must equal the subject"
-	reasonAttr     = "must be a non-empty string"
+	reasonString     = "must be a non-empty string"
+	reasonAmount     = "must be a positive integer of at most 9007199254740991 (2^53-1) fen"
+	reasonNonNeg     = "must be a non-negative integer of at most 9007199254740991 (2^53-1) fen"
+	reasonInstall    = "must be one of 0, 3, 6, 12, 24"
+	reasonScene      = "must be one of ecommerce, local_life, offline_retail, education, medical, transfer, red_packet, bill_pay, donation, wealth, other"
+	reasonAuth       = "must be one of password, face, fingerprint, none"
+	reasonCurrency   = `must be "CNY"`
+	reasonTime       = "must be an RFC 3339 timestamp: YYYY-MM-DDThh:mm:ss, then a fraction of 1 to 9 digits or none, then Z or ±hh:mm"
+	reasonDate       = "must be a date YYYY-MM-DD, or empty or absent when no card is bound"
+	reasonIP         = "must be an IPv4 or IPv6 address (no port, no zone)"
+	reasonBool       = "must be true or false"
+	reasonScore      = "must be an integer from 300 to 850"
+	reasonZone       = "must be an IANA time zone name"
+	reasonObject     = "must be a JSON object"
+	reasonUser       = "must equal the subject"
+	reasonAttr       = "must be a non-empty string"
+	reasonUTF8       = "must be " + validUnicode
+	reasonControl    = "must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
+	reasonDataBase64 = "data_base64 is not accepted: data must be a JSON object"
+
+	validUnicode = "valid UTF-8 (no invalid bytes, no escaped unpaired surrogate)"
 )
+
+// tooLong is the reason for a string of n bytes over its limit.
+func tooLong(limit, n int) string {
+	return fmt.Sprintf("must be at most %d bytes long, not %d", limit, n)
+}
 
 // fieldReasons gives the reason reported when a JSON value has the wrong
 // type for a field (keys are JSON names, data fields without "data.").
@@ -187,6 +214,71 @@ func short(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// checkText checks an id or name: at most limit bytes, valid UTF-8, and
+// no control character (C0, DEL, C1). The empty string passes.
+func checkText(field, s string, limit int) *DecodeError {
+	if len(s) <= limit && printableASCII(s) {
+		return nil // printable ASCII within the limit: the usual case
+	}
+	return checkTextSlow(field, s, limit)
+}
+
+// printableASCII reports whether s is printable ASCII only.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if textSpecial[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+func checkTextSlow(field, s string, limit int) *DecodeError {
+	if len(s) > limit {
+		return derr(field, tooLong(limit, len(s)))
+	}
+	ascii, control := true, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= utf8.RuneSelf:
+			ascii = false
+		case c < ' ' || c == 0x7f:
+			control = true
+		}
+	}
+	if !ascii {
+		if !utf8.ValidString(s) {
+			return derr(field, reasonUTF8)
+		}
+		for _, c := range s {
+			if 0x80 <= c && c <= 0x9f {
+				control = true
+			}
+		}
+	}
+	if control {
+		return derr(field, reasonControl)
+	}
+	return nil
+}
+
+// textSpecial marks the bytes checkText must look at: the ASCII control
+// characters and the bytes of non-ASCII runes.
+var textSpecial = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c < ' ' || c >= 0x7f
+	}
+	return t
+}()
+
+// requireText checks a required id or name of the data (see checkText).
+func requireText(field, s string) *DecodeError {
+	if s == "" {
+		return derr(field, reasonString)
+	}
+	return checkText(field, s, MaxIDBytes)
+}
+
 // checkAttributes checks the attributes every CloudEvent must carry.
 func (env *envelopeIn) checkAttributes() *DecodeError {
 	switch {
@@ -196,16 +288,36 @@ func (env *envelopeIn) checkAttributes() *DecodeError {
 		return derr("specversion", `must be "1.0", not `+short(env.SpecVersion))
 	case env.ID == "":
 		return derr("id", reasonAttr)
-	case env.Type == "":
-		return derr("type", reasonAttr)
-	case env.Source == "":
+	}
+	if err := checkText("id", env.ID, MaxIDBytes); err != nil {
+		return err
+	}
+	if env.Type == "" {
+		return derr("type", reasonAttr) // checked against the known types later
+	}
+	if env.Source == "" {
 		return derr("source", reasonAttr)
-	case env.Subject == "":
+	}
+	if err := checkText("source", env.Source, MaxIDBytes); err != nil {
+		return err
+	}
+	if env.Subject == "" {
 		return derr("subject", reasonAttr)
-	case env.Time == "":
+	}
+	if err := checkText("subject", env.Subject, MaxIDBytes); err != nil {
+		return err
+	}
+	if env.Time == "" {
 		return derr("time", "required")
-	case env.DataContentType != "" && !isMediaType(env.DataContentType, ContentTypeJSON):
-		return derr("datacontenttype", `must be "application/json", not `+short(env.DataContentType))
+	}
+	if env.DataContentType != "" && env.DataContentType != ContentTypeJSON {
+		essence, err := mediaType("datacontenttype", env.DataContentType)
+		if err != nil {
+			return err
+		}
+		if !asciiEqualFold(essence, ContentTypeJSON) {
+			return derr("datacontenttype", `must be "application/json", not `+short(env.DataContentType))
+		}
 	}
 	return nil
 }
@@ -218,17 +330,112 @@ var (
 	Latest   = time.Unix(36*36*36*36*36*36-1, 0).UTC()
 )
 
-// parseTime parses an RFC 3339 timestamp and returns it in UTC; it must lie
-// within [Earliest, Latest].
+// parseTime parses an RFC 3339 timestamp (strictly: see parseRFC3339) and
+// returns it in UTC; it must lie within [Earliest, Latest].
 func parseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	t, ok := parseRFC3339(s)
+	if !ok {
 		return time.Time{}, errors.New(reasonTime)
 	}
 	if t.Before(Earliest) || t.After(Latest) {
 		return time.Time{}, fmt.Errorf("must lie between %s and %s", Earliest.Format(time.DateOnly), Latest.Format(time.DateOnly))
 	}
-	return t.UTC(), nil
+	return t, nil
+}
+
+// parseRFC3339 parses the date-time of RFC 3339 §5.6, in UTC, and no
+// other form: time.Parse(time.RFC3339Nano) also takes a one-digit hour, a
+// comma before the fraction, offsets of +24:00 and beyond or with 60
+// minutes, and fractions longer than nanoseconds (cut). Decisions of
+// fenqi's (docs/events.md, "Limits"): "T" and "Z" in upper case only (the
+// RFC allows lower case), no leap second (second 60: Unix time, and so
+// Go, has none), at most 9 fraction digits; "-00:00" is UTC.
+func parseRFC3339(s string) (time.Time, bool) {
+	if len(s) < len("2006-01-02T15:04:05Z") ||
+		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	year, ok1 := digits(s[0:4])
+	month, ok2 := digits(s[5:7])
+	day, ok3 := digits(s[8:10])
+	hour, ok4 := digits(s[11:13])
+	minute, ok5 := digits(s[14:16])
+	sec, ok6 := digits(s[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 ||
+		day > daysIn(year, month) || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	rest := s[19:]
+	nsec := 0
+	if rest[0] == '.' {
+		n := 1
+		for n < len(rest) && '0' <= rest[n] && rest[n] <= '9' {
+			n++
+		}
+		if n == 1 || n > 10 { // 1 to 9 digits
+			return time.Time{}, false
+		}
+		frac, _ := digits(rest[1:n])
+		for range 10 - n {
+			frac *= 10
+		}
+		nsec, rest = frac, rest[n:]
+	}
+	offset := 0
+	switch {
+	case rest == "Z":
+	case len(rest) == len("+07:00") && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		oh, ok1 := digits(rest[1:3])
+		om, ok2 := digits(rest[4:6])
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
+			return time.Time{}, false
+		}
+		if offset = (oh*60 + om) * 60; rest[0] == '-' {
+			offset = -offset
+		}
+	default:
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	return t.Add(-time.Duration(offset) * time.Second), true
+}
+
+// parseDate reports whether s is a date YYYY-MM-DD of the calendar.
+func parseDate(s string) bool {
+	if len(s) != len(time.DateOnly) || s[4] != '-' || s[7] != '-' {
+		return false
+	}
+	year, ok1 := digits(s[0:4])
+	month, ok2 := digits(s[5:7])
+	day, ok3 := digits(s[8:10])
+	return ok1 && ok2 && ok3 && 1 <= month && month <= 12 && 1 <= day && day <= daysIn(year, month)
+}
+
+// digits is the value of s, ASCII digits only (at most 9 of them).
+func digits(s string) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// daysIn is the number of days of a month (1-12) of the Gregorian calendar.
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // checkDataObject checks that the data is present and is a JSON object.
@@ -236,7 +443,7 @@ func checkDataObject(data, dataBase64 json.RawMessage) *DecodeError {
 	data = bytes.TrimLeft(data, " \t\r\n")
 	switch {
 	case len(data) == 0 && len(dataBase64) > 0:
-		return derr("data", "data_base64 is not accepted: data must be a JSON object")
+		return derr("data", reasonDataBase64)
 	case len(data) == 0 || bytes.HasPrefix(data, []byte("null")):
 		return derr("data", "required")
 	case data[0] != '{':
@@ -245,26 +452,208 @@ func checkDataObject(data, dataBase64 json.RawMessage) *DecodeError {
 	return nil
 }
 
-// isMediaType reports whether the content type ct, parameters ignored,
-// is want (case-insensitive).
-func isMediaType(ct, want string) bool {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
+// mediaType checks a content type (the content-type header or the
+// datacontenttype attribute, named field) and returns its type/subtype,
+// to compare with asciiEqualFold: at most maxMediaTypeBytes, valid UTF-8,
+// no control character but tab, and a charset parameter, if any, of
+// utf-8. Other parameters are not looked at.
+func mediaType(field, ct string) (essence string, err *DecodeError) {
+	if len(ct) > maxMediaTypeBytes {
+		return "", derr(field, tooLong(maxMediaTypeBytes, len(ct)))
 	}
-	return strings.EqualFold(strings.TrimSpace(ct), want)
+	if !utf8.ValidString(ct) {
+		return "", derr(field, reasonUTF8)
+	}
+	if strings.ContainsFunc(ct, func(c rune) bool { return c != '\t' && unicode.IsControl(c) }) {
+		return "", derr(field, reasonControl)
+	}
+	essence, params, _ := strings.Cut(ct, ";")
+	for params != "" {
+		var param string
+		param, params, _ = strings.Cut(params, ";")
+		name, value, _ := strings.Cut(param, "=")
+		if !asciiEqualFold(strings.Trim(name, " \t"), "charset") {
+			continue
+		}
+		value = strings.Trim(value, " \t")
+		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+			value = value[1 : len(value)-1]
+		}
+		if !asciiEqualFold(value, "utf-8") {
+			return "", derr(field, "charset must be utf-8, not "+short(value))
+		}
+	}
+	return strings.Trim(essence, " \t"), nil
+}
+
+// asciiEqualFold reports whether a and b are equal ignoring the case of
+// ASCII letters only: strings.EqualFold would also take "ſ" for "s" and
+// "K" (Kelvin) for "k", which other readers do not.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // Header names of the CloudEvents Kafka protocol binding.
-const (
-	headerContentType = "content-type"
-	headerSpecVersion = "ce_specversion"
-)
+const headerContentType = "content-type"
+
+// ceAttrs are the attributes read from ce_<attr> headers, in the order of
+// recordHeaders.attrs; other ce_ headers (extensions) are ignored.
+var ceAttrs = [...]string{"specversion", "id", "type", "source", "time", "subject", "datacontenttype"}
+
+// recordHeaders are the headers of a record that Decode reads.
+type recordHeaders struct {
+	contentType *Header
+	attrs       [len(ceAttrs)]*Header // nil: absent
+	anyAttr     bool                  // some attrs are not nil
+}
+
+// scan finds the headers Decode reads. Names are compared ignoring the
+// case of ASCII letters only; a name that is there twice, in any case, is
+// refused.
+func (h *recordHeaders) scan(headers []Header) *DecodeError {
+	for i := range headers {
+		k := headers[i].Key
+		var slot **Header
+		attr := -1
+		switch k { // the usual, lower-case names first
+		case headerContentType:
+			slot = &h.contentType
+		case "ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time", "ce_subject", "ce_datacontenttype":
+			attr = ceAttr(k[3:])
+			slot = &h.attrs[attr]
+		default:
+			switch {
+			case !hasUpperASCII(k): // no other name matches ignoring case
+				continue
+			case asciiEqualFold(k, headerContentType):
+				slot = &h.contentType
+			case len(k) > 3 && asciiEqualFold(k[:3], "ce_"):
+				for j, a := range ceAttrs {
+					if asciiEqualFold(k[3:], a) {
+						attr, slot = j, &h.attrs[j]
+						break
+					}
+				}
+				if slot == nil {
+					continue
+				}
+			default:
+				continue
+			}
+		}
+		if first := *slot; first != nil {
+			field, name := headerContentType, headerContentType
+			if attr >= 0 {
+				field, name = ceAttrs[attr], "ce_"+ceAttrs[attr]
+			}
+			reason := "header " + name + " repeated"
+			if first.Key != k {
+				reason += fmt.Sprintf(" (as %q and %q: header names are compared ignoring case)", first.Key, k)
+			}
+			return derr(field, reason)
+		}
+		*slot = &headers[i]
+		h.anyAttr = h.anyAttr || attr >= 0
+	}
+	return nil
+}
+
+// ceAttr is the index in ceAttrs of a lower-case attribute name.
+func ceAttr(name string) int {
+	switch name {
+	case "specversion":
+		return 0
+	case "id":
+		return 1
+	case "type":
+		return 2
+	case "source":
+		return 3
+	case "time":
+		return 4
+	case "subject":
+		return 5
+	}
+	return 6 // datacontenttype
+}
+
+// hasUpperASCII reports whether s has an upper-case ASCII letter.
+func hasUpperASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// attr returns the envelope's attribute of index j of ceAttrs.
+func (env *envelopeIn) attr(j int) *string {
+	switch ceAttrs[j] {
+	case "specversion":
+		return &env.SpecVersion
+	case "id":
+		return &env.ID
+	case "type":
+		return &env.Type
+	case "source":
+		return &env.Source
+	case "time":
+		return &env.Time
+	case "subject":
+		return &env.Subject
+	default:
+		return &env.DataContentType
+	}
+}
+
+// agree checks the ce_<attr> headers of a structured-mode record against
+// the envelope: each must be the attribute's value, byte for byte (and
+// ce_datacontenttype, like the attribute, application/json).
+func (h *recordHeaders) agree(env *envelopeIn) *DecodeError {
+	for j, hd := range h.attrs {
+		if hd == nil {
+			continue
+		}
+		attr, v := ceAttrs[j], string(hd.Value)
+		if attr == "datacontenttype" {
+			essence, err := mediaType(attr, v)
+			if err != nil {
+				return err
+			}
+			if !asciiEqualFold(essence, ContentTypeJSON) {
+				return derr(attr, `header ce_datacontenttype must be "application/json", not `+short(v))
+			}
+			continue
+		}
+		if ev := *env.attr(j); v != ev {
+			return derr(attr, fmt.Sprintf("header ce_%s %s contradicts the event's %s %s", attr, short(v), attr, short(ev)))
+		}
+	}
+	return nil
+}
 
 // Decode decodes and validates one input record: key is the Kafka message
 // key, headers its headers, value its value. The record is a CloudEvent in
 // binary mode when a ce_specversion header is present, otherwise in
 // structured mode. Every refusal is a *DecodeError. The returned event's
-// times are in UTC.
+// times are in UTC, and its strings are valid UTF-8 without control
+// characters, ids and names of at most MaxIDBytes.
 func (d Decoder) Decode(key []byte, headers []Header, value []byte) (Event, error) {
 	maxBytes := d.MaxBytes
 	if maxBytes <= 0 {
@@ -274,28 +663,43 @@ func (d Decoder) Decode(key []byte, headers []Header, value []byte) (Event, erro
 		return Event{}, derr("value", fmt.Sprintf("is %d bytes, more than the limit of %d", len(value), maxBytes))
 	}
 
-	var env envelopeIn
-	binary := false
-	var contentType []byte // the last content-type header
-	for i := range headers {
-		switch k := headers[i].Key; {
-		case strings.EqualFold(k, headerSpecVersion):
-			binary = true
-		case strings.EqualFold(k, headerContentType):
-			contentType = headers[i].Value
-		}
+	var hs recordHeaders
+	if err := hs.scan(headers); err != nil {
+		return Event{}, err
 	}
+	var contentType []byte // nil when absent
+	if hs.contentType != nil {
+		contentType = hs.contentType.Value
+	}
+	var env envelopeIn
+	binary := hs.attrs[0] != nil
 	if binary {
-		if err := env.fromHeaders(headers); err != nil {
-			return Event{}, err
+		for j, hd := range hs.attrs {
+			if hd != nil {
+				*env.attr(j) = intern(hd.Value)
+			}
 		}
-		if len(contentType) > 0 && !isMediaType(string(contentType), ContentTypeJSON) {
-			return Event{}, derr("content-type", `must be "application/json" in binary mode, not `+short(string(contentType)))
+		if len(contentType) > 0 && string(contentType) != ContentTypeJSON {
+			ct := string(contentType)
+			essence, err := mediaType("content-type", ct)
+			if err != nil {
+				return Event{}, err
+			}
+			if !asciiEqualFold(essence, ContentTypeJSON) {
+				return Event{}, derr("content-type", `must be "application/json" in binary mode, not `+short(ct))
+			}
 		}
 		env.Data = value
 	} else {
-		if len(contentType) > 0 && !isMediaType(string(contentType), ContentTypeCloudEvents) && !isMediaType(string(contentType), ContentTypeJSON) {
-			return Event{}, derr("content-type", `must be "application/cloudevents+json" (or a ce_specversion header for binary mode), not `+short(string(contentType)))
+		if len(contentType) > 0 && string(contentType) != ContentTypeCloudEvents {
+			ct := string(contentType)
+			essence, err := mediaType("content-type", ct)
+			if err != nil {
+				return Event{}, err
+			}
+			if !asciiEqualFold(essence, ContentTypeCloudEvents) && !asciiEqualFold(essence, ContentTypeJSON) {
+				return Event{}, derr("content-type", `must be "application/cloudevents+json" (or a ce_specversion header for binary mode), not `+short(ct))
+			}
 		}
 		if len(bytes.TrimSpace(value)) == 0 {
 			return Event{}, derr("value", "empty")
@@ -307,6 +711,11 @@ func (d Decoder) Decode(key []byte, headers []Header, value []byte) (Event, erro
 
 	if err := env.checkAttributes(); err != nil {
 		return Event{}, err
+	}
+	if !binary && hs.anyAttr {
+		if err := hs.agree(&env); err != nil {
+			return Event{}, err
+		}
 	}
 	if !IsInputType(env.Type) {
 		return Event{}, derr("type", "unknown event type "+short(env.Type))
@@ -353,12 +762,24 @@ func (d Decoder) Decode(key []byte, headers []Header, value []byte) (Event, erro
 	return e, nil
 }
 
-// read fills the attributes and data from a structured-mode value, as
-// json.Unmarshal(value, env) would, and returns the error it would give.
-// The data is kept raw (checked, not decoded: its type may come after it)
-// and decoded by decodePayment etc. once the attributes have passed.
+// The member names of each object the reader reads (reader.fields).
+var (
+	envelopeFields = []string{"specversion", "id", "type", "source", "time", "subject", "datacontenttype", "data", "data_base64"}
+	paymentFields  = []string{"user_id", "amount_fen", "currency", "scene", "merchant_id", "installments", "device_id", "city", "auth"}
+	loginFields    = []string{"user_id", "device_id", "city", "ip", "auth"}
+	dueFields      = []string{"user_id", "bill_id", "amount_fen", "due_at"}
+	paidFields     = []string{"user_id", "bill_id", "amount_fen"}
+	profileFields  = []string{"user_id", "pay_score", "real_name_verified", "identity_complete", "card_bound_since",
+		"card_bank_blacklisted", "wealth_balance_fen", "judicial_defaulter", "linked_account_negative",
+		"transaction_limit_fen", "timezone"}
+)
+
+// read fills the attributes and data from a structured-mode value. The
+// data is kept raw (its type may come after it) and decoded by
+// decodePayment etc. once the attributes have passed; data_base64 is
+// refused where it stands.
 func (env *envelopeIn) read(value []byte) *DecodeError {
-	r := reader{buf: value}
+	r := reader{buf: value, fields: envelopeFields}
 	for r.next() {
 		switch string(r.name) {
 		case "specversion":
@@ -378,48 +799,13 @@ func (env *envelopeIn) read(value []byte) *DecodeError {
 		case "data":
 			env.Data = r.raw()
 		case "data_base64":
-			env.DataBase64 = r.raw()
+			r.setFault("data", reasonDataBase64)
+			r.raw()
 		default:
 			r.skip()
 		}
 	}
-	return r.close("")
-}
-
-// fromHeaders fills the attributes from the ce_<attr> headers of a
-// binary-mode record. A repeated attribute header is an error.
-func (env *envelopeIn) fromHeaders(headers []Header) *DecodeError {
-	var seen uint8
-	for i := range headers {
-		k := headers[i].Key
-		if len(k) < 3 || !strings.EqualFold(k[:3], "ce_") {
-			continue
-		}
-		var dst *string
-		var bit uint8
-		switch attr := k[3:]; {
-		case strings.EqualFold(attr, "specversion"):
-			dst, bit = &env.SpecVersion, 1
-		case strings.EqualFold(attr, "id"):
-			dst, bit = &env.ID, 2
-		case strings.EqualFold(attr, "type"):
-			dst, bit = &env.Type, 4
-		case strings.EqualFold(attr, "source"):
-			dst, bit = &env.Source, 8
-		case strings.EqualFold(attr, "time"):
-			dst, bit = &env.Time, 16
-		case strings.EqualFold(attr, "subject"):
-			dst, bit = &env.Subject, 32
-		default:
-			continue // other attributes and extensions are ignored
-		}
-		if seen&bit != 0 {
-			return derr(strings.ToLower(k[3:]), "header "+strings.ToLower(k)+" repeated")
-		}
-		seen |= bit
-		*dst = intern(headers[i].Value)
-	}
-	return nil
+	return r.close()
 }
 
 // The wire forms of the data. Strings and amounts whose zero value is
@@ -433,7 +819,7 @@ const installmentsAbsent = math.MinInt
 
 func decodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 	w := Payment{Installments: installmentsAbsent}
-	r := reader{buf: data, share: subject}
+	r := reader{buf: data, share: subject, prefix: "data.", fields: paymentFields}
 	for r.next() {
 		switch string(r.name) {
 		case "user_id":
@@ -458,7 +844,7 @@ func decodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 			r.skip()
 		}
 	}
-	if err := r.close("data."); err != nil {
+	if err := r.close(); err != nil {
 		return nil, err
 	}
 	if err := checkUser(w.UserID, subject); err != nil {
@@ -471,17 +857,23 @@ func decodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 		return nil, derr("data.currency", reasonCurrency)
 	case !w.Scene.Valid():
 		return nil, derr("data.scene", reasonScene)
-	case w.MerchantID == "":
-		return nil, derr("data.merchant_id", reasonString)
+	}
+	if err := requireText("data.merchant_id", w.MerchantID); err != nil {
+		return nil, err
+	}
+	switch {
 	case w.Installments == installmentsAbsent:
 		return nil, derr("data.installments", "required; "+reasonInstall)
 	case !ValidInstallments(w.Installments):
 		return nil, derr("data.installments", reasonInstall)
-	case w.DeviceID == "":
-		return nil, derr("data.device_id", reasonString)
-	case w.City == "":
-		return nil, derr("data.city", reasonString)
-	case !w.Auth.Valid():
+	}
+	if err := requireText("data.device_id", w.DeviceID); err != nil {
+		return nil, err
+	}
+	if err := requireText("data.city", w.City); err != nil {
+		return nil, err
+	}
+	if !w.Auth.Valid() {
 		return nil, derr("data.auth", reasonAuth)
 	}
 	return &w, nil
@@ -489,7 +881,7 @@ func decodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 
 func decodeLogin(data []byte, subject string) (*Login, *DecodeError) {
 	var w Login
-	r := reader{buf: data, share: subject}
+	r := reader{buf: data, share: subject, prefix: "data.", fields: loginFields}
 	for r.next() {
 		switch string(r.name) {
 		case "user_id":
@@ -506,23 +898,26 @@ func decodeLogin(data []byte, subject string) (*Login, *DecodeError) {
 			r.skip()
 		}
 	}
-	if err := r.close("data."); err != nil {
+	if err := r.close(); err != nil {
 		return nil, err
 	}
 	if err := checkUser(w.UserID, subject); err != nil {
 		return nil, err
 	}
+	if err := requireText("data.device_id", w.DeviceID); err != nil {
+		return nil, err
+	}
+	if err := requireText("data.city", w.City); err != nil {
+		return nil, err
+	}
 	switch {
-	case w.DeviceID == "":
-		return nil, derr("data.device_id", reasonString)
-	case w.City == "":
-		return nil, derr("data.city", reasonString)
 	case w.IP == "":
 		return nil, derr("data.ip", reasonIP)
 	case !w.Auth.Valid():
 		return nil, derr("data.auth", reasonAuth)
 	}
-	if _, err := netip.ParseAddr(w.IP); err != nil {
+	// netip takes an IPv6 zone of any text ("fe80::1%" and then anything).
+	if ip, err := netip.ParseAddr(w.IP); err != nil || ip.Zone() != "" {
 		return nil, derr("data.ip", reasonIP)
 	}
 	return &w, nil
@@ -537,7 +932,7 @@ type dueIn struct {
 
 func decodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 	var w dueIn
-	r := reader{buf: data, share: subject}
+	r := reader{buf: data, share: subject, prefix: "data.", fields: dueFields}
 	for r.next() {
 		switch string(r.name) {
 		case "user_id":
@@ -552,7 +947,7 @@ func decodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 			r.skip()
 		}
 	}
-	if err := r.close("data."); err != nil {
+	if err := r.close(); err != nil {
 		return nil, err
 	}
 	if err := checkBill(w.UserID, subject, w.BillID, w.AmountFen); err != nil {
@@ -570,7 +965,7 @@ func decodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 
 func decodePaid(data []byte, subject string) (*RepaymentPaid, *DecodeError) {
 	var w RepaymentPaid
-	r := reader{buf: data, share: subject}
+	r := reader{buf: data, share: subject, prefix: "data.", fields: paidFields}
 	for r.next() {
 		switch string(r.name) {
 		case "user_id":
@@ -583,7 +978,7 @@ func decodePaid(data []byte, subject string) (*RepaymentPaid, *DecodeError) {
 			r.skip()
 		}
 	}
-	if err := r.close("data."); err != nil {
+	if err := r.close(); err != nil {
 		return nil, err
 	}
 	if err := checkBill(w.UserID, subject, w.BillID, w.AmountFen); err != nil {
@@ -598,10 +993,10 @@ func checkBill(userID, subject, billID string, amountFen int64) *DecodeError {
 	if err := checkUser(userID, subject); err != nil {
 		return err
 	}
-	switch {
-	case billID == "":
-		return derr("data.bill_id", reasonString)
-	case amountFen <= 0 || amountFen > MaxAmountFen:
+	if err := requireText("data.bill_id", billID); err != nil {
+		return err
+	}
+	if amountFen <= 0 || amountFen > MaxAmountFen {
 		return derr("data.amount_fen", reasonAmount)
 	}
 	return nil
@@ -623,7 +1018,7 @@ type profileIn struct {
 
 func decodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 	var w profileIn
-	r := reader{buf: data, share: subject}
+	r := reader{buf: data, share: subject, prefix: "data.", fields: profileFields}
 	for r.next() {
 		switch string(r.name) {
 		case "user_id":
@@ -652,7 +1047,7 @@ func decodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 			r.skip()
 		}
 	}
-	if err := r.close("data."); err != nil {
+	if err := r.close(); err != nil {
 		return nil, err
 	}
 	if err := checkUser(w.UserID, subject); err != nil {
@@ -696,16 +1091,18 @@ func decodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 	}
 	if w.CardBoundSince != nil && *w.CardBoundSince != "" {
 		s := *w.CardBoundSince
-		if len(s) != len(time.DateOnly) {
-			return nil, derr("data.card_bound_since", reasonDate)
-		}
-		if _, err := time.Parse(time.DateOnly, s); err != nil {
+		if !parseDate(s) {
 			return nil, derr("data.card_bound_since", reasonDate)
 		}
 		p.CardBoundSince = s
 	}
-	if w.Timezone != "" && !validZone(w.Timezone) {
-		return nil, derr("data.timezone", reasonZone)
+	if w.Timezone != "" {
+		if err := checkText("data.timezone", w.Timezone, MaxIDBytes); err != nil {
+			return nil, err
+		}
+		if !validZone(w.Timezone) {
+			return nil, derr("data.timezone", reasonZone)
+		}
 	}
 	return p, nil
 }

@@ -64,7 +64,7 @@ func TestDecodeSimulatorMatchesOracle(t *testing.T) {
 }
 
 // BenchmarkDecodeMix decodes the simulator's traffic (no malformed
-// events), with Decode and with the decoder as it was (oracle); ns/op is
+// events), with Decode and with the oracle (decode_oracle_test.go); ns/op is
 // per event.
 func BenchmarkDecodeMix(b *testing.B) {
 	recs := simTraffic(4096, -1)

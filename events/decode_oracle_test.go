@@ -1,19 +1,37 @@
 package events
 
-// The decoder as it was before the single-pass reader (jsonread.go): the
-// oracle of the differential tests (decode_diff_test.go) and the baseline
-// of BenchmarkDecodeMix. It is the old decode.go with its functions renamed
-// (oracle*); it shares the constants, fieldReasons and the types.
+// The oracle of the differential tests (decode_diff_test.go) and the
+// baseline of BenchmarkDecodeMix: the decoder written on encoding/json, as
+// it was before the single-pass reader (jsonread.go), made as strict as
+// Decode by issue 12. It shares the constants, fieldReasons and the types,
+// and on purpose nothing else: every rule is implemented again here, in
+// another way, so that a slip in either shows as a difference.
+//
+//   - Headers: names lower-cased (ASCII only) into a map.
+//   - JSON: json.Unmarshal for the syntax and the values; a json.Decoder
+//     token walk over the members for the rules json.Unmarshal does not
+//     have: exact member names (strings.EqualFold finds the folds), no
+//     repeats, every string valid Unicode (raw bytes checked with
+//     utf8.Valid, unpaired surrogates found by counting U+FFFD), and the
+//     JSON type of each field found by unmarshalling it alone (the field
+//     types come from the wire structs by reflection).
+//   - Times: a regular expression, range checks, then time.Parse.
+//   - Text: utf8.ValidString and unicode.IsControl.
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
+	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // oracleEnvelopeIn is envelopeIn as it was.
@@ -29,32 +47,13 @@ type oracleEnvelopeIn struct {
 	DataBase64      json.RawMessage `json:"data_base64"`
 }
 
-// oracleJSONError turns an error of json.Unmarshal into a *DecodeError. prefix is
-// "" for the envelope and "data." for the data.
-func oracleJSONError(err error, prefix string) *DecodeError {
+// oracleJSONError turns a syntax error of json.Unmarshal into a *DecodeError.
+func oracleJSONError(err error) *DecodeError {
 	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
+	if errors.As(err, &syn) {
 		return derr("value", fmt.Sprintf("invalid JSON at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: ")))
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			if prefix == "" {
-				return derr("value", reasonObject)
-			}
-			return derr(strings.TrimSuffix(prefix, "."), reasonObject)
-		}
-		reason, ok := fieldReasons[typ.Field]
-		if !ok {
-			reason = "has the wrong JSON type (" + typ.Value + ")"
-			if prefix == "" {
-				reason = reasonAttr
-			}
-		}
-		return derr(prefix+typ.Field, reason)
-	default:
-		return derr("value", strings.TrimPrefix(err.Error(), "json: "))
 	}
+	return derr("value", strings.TrimPrefix(err.Error(), "json: "))
 }
 
 // oracleShort quotes s for a reason, cut to a readable length.
@@ -66,6 +65,69 @@ func oracleShort(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// oracleText checks an id or name: its length, UTF-8, control characters.
+func oracleText(field, s string, limit int) *DecodeError {
+	switch {
+	case len(s) > limit:
+		return derr(field, fmt.Sprintf("must be at most %d bytes long, not %d", limit, len(s)))
+	case !utf8.ValidString(s):
+		return derr(field, reasonUTF8)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return derr(field, reasonControl)
+	}
+	return nil
+}
+
+func oracleRequireText(field, s string) *DecodeError {
+	if s == "" {
+		return derr(field, reasonString)
+	}
+	return oracleText(field, s, 128)
+}
+
+// oracleMediaType checks a content type and reports whether its
+// type/subtype is one of want.
+func oracleMediaType(field, ct string, want ...string) (ok bool, err *DecodeError) {
+	switch {
+	case len(ct) > 128:
+		return false, derr(field, fmt.Sprintf("must be at most 128 bytes long, not %d", len(ct)))
+	case !utf8.ValidString(ct):
+		return false, derr(field, reasonUTF8)
+	case strings.ContainsFunc(ct, func(c rune) bool { return unicode.IsControl(c) && c != '\t' }):
+		return false, derr(field, reasonControl)
+	}
+	parts := strings.Split(ct, ";")
+	for _, p := range parts[1:] {
+		name, value, _ := strings.Cut(p, "=")
+		if name = strings.ToLower(strings.Trim(name, " \t")); name != "charset" {
+			continue
+		}
+		value = strings.Trim(value, " \t")
+		if unq := strings.TrimSuffix(strings.TrimPrefix(value, `"`), `"`); len(unq) == len(value)-2 {
+			value = unq
+		}
+		if strings.ToLower(value) != "utf-8" || !oracleIsASCII(value) {
+			return false, derr(field, "charset must be utf-8, not "+oracleShort(value))
+		}
+	}
+	essence := strings.Trim(parts[0], " \t")
+	for _, w := range want {
+		if oracleIsASCII(essence) && strings.EqualFold(essence, w) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func oracleIsASCII(s string) bool {
+	for _, c := range []byte(s) {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // oracleCheckAttributes checks the attributes every CloudEvent must carry.
 func (env *oracleEnvelopeIn) oracleCheckAttributes() *DecodeError {
 	switch {
@@ -75,24 +137,51 @@ func (env *oracleEnvelopeIn) oracleCheckAttributes() *DecodeError {
 		return derr("specversion", `must be "1.0", not `+oracleShort(env.SpecVersion))
 	case env.ID == "":
 		return derr("id", reasonAttr)
+	}
+	if err := oracleText("id", env.ID, 128); err != nil {
+		return err
+	}
+	switch {
 	case env.Type == "":
 		return derr("type", reasonAttr)
 	case env.Source == "":
 		return derr("source", reasonAttr)
-	case env.Subject == "":
+	}
+	if err := oracleText("source", env.Source, 128); err != nil {
+		return err
+	}
+	if env.Subject == "" {
 		return derr("subject", reasonAttr)
-	case env.Time == "":
+	}
+	if err := oracleText("subject", env.Subject, 128); err != nil {
+		return err
+	}
+	if env.Time == "" {
 		return derr("time", "required")
-	case env.DataContentType != "" && !oracleIsMediaType(env.DataContentType, ContentTypeJSON):
-		return derr("datacontenttype", `must be "application/json", not `+oracleShort(env.DataContentType))
+	}
+	if env.DataContentType != "" {
+		ok, err := oracleMediaType("datacontenttype", env.DataContentType, ContentTypeJSON)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return derr("datacontenttype", `must be "application/json", not `+oracleShort(env.DataContentType))
+		}
 	}
 	return nil
 }
 
+// oracleRFC3339 is the date-time of RFC 3339 §5.6 as fenqi takes it.
+var oracleRFC3339 = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$`)
+
 // oracleParseTime parses an RFC 3339 timestamp and returns it in UTC; it must lie
 // within [Earliest, Latest].
 func oracleParseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
+	m := oracleRFC3339.FindStringSubmatch(s)
+	if m == nil || m[1] > "23" || m[2] > "59" || m[3] > "59" || m[6] > "23" || m[7] > "59" {
+		return time.Time{}, errors.New(reasonTime)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s) // the calendar
 	if err != nil {
 		return time.Time{}, errors.New(reasonTime)
 	}
@@ -103,11 +192,9 @@ func oracleParseTime(s string) (time.Time, error) {
 }
 
 // oracleCheckDataObject checks that the data is present and is a JSON object.
-func oracleCheckDataObject(data, dataBase64 json.RawMessage) *DecodeError {
+func oracleCheckDataObject(data json.RawMessage) *DecodeError {
 	data = bytes.TrimLeft(data, " \t\r\n")
 	switch {
-	case len(data) == 0 && len(dataBase64) > 0:
-		return derr("data", "data_base64 is not accepted: data must be a JSON object")
 	case len(data) == 0 || bytes.HasPrefix(data, []byte("null")):
 		return derr("data", "required")
 	case data[0] != '{':
@@ -116,13 +203,22 @@ func oracleCheckDataObject(data, dataBase64 json.RawMessage) *DecodeError {
 	return nil
 }
 
-// oracleIsMediaType reports whether the content type ct, parameters ignored,
-// is want (case-insensitive).
-func oracleIsMediaType(ct, want string) bool {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
+// oracleAttrs are the attributes of the ce_ headers, by lower-case name.
+var oracleAttrs = map[string]string{
+	"ce_specversion": "specversion", "ce_id": "id", "ce_type": "type", "ce_source": "source",
+	"ce_time": "time", "ce_subject": "subject", "ce_datacontenttype": "datacontenttype",
+	"content-type": "content-type",
+}
+
+// oracleLowerASCII lower-cases the ASCII letters of s only.
+func oracleLowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
 	}
-	return strings.EqualFold(strings.TrimSpace(ct), want)
+	return string(b)
 }
 
 // Decode decodes and validates one input record: key is the Kafka message
@@ -139,39 +235,84 @@ func (d Decoder) oracleDecode(key []byte, headers []Header, value []byte) (Event
 		return Event{}, derr("value", fmt.Sprintf("is %d bytes, more than the limit of %d", len(value), maxBytes))
 	}
 
-	var env oracleEnvelopeIn
-	binary := false
-	contentType := ""
-	for i := range headers {
-		switch k := headers[i].Key; {
-		case strings.EqualFold(k, headerSpecVersion):
-			binary = true
-		case strings.EqualFold(k, headerContentType):
-			contentType = string(headers[i].Value)
+	got := map[string]Header{} // by lower-case name
+	for _, h := range headers {
+		name := oracleLowerASCII(h.Key)
+		attr, ok := oracleAttrs[name]
+		if !ok {
+			continue
 		}
+		if first, ok := got[name]; ok {
+			reason := "header " + name + " repeated"
+			if first.Key != h.Key {
+				reason += fmt.Sprintf(" (as %q and %q: header names are compared ignoring case)", first.Key, h.Key)
+			}
+			return Event{}, derr(attr, reason)
+		}
+		got[name] = h
 	}
+	contentType := string(got["content-type"].Value)
+	var env oracleEnvelopeIn
+	_, binary := got["ce_specversion"]
 	if binary {
-		if err := env.oracleFromHeaders(headers); err != nil {
-			return Event{}, err
+		for _, f := range []struct {
+			dst  *string
+			name string
+		}{
+			{&env.SpecVersion, "ce_specversion"}, {&env.ID, "ce_id"}, {&env.Type, "ce_type"}, {&env.Source, "ce_source"},
+			{&env.Time, "ce_time"}, {&env.Subject, "ce_subject"}, {&env.DataContentType, "ce_datacontenttype"},
+		} {
+			*f.dst = string(got[f.name].Value)
 		}
-		if contentType != "" && !oracleIsMediaType(contentType, ContentTypeJSON) {
-			return Event{}, derr("content-type", `must be "application/json" in binary mode, not `+oracleShort(contentType))
+		if contentType != "" {
+			ok, err := oracleMediaType("content-type", contentType, ContentTypeJSON)
+			if err != nil {
+				return Event{}, err
+			}
+			if !ok {
+				return Event{}, derr("content-type", `must be "application/json" in binary mode, not `+oracleShort(contentType))
+			}
 		}
 		env.Data = value
 	} else {
-		if contentType != "" && !oracleIsMediaType(contentType, ContentTypeCloudEvents) && !oracleIsMediaType(contentType, ContentTypeJSON) {
-			return Event{}, derr("content-type", `must be "application/cloudevents+json" (or a ce_specversion header for binary mode), not `+oracleShort(contentType))
+		if contentType != "" {
+			ok, err := oracleMediaType("content-type", contentType, ContentTypeCloudEvents, ContentTypeJSON)
+			if err != nil {
+				return Event{}, err
+			}
+			if !ok {
+				return Event{}, derr("content-type", `must be "application/cloudevents+json" (or a ce_specversion header for binary mode), not `+oracleShort(contentType))
+			}
 		}
 		if len(bytes.TrimSpace(value)) == 0 {
 			return Event{}, derr("value", "empty")
 		}
-		if err := json.Unmarshal(value, &env); err != nil {
-			return Event{}, oracleJSONError(err, "")
+		if err := oracleUnmarshal(value, "", &env); err != nil {
+			return Event{}, err
 		}
 	}
 
 	if err := env.oracleCheckAttributes(); err != nil {
 		return Event{}, err
+	}
+	if !binary {
+		for _, f := range []struct {
+			attr string
+			v    string
+		}{{"id", env.ID}, {"type", env.Type}, {"source", env.Source}, {"time", env.Time}, {"subject", env.Subject}} {
+			if h, ok := got["ce_"+f.attr]; ok && string(h.Value) != f.v {
+				return Event{}, derr(f.attr, fmt.Sprintf("header ce_%s %s contradicts the event's %s %s", f.attr, oracleShort(string(h.Value)), f.attr, oracleShort(f.v)))
+			}
+		}
+		if h, ok := got["ce_datacontenttype"]; ok {
+			ok, err := oracleMediaType("datacontenttype", string(h.Value), ContentTypeJSON)
+			if err != nil {
+				return Event{}, err
+			}
+			if !ok {
+				return Event{}, derr("datacontenttype", `header ce_datacontenttype must be "application/json", not `+oracleShort(string(h.Value)))
+			}
+		}
 	}
 	if !IsInputType(env.Type) {
 		return Event{}, derr("type", "unknown event type "+oracleShort(env.Type))
@@ -194,7 +335,7 @@ func (d Decoder) oracleDecode(key []byte, headers []Header, value []byte) (Event
 	if ahead := t.Sub(now()); ahead > maxFuture {
 		return Event{}, derr("time", fmt.Sprintf("is %s in the future, more than the %s allowed", ahead.Round(time.Second), maxFuture))
 	}
-	if err := oracleCheckDataObject(env.Data, env.DataBase64); err != nil {
+	if err := oracleCheckDataObject(env.Data); err != nil {
 		return Event{}, err
 	}
 
@@ -218,53 +359,154 @@ func (d Decoder) oracleDecode(key []byte, headers []Header, value []byte) (Event
 	return e, nil
 }
 
-// oracleFromHeaders fills the attributes from the ce_<attr> headers of a
-// binary-mode record. A repeated attribute header is an error.
-func (env *oracleEnvelopeIn) oracleFromHeaders(headers []Header) *DecodeError {
-	var seen uint8
-	for i := range headers {
-		k := headers[i].Key
-		if len(k) < 3 || !strings.EqualFold(k[:3], "ce_") {
-			continue
-		}
-		var dst *string
-		var bit uint8
-		switch attr := k[3:]; {
-		case strings.EqualFold(attr, "specversion"):
-			dst, bit = &env.SpecVersion, 1
-		case strings.EqualFold(attr, "id"):
-			dst, bit = &env.ID, 2
-		case strings.EqualFold(attr, "type"):
-			dst, bit = &env.Type, 4
-		case strings.EqualFold(attr, "source"):
-			dst, bit = &env.Source, 8
-		case strings.EqualFold(attr, "time"):
-			dst, bit = &env.Time, 16
-		case strings.EqualFold(attr, "subject"):
-			dst, bit = &env.Subject, 32
-		default:
-			continue // other attributes and extensions are ignored
-		}
-		if seen&bit != 0 {
-			return derr(strings.ToLower(k[3:]), "header "+strings.ToLower(k)+" repeated")
-		}
-		seen |= bit
-		*dst = string(headers[i].Value)
+// oracleUnmarshal is json.Unmarshal(text, v) (v a pointer to a wire
+// struct) with the rules it lacks: syntax errors first, then the first
+// fault of a member (oracleMembers), then the values.
+func oracleUnmarshal(text []byte, prefix string, v any) *DecodeError {
+	err := json.Unmarshal(text, v)
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return oracleJSONError(err)
+	}
+	if fault := oracleMembers(text, prefix, oracleFieldTypes(reflect.TypeOf(v).Elem())); fault != nil {
+		return fault
+	}
+	if err != nil { // a type error oracleMembers did not see
+		return derr("value", "oracle: "+err.Error())
 	}
 	return nil
 }
 
-// The wire forms of the data. Strings and amounts whose zero value is
-// invalid are plain fields (absent = zero = refused). Where zero is valid,
-// absence must show: a payment's installments start at a sentinel (any
-// value other than 0, 3, 6, 12, 24 is refused anyway, so a sentinel sent
-// on purpose is still refused), and the profile, a rare event, uses
-// pointers.
+var rawMessageType = reflect.TypeFor[json.RawMessage]()
+
+// oracleFieldTypes maps the JSON names of a wire struct to their types.
+func oracleFieldTypes(t reflect.Type) map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		m[name] = t.Field(i).Type
+	}
+	return m
+}
+
+// oracleMembers returns the first fault of the members of the JSON object
+// text, in order: for each member, a name that is not valid Unicode, that
+// differs from a field's name only by case folding, or that is repeated;
+// then a value of the wrong JSON type for its field; then a string in the
+// value that is not valid Unicode. The envelope refuses data_base64 and
+// does not look into data.
+func oracleMembers(text []byte, prefix string, fields map[string]reflect.Type) *DecodeError {
+	container := "data"
+	if prefix == "" {
+		container = "value"
+	}
+	dec := json.NewDecoder(bytes.NewReader(text))
+	tok, err := dec.Token()
+	switch d, isDelim := tok.(json.Delim); {
+	case err != nil || tok == nil: // null: no members
+		return nil
+	case !isDelim || d != '{':
+		return derr(container, reasonObject)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return derr("value", "oracle: "+err.Error())
+		}
+		name := tok.(string)
+		rawName := bytes.TrimLeft(text[start:dec.InputOffset()], " \t\r\n,")
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return derr("value", "oracle: "+err.Error())
+		}
+		if !oracleValidString(rawName, name) {
+			return derr(container, "a member name is not "+validUnicode)
+		}
+		typ, known := fields[name]
+		if !known {
+			for f := range fields {
+				if strings.EqualFold(name, f) {
+					return derr(prefix+f, fmt.Sprintf("member name %s differs from %q: member names are matched exactly", oracleShort(name), f))
+				}
+			}
+		}
+		if seen[name] {
+			if known {
+				return derr(prefix+name, "repeated: a member may appear once")
+			}
+			return derr(container, fmt.Sprintf("member %s repeated: a member may appear once", oracleShort(name)))
+		}
+		seen[name] = true
+		switch {
+		case prefix == "" && name == "data_base64":
+			return derr("data", reasonDataBase64)
+		case typ == rawMessageType:
+			continue // the data, read on its own
+		case known:
+			if err := json.Unmarshal(value, reflect.New(typ).Interface()); err != nil {
+				reason, ok := fieldReasons[name]
+				if !ok {
+					reason = reasonAttr // the envelope's attributes
+				}
+				return derr(prefix+name, reason)
+			}
+		}
+		if !oracleValidStrings(value) {
+			if known {
+				return derr(prefix+name, reasonUTF8)
+			}
+			return derr(container, fmt.Sprintf("member %s holds a string that is not %s", oracleShort(name), validUnicode))
+		}
+	}
+	return nil
+}
+
+// oracleValidStrings reports whether every string of the JSON value raw
+// (member names too) is valid Unicode.
+func oracleValidStrings(raw []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	prev := int64(0)
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			panic(fmt.Sprintf("oracle: %q: %v", raw, err))
+		}
+		if s, ok := tok.(string); ok && !oracleValidString(bytes.TrimLeft(raw[prev:dec.InputOffset()], " \t\r\n,:"), s) {
+			return false
+		}
+		prev = dec.InputOffset()
+	}
+}
+
+// oracleFFFDEscape matches an escaped backslash, or an escaped U+FFFD.
+var oracleFFFDEscape = regexp.MustCompile(`\\\\|\\u[fF]{3}[dD]`)
+
+// oracleValidString reports whether the JSON string token raw, which
+// encoding/json decoded to s, is valid Unicode: raw is valid UTF-8, and s
+// holds no more U+FFFD than raw writes (encoding/json writes U+FFFD for
+// an unpaired surrogate).
+func oracleValidString(raw []byte, s string) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	written := bytes.Count(raw, []byte("\uFFFD"))
+	for _, m := range oracleFFFDEscape.FindAll(raw, -1) {
+		if len(m) == len(`\uFFFD`) {
+			written++
+		}
+	}
+	return strings.Count(s, "\uFFFD") == written
+}
 
 func oracleDecodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 	w := Payment{Installments: installmentsAbsent}
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, oracleJSONError(err, "data.")
+	if err := oracleUnmarshal(data, "data.", &w); err != nil {
+		return nil, err
 	}
 	if err := oracleCheckUser(w.UserID, subject); err != nil {
 		return nil, err
@@ -276,17 +518,23 @@ func oracleDecodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 		return nil, derr("data.currency", reasonCurrency)
 	case !w.Scene.Valid():
 		return nil, derr("data.scene", reasonScene)
-	case w.MerchantID == "":
-		return nil, derr("data.merchant_id", reasonString)
+	}
+	if err := oracleRequireText("data.merchant_id", w.MerchantID); err != nil {
+		return nil, err
+	}
+	switch {
 	case w.Installments == installmentsAbsent:
 		return nil, derr("data.installments", "required; "+reasonInstall)
 	case !ValidInstallments(w.Installments):
 		return nil, derr("data.installments", reasonInstall)
-	case w.DeviceID == "":
-		return nil, derr("data.device_id", reasonString)
-	case w.City == "":
-		return nil, derr("data.city", reasonString)
-	case !w.Auth.Valid():
+	}
+	if err := oracleRequireText("data.device_id", w.DeviceID); err != nil {
+		return nil, err
+	}
+	if err := oracleRequireText("data.city", w.City); err != nil {
+		return nil, err
+	}
+	if !w.Auth.Valid() {
 		return nil, derr("data.auth", reasonAuth)
 	}
 	return &w, nil
@@ -294,21 +542,25 @@ func oracleDecodePayment(data []byte, subject string) (*Payment, *DecodeError) {
 
 func oracleDecodeLogin(data []byte, subject string) (*Login, *DecodeError) {
 	var w Login
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, oracleJSONError(err, "data.")
+	if err := oracleUnmarshal(data, "data.", &w); err != nil {
+		return nil, err
 	}
 	if err := oracleCheckUser(w.UserID, subject); err != nil {
 		return nil, err
 	}
+	if err := oracleRequireText("data.device_id", w.DeviceID); err != nil {
+		return nil, err
+	}
+	if err := oracleRequireText("data.city", w.City); err != nil {
+		return nil, err
+	}
 	switch {
-	case w.DeviceID == "":
-		return nil, derr("data.device_id", reasonString)
-	case w.City == "":
-		return nil, derr("data.city", reasonString)
 	case w.IP == "":
 		return nil, derr("data.ip", reasonIP)
 	case !w.Auth.Valid():
 		return nil, derr("data.auth", reasonAuth)
+	case strings.Contains(w.IP, "%"):
+		return nil, derr("data.ip", reasonIP)
 	}
 	if _, err := netip.ParseAddr(w.IP); err != nil {
 		return nil, derr("data.ip", reasonIP)
@@ -325,8 +577,8 @@ type oracleDueIn struct {
 
 func oracleDecodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 	var w oracleDueIn
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, oracleJSONError(err, "data.")
+	if err := oracleUnmarshal(data, "data.", &w); err != nil {
+		return nil, err
 	}
 	if err := oracleCheckBill(w.UserID, subject, w.BillID, w.AmountFen); err != nil {
 		return nil, err
@@ -343,8 +595,8 @@ func oracleDecodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) 
 
 func oracleDecodePaid(data []byte, subject string) (*RepaymentPaid, *DecodeError) {
 	var w RepaymentPaid
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, oracleJSONError(err, "data.")
+	if err := oracleUnmarshal(data, "data.", &w); err != nil {
+		return nil, err
 	}
 	if err := oracleCheckBill(w.UserID, subject, w.BillID, w.AmountFen); err != nil {
 		return nil, err
@@ -358,10 +610,10 @@ func oracleCheckBill(userID, subject, billID string, amountFen int64) *DecodeErr
 	if err := oracleCheckUser(userID, subject); err != nil {
 		return err
 	}
-	switch {
-	case billID == "":
-		return derr("data.bill_id", reasonString)
-	case amountFen <= 0 || amountFen > MaxAmountFen:
+	if err := oracleRequireText("data.bill_id", billID); err != nil {
+		return err
+	}
+	if amountFen <= 0 || amountFen > MaxAmountFen {
 		return derr("data.amount_fen", reasonAmount)
 	}
 	return nil
@@ -381,10 +633,13 @@ type oracleProfileIn struct {
 	Timezone              string  `json:"timezone"`
 }
 
+// oracleDate is a date of the calendar, checked by time.Parse.
+var oracleDate = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+
 func oracleDecodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 	var w oracleProfileIn
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, oracleJSONError(err, "data.")
+	if err := oracleUnmarshal(data, "data.", &w); err != nil {
+		return nil, err
 	}
 	if err := oracleCheckUser(w.UserID, subject); err != nil {
 		return nil, err
@@ -427,7 +682,7 @@ func oracleDecodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 	}
 	if w.CardBoundSince != nil && *w.CardBoundSince != "" {
 		s := *w.CardBoundSince
-		if len(s) != len(time.DateOnly) {
+		if !oracleDate.MatchString(s) {
 			return nil, derr("data.card_bound_since", reasonDate)
 		}
 		if _, err := time.Parse(time.DateOnly, s); err != nil {
@@ -435,8 +690,13 @@ func oracleDecodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 		}
 		p.CardBoundSince = s
 	}
-	if w.Timezone != "" && !oracleValidZone(w.Timezone) {
-		return nil, derr("data.timezone", reasonZone)
+	if w.Timezone != "" {
+		if err := oracleText("data.timezone", w.Timezone, 128); err != nil {
+			return nil, err
+		}
+		if !oracleValidZone(w.Timezone) {
+			return nil, derr("data.timezone", reasonZone)
+		}
 	}
 	return p, nil
 }

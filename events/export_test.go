@@ -9,7 +9,8 @@ import (
 // Hooks for the external tests (decode_mix_test.go), which use the
 // simulator (an internal test cannot import it: it imports events).
 
-// DecodeOracle is Decode as it was (decode_oracle_test.go).
+// DecodeOracle is Decode implemented again on encoding/json
+// (decode_oracle_test.go).
 func (d Decoder) DecodeOracle(key []byte, headers []Header, value []byte) (Event, error) {
 	return d.oracleDecode(key, headers, value)
 }
