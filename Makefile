@@ -32,7 +32,7 @@ FUZZTIME ?= 5s
 fuzz-brief:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn $(FUZZTIME)"; \
-	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/ >/tmp/fenqi-fuzz.log 2>&1 || { cat /tmp/fenqi-fuzz.log; exit 1; }; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./$$pkg/ >/tmp/fenqi-fuzz.log 2>&1 || { cat /tmp/fenqi-fuzz.log; exit 1; }; \
 	done
 
 fuzz:

@@ -1380,7 +1380,7 @@ func TestOutcomeValuesBeforeEvent(t *testing.T) {
 	}
 	// a refusal and a redelivery report them too
 	applyOK(t, s, t0, at(profileEv(c.id(), t0, events.Profile{TransactionLimitFen: 9000, Timezone: "Europe/Paris"}), 5))
-	o := apply1(t, s, at(payEv(c.id(), t0, 1, "", strings.Repeat("x", 100)), 6))
+	o := apply1(t, s, at(payEv(c.id(), t0, 1, "", strings.Repeat("x", MaxString+1)), 6))
 	if o.Status != Refused || o.TransactionLimitFen != 9000 || o.Zone.String() != "Europe/Paris" {
 		t.Fatalf("refused %+v", o)
 	}
@@ -1829,5 +1829,13 @@ func TestFenSumsNeverOverflow(t *testing.T) {
 	}
 	if b := s.Bills[0]; b.Amount != math.MaxInt64-5 || len(b.Paid) != 1 {
 		t.Fatalf("the refused prepayment changed the bill: %+v", b)
+	}
+}
+
+// The state keeps every string the decoder accepts: a valid event is never
+// refused here for a length (it would be dead-lettered with no field).
+func TestMaxStringIsTheDecodersCap(t *testing.T) {
+	if MaxString != events.MaxIDBytes {
+		t.Fatalf("MaxString %d, events.MaxIDBytes %d: they must agree", MaxString, events.MaxIDBytes)
 	}
 }

@@ -16,8 +16,10 @@ package engine
 // Limits of one user's state. Each is enforced by Apply and tested.
 const (
 	// MaxString is the most bytes of a device id, city, bill id, zone name
-	// or override text kept; a longer one is refused.
-	MaxString = 64
+	// or override text kept; a longer one is refused. It equals the
+	// decoder's cap (events.MaxIDBytes), so a valid event is never refused
+	// here for a length: the decoder dead-letters it first, naming the field.
+	MaxString = 128
 	// MaxBills is the most bills kept (open, prepaid and recently
 	// settled). Settled and prepaid bills are dropped oldest first to make
 	// room; a due event when MaxBills bills are open is refused.
