@@ -284,7 +284,8 @@ func (p *Publisher) Write(ctx context.Context, msgs []kafka.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	err := p.write(ctx, p.fit(msgs))
+	msgs = p.fit(msgs)
+	err := p.write(ctx, msgs)
 	var werrs kafka.WriteErrors
 	if err == nil || !errors.As(err, &werrs) || len(werrs) != len(msgs) || !anyRefused(werrs) {
 		return err

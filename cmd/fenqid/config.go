@@ -60,9 +60,8 @@ type config struct {
 	Admin adminConfig
 }
 
-func envName(flagName string) string {
-	return "FENQI_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+// envName is the variable of a flag: the same rule as the secrets'.
+var envName = secret.EnvName
 
 // parseConfig reads flags, then FENQI_* variables for flags not given, then
 // validates. Errors name the setting both ways.

@@ -21,9 +21,8 @@ import (
 // Setting is one secret setting registered on a flag set.
 type Setting struct {
 	Name  string // the flag name, e.g. "redis-password"
-	flag  string // the value of -NAME: refused when given
 	File  string // the value of -NAME-file (or FENQI_NAME_FILE)
-	given bool
+	given bool   // -NAME was on the command line: refused
 }
 
 // EnvName is the variable of a setting: FENQI_ + the name upper-cased,
@@ -45,8 +44,8 @@ func Register(fs *flag.FlagSet, name, what string) *Setting {
 type refused Setting
 
 func (r *refused) String() string { return "" }
-func (r *refused) Set(v string) error {
-	r.flag, r.given = v, true
+func (r *refused) Set(string) error {
+	r.given = true // the value itself is not kept
 	return nil
 }
 
