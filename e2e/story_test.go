@@ -32,9 +32,9 @@ func TestFreezePayUnfreeze(t *testing.T) {
 		reminders, frozen, quota int
 	}{
 		{24 * time.Hour, 1, 0, 1},
-		{48 * time.Hour, 2, 0, 1},
-		{72 * time.Hour, 3, 0, 1}, // the 3rd day: a reminder only
-		{96 * time.Hour, 3, 1, 2}, // the 4th day: frozen, and the quota recomputed at once
+		{48 * time.Hour, 2, 0, 1},             // the last reminder: it says the freeze comes at due+72h
+		{72 * time.Hour, 2, 0, 1},             // 72 h overdue is not yet more than 3 days
+		{72*time.Hour + time.Second, 2, 1, 2}, // frozen, and the quota recomputed at once
 	}
 	for _, st := range steps {
 		s.clock.Set(dueAt.Add(st.at))
@@ -62,8 +62,8 @@ func TestFreezePayUnfreeze(t *testing.T) {
 	// Nothing more fires later.
 	s.clock.Add(30 * 24 * time.Hour)
 	time.Sleep(200 * time.Millisecond) // give the jobs (20ms interval) a few rounds to misbehave
-	if n := count(events.TypeDecisionOverdue) + count(events.TypeDecisionFrozen); n != 4 {
-		t.Fatalf("%d reminders and freezes after settlement, want 4", n)
+	if n := count(events.TypeDecisionOverdue) + count(events.TypeDecisionFrozen); n != 3 {
+		t.Fatalf("%d reminders and freezes after settlement, want 3", n)
 	}
 }
 

@@ -361,11 +361,12 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 			continue
 		}
 		bill := *bills[i]
-		days := int(at.Sub(bill.DueAt) / (24 * time.Hour)) // whole days overdue at the time judged at
-		st := OverdueStage(days, bill.Stage, freezeAfter, freezeOn)
+		overdue := at.Sub(bill.DueAt) // at the time judged at
+		days := int(overdue / (24 * time.Hour))
+		st := OverdueStage(overdue, bill.Stage, freezeAfter, freezeOn)
 		s := step{c: c, stage: st.Stage, freeze: st.Freeze}
 		if !st.Done {
-			s.next = bill.DueAt.Add(time.Duration(st.NextDay) * 24 * time.Hour)
+			s.next = bill.DueAt.Add(st.Next)
 		}
 		remind, freeze := st.Remind, st.Freeze
 		if remind == 0 && !freeze && bill.Stage >= 1 {
@@ -381,11 +382,15 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		}
 		switch {
 		case freeze:
-			d := rules.Frozen(c.UserID, "bill:"+c.BillID, scoring.CauseOverdue, bill.DueAt.Add(time.Duration(freezeAfter+1)*24*time.Hour),
+			d := rules.Frozen(c.UserID, "bill:"+c.BillID, scoring.CauseOverdue, bill.DueAt.Add(FreezeDelay(freezeAfter)),
 				map[string]any{"bill_id": c.BillID, "days_overdue": days, "amount_fen": bill.RemainingFen, "due_at": bill.DueAt.UTC().Format(time.RFC3339)})
 			s.d = &d
 		case remind > 0:
-			d := rules.Overdue(c.UserID, c.BillID, bill.RemainingFen, bill.DueAt, remind)
+			var freezeAt time.Time
+			if freezeOn {
+				freezeAt = bill.DueAt.Add(FreezeDelay(freezeAfter))
+			}
+			d := rules.Overdue(c.UserID, c.BillID, bill.RemainingFen, bill.DueAt, remind, freezeAt)
 			s.d = &d
 		}
 		steps = append(steps, s)
@@ -442,41 +447,62 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 
 // Stage is what an overdue check does now.
 type Stage struct {
-	Stage   int  // the stage the bill reaches (1–3 reminders, freezeAfter+1 the freeze)
-	Remind  int  // the day of the reminder to publish (0: none)
-	Freeze  bool // publish the freeze
-	Done    bool // no check after this one
-	NextDay int  // when not Done: the next check, in days after the due time
+	Stage  int  // the stage the bill reaches (1..freezeAfter the reminders, freezeAfter+1 the freeze)
+	Remind int  // the day of the reminder to publish (0: none)
+	Freeze bool // publish the freeze
+	Done   bool // no check after this one
+	// Next, when not Done: the next check, as a time after the due time.
+	Next time.Duration
 }
 
-// OverdueStage decides an overdue check for a bill days whole days past
-// its due time whose checks reached done. Reminders are for days
-// 1..freezeAfter; the freeze comes when the bill is open more than
-// freezeAfter days (day freezeAfter+1). After an outage only the latest
-// step is published: the freeze, or the latest day's reminder (a notifier
-// should not send three reminders at once).
-func OverdueStage(days, done, freezeAfter int, freezeOn bool) Stage {
-	last := freezeAfter
+// FreezeDelay is when an overdue bill freezes the user, after its due time:
+// "overdue more than freezeAfter days" (DOMAIN.md §6, "逾期超3天"), so one
+// second past freezeAfter × 24 h (72 h: open at 72:00:00 is not yet more).
+func FreezeDelay(freezeAfter int) time.Duration {
+	return time.Duration(freezeAfter)*24*time.Hour + time.Second
+}
+
+// OverdueStage decides an overdue check for a bill overdue by overdue (the
+// time judged at minus its due time) whose checks reached stage done.
+// Reminders come on whole days overdue: days 1..freezeAfter−1 when the
+// freeze is on (the check at freezeAfter days is the freeze itself, at
+// FreezeDelay; a reminder one second before it would tell nobody anything),
+// days 1..freezeAfter when it is off. The freeze is stage freezeAfter+1.
+// After an outage only the latest step is published: the freeze, or the
+// latest day's reminder (a notifier should not send three reminders at once).
+func OverdueStage(overdue time.Duration, done, freezeAfter int, freezeOn bool) Stage {
+	reminders, last := freezeAfter, freezeAfter
 	if freezeOn {
-		last = freezeAfter + 1
+		reminders, last = max(freezeAfter-1, 0), freezeAfter+1
 	}
-	target := min(days, last)
+	// at is when stage k falls due, after the due time.
+	at := func(k int) time.Duration {
+		if k > reminders {
+			return FreezeDelay(freezeAfter)
+		}
+		return time.Duration(k) * 24 * time.Hour
+	}
+	days := int(overdue / (24 * time.Hour))
+	target := min(max(days, 0), reminders)
+	if freezeOn && overdue >= FreezeDelay(freezeAfter) {
+		target = last
+	}
 	if target <= done || target < 1 {
-		// Early (a check claimed before its day) or already done.
+		// Early (a check claimed before its time) or already done.
 		st := Stage{Stage: done, Done: done >= last}
 		if !st.Done {
-			st.NextDay = max(done, days) + 1
+			st.Next = at(done + 1)
 		}
 		return st
 	}
 	st := Stage{Stage: target, Done: target >= last}
-	if freezeOn && target == freezeAfter+1 {
+	if freezeOn && target == last {
 		st.Freeze = true
 	} else {
 		st.Remind = target
 	}
 	if !st.Done {
-		st.NextDay = target + 1
+		st.Next = at(target + 1)
 	}
 	return st
 }

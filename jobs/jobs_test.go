@@ -28,27 +28,35 @@ import (
 
 func TestOverdueStage(t *testing.T) {
 	t.Parallel()
+	const day = 24 * time.Hour
+	freeze := 72*time.Hour + time.Second // DOMAIN.md §6: overdue more than 72 h
 	cases := []struct {
-		name       string
-		days, done int
-		freezeOn   bool
-		want       jobs.Stage
+		name     string
+		overdue  time.Duration
+		done     int
+		freezeOn bool
+		want     jobs.Stage
 	}{
-		{"not yet a day overdue", 0, 0, true, jobs.Stage{Stage: 0, NextDay: 1}},
-		{"day 1: first reminder", 1, 0, true, jobs.Stage{Stage: 1, Remind: 1, NextDay: 2}},
-		{"day 2", 2, 1, true, jobs.Stage{Stage: 2, Remind: 2, NextDay: 3}},
-		{"the 3rd day overdue: a reminder, no freeze", 3, 2, true, jobs.Stage{Stage: 3, Remind: 3, NextDay: 4}},
-		{"the 4th day overdue: frozen", 4, 3, true, jobs.Stage{Stage: 4, Freeze: true, Done: true}},
-		{"after a 10-day outage: only the freeze", 10, 0, true, jobs.Stage{Stage: 4, Freeze: true, Done: true}},
-		{"after a 2-day outage: only day 2's reminder", 2, 0, true, jobs.Stage{Stage: 2, Remind: 2, NextDay: 3}},
-		{"already done today (a second claim)", 2, 2, true, jobs.Stage{Stage: 2, NextDay: 3}},
-		{"freeze switched off: reminders end at day 3", 5, 3, false, jobs.Stage{Stage: 3, Done: true}},
-		{"freeze switched off: day 3 is the last check", 3, 2, false, jobs.Stage{Stage: 3, Remind: 3, Done: true}},
+		{"not yet a day overdue", 23 * time.Hour, 0, true, jobs.Stage{Stage: 0, Next: day}},
+		{"day 1: first reminder", day, 0, true, jobs.Stage{Stage: 1, Remind: 1, Next: 2 * day}},
+		{"day 2: the last reminder, the next check is the freeze", 2 * day, 1, true, jobs.Stage{Stage: 2, Remind: 2, Next: freeze}},
+		{"71:59 overdue: nothing yet", 71*time.Hour + 59*time.Minute, 2, true, jobs.Stage{Stage: 2, Next: freeze}},
+		{"72:00:00 overdue is not more than 72 h", 72 * time.Hour, 2, true, jobs.Stage{Stage: 2, Next: freeze}},
+		{"72:00:01 overdue: frozen", freeze, 2, true, jobs.Stage{Stage: 4, Freeze: true, Done: true}},
+		{"72:01 overdue: frozen", 72*time.Hour + time.Minute, 2, true, jobs.Stage{Stage: 4, Freeze: true, Done: true}},
+		{"a bill whose 3rd reminder was sent before: frozen at 72 h", 72*time.Hour + time.Minute, 3, true, jobs.Stage{Stage: 4, Freeze: true, Done: true}},
+		{"a bill whose 3rd reminder was sent before, early: the freeze is next", 72 * time.Hour, 3, true, jobs.Stage{Stage: 3, Next: freeze}},
+		{"after a 10-day outage: only the freeze", 10 * day, 0, true, jobs.Stage{Stage: 4, Freeze: true, Done: true}},
+		{"after a 2-day outage: only day 2's reminder", 2*day + time.Hour, 0, true, jobs.Stage{Stage: 2, Remind: 2, Next: freeze}},
+		{"already done today (a second claim)", day + time.Hour, 1, true, jobs.Stage{Stage: 1, Next: 2 * day}},
+		{"freeze switched off: reminders end at day 3", 5 * day, 3, false, jobs.Stage{Stage: 3, Done: true}},
+		{"freeze switched off: day 3 is the last check", 3 * day, 2, false, jobs.Stage{Stage: 3, Remind: 3, Done: true}},
+		{"freeze switched off: day 2 then day 3", 2 * day, 1, false, jobs.Stage{Stage: 2, Remind: 2, Next: 3 * day}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := jobs.OverdueStage(tc.days, tc.done, 3, tc.freezeOn); got != tc.want {
+			if got := jobs.OverdueStage(tc.overdue, tc.done, 3, tc.freezeOn); got != tc.want {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
@@ -267,11 +275,11 @@ func TestOverdueRemindersFreezeOnceWithTwoInstances(t *testing.T) {
 	}{
 		{23 * time.Hour, 0, 0},             // not a day overdue yet
 		{24 * time.Hour, 1, 0},             // day 1
-		{48*time.Hour + time.Minute, 2, 0}, // day 2
-		{72*time.Hour + time.Minute, 3, 0}, // the 3rd day: a reminder, no freeze
-		{95 * time.Hour, 3, 0},             // still the 3rd day
-		{96*time.Hour + time.Minute, 3, 1}, // the 4th day: frozen
-		{200 * time.Hour, 3, 1},            // nothing more
+		{48*time.Hour + time.Minute, 2, 0}, // day 2: the last reminder
+		{71*time.Hour + 59*time.Minute, 2, 0},
+		{72 * time.Hour, 2, 0},             // 72 h: not yet more than 3 days
+		{72*time.Hour + time.Second, 2, 1}, // more than 72 h: frozen
+		{200 * time.Hour, 2, 1},            // nothing more
 	}
 	for _, s := range steps {
 		w.set(dueAt.Add(s.at))

@@ -21,9 +21,11 @@ import (
 // id is stable on (rule, user, bill, daysOverdue): one reminder per bill and
 // day. CausationID is "bill:<billID>"; Time is dueAt + daysOverdue × 24h,
 // the moment the reminder fell due. Detail: bill_id, days_overdue,
-// amount_fen, due_at (RFC 3339, UTC).
-func (r *Rules) Overdue(userID, billID string, amountFen int64, dueAt time.Time, daysOverdue int) events.Decision {
-	return events.Decision{
+// amount_fen, due_at (RFC 3339, UTC) and, when freezeAt is not zero (the
+// policy freezes overdue bills), freeze_at: when the freeze will come
+// unless the bill is settled first (DOMAIN.md §6: each reminder says so).
+func (r *Rules) Overdue(userID, billID string, amountFen int64, dueAt time.Time, daysOverdue int, freezeAt time.Time) events.Decision {
+	d := events.Decision{
 		ID:      events.DecisionID(RuleOverdueReminder, userID, billID, strconv.Itoa(daysOverdue)),
 		Type:    events.TypeDecisionOverdue,
 		Subject: userID,
@@ -43,6 +45,10 @@ func (r *Rules) Overdue(userID, billID string, amountFen int64, dueAt time.Time,
 			},
 		},
 	}
+	if !freezeAt.IsZero() {
+		d.Data.Detail.(map[string]any)["freeze_at"] = freezeAt.UTC().Format(time.RFC3339)
+	}
+	return d
 }
 
 // Frozen suspends the user's installments (fenqi.decision.frozen.v1, action

@@ -36,7 +36,7 @@ func TestOverdue(t *testing.T) {
 	t.Parallel()
 	r := rulesOf(t, nil)
 	due := time.Date(2026, 3, 10, 0, 0, 0, 0, shanghai)
-	d := r.Overdue(user, "b-7781", 50_000, due, 2)
+	d := r.Overdue(user, "b-7781", 50_000, due, 2, due.Add(72*time.Hour+time.Second))
 
 	back, detail := marshalled(t, d)
 	if back.Type != events.TypeDecisionOverdue || back.Subject != user || back.Data.UserID != user ||
@@ -50,7 +50,8 @@ func TestOverdue(t *testing.T) {
 	if len(back.Data.ReasonCodes) != 1 || back.Data.ReasonCodes[0].Code != policy.CodeOverdueNow || back.Data.ReasonCodes[0].Advice == "" {
 		t.Errorf("reason codes %+v", back.Data.ReasonCodes)
 	}
-	want := map[string]any{"bill_id": "b-7781", "days_overdue": 2.0, "amount_fen": 50000.0, "due_at": "2026-03-09T16:00:00Z"}
+	want := map[string]any{"bill_id": "b-7781", "days_overdue": 2.0, "amount_fen": 50000.0, "due_at": "2026-03-09T16:00:00Z",
+		"freeze_at": "2026-03-12T16:00:01Z"}
 	if len(detail) != len(want) {
 		t.Errorf("detail %v, want %v", detail, want)
 	}
@@ -59,17 +60,20 @@ func TestOverdue(t *testing.T) {
 			t.Errorf("detail[%s] = %v, want %v", k, detail[k], v)
 		}
 	}
+	if _, detail := marshalled(t, r.Overdue(user, "b-7781", 50_000, due, 2, time.Time{})); detail["freeze_at"] != nil {
+		t.Errorf("no freeze (the rule off): freeze_at %v", detail["freeze_at"])
+	}
 
 	ids := []struct {
 		name string
 		d    events.Decision
 		same bool
 	}{
-		{"the same bill and day again", r.Overdue(user, "b-7781", 50_000, due, 2), true},
-		{"another amount, same bill and day", r.Overdue(user, "b-7781", 40_000, due, 2), true},
-		{"the next day", r.Overdue(user, "b-7781", 50_000, due, 3), false},
-		{"another bill", r.Overdue(user, "b-7782", 50_000, due, 2), false},
-		{"another user", r.Overdue("u2", "b-7781", 50_000, due, 2), false},
+		{"the same bill and day again", r.Overdue(user, "b-7781", 50_000, due, 2, time.Time{}), true},
+		{"another amount, same bill and day", r.Overdue(user, "b-7781", 40_000, due, 2, time.Time{}), true},
+		{"the next day", r.Overdue(user, "b-7781", 50_000, due, 3, time.Time{}), false},
+		{"another bill", r.Overdue(user, "b-7782", 50_000, due, 2, time.Time{}), false},
+		{"another user", r.Overdue("u2", "b-7781", 50_000, due, 2, time.Time{}), false},
 	}
 	for _, tc := range ids {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,7 +29,7 @@ type Bill struct {
 	RemainingFen int64
 	DueAt        time.Time
 	// Stage is how many overdue checks have fired: 1–3 the reminders of
-	// days 1–3, 4 the freeze.
+	// days 1–3 (day 3 only with the freeze off), 4 the freeze.
 	Stage int
 }
 
