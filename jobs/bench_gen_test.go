@@ -81,7 +81,7 @@ func (e *rcBench) rcSynth(id string, seed uint64) *rcUser {
 	first[7] = s.today + 1
 	lvl := uint64(1 + r.IntN(5))
 	avg := int64(1_000 + r.IntN(30_000))
-	var totalLogins, totalEvents int64
+	var totalLogins, totalEvents, winLogins int64
 	for mi := range 7 {
 		m := &st.Months[mi]
 		for d := first[mi]; d < first[mi+1]; d++ {
@@ -105,6 +105,9 @@ func (e *rcBench) rcSynth(id string, seed uint64) *rcUser {
 			m.LoginDays++ // a day with a login
 			m.LoginMask |= 1 << (d - first[mi])
 			totalLogins += logins
+			if d > s.today-90 {
+				winLogins += logins
+			}
 			totalEvents += spendN + socialN + finN + logins
 			if d > s.today-35 {
 				st.Days = append(st.Days, engine.Day{Day: d, Payments: int32(spendN + socialN + finN)})
@@ -114,10 +117,10 @@ func (e *rcBench) rcSynth(id string, seed uint64) *rcUser {
 
 	// Places: the usual phone and another device; the home city and one
 	// other within 90 days, with a login there at 10:00.
-	n1 := totalLogins * 85 / 100
+	n1 := winLogins * 85 / 100
 	st.Devices = []engine.Place{
-		{Name: fmt.Sprintf("dev-%016x", r.Uint64()), LastDay: s.today, Logins: int32(n1)},
-		{Name: fmt.Sprintf("dev-%016x", r.Uint64()), LastDay: s.today - int32(r.IntN(60)), Logins: int32(totalLogins - n1)},
+		rcDevice(fmt.Sprintf("dev-%016x", r.Uint64()), s.today, s.today, n1),
+		rcDevice(fmt.Sprintf("dev-%016x", r.Uint64()), s.today, s.today-int32(r.IntN(60)), winLogins-n1),
 	}
 	c1 := r.IntN(len(rcCities))
 	c2 := (c1 + 1 + r.IntN(len(rcCities)-1)) % len(rcCities)
@@ -148,7 +151,8 @@ func (e *rcBench) rcSynth(id string, seed uint64) *rcUser {
 	}
 	if r.Float64() < 0.05 { // settled overdue bills in the past
 		st.SettledEpisodes = int32(1 + r.IntN(3))
-		st.Episodes = []engine.Episode{{DueDay: s.today - 10 - int32(r.IntN(150)), DaysOverdue: int32(1 + r.IntN(10))}}
+		due := e.now.Unix() - int64(10+r.IntN(150))*86400
+		st.Episodes = []engine.Episode{{DueAt: due, SettledAt: due + int64(1+r.IntN(10*86400))}}
 	}
 	switch x := r.Float64(); {
 	case x < 0.30: // an open bill falling due within 30 days: a timer at due+1d
@@ -197,6 +201,42 @@ func rcTimerMember(userID, billID string) string {
 	return strconv.Itoa(len(userID)) + ":" + userID + billID
 }
 
+// rcDevice is a device last seen on lastDay with n logins in the 90 days
+// to today, spread over its login buckets (engine.LoginBucketDays) from
+// the oldest kept to lastDay's.
+func rcDevice(name string, today, lastDay int32, n int64) engine.Place {
+	p := engine.Place{Name: name, LastDay: lastDay}
+	first, last := (today-89)/engine.LoginBucketDays, lastDay/engine.LoginBucketDays
+	k := min(int64(last-first+1), n)
+	if k <= 0 {
+		return p
+	}
+	p.LoginBucket, p.Logins = last, make([]int32, k)
+	for i := range p.Logins {
+		p.Logins[i] = int32(n / k)
+	}
+	p.Logins[0] += int32(n % k)
+	return p
+}
+
+// rcLogin counts a login on local day (within the kept buckets) as the
+// engine does.
+func rcLogin(p *engine.Place, day int32) {
+	b := day / engine.LoginBucketDays
+	if len(p.Logins) == 0 {
+		p.LoginBucket, p.Logins = b, []int32{0}
+	}
+	if b > p.LoginBucket {
+		p.Logins = append(make([]int32, b-p.LoginBucket), p.Logins...)
+		p.LoginBucket = b
+	}
+	i := int(p.LoginBucket - b)
+	for len(p.Logins) <= i {
+		p.Logins = append(p.Logins, 0)
+	}
+	p.Logins[i]++
+}
+
 // rcTouch is the offset bookkeeping of an applied (or duplicate) event:
 // its (topic, partition) entry takes the offset and moves last, the most
 // recently used.
@@ -218,10 +258,18 @@ func (s *rcUser) expect(zones map[string]*time.Location, st *engine.State) *stat
 		u.Days[int(d.Day)] = state.DayCounts{Payments: int64(d.Payments)}
 	}
 	for _, m := range st.Months {
-		u.Months[int(m.YM)] = state.MonthCounts{SpendFen: m.SpendFen, SocialN: int64(m.SocialN), LoginDays: int64(m.LoginDays)}
+		u.Months[int(m.YM)] = state.MonthCounts{SpendFen: m.SpendFen, SocialN: int64(m.SocialN), LoginDays: int64(m.LoginDays), LoginMask: m.LoginMask}
 	}
 	for _, d := range st.Devices {
-		u.Devices[d.Name] = state.Place{LastDay: int(d.LastDay), Logins: int64(d.Logins)}
+		p := state.Place{LastDay: int(d.LastDay)}
+		for i, c := range d.Logins {
+			if p.LoginsByBucket == nil {
+				p.LoginsByBucket = map[int]int64{}
+			}
+			p.LoginsByBucket[int(d.LoginBucket)-i] = int64(c)
+			p.Logins += int64(c)
+		}
+		u.Devices[d.Name] = p
 	}
 	for _, c := range st.Cities {
 		u.Cities[c.Name] = state.Place{LastDay: int(c.LastDay)}
@@ -232,7 +280,7 @@ func (s *rcUser) expect(zones map[string]*time.Location, st *engine.State) *stat
 		}
 	}
 	for _, ep := range st.Episodes {
-		u.RecentEpisodes = append(u.RecentEpisodes, state.Episode{DueDay: int(ep.DueDay), DaysOverdue: int(ep.DaysOverdue)})
+		u.RecentEpisodes = append(u.RecentEpisodes, state.Episode{DueAt: time.Unix(ep.DueAt, 0).UTC(), SettledAt: time.Unix(ep.SettledAt, 0).UTC()})
 	}
 	if st.CycleDone != 0 {
 		u.CycleDone = time.Unix(st.CycleDone, 0)
@@ -409,8 +457,8 @@ func (e *rcBench) verifyLayout(tb testing.TB, ctx context.Context) {
 	last.Payments++
 	want.Months[6].SpendFen += 12_345 // the logins' day is marked already
 	want.Payments = append([]int64{now.Unix()}, s.st.Payments[:engine.RecentPayments-1]...)
-	want.Devices[0].Logins++
-	want.Devices[1].Logins++
+	rcLogin(&want.Devices[0], s.today)
+	rcLogin(&want.Devices[1], s.today)
 	want.Devices[1].LastDay = s.today
 	want.Cities[1].LastDay = s.today
 	want.Dedup = append(slices.Clone(s.st.Dedup[5:]), engine.Fingerprint(rcSource, "vfy-pay-1"), engine.Fingerprint(rcSource, "vfy-login-1"),
@@ -464,7 +512,9 @@ func (e *rcBench) verifyLayout(tb testing.TB, ctx context.Context) {
 	}
 	want2 := s2.st.Clone()
 	want2.PrunedDay = s2.today
-	want2.Devices[0].Logins += int32(len(its))
+	for _, it := range its {
+		rcLogin(&want2.Devices[0], int32((it.Event.Time.Unix()+int64(s2.tzo))/86400))
+	}
 	want2.Dedup = slices.Clone(s2.st.Dedup[len(its):])
 	for _, it := range its {
 		want2.Dedup = append(want2.Dedup, engine.Fingerprint(rcSource, it.Event.ID))

@@ -312,7 +312,7 @@ func TestOverdueRemindersFreezeOnceWithTwoInstances(t *testing.T) {
 	if !out[0].Unfroze {
 		t.Fatal("settling the only overdue bill did not unfreeze")
 	}
-	if u, _ := w.store.User(context.Background(), "erin"); u.FrozenOverdue || u.SettledEpisodes != 1 || len(u.RecentEpisodes) != 1 || u.RecentEpisodes[0].DaysOverdue != 8 {
+	if u, _ := w.store.User(context.Background(), "erin"); u.FrozenOverdue || u.SettledEpisodes != 1 || len(u.RecentEpisodes) != 1 || u.RecentEpisodes[0].SettledAt.Sub(u.RecentEpisodes[0].DueAt)/(24*time.Hour) != 8 {
 		t.Fatalf("after settlement: frozen %v, episodes %d %+v", u.FrozenOverdue, u.SettledEpisodes, u.RecentEpisodes)
 	}
 }

@@ -255,24 +255,43 @@ func Facts(u *state.User, p *policy.Policy, now time.Time) credit.Facts {
 		f.MonthlyLoginDays[i] = int(c.LoginDays)
 		f.MonthlySocial[i] = int(c.SocialN)
 	}
-	// Devices seen in the last 90 days; the usual one has the most logins.
-	for _, d := range u.Devices {
-		f.Logins90d += int(d.Logins)
-		f.UsualDeviceLogins90d = max(f.UsualDeviceLogins90d, int(d.Logins))
+	// Distinct days with a login in the window: the months' login masks.
+	for day := today - window + 1; day <= today; day++ {
+		y, m, d := time.Unix(int64(day)*86400, 0).UTC().Date()
+		if u.Months[y*100+int(m)].LoginMask&(1<<(d-1)) != 0 {
+			f.LoginDays30d++
+		}
 	}
-	// Overdue: open bills past due now, and settled episodes.
-	sixMonths := today - 183
+	// Logins of the last window_days (90) days by device; the usual one has
+	// the most.
+	devWindow := p.Quota.Factors.Device.WindowDays
+	if devWindow <= 0 {
+		devWindow = 90
+	}
+	for _, d := range u.Devices {
+		n := int(d.LoginsSince(today - devWindow + 1))
+		f.Logins90d += n
+		f.UsualDeviceLogins90d = max(f.UsualDeviceLogins90d, n)
+	}
+	// Overdue: open bills past due now, and settled episodes. A bill counts
+	// for the serious-default gate when it was overdue at some moment of the
+	// window: open now, or settled inside it, however long ago it fell due.
+	months := p.Eligibility.SeriousDefaultWindowMonths
+	if months <= 0 {
+		months = 6
+	}
+	from := now.In(loc).AddDate(0, -months, 0)
 	f.OverdueEpisodes = u.SettledEpisodes
 	for _, b := range u.Bills {
-		if b.DueAt.Before(now) {
+		if now.After(b.DueAt) {
 			f.OverdueNow = true
 			f.OverdueEpisodes++
-			f.MaxOverdueDays6m = max(f.MaxOverdueDays6m, int(now.Sub(b.DueAt)/(24*time.Hour)))
+			f.MaxOverdue6m = max(f.MaxOverdue6m, now.Sub(b.DueAt))
 		}
 	}
 	for _, ep := range u.RecentEpisodes {
-		if ep.DueDay > sixMonths {
-			f.MaxOverdueDays6m = max(f.MaxOverdueDays6m, ep.DaysOverdue)
+		if ep.SettledAt.After(from) {
+			f.MaxOverdue6m = max(f.MaxOverdue6m, ep.SettledAt.Sub(ep.DueAt))
 		}
 	}
 	for _, c := range u.QuotaChecks {

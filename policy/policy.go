@@ -59,6 +59,10 @@ type Eligibility struct {
 	// ActivityWindowDays is the window of the activity averages (30); the
 	// quality standard's payments-per-day uses the same window.
 	ActivityWindowDays int `yaml:"activity_window_days"`
+	// ActivityMinLoginDays is the least number of distinct local days with
+	// a login in the last ActivityWindowDays (10: the source's basic
+	// "每月登录≥10天"); fewer fails with FENQI_ACTIVITY_LOW. 0 = no gate.
+	ActivityMinLoginDays int `yaml:"activity_min_login_days"`
 }
 
 // Quality holds the quality-user standards of DOMAIN.md §1; only a quality

@@ -99,6 +99,9 @@ func (p *Policy) validateEligibility(c *checker) {
 	c.positive("eligibility.serious_default_window_months", int64(e.SeriousDefaultWindowMonths))
 	c.between("eligibility.activity_min_payments_per_day", e.ActivityMinPaymentsPerDay, 0, 1e6)
 	c.positive("eligibility.activity_window_days", int64(e.ActivityWindowDays))
+	if e.ActivityMinLoginDays < 0 || e.ActivityMinLoginDays > e.ActivityWindowDays {
+		c.add("eligibility.activity_min_login_days", "must be in [0, eligibility.activity_window_days (%d)] (got %d)", e.ActivityWindowDays, e.ActivityMinLoginDays)
+	}
 
 	q := p.Quality
 	if q.PayScoreMin < e.PayScoreMin {

@@ -177,7 +177,7 @@ func TestQuota(t *testing.T) {
 	eligible := credit.Facts{
 		Now: evaluated, PayScore: 700, RealNameVerified: true, IdentityComplete: true,
 		CardBoundSince: time.Date(2024, 1, 1, 0, 0, 0, 0, shanghai), WealthBalanceFen: 1_000_000,
-		Payments30d: 120, MonthlySpendFen: [3]int64{300_000, 320_000, 310_000}, MonthlyLoginDays: [3]int{12, 15, 20},
+		Payments30d: 120, LoginDays30d: 14, MonthlySpendFen: [3]int64{300_000, 320_000, 310_000}, MonthlyLoginDays: [3]int{12, 15, 20},
 		MonthlySocial: [3]int{10, 12, 8}, UsualDeviceLogins90d: 45, Logins90d: 50, QuotaChecks30d: 1,
 	}
 	refused := eligible

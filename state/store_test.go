@@ -128,7 +128,7 @@ func TestCountersByDayMonthAndClass(t *testing.T) {
 	}
 	// Months: consumption spend, social count (the bill payment is
 	// finance: neither), and login days.
-	if got, want := u.Months[202611], (state.MonthCounts{SpendFen: 12_345, SocialN: 1, LoginDays: 2}); got != want {
+	if got, want := u.Months[202611], (state.MonthCounts{SpendFen: 12_345, SocialN: 1, LoginDays: 2, LoginMask: 1<<18 | 1<<19}); got != want {
 		t.Errorf("November: got %+v, want %+v", got, want)
 	}
 	if got := u.Months[202610]; got != (state.MonthCounts{SpendFen: 700}) {
@@ -985,8 +985,8 @@ func TestTimesAfter2038(t *testing.T) {
 			}
 			u = user(t, s, uid)
 			if u.FrozenOverdue || len(u.Bills) != 0 || len(u.RecentEpisodes) != 1 ||
-				u.RecentEpisodes[0] != (state.Episode{DueDay: u.Day(due), DaysOverdue: 2}) {
-				t.Errorf("after settling 2 days late: frozen %v, bills %v, episodes %+v (due day %d)", u.FrozenOverdue, u.Bills, u.RecentEpisodes, u.Day(due))
+				!u.RecentEpisodes[0].DueAt.Equal(due) || !u.RecentEpisodes[0].SettledAt.Equal(paidAt) {
+				t.Errorf("after settling 2 days late: frozen %v, bills %v, episodes %+v (due %v)", u.FrozenOverdue, u.Bills, u.RecentEpisodes, due)
 			}
 			// Quota checks, the recompute (its due time and cycle done), an override.
 			if n, err := s.RecordQuotaCheck(ctx, uid, clock); err != nil || n != 1 {

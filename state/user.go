@@ -22,6 +22,8 @@ type MonthCounts struct {
 	SpendFen  int64 // consumption payments
 	SocialN   int64 // transfers and red packets
 	LoginDays int64 // distinct local days with a login
+	// LoginMask has bit d−1 set when there was a login on day d of the month.
+	LoginMask uint32
 }
 
 // Bill is an open bill.
@@ -33,16 +35,35 @@ type Bill struct {
 	Stage int
 }
 
-// Episode is a settled overdue bill.
+// Episode is a settled overdue bill: not fully repaid by its due time.
 type Episode struct {
-	DueDay      int // local day number of the due date
-	DaysOverdue int // whole days between due time and settlement
+	DueAt, SettledAt time.Time
 }
 
 // Place is a device or city last seen on a local day.
 type Place struct {
-	LastDay int   // days since 1970-01-01 in the user's zone
-	Logins  int64 // devices only: logins from it
+	LastDay int // days since 1970-01-01 in the user's zone
+	// Devices only: the logins from it kept (those of the last
+	// engine.Config.GeoDays days, by buckets of engine.LoginBucketDays days),
+	// and LoginsByBucket the same by bucket (local day ÷ LoginBucketDays).
+	Logins         int64
+	LoginsByBucket map[int]int64
+}
+
+// LoginsSince counts a device's logins from the bucket holding local day
+// first on: the last N days, to within engine.LoginBucketDays.
+func (p Place) LoginsSince(first int) int64 {
+	from := first / engine.LoginBucketDays
+	if first < 0 && first%engine.LoginBucketDays != 0 {
+		from-- // round down
+	}
+	var n int64
+	for b, c := range p.LoginsByBucket {
+		if b >= from {
+			n += c
+		}
+	}
+	return n
 }
 
 // User is a read view of one user's state.
@@ -59,7 +80,8 @@ type User struct {
 	FrozenOverdue   bool // installments suspended: a bill overdue too long
 	FrozenJudicial  bool // installments suspended: on the judgement-defaulter list
 	SettledEpisodes int  // settled overdue episodes, lifetime
-	// RecentEpisodes are the settled overdue episodes of the last ~200 days.
+	// RecentEpisodes are the overdue episodes settled in the last
+	// engine.OverdueHistoryDays (200) days, oldest settlement first.
 	RecentEpisodes []Episode
 	// QuotaFen is the last published quota; HasQuota false before the first.
 	QuotaFen int64
@@ -130,10 +152,18 @@ func (s *Store) view(userID string, st *engine.State) *User {
 		u.Days[int(d.Day)] = DayCounts{Payments: int64(d.Payments)}
 	}
 	for _, m := range st.Months {
-		u.Months[int(m.YM)] = MonthCounts{SpendFen: m.SpendFen, SocialN: int64(m.SocialN), LoginDays: int64(m.LoginDays)}
+		u.Months[int(m.YM)] = MonthCounts{SpendFen: m.SpendFen, SocialN: int64(m.SocialN), LoginDays: int64(m.LoginDays), LoginMask: m.LoginMask}
 	}
 	for _, p := range st.Devices {
-		u.Devices[p.Name] = Place{LastDay: int(p.LastDay), Logins: int64(p.Logins)}
+		d := Place{LastDay: int(p.LastDay)}
+		for i, c := range p.Logins {
+			if d.LoginsByBucket == nil {
+				d.LoginsByBucket = make(map[int]int64, len(p.Logins))
+			}
+			d.LoginsByBucket[int(p.LoginBucket)-i] = int64(c)
+			d.Logins += int64(c)
+		}
+		u.Devices[p.Name] = d
 	}
 	for _, p := range st.Cities {
 		u.Cities[p.Name] = Place{LastDay: int(p.LastDay)}
@@ -144,7 +174,7 @@ func (s *Store) view(userID string, st *engine.State) *User {
 		}
 	}
 	for _, e := range st.Episodes {
-		u.RecentEpisodes = append(u.RecentEpisodes, Episode{DueDay: int(e.DueDay), DaysOverdue: int(e.DaysOverdue)})
+		u.RecentEpisodes = append(u.RecentEpisodes, Episode{DueAt: unix(e.DueAt), SettledAt: unix(e.SettledAt)})
 	}
 	if st.CycleDone != 0 {
 		u.CycleDone = time.Unix(st.CycleDone, 0)

@@ -52,7 +52,7 @@ func goodFacts() credit.Facts {
 		Now: evaluatedAt, Location: shanghai,
 		PayScore: 780, RealNameVerified: true, IdentityComplete: true,
 		CardBoundSince:   time.Date(2020, 1, 1, 0, 0, 0, 0, shanghai),
-		WealthBalanceFen: 6_000_000, Payments30d: 117,
+		WealthBalanceFen: 6_000_000, Payments30d: 117, LoginDays30d: 25,
 		MonthlySpendFen:  [3]int64{1_210_000, 1_930_000, 1_720_000},
 		MonthlyLoginDays: [3]int{16, 27, 24}, MonthlySocial: [3]int{7, 10, 9},
 		UsualDeviceLogins90d: 72, Logins90d: 80,

@@ -267,8 +267,8 @@ func TestQuotaOfAGoodCustomer(t *testing.T) {
 	if !r.EvaluatedAt.Equal(adminNow) {
 		t.Errorf("evaluated at %v, want the injected clock %v", r.EvaluatedAt, adminNow)
 	}
-	if len(r.Gates) != 10 {
-		t.Errorf("%d gates, want 10", len(r.Gates))
+	if len(r.Gates) != 11 {
+		t.Errorf("%d gates, want 11", len(r.Gates))
 	}
 	for _, g := range r.Gates {
 		if !g.Passed || g.Code != "" {
@@ -404,124 +404,6 @@ func TestQuotaPublishedAndOverride(t *testing.T) {
 	}
 	if r.Override == nil || r.Override.Status != credit.OverrideActive || r.Override.Operator != "ops-li" || r.Override.Reason != "VIP review" {
 		t.Errorf("override %+v", r.Override)
-	}
-}
-
-// offerRefusal is the 422 body of /offer.
-type offerRefusal struct {
-	Error    string              `json:"error"`
-	QuotaFen int64               `json:"quota_fen"`
-	Eligible bool                `json:"eligible"`
-	Reasons  []events.ReasonCode `json:"reason_codes"`
-}
-
-func TestOffer(t *testing.T) {
-	t.Parallel()
-	e := newAdmin(t, testenv.Redis(t), nil)
-	e.apply(t, history("u-1001", adminNow))
-
-	t.Run("12 periods within the quota", func(t *testing.T) {
-		t.Parallel()
-		status, ctype, body := e.get(t, "/v1/users/u-1001/offer?amount_fen=600000&periods=12")
-		if status != http.StatusOK || ctype != "application/json" {
-			t.Fatalf("%d %s\n%s", status, ctype, body)
-		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields() // fenqictl offer decodes credit.QuoteResult
-		var q credit.QuoteResult
-		if err := dec.Decode(&q); err != nil {
-			t.Fatal(err)
-		}
-		if q.AmountFen != 600_000 || q.Periods != 12 || len(q.Schedule) != 12 || q.Product != "wechat" || q.PolicyVersion != wechatVersion {
-			t.Fatalf("quote %+v", q)
-		}
-		var principal, fees, total int64
-		for i, in := range q.Schedule {
-			if in.Period != i+1 || in.PaymentFen != in.PrincipalFen+in.FeeFen {
-				t.Errorf("installment %+v", in)
-			}
-			principal += in.PrincipalFen
-			fees += in.FeeFen
-			total += in.PaymentFen
-		}
-		if principal != 600_000 || fees != q.TotalFeeFen || total != q.TotalPaymentFen {
-			t.Errorf("principal %d fees %d total %d; quote totals %d %d", principal, fees, total, q.TotalFeeFen, q.TotalPaymentFen)
-		}
-		// wechat: 1% a period for 12 periods, no promotion.
-		if q.FeeBP != 100 || q.Promotion != "" || q.TotalFeeFen != 72_000 || q.NominalAnnualRate <= 0.12 {
-			t.Errorf("fee %d bp promotion %q total fee %d nominal rate %v", q.FeeBP, q.Promotion, q.TotalFeeFen, q.NominalAnnualRate)
-		}
-	})
-
-	t.Run("promotions from the query", func(t *testing.T) {
-		t.Parallel()
-		for query, promo := range map[string]string{
-			"amount_fen=300000&periods=3&scene=ecommerce": "ecommerce_promotion",
-			"amount_fen=300000&periods=6&new_user=true":   "new_user",
-			"amount_fen=300000&periods=12&invited=true":   "invited_user",
-			"amount_fen=300000&periods=3&scene=education": "",
-		} {
-			status, _, body := e.get(t, "/v1/users/u-1001/offer?"+query)
-			var q credit.QuoteResult
-			if err := json.Unmarshal(body, &q); status != http.StatusOK || err != nil || q.Promotion != promo {
-				t.Errorf("%s: %d %v promotion %q, want %q\n%s", query, status, err, q.Promotion, promo, body)
-			}
-		}
-	})
-
-	t.Run("whole quota", func(t *testing.T) {
-		t.Parallel()
-		if status, _, body := e.get(t, "/v1/users/u-1001/offer?amount_fen=2000000&periods=24"); status != http.StatusOK {
-			t.Errorf("%d\n%s", status, body)
-		}
-	})
-
-	refused := []struct {
-		name, user, query string
-		status            int
-		want              string // in the error
-	}{
-		{"5 periods", "u-1001", "amount_fen=600000&periods=5", http.StatusBadRequest, "5 periods"},
-		{"periods not a number", "u-1001", "amount_fen=600000&periods=twelve", http.StatusBadRequest, `periods must be an integer, got "twelve"`},
-		{"no periods", "u-1001", "amount_fen=600000", http.StatusBadRequest, `periods must be an integer, got ""`},
-		{"amount not a number", "u-1001", "amount_fen=abc&periods=12", http.StatusBadRequest, `amount_fen must be a positive integer, got "abc"`},
-		{"amount in yuan", "u-1001", "amount_fen=6000.00&periods=12", http.StatusBadRequest, "amount_fen"},
-		{"zero amount", "u-1001", "amount_fen=0&periods=12", http.StatusBadRequest, "amount_fen"},
-		{"negative amount", "u-1001", "amount_fen=-5&periods=12", http.StatusBadRequest, "amount_fen"},
-		{"no amount", "u-1001", "periods=12", http.StatusBadRequest, "amount_fen"},
-		{"over the quota", "u-1001", "amount_fen=2000001&periods=12", http.StatusUnprocessableEntity, "amount exceeds the available quota"},
-		{"unknown user", "nobody", "amount_fen=100&periods=3", http.StatusUnprocessableEntity, "amount exceeds the available quota"},
-	}
-	for _, tt := range refused {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			status, ctype, body := e.get(t, "/v1/users/"+tt.user+"/offer?"+tt.query)
-			if status != tt.status || ctype != "application/json" {
-				t.Fatalf("%d %s, want %d JSON\n%s", status, ctype, tt.status, body)
-			}
-			var r offerRefusal
-			if err := json.Unmarshal(body, &r); err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(r.Error, tt.want) {
-				t.Errorf("error %q, want %q", r.Error, tt.want)
-			}
-			if tt.status != http.StatusUnprocessableEntity {
-				return
-			}
-			switch tt.user {
-			case "u-1001":
-				if !r.Eligible || r.QuotaFen != 2_000_000 || len(r.Reasons) != 0 {
-					t.Errorf("refusal %+v, want eligible with quota 2000000", r)
-				}
-			default:
-				if r.Eligible || r.QuotaFen != 0 || !slices.ContainsFunc(r.Reasons, func(rc events.ReasonCode) bool {
-					return rc.Code == policy.CodeCreditLow
-				}) {
-					t.Errorf("refusal %+v, want ineligible with %s", r, policy.CodeCreditLow)
-				}
-			}
-		})
 	}
 }
 

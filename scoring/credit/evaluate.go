@@ -17,6 +17,7 @@ const (
 	GateBankBlacklist    = "bank_blacklist"
 	GateSeriousDefault   = "serious_default"
 	GateActivity         = "activity"
+	GateLoginDays        = "login_days"
 	GateOverdueNow       = "overdue_now"
 	GateJudicial         = "judicial_defaulter"
 	GateLinkedAccount    = "linked_account"
@@ -292,13 +293,18 @@ func gates(p *policy.Policy, f Facts, now time.Time, loc *time.Location) []Check
 	}
 	add(GateBankBlacklist, !f.CardBankBlacklisted, policy.CodeBankBlacklisted,
 		yesNo(!f.CardBankBlacklisted, "card bank not blacklisted", "card bank on the blacklist"))
-	add(GateSeriousDefault, f.MaxOverdueDays6m <= e.SeriousDefaultOverdueDays, policy.CodeDefaultRecent,
-		txt().s("longest overdue in ").d(e.SeriousDefaultWindowMonths).s(" months: ").d(f.MaxOverdueDays6m).
-			s(" days, serious when over ").d(e.SeriousDefaultOverdueDays).String())
+	serious := time.Duration(e.SeriousDefaultOverdueDays) * 24 * time.Hour
+	add(GateSeriousDefault, f.MaxOverdue6m <= serious, policy.CodeDefaultRecent,
+		txt().s("longest overdue in ").d(e.SeriousDefaultWindowMonths).s(" months: ").s(overdueDays(f.MaxOverdue6m)).
+			s(", serious when over ").d(e.SeriousDefaultOverdueDays).s(" days").String())
 	perDay := float64(f.Payments30d) / float64(e.ActivityWindowDays)
 	add(GateActivity, perDay >= e.ActivityMinPaymentsPerDay, policy.CodeActivityLow,
 		txt().d(f.Payments30d).s(" payments in ").d(e.ActivityWindowDays).s(" days = ").f2(perDay).
 			s(" a day, minimum ").g(e.ActivityMinPaymentsPerDay).String())
+	if e.ActivityMinLoginDays > 0 {
+		add(GateLoginDays, f.LoginDays30d >= e.ActivityMinLoginDays, policy.CodeActivityLow,
+			txt().d(f.LoginDays30d).s(" days with a login in the last ").d(e.ActivityWindowDays).s(", minimum ").d(e.ActivityMinLoginDays).String())
+	}
 	add(GateOverdueNow, !f.OverdueNow, policy.CodeOverdueNow,
 		yesNo(!f.OverdueNow, "no bill overdue", "a bill is overdue"))
 	add(GateJudicial, !f.JudicialDefaulter, policy.CodeJudicialDefaulter,
@@ -393,6 +399,17 @@ func factors(p *policy.Policy, f Facts) []Factor {
 // coefficientOfVariation is the population standard deviation over the
 // mean of the monthly amounts (negative months count as 0); false when
 // there was no spending at all.
+// overdueDays says a time overdue in days: whole days as "31 days", a part
+// of a day to the hour ("30 days 5 h").
+func overdueDays(d time.Duration) string {
+	days, hours := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour)
+	t := txt().d(days).s(" days")
+	if hours > 0 {
+		t = t.s(" ").d(hours).s(" h")
+	}
+	return t.String()
+}
+
 func coefficientOfVariation(xs []int64) (float64, bool) {
 	var sum float64
 	for _, x := range xs {

@@ -48,6 +48,7 @@ func standardUser() Facts {
 		CardBoundSince:       time.Date(2024, 1, 1, 0, 0, 0, 0, shanghai),
 		WealthBalanceFen:     1_000_000,
 		Payments30d:          120,
+		LoginDays30d:         14,
 		MonthlySpendFen:      [3]int64{300_000, 320_000, 310_000},
 		MonthlyLoginDays:     [3]int{12, 15, 20},
 		MonthlySocial:        [3]int{10, 12, 8},
@@ -120,9 +121,14 @@ func TestEvaluateScenarios(t *testing.T) {
 		{"card bound exactly 6 months", func(f *Facts) { f.CardBoundSince = time.Date(2024, 11, 17, 0, 0, 0, 0, shanghai) }, standard},
 		{"bank on the blacklist", func(f *Facts) { f.CardBankBlacklisted = true },
 			ineligible([]string{policy.CodeBankBlacklisted}, GateBankBlacklist)},
-		{"overdue 31 days in the last 6 months", func(f *Facts) { f.MaxOverdueDays6m = 31 },
+		{"overdue 31 days in the last 6 months", func(f *Facts) { f.MaxOverdue6m = 31 * 24 * time.Hour },
 			ineligible([]string{policy.CodeDefaultRecent}, GateSeriousDefault)},
-		{"overdue 30 days is not serious", func(f *Facts) { f.MaxOverdueDays6m = 30 }, standard},
+		{"overdue 30 days and a second is serious", func(f *Facts) { f.MaxOverdue6m = 30*24*time.Hour + time.Second },
+			ineligible([]string{policy.CodeDefaultRecent}, GateSeriousDefault)},
+		{"overdue 30 days is not serious", func(f *Facts) { f.MaxOverdue6m = 30 * 24 * time.Hour }, standard},
+		{"9 login days in 30 (DOMAIN.md §1 basic gate)", func(f *Facts) { f.LoginDays30d = 9 },
+			ineligible([]string{policy.CodeActivityLow}, GateLoginDays)},
+		{"10 login days in 30 is enough", func(f *Facts) { f.LoginDays30d = 10 }, standard},
 		{"89 payments in 30 days", func(f *Facts) { f.Payments30d = 89 },
 			ineligible([]string{policy.CodeActivityLow}, GateActivity)},
 		{"90 payments in 30 days is enough", func(f *Facts) { f.Payments30d = 90 }, standard},
@@ -135,7 +141,7 @@ func TestEvaluateScenarios(t *testing.T) {
 		{"no profile and no activity: every failing gate, each code once",
 			func(f *Facts) { *f = Facts{Now: now} },
 			ineligible([]string{policy.CodeCreditLow, policy.CodeAuthIncomplete, policy.CodeActivityLow},
-				GatePayScore, GateRealName, GateIdentityComplete, GateCardBound, GateActivity)},
+				GatePayScore, GateRealName, GateIdentityComplete, GateCardBound, GateActivity, GateLoginDays)},
 
 		// Tiers (DOMAIN.md §3).
 		{"quality user reaches the highest quota", func(f *Facts) { *f = qualityUser() },
@@ -184,8 +190,8 @@ func TestEvaluateScenarios(t *testing.T) {
 			if !slices.Equal(failed, w.failed) {
 				t.Errorf("failed gates = %v, want %v", failed, w.failed)
 			}
-			if len(r.Gates) != 10 || len(r.Factors) != 6 {
-				t.Errorf("%d gates, %d factors: want all 10 and 6 listed", len(r.Gates), len(r.Factors))
+			if len(r.Gates) != 11 || len(r.Factors) != 6 {
+				t.Errorf("%d gates, %d factors: want all 11 and 6 listed", len(r.Gates), len(r.Factors))
 			}
 			if r.Product != "wechat" || r.PolicyVersion != p.Version || r.ModelVersion != p.ModelVersion {
 				t.Errorf("provenance %q %q %q", r.Product, r.PolicyVersion, r.ModelVersion)
@@ -423,12 +429,13 @@ func randomFacts(rng *rand.Rand) Facts {
 		JudicialDefaulter:     rng.IntN(30) == 0,
 		LinkedAccountNegative: rng.IntN(30) == 0,
 		Payments30d:           rng.IntN(250),
+		LoginDays30d:          rng.IntN(31),
 		MonthlySpendFen:       [3]int64{rng.Int64N(2_000_000), rng.Int64N(2_000_000), rng.Int64N(2_000_000)},
 		MonthlyLoginDays:      [3]int{rng.IntN(31), rng.IntN(31), rng.IntN(31)},
 		MonthlySocial:         [3]int{rng.IntN(40), rng.IntN(40), rng.IntN(40)},
 		Logins90d:             rng.IntN(100),
 		OverdueNow:            rng.IntN(15) == 0,
-		MaxOverdueDays6m:      rng.IntN(40) * rng.IntN(2),
+		MaxOverdue6m:          time.Duration(rng.IntN(40*24)*rng.IntN(2)) * time.Hour,
 		OverdueEpisodes:       rng.IntN(5),
 		QuotaChecks30d:        rng.IntN(12),
 		HasPreviousQuota:      rng.IntN(2) == 0,

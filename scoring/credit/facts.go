@@ -50,6 +50,9 @@ type Facts struct {
 	// 转账等") in the last eligibility.activity_window_days (30) local days.
 	// The eligibility gate and the quality standard divide it by the window.
 	Payments30d int
+	// LoginDays30d counts the distinct local days with at least one login
+	// in the last eligibility.activity_window_days (30) local days.
+	LoginDays30d int
 	// MonthlySpendFen is the amount of spend-class payments
 	// (events.ClassSpend) in each of the last three full calendar months,
 	// oldest first. The stability factor is its coefficient of variation.
@@ -71,14 +74,17 @@ type Facts struct {
 
 	// OverdueNow: a bill is past its due time and not fully paid.
 	OverdueNow bool
-	// MaxOverdueDays6m is the longest overdue, in whole days from the due
-	// time to payment (or to Now while unpaid), among bills that were
-	// overdue at some time in the last eligibility.serious_default_window_months
-	// (6) calendar months. More than serious_default_overdue_days (30) is a
+	// MaxOverdue6m is the longest time overdue, from the due time to the
+	// settlement (or to Now while unpaid), among bills that were overdue at
+	// some moment of the last eligibility.serious_default_window_months (6)
+	// calendar months: judged by when they were overdue, not by their due
+	// date (a bill due 200 days ago and settled 20 days ago counts with its
+	// 180 days). More than serious_default_overdue_days (30) × 24 h is a
 	// serious default.
-	MaxOverdueDays6m int
-	// OverdueEpisodes counts the bills ever paid after (or still unpaid
-	// past) their due time, over the user's whole history.
+	MaxOverdue6m time.Duration
+	// OverdueEpisodes counts the bills not fully repaid by their due time,
+	// however late (a second counts), settled or still open, over the
+	// user's whole history: one episode per bill (DOMAIN.md §1).
 	OverdueEpisodes int
 
 	// Quota history.

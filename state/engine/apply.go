@@ -229,10 +229,13 @@ func (a *applier) prune() {
 	stale := func(p Place) bool { return p.LastDay <= a.today-int32(a.cfg.GeoDays) }
 	s.Devices = slices.DeleteFunc(s.Devices, stale)
 	s.Cities = slices.DeleteFunc(s.Cities, stale)
+	for i := range s.Devices {
+		a.trimLogins(&s.Devices[i])
+	}
 	s.Bills = slices.DeleteFunc(s.Bills, func(b Bill) bool {
 		return b.Status != BillOpen && b.At < a.now-KeepBillDays*86400
 	})
-	s.Episodes = slices.DeleteFunc(s.Episodes, func(e Episode) bool { return e.DueDay <= a.today-OverdueHistoryDays })
+	s.Episodes = slices.DeleteFunc(s.Episodes, func(e Episode) bool { return e.SettledAt < a.now-OverdueHistoryDays*86400 })
 	for len(s.Dedup) > DedupRing {
 		s.Dedup = s.Dedup[1:]
 	}
@@ -483,11 +486,53 @@ func (a *applier) device(ts int64, id string, login bool) bool {
 	if id == "" {
 		return false
 	}
-	d, isNew := a.seen(&a.s.Devices, id, LocalDay(a.loc, ts))
+	day := LocalDay(a.loc, ts)
+	d, isNew := a.seen(&a.s.Devices, id, day)
 	if login {
-		d.Logins++
+		a.countLogin(d, day)
 	}
 	return isNew
+}
+
+// firstBucket is the oldest login bucket kept: the one holding the first
+// day of the GeoDays ending today.
+func (a *applier) firstBucket() int32 {
+	return int32(floorDiv(int64(a.today)-int64(a.cfg.GeoDays)+1, LoginBucketDays))
+}
+
+// countLogin adds a login on local day to a device's buckets.
+func (a *applier) countLogin(d *Place, day int32) {
+	b := int32(floorDiv(int64(day), LoginBucketDays))
+	if b < a.firstBucket() || day > a.today+1 {
+		return // older than every window that reads it, or dated ahead
+	}
+	switch {
+	case len(d.Logins) == 0:
+		d.LoginBucket, d.Logins = b, []int32{0}
+	case b > d.LoginBucket:
+		d.Logins = slices.Insert(d.Logins, 0, make([]int32, b-d.LoginBucket)...)
+		d.LoginBucket = b
+	}
+	i := int(d.LoginBucket - b)
+	for len(d.Logins) <= i {
+		d.Logins = append(d.Logins, 0)
+	}
+	d.Logins[i]++
+	a.trimLogins(d)
+}
+
+// trimLogins drops the buckets older than firstBucket and trailing empty
+// ones.
+func (a *applier) trimLogins(d *Place) {
+	if keep := int(d.LoginBucket-a.firstBucket()) + 1; len(d.Logins) > keep {
+		d.Logins = d.Logins[:max(keep, 0)]
+	}
+	for len(d.Logins) > 0 && d.Logins[len(d.Logins)-1] == 0 {
+		d.Logins = d.Logins[:len(d.Logins)-1]
+	}
+	if len(d.Logins) == 0 {
+		d.LoginBucket, d.Logins = 0, nil
+	}
 }
 
 // city records a login's city and says whether it is another city: not
@@ -604,10 +649,10 @@ func (a *applier) paid(p *events.RepaymentPaid, ts int64, fp uint64, o *Outcome)
 	}
 	b.Status, b.Amount, b.At = BillSettled, 0, ts
 	b.Froze = false
-	// a settled bill that was overdue is an episode of the history
-	if od := floorDiv(ts-b.DueAt, 86400); od >= 1 {
+	// a bill not fully repaid by its due time, however late, is an episode
+	if ts > b.DueAt {
 		a.s.SettledEpisodes++
-		a.s.Episodes = append(a.s.Episodes, Episode{DueDay: LocalDay(a.loc, b.DueAt), DaysOverdue: int32(min(od, 1<<30))})
+		a.s.Episodes = append(a.s.Episodes, Episode{DueAt: b.DueAt, SettledAt: ts})
 		if len(a.s.Episodes) > MaxEpisodes {
 			a.s.Episodes = a.s.Episodes[len(a.s.Episodes)-MaxEpisodes:]
 		}

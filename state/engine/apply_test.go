@@ -274,7 +274,7 @@ func TestCloneIsDeep(t *testing.T) {
 	// change every list and pointer of the clone in place
 	c.Days[0].Payments++
 	c.Months[0].SpendFen++
-	c.Devices[0].Logins++
+	c.Devices[0].Logins[0]++
 	c.Cities[0].LastDay++
 	c.Payments[0]++
 	c.OtherCity[0]++
@@ -283,7 +283,7 @@ func TestCloneIsDeep(t *testing.T) {
 	c.Bills[0].Amount++
 	c.Bills[0].Paid[0]++
 	c.Profile.PayScore++
-	c.Episodes[0].DaysOverdue++
+	c.Episodes[0].SettledAt++
 	c.Override.QuotaFen++
 	c.QuotaChecks[0]++
 	if !bytes.Equal(before, enc(s)) {
@@ -878,10 +878,10 @@ func TestNewDeviceAndCity(t *testing.T) {
 	if o := apply1(t, s, noOff(payEv(c.id(), t0, 1, "", ""))); o.NewDevice {
 		t.Fatalf("payment without device: %+v", o)
 	}
-	if d := place(s.Devices, "devA"); d == nil || d.Logins != 2 || d.LastDay != dayOf(t0) {
+	if d := place(s.Devices, "devA"); d == nil || d.LoginsSince(dayOf(t0)) != 2 || d.LastDay != dayOf(t0) {
 		t.Fatalf("devA %+v", d)
 	}
-	if d := place(s.Devices, "devC"); d == nil || d.Logins != 0 {
+	if d := place(s.Devices, "devC"); d == nil || len(d.Logins) != 0 {
 		t.Fatalf("devC (payment only) %+v", d)
 	}
 	if len(s.Cities) != 2 {
@@ -904,7 +904,7 @@ func TestPlacesStaleAfterGeoDays(t *testing.T) {
 	var c counter
 	fresh := func() *State {
 		return &State{PrunedDay: today, // pruned today: nothing is dropped
-			Devices: []Place{{Name: "old", LastDay: today - 90, Logins: 1}, {Name: "recent", LastDay: today - 89, Logins: 1}},
+			Devices: []Place{{Name: "old", LastDay: today - 90}, {Name: "recent", LastDay: today - 89}},
 			Cities:  []Place{{Name: "OldCity", LastDay: today - 90}, {Name: "RecentCity", LastDay: today - 89}}}
 	}
 	s := fresh()
@@ -912,7 +912,7 @@ func TestPlacesStaleAfterGeoDays(t *testing.T) {
 	if !o.NewDevice || !o.NewCity {
 		t.Fatalf("places last seen GeoDays ago: %+v", o)
 	}
-	if d := place(s.Devices, "old"); d.LastDay != today || d.Logins != 2 {
+	if d := place(s.Devices, "old"); d.LastDay != today || d.LoginsSince(today) != 1 {
 		t.Fatalf("device %+v", d)
 	}
 	if !slices.Equal(s.OtherCity, []int64{t0.Unix()}) {
@@ -1077,19 +1077,23 @@ func TestBillDuePaidSettled(t *testing.T) {
 	if s.OpenBill("b1") != nil {
 		t.Fatal("OpenBill finds a settled bill")
 	}
-	wantDay := int32(time.Date(2025, 6, 10, 0, 0, 0, 0, time.UTC).Unix() / 86400)
-	if s.SettledEpisodes != 1 || !reflect.DeepEqual(s.Episodes, []Episode{{DueDay: wantDay, DaysOverdue: 3}}) {
-		t.Fatalf("episodes %d %+v, want one of 3 days due on local day %d", s.SettledEpisodes, s.Episodes, wantDay)
+	if s.SettledEpisodes != 1 || !reflect.DeepEqual(s.Episodes, []Episode{{DueAt: dueAt.Unix(), SettledAt: settledAt.Unix()}}) {
+		t.Fatalf("episodes %d %+v, want one due %v settled %v", s.SettledEpisodes, s.Episodes, dueAt, settledAt)
 	}
-	// less than a day late, on time, or early: no episode
-	for i, paidAt := range []time.Time{dueAt.Add(day - time.Second), dueAt, dueAt.Add(-3 * day)} {
+	// a second late is an episode (DOMAIN.md §1: minutes count)
+	applyOK(t, s, t0, noOff(dueEv(c.id(), dueAt.Add(-5*day), "late1s", 100, dueAt)), noOff(paidEv(c.id(), dueAt.Add(time.Second), "late1s", 100)))
+	if s.SettledEpisodes != 2 || len(s.Episodes) != 2 || s.Episodes[1].SettledAt-s.Episodes[1].DueAt != 1 {
+		t.Fatalf("a bill paid a second late: episodes %d %+v", s.SettledEpisodes, s.Episodes)
+	}
+	// on time to the second, or early: no episode
+	for i, paidAt := range []time.Time{dueAt, dueAt.Add(-3 * day)} {
 		id := fmt.Sprintf("ok%d", i)
 		applyOK(t, s, t0, noOff(dueEv(c.id(), dueAt.Add(-5*day), id, 100, dueAt)), noOff(paidEv(c.id(), paidAt, id, 100)))
 		if s.bill(id).Status != BillSettled {
 			t.Fatalf("%s not settled", id)
 		}
 	}
-	if s.SettledEpisodes != 1 || len(s.Episodes) != 1 {
+	if s.SettledEpisodes != 2 || len(s.Episodes) != 2 {
 		t.Fatalf("episodes %d %+v", s.SettledEpisodes, s.Episodes)
 	}
 	// an overpayment settles the bill
@@ -1097,7 +1101,7 @@ func TestBillDuePaidSettled(t *testing.T) {
 	if b := s.bill("b9"); b.Status != BillSettled || b.Amount != 0 {
 		t.Fatalf("overpaid %+v", b)
 	}
-	if s.SettledEpisodes != 2 || s.Episodes[1].DaysOverdue != 1 {
+	if s.SettledEpisodes != 3 || s.Episodes[2].SettledAt-s.Episodes[2].DueAt != 86400 {
 		t.Fatalf("episodes %d %+v", s.SettledEpisodes, s.Episodes)
 	}
 }
@@ -1111,16 +1115,20 @@ func TestEpisodesBounded(t *testing.T) {
 		applyOK(t, s, t0, noOff(dueEv(c.id(), dueAt, id, 10, dueAt)),
 			noOff(paidEv(c.id(), dueAt.Add(time.Duration(i+1)*day), id, 10)))
 	}
-	if s.SettledEpisodes != MaxEpisodes+4 || len(s.Episodes) != MaxEpisodes || s.Episodes[0].DaysOverdue != 5 ||
-		s.Episodes[MaxEpisodes-1].DaysOverdue != MaxEpisodes+4 {
+	lateDays := func(e Episode) int64 { return (e.SettledAt - e.DueAt) / 86400 }
+	if s.SettledEpisodes != MaxEpisodes+4 || len(s.Episodes) != MaxEpisodes || lateDays(s.Episodes[0]) != 5 ||
+		lateDays(s.Episodes[MaxEpisodes-1]) != MaxEpisodes+4 {
 		t.Fatalf("%d settled, episodes %+v", s.SettledEpisodes, s.Episodes)
 	}
-	// the daily prune forgets episodes past OverdueHistoryDays (the count stays)
-	today := dayOf(t0)
-	s = &State{SettledEpisodes: 7, Episodes: []Episode{{DueDay: today - OverdueHistoryDays, DaysOverdue: 1},
-		{DueDay: today - OverdueHistoryDays + 1, DaysOverdue: 2}}}
+	// the daily prune forgets episodes settled more than OverdueHistoryDays
+	// ago (the count stays), however long ago they fell due: a bill due 400
+	// days ago and settled 199 days ago stays listed
+	now := t0.Unix()
+	const d = 86400
+	s = &State{SettledEpisodes: 7, Episodes: []Episode{{DueAt: now - 500*d, SettledAt: now - OverdueHistoryDays*d - 1},
+		{DueAt: now - 400*d, SettledAt: now - (OverdueHistoryDays-1)*d}}}
 	Apply(s, nil, testConfig(), t0)
-	if s.SettledEpisodes != 7 || !reflect.DeepEqual(s.Episodes, []Episode{{DueDay: today - OverdueHistoryDays + 1, DaysOverdue: 2}}) {
+	if s.SettledEpisodes != 7 || !reflect.DeepEqual(s.Episodes, []Episode{{DueAt: now - 400*d, SettledAt: now - (OverdueHistoryDays-1)*d}}) {
 		t.Fatalf("pruned episodes %d %+v", s.SettledEpisodes, s.Episodes)
 	}
 }
@@ -1415,7 +1423,7 @@ func TestZoneChangeWithinBatch(t *testing.T) {
 	// a due date's local day follows the zone too
 	dueAt := time.Date(2025, 6, 10, 7, 0, 0, 0, shanghai) // 06-09 19:00 in New York
 	applyOK(t, s, t0, noOff(dueEv(c.id(), dueAt, "b", 1, dueAt)), noOff(paidEv(c.id(), dueAt.Add(2*day), "b", 1)))
-	if len(s.Episodes) != 1 || s.Episodes[0].DueDay != LocalDay(newYork, dueAt.Unix()) {
+	if len(s.Episodes) != 1 || s.Episodes[0].DueAt != dueAt.Unix() {
 		t.Fatalf("episodes %+v", s.Episodes)
 	}
 }

@@ -122,7 +122,14 @@ func Encode(dst []byte, s *State) []byte {
 		for _, p := range ps {
 			w.str(p.Name)
 			w.i(int64(p.LastDay))
-			w.u(uint64(p.Logins))
+			w.u(uint64(len(p.Logins)))
+			if len(p.Logins) > 0 {
+				// the newest bucket as its distance from the last day's
+				w.i(int64(p.LastDay/LoginBucketDays) - int64(p.LoginBucket))
+				for _, c := range p.Logins {
+					w.u(uint64(c))
+				}
+			}
 		}
 	}
 	w.times(s.Payments)
@@ -172,8 +179,8 @@ func Encode(dst []byte, s *State) []byte {
 	w.u(uint64(s.SettledEpisodes))
 	w.u(uint64(len(s.Episodes)))
 	for _, e := range s.Episodes {
-		w.i(int64(e.DueDay))
-		w.u(uint64(e.DaysOverdue))
+		w.i(e.DueAt)
+		w.i(e.SettledAt - e.DueAt)
 	}
 	if o := s.Override; o != nil {
 		w.i(o.QuotaFen)
@@ -191,8 +198,9 @@ func Decode(b []byte) (*State, error) {
 	if len(b) == 0 {
 		return s, nil
 	}
-	if b[0] != Version {
-		return nil, fmt.Errorf("engine: state version %d, this binary reads %d", b[0], Version)
+	v := b[0]
+	if v != Version && v != 2 {
+		return nil, fmt.Errorf("engine: state version %d, this binary reads 2 and %d", v, Version)
 	}
 	if len(b) < headerLen {
 		return nil, errors.New("engine: state truncated")
@@ -242,7 +250,21 @@ func Decode(b []byte) (*State, error) {
 			ps = make([]Place, n)
 		}
 		for i := range ps {
-			ps[i] = Place{Name: r.str(), LastDay: int32(r.i()), Logins: int32(r.u())}
+			ps[i] = Place{Name: r.str(), LastDay: int32(r.i())}
+			if v == 2 {
+				// a lifetime count: taken as the last day's bucket's
+				if n := int32(r.u()); n > 0 {
+					ps[i].LoginBucket, ps[i].Logins = int32(floorDiv(int64(ps[i].LastDay), LoginBucketDays)), []int32{n}
+				}
+				continue
+			}
+			if nb := r.n(1 << 10); nb > 0 {
+				ps[i].LoginBucket = int32(int64(ps[i].LastDay/LoginBucketDays) - r.i())
+				ps[i].Logins = make([]int32, nb)
+				for j := range ps[i].Logins {
+					ps[i].Logins[j] = int32(r.u())
+				}
+			}
 		}
 		if k == 0 {
 			s.Devices = ps
@@ -298,7 +320,14 @@ func Decode(b []byte) (*State, error) {
 		s.Episodes = make([]Episode, n)
 	}
 	for i := range s.Episodes {
-		s.Episodes[i] = Episode{DueDay: int32(r.i()), DaysOverdue: int32(r.u())}
+		if v == 2 {
+			// a local due day and whole days: taken at 00:00 UTC of it
+			due := r.i() * 86400
+			s.Episodes[i] = Episode{DueAt: due, SettledAt: due + int64(r.u())*86400}
+			continue
+		}
+		due := r.i()
+		s.Episodes[i] = Episode{DueAt: due, SettledAt: due + r.i()}
 	}
 	if flags&flagOverride != 0 {
 		s.Override = &Override{QuotaFen: r.i(), Reason: r.str(), Operator: r.str(), ExpiresAt: r.i()}

@@ -48,15 +48,23 @@ const (
 	// one (within OverdueHistoryDays); the lifetime count is kept apart.
 	MaxEpisodes = 16
 	// OverdueHistoryDays is how long a settled overdue episode is listed
-	// (the eligibility rule looks back 6 months).
+	// after its settlement (the eligibility rule looks back 6 months, and a
+	// bill overdue at any moment of them counts).
 	OverdueHistoryDays = 200
+	// LoginBucketDays is the width of a device's login counts (Place.Logins):
+	// the device-security factor reads the logins of the last 90 days to
+	// within LoginBucketDays days (the bucket holding the window's first day
+	// counts whole: 90 to 94 days), so that a device costs a few bytes, not
+	// one counter a day.
+	LoginBucketDays = 5
 	// KeepBillDays is how long a settled or prepaid bill is kept: a due
 	// event re-sent after settlement must not open the bill again, and one
 	// late by less than this still finds its prepayment.
 	KeepBillDays = 90
 	// Version is the first byte of every encoded State (2: the quota at
-	// fixed width after Rev).
-	Version = 2
+	// fixed width after Rev; 3: login counts by bucket, episodes with their
+	// due and settlement times). Decode reads 2 as well.
+	Version = 3
 )
 
 // State is one user's whole state: exactly what the rules, the credit
@@ -121,7 +129,25 @@ type Month struct {
 type Place struct {
 	Name    string
 	LastDay int32
-	Logins  int32 // devices only
+	// Devices only: Logins[i] counts the logins of bucket LoginBucket−i,
+	// a bucket being LoginBucketDays local days (bucket = day ÷
+	// LoginBucketDays, rounded down); newest first, within Config.GeoDays.
+	LoginBucket int32
+	Logins      []int32
+}
+
+// LoginsSince counts the device's logins from the bucket holding local day
+// first on.
+func (p *Place) LoginsSince(first int32) int64 {
+	from := int32(floorDiv(int64(first), LoginBucketDays))
+	var n int64
+	for i, c := range p.Logins {
+		if p.LoginBucket-int32(i) < from {
+			break
+		}
+		n += int64(c)
+	}
+	return n
 }
 
 // Offset is the last offset applied from one partition of one input topic.
@@ -176,10 +202,11 @@ type Profile struct {
 	CardBoundSince        string // YYYY-MM-DD
 }
 
-// Episode is a settled overdue bill.
+// Episode is a settled overdue bill: one not fully repaid by its due time,
+// however late (DOMAIN.md §1: minutes count).
 type Episode struct {
-	DueDay      int32 // local day of the due date
-	DaysOverdue int32 // whole days between due time and settlement
+	DueAt     int64 // Unix s
+	SettledAt int64 // Unix s, after DueAt
 }
 
 // Override is an operator's fixed quota.
@@ -214,6 +241,9 @@ func (s *State) Clone() *State {
 	c.Days = append([]Day(nil), s.Days...)
 	c.Months = append([]Month(nil), s.Months...)
 	c.Devices = append([]Place(nil), s.Devices...)
+	for i := range c.Devices {
+		c.Devices[i].Logins = append([]int32(nil), c.Devices[i].Logins...)
+	}
 	c.Cities = append([]Place(nil), s.Cities...)
 	c.Payments = append([]int64(nil), s.Payments...)
 	c.OtherCity = append([]int64(nil), s.OtherCity...)
