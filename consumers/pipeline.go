@@ -766,8 +766,11 @@ func (p *Pipeline) evaluate(rules Rules, it state.Item, o state.Outcome, m kafka
 		Event: it.Event, Zone: o.Zone, Now: p.cfg.Now(),
 		NewCity: o.NewCity, NewDevice: o.NewDevice,
 		RecentPayments: o.RecentPayments, LastOtherCityLogin: o.LastOtherCityLogin,
-		TransactionLimitFen: o.TransactionLimitFen,
-		SettledLastOverdue:  o.Unfroze,
+		TransactionLimitFen: o.TransactionLimitFen, AlertThresholdFen: o.AlertThresholdFen,
+		SettledLastOverdue: o.Unfroze,
+	}
+	if o.Credit {
+		in.CreditRefused, in.Pool, in.AvailableFen = o.CreditRefused, o.Pool.String(), o.PoolQuota.AvailableFen
 	}
 	if pr := it.Event.Profile; pr != nil {
 		// Before this profile: set if it did not just turn the flag on, or

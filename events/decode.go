@@ -96,6 +96,17 @@ func (a Auth) Valid() bool {
 	return false
 }
 
+// ValidPool reports whether s is one of the Pool* constants ("" is not:
+// the decoder takes an absent or empty pool as PoolPayScore and keeps it
+// empty).
+func ValidPool(s string) bool {
+	switch s {
+	case PoolPayScore, PoolIndependent, PoolSharedWeilidai, PoolSpecialTemporary:
+		return true
+	}
+	return false
+}
+
 // IsInputType reports whether t is one of the input event types.
 func IsInputType(t string) bool {
 	switch t {
@@ -126,6 +137,8 @@ const (
 	reasonCurrency   = `must be "CNY"`
 	reasonTime       = "must be an RFC 3339 timestamp: YYYY-MM-DDThh:mm:ss, then a fraction of 1 to 9 digits or none, then Z or ±hh:mm"
 	reasonDate       = "must be a date YYYY-MM-DD, or empty or absent when no card is bound"
+	reasonDefaultOn  = "must be a date YYYY-MM-DD, or empty or absent when no serious default is reported"
+	reasonPool       = "must be one of pay_score, independent, shared_weilidai, special_temporary (empty or absent: pay_score)"
 	reasonIP         = "must be an IPv4 or IPv6 address (no port, no zone)"
 	reasonBool       = "must be true or false"
 	reasonScore      = "must be an integer from 300 to 850"
@@ -175,6 +188,13 @@ var fieldReasons = map[string]string{
 	"judicial_defaulter":      reasonBool,
 	"linked_account_negative": reasonBool,
 	"detail":                  reasonObject,
+
+	// Optional fields added after the first version of their event.
+	"pool":                         reasonPool,
+	"partner_limit_fen":            reasonNonNeg,
+	"weilidai_limit_fen":           reasonNonNeg,
+	"alert_threshold_fen":          reasonNonNeg,
+	"serious_default_elsewhere_on": reasonDefaultOn,
 }
 
 // jsonError turns an error of json.Unmarshal into a *DecodeError. prefix is
@@ -767,11 +787,12 @@ var (
 	envelopeFields = []string{"specversion", "id", "type", "source", "time", "subject", "datacontenttype", "data", "data_base64"}
 	paymentFields  = []string{"user_id", "amount_fen", "currency", "scene", "merchant_id", "installments", "device_id", "city", "auth"}
 	loginFields    = []string{"user_id", "device_id", "city", "ip", "auth"}
-	dueFields      = []string{"user_id", "bill_id", "amount_fen", "due_at"}
+	dueFields      = []string{"user_id", "bill_id", "amount_fen", "due_at", "pool"}
 	paidFields     = []string{"user_id", "bill_id", "amount_fen"}
 	profileFields  = []string{"user_id", "pay_score", "real_name_verified", "identity_complete", "card_bound_since",
 		"card_bank_blacklisted", "wealth_balance_fen", "judicial_defaulter", "linked_account_negative",
-		"transaction_limit_fen", "timezone"}
+		"transaction_limit_fen", "timezone", "partner_limit_fen", "weilidai_limit_fen", "alert_threshold_fen",
+		"serious_default_elsewhere_on"}
 )
 
 // read fills the attributes and data from a structured-mode value. The
@@ -928,6 +949,7 @@ type dueIn struct {
 	BillID    string `json:"bill_id"`
 	AmountFen int64  `json:"amount_fen"`
 	DueAt     string `json:"due_at"`
+	Pool      string `json:"pool"`
 }
 
 func decodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
@@ -943,6 +965,8 @@ func decodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 			r.readInt64(&w.AmountFen)
 		case "due_at":
 			r.readString(&w.DueAt)
+		case "pool":
+			r.readString(&w.Pool)
 		default:
 			r.skip()
 		}
@@ -960,7 +984,10 @@ func decodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 	if err != nil {
 		return nil, derr("data.due_at", err.Error())
 	}
-	return &RepaymentDue{UserID: w.UserID, BillID: w.BillID, AmountFen: w.AmountFen, DueAt: due}, nil
+	if w.Pool != "" && !ValidPool(w.Pool) {
+		return nil, derr("data.pool", reasonPool+", not "+short(w.Pool))
+	}
+	return &RepaymentDue{UserID: w.UserID, BillID: w.BillID, AmountFen: w.AmountFen, DueAt: due, Pool: w.Pool}, nil
 }
 
 func decodePaid(data []byte, subject string) (*RepaymentPaid, *DecodeError) {
@@ -1014,6 +1041,11 @@ type profileIn struct {
 	LinkedAccountNegative *bool   `json:"linked_account_negative"`
 	TransactionLimitFen   *int64  `json:"transaction_limit_fen"`
 	Timezone              string  `json:"timezone"`
+	// Optional, added later: absent (or null) is zero.
+	PartnerLimitFen           *int64  `json:"partner_limit_fen"`
+	WeilidaiLimitFen          *int64  `json:"weilidai_limit_fen"`
+	AlertThresholdFen         *int64  `json:"alert_threshold_fen"`
+	SeriousDefaultElsewhereOn *string `json:"serious_default_elsewhere_on"`
 }
 
 func decodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
@@ -1043,6 +1075,14 @@ func decodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 			readPtr(&r, &w.TransactionLimitFen)
 		case "timezone":
 			r.readString(&w.Timezone)
+		case "partner_limit_fen":
+			readPtr(&r, &w.PartnerLimitFen)
+		case "weilidai_limit_fen":
+			readPtr(&r, &w.WeilidaiLimitFen)
+		case "alert_threshold_fen":
+			readPtr(&r, &w.AlertThresholdFen)
+		case "serious_default_elsewhere_on":
+			readPtr(&r, &w.SeriousDefaultElsewhereOn)
 		default:
 			r.skip()
 		}
@@ -1074,6 +1114,12 @@ func decodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 		return nil, derr("data.linked_account_negative", "required; "+reasonBool)
 	case w.TransactionLimitFen != nil && (*w.TransactionLimitFen < 0 || *w.TransactionLimitFen > MaxAmountFen):
 		return nil, derr("data.transaction_limit_fen", reasonNonNeg)
+	case !optionalAmount(w.PartnerLimitFen):
+		return nil, derr("data.partner_limit_fen", reasonNonNeg)
+	case !optionalAmount(w.WeilidaiLimitFen):
+		return nil, derr("data.weilidai_limit_fen", reasonNonNeg)
+	case !optionalAmount(w.AlertThresholdFen):
+		return nil, derr("data.alert_threshold_fen", reasonNonNeg)
 	}
 	p := &Profile{
 		UserID:                w.UserID,
@@ -1089,12 +1135,28 @@ func decodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 	if w.TransactionLimitFen != nil {
 		p.TransactionLimitFen = *w.TransactionLimitFen
 	}
+	if w.PartnerLimitFen != nil {
+		p.PartnerLimitFen = *w.PartnerLimitFen
+	}
+	if w.WeilidaiLimitFen != nil {
+		p.WeilidaiLimitFen = *w.WeilidaiLimitFen
+	}
+	if w.AlertThresholdFen != nil {
+		p.AlertThresholdFen = *w.AlertThresholdFen
+	}
 	if w.CardBoundSince != nil && *w.CardBoundSince != "" {
 		s := *w.CardBoundSince
 		if !parseDate(s) {
 			return nil, derr("data.card_bound_since", reasonDate)
 		}
 		p.CardBoundSince = s
+	}
+	if w.SeriousDefaultElsewhereOn != nil && *w.SeriousDefaultElsewhereOn != "" {
+		s := *w.SeriousDefaultElsewhereOn
+		if !parseDate(s) {
+			return nil, derr("data.serious_default_elsewhere_on", reasonDefaultOn)
+		}
+		p.SeriousDefaultElsewhereOn = s
 	}
 	if w.Timezone != "" {
 		if err := checkText("data.timezone", w.Timezone, MaxIDBytes); err != nil {
@@ -1105,6 +1167,12 @@ func decodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 		}
 	}
 	return p, nil
+}
+
+// optionalAmount reports whether an optional non-negative amount is
+// absent (nil) or within [0, MaxAmountFen].
+func optionalAmount(n *int64) bool {
+	return n == nil || 0 <= *n && *n <= MaxAmountFen
 }
 
 func checkUser(userID, subject string) *DecodeError {

@@ -213,18 +213,31 @@ func oracleInputs(t testing.TB) []input {
 		}
 	}
 
-	prof := string(mustJSON(t, validData(TypeProfile)))
-	profileHeaders, _ := record(t, binaryMode, validAttrs(TypeProfile), absent)
-	for _, field := range []string{"pay_score", "real_name_verified", "card_bound_since", "wealth_balance_fen", "transaction_limit_fen", "timezone"} {
-		i := strings.Index(prof, `"`+field+`"`)
-		for _, v := range []string{"null", `"x"`, "1.5", "[]"} {
-			p := prof[:i] + `"` + field + `":` + v + "," + prof[i:] // v, then the valid value
-			add(nil, ce, []byte(envOf(TypeProfile, p)))
-			p = prof[:len(prof)-1] + `,"` + strings.ToUpper(field) + `":` + v + "}" // the valid value, then v
-			add(nil, ce, []byte(envOf(TypeProfile, p)))
-			add([]byte(user), profileHeaders, []byte(p))
+	for _, c := range []struct {
+		typ    string
+		fields []string
+	}{
+		{TypeProfile, []string{"pay_score", "real_name_verified", "card_bound_since", "wealth_balance_fen", "transaction_limit_fen", "timezone",
+			"partner_limit_fen", "weilidai_limit_fen", "alert_threshold_fen", "serious_default_elsewhere_on"}},
+		{TypeRepaymentDue, []string{"due_at", "pool"}},
+	} {
+		data := string(mustJSON(t, validData(c.typ)))
+		headers, _ := record(t, binaryMode, validAttrs(c.typ), absent)
+		for _, field := range c.fields {
+			i := strings.Index(data, `"`+field+`"`)
+			for _, v := range []string{"null", `"x"`, "1.5", "[]", `""`, "-1", `"2024-01-01"`} {
+				p := data[:i] + `"` + field + `":` + v + "," + data[i:] // v, then the valid value
+				add(nil, ce, []byte(envOf(c.typ, p)))
+				p = data[:len(data)-1] + `,"` + strings.ToUpper(field) + `":` + v + "}" // the valid value, then v
+				add(nil, ce, []byte(envOf(c.typ, p)))
+				add([]byte(user), headers, []byte(p))
+				p = strings.Replace(data, `"`+field+`":`, `"`+field+`":`+v+`,"x`+field+`":`, 1) // v alone
+				add(nil, ce, []byte(envOf(c.typ, p)))
+				add([]byte(user), headers, []byte(p))
+			}
 		}
 	}
+	prof := string(mustJSON(t, validData(TypeProfile)))
 	add(nil, ce, []byte(envOf(TypeProfile, strings.Replace(prof, `"card_bank_blacklisted"`, `"card_ban\u212a_blacKlisted"`, 1))))
 
 	// Nesting at encoding/json's limit of 10000 and just beyond.

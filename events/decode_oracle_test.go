@@ -27,6 +27,7 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -573,7 +574,11 @@ type oracleDueIn struct {
 	BillID    string `json:"bill_id"`
 	AmountFen int64  `json:"amount_fen"`
 	DueAt     string `json:"due_at"`
+	Pool      string `json:"pool"`
 }
+
+// oraclePools are the quota pools a bill may name.
+var oraclePools = []string{PoolPayScore, PoolIndependent, PoolSharedWeilidai, PoolSpecialTemporary}
 
 func oracleDecodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) {
 	var w oracleDueIn
@@ -590,7 +595,10 @@ func oracleDecodeDue(data []byte, subject string) (*RepaymentDue, *DecodeError) 
 	if err != nil {
 		return nil, derr("data.due_at", err.Error())
 	}
-	return &RepaymentDue{UserID: w.UserID, BillID: w.BillID, AmountFen: w.AmountFen, DueAt: due}, nil
+	if w.Pool != "" && !slices.Contains(oraclePools, w.Pool) {
+		return nil, derr("data.pool", reasonPool+", not "+oracleShort(w.Pool))
+	}
+	return &RepaymentDue{UserID: w.UserID, BillID: w.BillID, AmountFen: w.AmountFen, DueAt: due, Pool: w.Pool}, nil
 }
 
 func oracleDecodePaid(data []byte, subject string) (*RepaymentPaid, *DecodeError) {
@@ -620,17 +628,21 @@ func oracleCheckBill(userID, subject, billID string, amountFen int64) *DecodeErr
 }
 
 type oracleProfileIn struct {
-	UserID                string  `json:"user_id"`
-	PayScore              *int    `json:"pay_score"`
-	RealNameVerified      *bool   `json:"real_name_verified"`
-	IdentityComplete      *bool   `json:"identity_complete"`
-	CardBoundSince        *string `json:"card_bound_since"`
-	CardBankBlacklisted   *bool   `json:"card_bank_blacklisted"`
-	WealthBalanceFen      *int64  `json:"wealth_balance_fen"`
-	JudicialDefaulter     *bool   `json:"judicial_defaulter"`
-	LinkedAccountNegative *bool   `json:"linked_account_negative"`
-	TransactionLimitFen   *int64  `json:"transaction_limit_fen"`
-	Timezone              string  `json:"timezone"`
+	UserID                    string  `json:"user_id"`
+	PayScore                  *int    `json:"pay_score"`
+	RealNameVerified          *bool   `json:"real_name_verified"`
+	IdentityComplete          *bool   `json:"identity_complete"`
+	CardBoundSince            *string `json:"card_bound_since"`
+	CardBankBlacklisted       *bool   `json:"card_bank_blacklisted"`
+	WealthBalanceFen          *int64  `json:"wealth_balance_fen"`
+	JudicialDefaulter         *bool   `json:"judicial_defaulter"`
+	LinkedAccountNegative     *bool   `json:"linked_account_negative"`
+	TransactionLimitFen       *int64  `json:"transaction_limit_fen"`
+	Timezone                  string  `json:"timezone"`
+	PartnerLimitFen           *int64  `json:"partner_limit_fen"`
+	WeilidaiLimitFen          *int64  `json:"weilidai_limit_fen"`
+	AlertThresholdFen         *int64  `json:"alert_threshold_fen"`
+	SeriousDefaultElsewhereOn *string `json:"serious_default_elsewhere_on"`
 }
 
 // oracleDate is a date of the calendar, checked by time.Parse.
@@ -666,6 +678,18 @@ func oracleDecodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 	case w.TransactionLimitFen != nil && (*w.TransactionLimitFen < 0 || *w.TransactionLimitFen > MaxAmountFen):
 		return nil, derr("data.transaction_limit_fen", reasonNonNeg)
 	}
+	for _, f := range []struct {
+		name string
+		n    *int64
+	}{
+		{"partner_limit_fen", w.PartnerLimitFen},
+		{"weilidai_limit_fen", w.WeilidaiLimitFen},
+		{"alert_threshold_fen", w.AlertThresholdFen},
+	} {
+		if f.n != nil && (*f.n < 0 || *f.n > MaxAmountFen) {
+			return nil, derr("data."+f.name, reasonNonNeg)
+		}
+	}
 	p := &Profile{
 		UserID:                w.UserID,
 		PayScore:              *w.PayScore,
@@ -680,6 +704,12 @@ func oracleDecodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 	if w.TransactionLimitFen != nil {
 		p.TransactionLimitFen = *w.TransactionLimitFen
 	}
+	for dst, n := range map[*int64]*int64{&p.PartnerLimitFen: w.PartnerLimitFen, &p.WeilidaiLimitFen: w.WeilidaiLimitFen,
+		&p.AlertThresholdFen: w.AlertThresholdFen} {
+		if n != nil {
+			*dst = *n
+		}
+	}
 	if w.CardBoundSince != nil && *w.CardBoundSince != "" {
 		s := *w.CardBoundSince
 		if !oracleDate.MatchString(s) {
@@ -689,6 +719,13 @@ func oracleDecodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 			return nil, derr("data.card_bound_since", reasonDate)
 		}
 		p.CardBoundSince = s
+	}
+	if w.SeriousDefaultElsewhereOn != nil && *w.SeriousDefaultElsewhereOn != "" {
+		s := *w.SeriousDefaultElsewhereOn
+		if _, err := time.Parse(time.DateOnly, s); err != nil || !oracleDate.MatchString(s) {
+			return nil, derr("data.serious_default_elsewhere_on", reasonDefaultOn)
+		}
+		p.SeriousDefaultElsewhereOn = s
 	}
 	if w.Timezone != "" {
 		if err := oracleText("data.timezone", w.Timezone, 128); err != nil {

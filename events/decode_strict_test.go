@@ -164,29 +164,34 @@ func TestDecodeTimeStrictRFC3339(t *testing.T) {
 			t.Fatalf("due_at = %v, want %v", e.Due.DueAt, want)
 		}
 	})
-	t.Run("card_bound_since is a strict date", func(t *testing.T) {
-		t.Parallel()
-		for _, c := range []struct {
-			date string
-			ok   bool
-		}{
-			{"2024-02-29", true}, {"2023-02-29", false}, {"2024-1-01", false}, {"2024-01-1 ", false},
-			{"2024-01-01T00:00:00Z", false}, {"+024-01-01", false}, {"2024-00-10", false}, {"2024-01-00", false},
-			{"２024-01-01", false}, {"2024/01/01", false},
-		} {
-			for _, m := range modes {
-				headers, value := withText(t, m, TypeProfile, "data.card_bound_since", c.date)
-				_, err := testDecoder().Decode([]byte(user), headers, value)
-				if c.ok && err != nil {
-					t.Fatalf("%q (%s): %v", c.date, m, err)
-				}
-				if !c.ok {
-					wantDecodeError(t, err, "data.card_bound_since")
+	for _, field := range dateFields {
+		t.Run(field+" is a strict date", func(t *testing.T) {
+			t.Parallel()
+			for _, c := range []struct {
+				date string
+				ok   bool
+			}{
+				{"2024-02-29", true}, {"2023-02-29", false}, {"2024-1-01", false}, {"2024-01-1 ", false},
+				{"2024-01-01T00:00:00Z", false}, {"+024-01-01", false}, {"2024-00-10", false}, {"2024-01-00", false},
+				{"２024-01-01", false}, {"2024/01/01", false}, {"2024-04-31", false}, {"1900-02-29", false}, {"2000-02-29", true},
+			} {
+				for _, m := range modes {
+					headers, value := withText(t, m, TypeProfile, field, c.date)
+					_, err := testDecoder().Decode([]byte(user), headers, value)
+					if c.ok && err != nil {
+						t.Fatalf("%q (%s): %v", c.date, m, err)
+					}
+					if !c.ok {
+						wantRefused(t, err, field, "YYYY-MM-DD")
+					}
 				}
 			}
-		}
-	})
+		})
+	}
 }
+
+// dateFields are the profile's dates (YYYY-MM-DD, or empty).
+var dateFields = []string{"data.card_bound_since", "data.serious_default_elsewhere_on"}
 
 // invalidUTF8 are strings that are not valid UTF-8, as raw bytes.
 var invalidUTF8 = []string{"u-\xff", "\xc3", "a\xc3(b", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80", "ok\x80"}
@@ -612,6 +617,18 @@ func TestDecodeNumberLimits(t *testing.T) {
 		{TypeProfile, "data.wealth_balance_fen", "-0", true},
 		{TypeProfile, "data.transaction_limit_fen", "9007199254740992", false},
 		{TypeProfile, "data.transaction_limit_fen", "99999999999999999999999", false},
+		{TypeProfile, "data.partner_limit_fen", "9007199254740991", true},
+		{TypeProfile, "data.partner_limit_fen", "9007199254740992", false},
+		{TypeProfile, "data.partner_limit_fen", "-1", false},
+		{TypeProfile, "data.partner_limit_fen", "1e3", false},
+		{TypeProfile, "data.weilidai_limit_fen", "9007199254740991", true},
+		{TypeProfile, "data.weilidai_limit_fen", "9223372036854775808", false},
+		{TypeProfile, "data.weilidai_limit_fen", "-9223372036854775808", false},
+		{TypeProfile, "data.weilidai_limit_fen", "0.0", false},
+		{TypeProfile, "data.alert_threshold_fen", "-0", true},
+		{TypeProfile, "data.alert_threshold_fen", "9007199254740992", false},
+		{TypeProfile, "data.alert_threshold_fen", "99999999999999999999999", false},
+		{TypeProfile, "data.alert_threshold_fen", `"100000"`, false},
 		{TypeProfile, "data.pay_score", "700.0", false},
 		{TypeProfile, "data.pay_score", "9223372036854776508", false},
 		{TypePayment, "data.installments", "18446744073709551619", false},
@@ -629,6 +646,109 @@ func TestDecodeNumberLimits(t *testing.T) {
 			if strings.HasSuffix(c.field, "_fen") && !strings.Contains(err.Error(), "9007199254740991") {
 				t.Fatalf("%s %s: %v does not give the limit", c.field, c.lit, err)
 			}
+		}
+	}
+}
+
+// The fields added to the profile and the due event after their first
+// version (partner_limit_fen, weilidai_limit_fen, alert_threshold_fen,
+// serious_default_elsewhere_on; pool) are held to the rules of the others:
+// repeats, names in another case and invalid UTF-8 are refused on the
+// field, with reasons that say what is wanted.
+func TestDecodeLaterFieldsStrict(t *testing.T) {
+	t.Parallel()
+	later := []struct{ typ, field, lit string }{
+		{TypeProfile, "partner_limit_fen", "3000000"},
+		{TypeProfile, "weilidai_limit_fen", "1500000"},
+		{TypeProfile, "alert_threshold_fen", "100000"},
+		{TypeProfile, "serious_default_elsewhere_on", `"2022-11-03"`},
+		{TypeRepaymentDue, "pool", `"independent"`},
+	}
+	for _, c := range later {
+		for _, m := range modes {
+			t.Run(c.field+"/"+string(m), func(t *testing.T) {
+				t.Parallel()
+				field := "data." + c.field
+				_, valid := record(t, m, validAttrs(c.typ), validData(c.typ))
+				member := `"` + c.field + `":` + c.lit
+				if !strings.Contains(string(valid), member) {
+					t.Fatalf("%s not in %s", member, valid)
+				}
+				headers, _ := record(t, m, validAttrs(c.typ), validData(c.typ))
+				decode := func(v string) error {
+					_, err := testDecoder().Decode(nil, headers, []byte(v))
+					return err
+				}
+				for _, v := range []string{
+					strings.Replace(string(valid), member, member+","+member, 1),
+					strings.Replace(string(valid), member, member+`,"`+c.field+`":null`, 1),
+					strings.Replace(string(valid), member, `"`+c.field+`":null,`+member, 1),
+					strings.Replace(string(valid), member, member+`,"\u`+fmt.Sprintf("%04x", c.field[0])+c.field[1:]+`":`+c.lit, 1),
+				} {
+					wantRefused(t, decode(v), field, "repeated")
+				}
+				names := []string{strings.ToUpper(c.field), strings.ToUpper(c.field[:1]) + c.field[1:]}
+				if strings.Contains(c.field, "s") {
+					names = append(names, strings.Replace(c.field, "s", "ſ", 1)) // a long s
+				}
+				if strings.Contains(c.field, "l") {
+					names = append(names, strings.Replace(c.field, "l", `\u004c`, 1)) // an escaped L
+				}
+				for _, name := range names {
+					v := strings.Replace(string(valid), `"`+c.field+`":`, `"`+name+`":`, 1)
+					wantRefused(t, decode(v), field, "exactly")
+				}
+				for _, bad := range []string{"\"\xff\"", `"\ud800"`, "\"2024-01-0\xc3\""} {
+					v := strings.Replace(string(valid), member, `"`+c.field+`":`+bad, 1)
+					err := decode(v)
+					if strings.HasSuffix(c.field, "_fen") {
+						wantRefused(t, err, field, "integer", "9007199254740991") // the JSON type is wrong first
+						continue
+					}
+					wantRefused(t, err, field, "UTF-8")
+				}
+			})
+		}
+	}
+	t.Run("reasons", func(t *testing.T) {
+		t.Parallel()
+		for _, c := range []struct {
+			typ, field, lit string
+			words           []string
+		}{
+			{TypeRepaymentDue, "data.pool", `"partner"`, []string{"pay_score", "independent", "shared_weilidai", "special_temporary", `not "partner"`}},
+			{TypeRepaymentDue, "data.pool", `"Pay_Score"`, []string{"must be one of", `not "Pay_Score"`}},
+			{TypeRepaymentDue, "data.pool", `7`, []string{"pay_score", "independent", "shared_weilidai", "special_temporary"}},
+			{TypeRepaymentDue, "data.pool", `"\u0000"`, []string{"must be one of", `not "\x00"`}},
+			{TypeProfile, "data.serious_default_elsewhere_on", `"2024-02-30"`, []string{"YYYY-MM-DD", "no serious default"}},
+			{TypeProfile, "data.serious_default_elsewhere_on", `20240101`, []string{"YYYY-MM-DD"}},
+			{TypeProfile, "data.partner_limit_fen", `-1`, []string{"non-negative", "9007199254740991"}},
+			{TypeProfile, "data.weilidai_limit_fen", `1.5`, []string{"non-negative", "9007199254740991"}},
+			{TypeProfile, "data.alert_threshold_fen", `true`, []string{"non-negative", "9007199254740991"}},
+		} {
+			for _, m := range modes {
+				headers, value := splice(t, m, c.typ, c.field, c.lit, "")
+				_, err := testDecoder().Decode(nil, headers, value)
+				wantRefused(t, err, c.field, c.words...)
+			}
+		}
+		if err := (&DecodeError{Field: "data.pool", Reason: reasonPool}).Error(); err !=
+			`events: field "data.pool": must be one of pay_score, independent, shared_weilidai, special_temporary (empty or absent: pay_score)` {
+			t.Fatalf("pool error %s", err)
+		}
+	})
+}
+
+func TestValidPool(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{PoolPayScore, PoolIndependent, PoolSharedWeilidai, PoolSpecialTemporary} {
+		if !ValidPool(p) {
+			t.Errorf("ValidPool(%q) = false", p)
+		}
+	}
+	for _, p := range []string{"", "PAY_SCORE", "pay_score ", "partner", "ecommerce", "weilidai"} {
+		if ValidPool(p) {
+			t.Errorf("ValidPool(%q) = true", p)
 		}
 	}
 }
@@ -670,9 +790,21 @@ func strictInputs(t testing.TB) []input {
 			h, v := withText(t, m, TypeLogin, "data.ip", ip)
 			add(nil, h, v)
 		}
-		for _, date := range []string{"2024-02-29", "2023-02-29", "+024-01-01", "2024-01-00"} {
-			h, v := withText(t, m, TypeProfile, "data.card_bound_since", date)
+		for _, field := range dateFields {
+			for _, date := range []string{"2024-02-29", "2023-02-29", "+024-01-01", "2024-01-00", "2024-01-0\xff", "2024-01-01\n"} {
+				h, v := withText(t, m, TypeProfile, field, date)
+				add(nil, h, v)
+			}
+		}
+		for _, pool := range []string{PoolPayScore, PoolSpecialTemporary, "", "Pay_Score", "pool\xff", "shared_weilidai\x00", strings.Repeat("p", 200)} {
+			h, v := withText(t, m, TypeRepaymentDue, "data.pool", pool)
 			add(nil, h, v)
+		}
+		for _, field := range []string{"data.partner_limit_fen", "data.weilidai_limit_fen", "data.alert_threshold_fen"} {
+			for _, lit := range []string{"0", "-0", "-1", "9007199254740991", "9007199254740992", "1e2", "2.0", `"1"`, "null", "[]"} {
+				h, v := splice(t, m, TypeProfile, field, lit, "")
+				add(nil, h, v)
+			}
 		}
 		h, v := withText(t, m, TypeProfile, "data.timezone", "Asia/"+strings.Repeat("x", MaxIDBytes))
 		add(nil, h, v)

@@ -39,7 +39,7 @@ func validData(typ string) map[string]any {
 	case TypeLogin:
 		return map[string]any{"user_id": user, "device_id": "dev-1", "city": "Shanghai", "ip": "203.0.113.7", "auth": "password"}
 	case TypeRepaymentDue:
-		return map[string]any{"user_id": user, "bill_id": "b-1", "amount_fen": 50000, "due_at": "2025-03-10T00:00:00+08:00"}
+		return map[string]any{"user_id": user, "bill_id": "b-1", "amount_fen": 50000, "due_at": "2025-03-10T00:00:00+08:00", "pool": "independent"}
 	case TypeRepaymentPaid:
 		return map[string]any{"user_id": user, "bill_id": "b-1", "amount_fen": 50000}
 	case TypeProfile:
@@ -48,6 +48,8 @@ func validData(typ string) map[string]any {
 			"card_bound_since": "2023-05-20", "card_bank_blacklisted": false, "wealth_balance_fen": 1000000,
 			"judicial_defaulter": false, "linked_account_negative": false,
 			"transaction_limit_fen": 200000, "timezone": "Asia/Shanghai",
+			"partner_limit_fen": 3000000, "weilidai_limit_fen": 1500000, "alert_threshold_fen": 100000,
+			"serious_default_elsewhere_on": "2022-11-03",
 		}
 	}
 	panic("no fixture for " + typ)
@@ -63,12 +65,14 @@ func wantEvent(typ string) Event {
 	case TypeLogin:
 		e.Login = &Login{UserID: user, DeviceID: "dev-1", City: "Shanghai", IP: "203.0.113.7", Auth: AuthPassword}
 	case TypeRepaymentDue:
-		e.Due = &RepaymentDue{UserID: user, BillID: "b-1", AmountFen: 50000, DueAt: time.Date(2025, 3, 9, 16, 0, 0, 0, time.UTC)}
+		e.Due = &RepaymentDue{UserID: user, BillID: "b-1", AmountFen: 50000, DueAt: time.Date(2025, 3, 9, 16, 0, 0, 0, time.UTC),
+			Pool: PoolIndependent}
 	case TypeRepaymentPaid:
 		e.Paid = &RepaymentPaid{UserID: user, BillID: "b-1", AmountFen: 50000}
 	case TypeProfile:
 		e.Profile = &Profile{UserID: user, PayScore: 700, RealNameVerified: true, IdentityComplete: true,
-			CardBoundSince: "2023-05-20", WealthBalanceFen: 1000000, TransactionLimitFen: 200000, Timezone: "Asia/Shanghai"}
+			CardBoundSince: "2023-05-20", WealthBalanceFen: 1000000, TransactionLimitFen: 200000, Timezone: "Asia/Shanghai",
+			PartnerLimitFen: 3000000, WeilidaiLimitFen: 1500000, AlertThresholdFen: 100000, SeriousDefaultElsewhereOn: "2022-11-03"}
 	}
 	return e
 }
@@ -274,6 +278,28 @@ func dataCases() []dataCase {
 	add(d, "due_at words", map[string]any{"due_at": "next Monday"}, "data.due_at")
 	add(d, "due_at unix seconds", map[string]any{"due_at": 1741564800}, "data.due_at")
 	add(d, "due_at far future is fine", map[string]any{"due_at": "2026-01-01T00:00:00Z"}, "")
+	for _, pool := range []string{PoolPayScore, PoolIndependent, PoolSharedWeilidai, PoolSpecialTemporary} {
+		cs = append(cs, dataCase{name: "pool " + pool, typ: d, change: map[string]any{"pool": pool},
+			check: func(t *testing.T, e Event) {
+				if e.Due.Pool != pool {
+					t.Fatalf("Pool = %q, want %q", e.Due.Pool, pool)
+				}
+			}})
+	}
+	for name, v := range map[string]any{"absent": absent, "empty": "", "null": nil} {
+		cs = append(cs, dataCase{name: "pool " + name + " means pay_score", typ: d, change: map[string]any{"pool": v},
+			check: func(t *testing.T, e Event) {
+				if e.Due.Pool != "" {
+					t.Fatalf("Pool = %q, want empty", e.Due.Pool)
+				}
+			}})
+	}
+	for name, v := range map[string]any{
+		"unknown": "partner", "upper case": "PAY_SCORE", "space": " pay_score", "scene name": "ecommerce",
+		"number": 1, "bool": true, "array": []any{"pay_score"}, "object": map[string]any{"pool": "pay_score"},
+	} {
+		add(d, "pool "+name, map[string]any{"pool": v}, "data.pool")
+	}
 
 	f := TypeProfile
 	add(f, "pay_score absent", map[string]any{"pay_score": absent}, "data.pay_score")
@@ -330,6 +356,56 @@ func dataCases() []dataCase {
 	add(f, "timezone offset", map[string]any{"timezone": "+08:00"}, "data.timezone")
 	add(f, "timezone path", map[string]any{"timezone": "../../etc/passwd"}, "data.timezone")
 	add(f, "timezone number", map[string]any{"timezone": 8}, "data.timezone")
+
+	// The fields added later: optional, absent = zero (an older profile stays valid).
+	cs = append(cs, dataCase{name: "a profile without the later fields", typ: f,
+		change: map[string]any{"partner_limit_fen": absent, "weilidai_limit_fen": absent, "alert_threshold_fen": absent,
+			"serious_default_elsewhere_on": absent},
+		check: func(t *testing.T, e Event) {
+			want := *wantEvent(TypeProfile).Profile
+			want.PartnerLimitFen, want.WeilidaiLimitFen, want.AlertThresholdFen, want.SeriousDefaultElsewhereOn = 0, 0, 0, ""
+			if *e.Profile != want {
+				t.Fatalf("Profile = %+v, want %+v", *e.Profile, want)
+			}
+		}})
+	for _, field := range []string{"partner_limit_fen", "weilidai_limit_fen", "alert_threshold_fen"} {
+		for name, v := range map[string]any{"absent": absent, "null": nil, "zero": 0} {
+			cs = append(cs, dataCase{name: field + " " + name + " means none", typ: f, change: map[string]any{field: v},
+				check: func(t *testing.T, e Event) {
+					got := map[string]int64{"partner_limit_fen": e.Profile.PartnerLimitFen,
+						"weilidai_limit_fen": e.Profile.WeilidaiLimitFen, "alert_threshold_fen": e.Profile.AlertThresholdFen}
+					if got[field] != 0 {
+						t.Fatalf("%s = %d, want 0", field, got[field])
+					}
+				}})
+		}
+		add(f, field+" one", map[string]any{field: 1}, "")
+		add(f, field+" 2^53-1, the largest", map[string]any{field: raw("9007199254740991")}, "")
+		for name, v := range map[string]any{
+			"negative": -1, "very negative": -100, "2^53": raw("9007199254740992"), "above int64": raw("9223372036854775808"),
+			"fraction": raw("1.5"), "integral fraction": raw("100.0"), "exponent": raw("1e3"), "string": "100",
+			"bool": true, "array": []any{1}, "object": map[string]any{"fen": 1},
+		} {
+			add(f, field+" "+name, map[string]any{field: v}, "data."+field)
+		}
+	}
+	const sd = "serious_default_elsewhere_on"
+	for name, v := range map[string]any{"absent": absent, "empty": "", "null": nil} {
+		cs = append(cs, dataCase{name: sd + " " + name + " means none", typ: f, change: map[string]any{sd: v},
+			check: func(t *testing.T, e Event) {
+				if e.Profile.SeriousDefaultElsewhereOn != "" {
+					t.Fatalf("SeriousDefaultElsewhereOn = %q", e.Profile.SeriousDefaultElsewhereOn)
+				}
+			}})
+	}
+	add(f, sd+" leap day", map[string]any{sd: "2024-02-29"}, "")
+	for name, v := range map[string]any{
+		"month 13": "2024-13-01", "February 30": "2024-02-30", "February 29 of 2023": "2023-02-29", "slashes": "2024/01/01",
+		"short": "2024-1-1", "timestamp": "2024-01-01T00:00:00Z", "words": "last year", "number": 20240101, "bool": false,
+		"array": []any{"2024-01-01"},
+	} {
+		add(f, sd+" "+name, map[string]any{sd: v}, "data."+sd)
+	}
 	return cs
 }
 

@@ -94,6 +94,71 @@ func TestMarshalDecodeRoundTrip(t *testing.T) {
 			t.Fatalf("round trip =\n%+v\nwant\n%+v", got, want)
 		}
 	})
+	t.Run("optional fields are written when set, left out when zero", func(t *testing.T) {
+		t.Parallel()
+		optional := map[string][]string{
+			TypeProfile: {"transaction_limit_fen", "timezone", "partner_limit_fen", "weilidai_limit_fen",
+				"alert_threshold_fen", "serious_default_elsewhere_on"},
+			TypeRepaymentDue: {"pool"},
+		}
+		for typ, fields := range optional {
+			full := wantEvent(typ)
+			zero := wantEvent(typ)
+			switch typ {
+			case TypeProfile:
+				p := zero.Profile
+				p.TransactionLimitFen, p.Timezone, p.PartnerLimitFen, p.WeilidaiLimitFen, p.AlertThresholdFen, p.SeriousDefaultElsewhereOn =
+					0, "", 0, 0, 0, ""
+			case TypeRepaymentDue:
+				zero.Due.Pool = ""
+			}
+			for _, c := range []struct {
+				e    Event
+				want bool
+			}{{full, true}, {zero, false}} {
+				value, err := Marshal(c.e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range fields {
+					if has := bytes.Contains(value, []byte(`"`+f+`":`)); has != c.want {
+						t.Errorf("%s: %s written = %v, want %v\n%s", typ, f, has, c.want, value)
+					}
+				}
+				got, err := testDecoder().Decode(nil, nil, value)
+				if err != nil {
+					t.Fatalf("Decode: %v\n%s", err, value)
+				}
+				if !reflect.DeepEqual(got, c.e) {
+					t.Fatalf("round trip =\n%+v\nwant\n%+v", got, c.e)
+				}
+			}
+		}
+	})
+	t.Run("the new profile fields' golden form", func(t *testing.T) {
+		t.Parallel()
+		e := wantEvent(TypeProfile)
+		value, err := Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const want = `"data":{"user_id":"u-1001","pay_score":700,"real_name_verified":true,"identity_complete":true,` +
+			`"card_bound_since":"2023-05-20","card_bank_blacklisted":false,"wealth_balance_fen":1000000,` +
+			`"judicial_defaulter":false,"linked_account_negative":false,"transaction_limit_fen":200000,` +
+			`"timezone":"Asia/Shanghai","partner_limit_fen":3000000,"weilidai_limit_fen":1500000,` +
+			`"alert_threshold_fen":100000,"serious_default_elsewhere_on":"2022-11-03"}}`
+		if !bytes.HasSuffix(value, []byte(want)) {
+			t.Fatalf("Marshal =\n%s\nwant it to end in\n%s", value, want)
+		}
+		e = wantEvent(TypeRepaymentDue)
+		if value, err = Marshal(e); err != nil {
+			t.Fatal(err)
+		}
+		const wantDue = `"data":{"user_id":"u-1001","bill_id":"b-1","amount_fen":50000,"due_at":"2025-03-09T16:00:00Z","pool":"independent"}}`
+		if !bytes.HasSuffix(value, []byte(wantDue)) {
+			t.Fatalf("Marshal =\n%s\nwant it to end in\n%s", value, wantDue)
+		}
+	})
 	t.Run("local time comes back in UTC", func(t *testing.T) {
 		t.Parallel()
 		want := wantEvent(TypeRepaymentDue)

@@ -95,7 +95,7 @@ type reader struct {
 type seenNames struct {
 	bloom uint64
 	n     int
-	small [12]span
+	small [16]span
 	more  map[string]struct{}
 }
 
@@ -104,12 +104,14 @@ type span struct{ start, end uint32 }
 
 // nameBit is the bloom bit of a name: of its length and three of its
 // bytes, chosen so that the field names of no object share one (a shared
-// bit costs a comparison).
+// bit costs a comparison; TestNameBitsDistinct). The middle byte is the
+// one before the middle of an even-length name: wealth_balance_fen and
+// weilidai_limit_fen have the same length, first, middle and last bytes.
 func nameBit(name []byte) uint64 {
 	n := uint(len(name))
 	h := 11 * n
 	if n > 0 {
-		h += 3*uint(name[0]) + 7*uint(name[n/2]) + 5*uint(name[n-1])
+		h += 3*uint(name[0]) + 7*uint(name[(n-1)/2]) + uint(name[n-1])
 	}
 	return 1 << (h & 63)
 }
@@ -764,6 +766,14 @@ func intern(b []byte) string {
 		return string(AuthFingerprint)
 	case string(AuthNone):
 		return string(AuthNone)
+	case PoolPayScore:
+		return PoolPayScore
+	case PoolIndependent:
+		return PoolIndependent
+	case PoolSharedWeilidai:
+		return PoolSharedWeilidai
+	case PoolSpecialTemporary:
+		return PoolSpecialTemporary
 	}
 	return string(b)
 }

@@ -110,12 +110,31 @@ type Login struct {
 	Auth     Auth   `json:"auth"`
 }
 
+// Quota pools (DOMAIN.md §5): the pool a purchase drew on, which its
+// bill's fenqi.repayment.due.v1 names in pool. An absent or empty pool is
+// PoolPayScore.
+const (
+	// PoolPayScore is the main quota, from the pay score (the default).
+	PoolPayScore = "pay_score"
+	// PoolIndependent is the partner pool, independent of the pay-score
+	// quota (e-commerce; its limit is the profile's partner_limit_fen).
+	PoolIndependent = "independent"
+	// PoolSharedWeilidai is the main quota linked with the Weilidai line
+	// (local life; the line is the profile's weilidai_limit_fen): a
+	// purchase uses both.
+	PoolSharedWeilidai = "shared_weilidai"
+	// PoolSpecialTemporary is the special temporary quota an operator
+	// grants per user with an expiry (education and medical).
+	PoolSpecialTemporary = "special_temporary"
+)
+
 // RepaymentDue is the data of a fenqi.repayment.due.v1 event: a bill falls due.
 type RepaymentDue struct {
 	UserID    string    `json:"user_id"`
 	BillID    string    `json:"bill_id"`
 	AmountFen int64     `json:"amount_fen"`
 	DueAt     time.Time `json:"due_at"`
+	Pool      string    `json:"pool,omitempty"` // the quota pool the purchase drew on (a Pool* constant); "" = PoolPayScore
 }
 
 // RepaymentPaid is the data of a fenqi.repayment.paid.v1 event: (part of) a bill is paid.
@@ -138,6 +157,12 @@ type Profile struct {
 	LinkedAccountNegative bool   `json:"linked_account_negative"`
 	TransactionLimitFen   int64  `json:"transaction_limit_fen,omitempty"` // 0 = none set
 	Timezone              string `json:"timezone,omitempty"`              // IANA name; "" = the default zone
+	// The fields below came after the first profiles (DOMAIN.md, "The
+	// event contracts": new fields are optional); absent is zero.
+	PartnerLimitFen           int64  `json:"partner_limit_fen,omitempty"`            // the partner pool's limit (PoolIndependent); 0 = none
+	WeilidaiLimitFen          int64  `json:"weilidai_limit_fen,omitempty"`           // the Weilidai line (PoolSharedWeilidai); 0 = none
+	AlertThresholdFen         int64  `json:"alert_threshold_fen,omitempty"`          // 信用守护: a payment at or above it notifies the user; 0 = none
+	SeriousDefaultElsewhereOn string `json:"serious_default_elsewhere_on,omitempty"` // YYYY-MM-DD of the latest serious default at other institutions; "" = none
 }
 
 // Event is one decoded, validated input event. Exactly one of the data

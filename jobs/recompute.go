@@ -235,6 +235,11 @@ func Facts(u *state.User, p *policy.Policy, now time.Time) credit.Facts {
 				f.CardBoundSince = t
 			}
 		}
+		if pr.SeriousDefaultElsewhereOn != "" {
+			if t, err := time.ParseInLocation(time.DateOnly, pr.SeriousDefaultElsewhereOn, loc); err == nil {
+				f.DefaultElsewhere = t
+			}
+		}
 	}
 	today := u.Day(now)
 	window := p.Eligibility.ActivityWindowDays

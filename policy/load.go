@@ -163,6 +163,8 @@ func DefaultRisk() Risk {
 			SceneLimit:         Rule{Enabled: true, Action: ActionRefuse, Code: CodeOrderLimited},
 			SecondVerification: Rule{Enabled: true, Action: ActionDocumentVerify},
 			TransactionLimit:   Rule{Enabled: true, Action: ActionRefuse, Code: CodeUserLimit},
+			CreditRefusal:      Rule{Enabled: true, Action: ActionRefuse},
+			AlertThreshold:     Rule{Enabled: true, Action: ActionNotifyUser},
 			OverdueFreeze:      Rule{Enabled: true, Action: ActionFreeze, Code: CodeOverdueNow},
 			JudicialFreeze:     Rule{Enabled: true, Action: ActionFreeze, Code: CodeJudicialDefaulter},
 		},

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -207,17 +208,77 @@ type Recompute struct {
 // Pricing is the fee table of DOMAIN.md §4. Rates are basis points per
 // period (100 bp = 1%) charged on the original principal each period.
 type Pricing struct {
-	// InterestFreeDays is the longest interest-free period of a purchase
-	// paid in full (wechat 50).
+	// InterestFreeDays is the longest interest-free period the product
+	// promises (DOMAIN.md §8: wechat 50, huabei 40, baitiao 30 days). It is
+	// not a setting of its own: validation requires it to equal
+	// PayLater.LongestFreeDays(), the period the statement day and the days
+	// to the due date give; 0 when the product offers no pay later.
 	InterestFreeDays int `yaml:"interest_free_days"`
+	// PayLater is the one-period purchase (installments = 1, 先消费后还款):
+	// one bill, no fee when repaid by its due date.
+	PayLater PayLater `yaml:"pay_later"`
 	// MaxPeriods is the longest plan (24).
 	MaxPeriods int `yaml:"max_periods"`
 	// MinFeeBP and MaxFeeBP are the product's advertised range of fees per
-	// period; every rate in Plans lies inside it.
+	// period; every rate in Plans lies inside it, and the fee a quote
+	// charges after Adjustments is clamped to it.
 	MinFeeBP int `yaml:"min_fee_bp"`
 	MaxFeeBP int `yaml:"max_fee_bp"`
-	// Plans are the period counts on offer.
+	// Plans are the period counts on offer (2 periods or more; 1 period is
+	// PayLater).
 	Plans []Plan `yaml:"plans"`
+	// Adjustments move a plan's fee per period by the user's pay score and
+	// the merchant's subsidy ("实际利率可能上浮，取决于用户画像与商户补贴").
+	// Optional: a policy without them charges the plan's rate.
+	Adjustments Adjustments `yaml:"adjustments"`
+}
+
+// PayLater is the billing cycle of a pay-later purchase, read in the
+// policy's Timezone. A purchase made up to the end of the statement day is
+// on that day's statement; a later one on next month's. The bill is due
+// DaysToDue days after its statement date and is free of any fee when
+// repaid by the end of that day.
+type PayLater struct {
+	// StatementDay is the day of the month statements are drawn up, 1–28
+	// (so that every month has one); 0 = the product offers no pay later.
+	StatementDay int `yaml:"statement_day"`
+	// DaysToDue is the number of days from the statement date to the due
+	// date (0–28; 0 = due on the statement date).
+	DaysToDue int `yaml:"days_to_due"`
+}
+
+// Offered reports whether the product has pay later at all.
+func (pl PayLater) Offered() bool { return pl.StatementDay > 0 }
+
+// LongestFreeDays is the longest interest-free period of a pay-later
+// purchase, in days from the purchase date to the due date: a purchase on
+// the day after a statement waits for next month's statement, at most 30
+// days later (after a 31-day month), then DaysToDue more. 0 when pay later
+// is not offered.
+func (pl PayLater) LongestFreeDays() int {
+	if !pl.Offered() {
+		return 0
+	}
+	return 30 + pl.DaysToDue
+}
+
+// PeriodsOffered lists the period counts a quote may ask for, rising: 1
+// when pay later is offered, then every plan's.
+func (pr Pricing) PeriodsOffered() []int {
+	out := make([]int, 0, len(pr.Plans)+1)
+	if pr.PayLater.Offered() {
+		out = append(out, 1)
+	}
+	for _, plan := range pr.Plans {
+		out = append(out, plan.Periods)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Offers reports whether a quote for this many periods can be given.
+func (pr Pricing) Offers(periods int) bool {
+	return slices.Contains(pr.PeriodsOffered(), periods)
 }
 
 // Plan is one period count and its rates.
@@ -239,6 +300,60 @@ type Condition struct {
 	Scene   events.Scene `yaml:"scene"`    // the payment's scene
 	NewUser bool         `yaml:"new_user"` // the user's first installment
 	Invited bool         `yaml:"invited"`  // the user was invited to the offer
+}
+
+// Adjustments are the fee adjustments a quote applies after the plan's (or
+// the promotion's) rate, in this order: the pay-score band's raise, then
+// the merchant's subsidy; the result is clamped to [MinFeeBP, MaxFeeBP].
+// They do not apply to pay later, which has no fee.
+type Adjustments struct {
+	// PayScoreBands raise the fee for pay scores inside a band; bands do
+	// not overlap, and a score in no band is not raised.
+	PayScoreBands []PayScoreBand `yaml:"pay_score_bands"`
+	// MerchantSubsidies lower the fee of purchases at the merchants they
+	// name; a merchant is in at most one subsidy.
+	MerchantSubsidies []MerchantSubsidy `yaml:"merchant_subsidies"`
+}
+
+// PayScoreBand raises the fee per period by AddBP for a pay score in
+// [MinPayScore, MaxPayScore].
+type PayScoreBand struct {
+	Name        string `yaml:"name"`
+	MinPayScore int    `yaml:"min_pay_score"`
+	MaxPayScore int    `yaml:"max_pay_score"`
+	AddBP       int    `yaml:"add_bp"` // > 0
+}
+
+// MerchantSubsidy lowers the fee per period by SubsidyBP for purchases at
+// one of Merchants (merchant ids, as on the payment event).
+type MerchantSubsidy struct {
+	Name      string   `yaml:"name"`
+	Merchants []string `yaml:"merchants"`
+	SubsidyBP int      `yaml:"subsidy_bp"` // > 0
+}
+
+// Band returns the pay-score band of a score, and false when none holds it.
+func (a Adjustments) Band(payScore int) (PayScoreBand, bool) {
+	for _, b := range a.PayScoreBands {
+		if payScore >= b.MinPayScore && payScore <= b.MaxPayScore {
+			return b, true
+		}
+	}
+	return PayScoreBand{}, false
+}
+
+// Subsidy returns the subsidy of a merchant, and false when none names it
+// (or merchantID is empty).
+func (a Adjustments) Subsidy(merchantID string) (MerchantSubsidy, bool) {
+	if merchantID == "" {
+		return MerchantSubsidy{}, false
+	}
+	for _, s := range a.MerchantSubsidies {
+		if slices.Contains(s.Merchants, merchantID) {
+			return s, true
+		}
+	}
+	return MerchantSubsidy{}, false
 }
 
 // Quota pools of a scene (DOMAIN.md §5); informational for downstream.
@@ -270,6 +385,9 @@ const (
 	ActionDocumentVerify = "DOCUMENT_VERIFY"
 	ActionRefuse         = "REFUSE"
 	ActionFreeze         = "FREEZE"
+	// ActionNotifyUser tells the user, and asks nothing of them (the
+	// alert_threshold rule: 信用守护).
+	ActionNotifyUser = "NOTIFY_USER"
 )
 
 // Risk holds the anomaly rules of DOMAIN.md §6. Every field has a default,
@@ -311,8 +429,17 @@ type RiskRules struct {
 	SceneLimit         Rule `yaml:"scene_limit"`           // payment over the scene's single-payment limit
 	SecondVerification Rule `yaml:"second_verification"`   // education / medical proof
 	TransactionLimit   Rule `yaml:"transaction_limit"`     // over the user's own limit (信用守护)
-	OverdueFreeze      Rule `yaml:"overdue_freeze"`        // bill overdue > OverdueFreezeAfterDays
-	JudicialFreeze     Rule `yaml:"judicial_freeze"`       // on the judgement-defaulter list
+	// CreditRefusal refuses a credit payment (installments ≥ 1) above its
+	// pool's available quota, by a frozen or an ineligible user, or that its
+	// scene's rules refuse (DOMAIN.md §3, §5); its reason codes are those
+	// that apply, so it needs no code of its own. Off: every credit payment
+	// is accepted and drawn on its pool.
+	CreditRefusal Rule `yaml:"credit_refusal"`
+	// AlertThreshold notifies the user of every payment at or above the
+	// alert threshold on their profile (DOMAIN.md §6, 信用守护).
+	AlertThreshold Rule `yaml:"alert_threshold"`
+	OverdueFreeze  Rule `yaml:"overdue_freeze"`  // bill overdue > OverdueFreezeAfterDays
+	JudicialFreeze Rule `yaml:"judicial_freeze"` // on the judgement-defaulter list
 }
 
 // NamedRule is a rule of RiskRules with its YAML name.
@@ -361,6 +488,11 @@ const (
 	CodeJudicialDefaulter     = "FENQI_JUDICIAL_DEFAULTER"
 	CodeUserLimit             = "FENQI_USER_LIMIT"
 	CodeLinkedAccountNegative = "FENQI_LINKED_ACCOUNT_NEGATIVE"
+	// The codes below have built-in texts (scoring.Builtin); a catalogue
+	// may define them and then wins.
+	CodeFrozen         = "FENQI_FROZEN"          // a credit payment by a frozen user
+	CodeQuotaExceeded  = "FENQI_QUOTA_EXCEEDED"  // a credit payment above the available quota
+	CodeAlertThreshold = "FENQI_ALERT_THRESHOLD" // a payment at or above the user's alert threshold
 )
 
 // RequiredCodes are the codes every catalogue must define.

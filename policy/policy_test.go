@@ -235,7 +235,7 @@ func TestParseRefusesInvalidPolicies(t *testing.T) {
 			[]want{{"    - periods: 12\n      fee_bp: 80", "pricing.plans[3].periods", "12 periods already offered by plans[2]"}}},
 		{"plan longer than the maximum",
 			"    - periods: 24", "    - periods: 36",
-			[]want{{"    - periods: 36", "pricing.plans[3].periods", "must be in [1, max_periods=24]"}}},
+			[]want{{"    - periods: 36", "pricing.plans[3].periods", "must be in [2, max_periods=24] (got 36; 1 period is pay later"}}},
 		{"base fee outside the range",
 			"      fee_bp: 150", "      fee_bp: 200",
 			[]want{{"      fee_bp: 200", "pricing.plans[0].fee_bp", "must be within the product's range"}}},

@@ -224,7 +224,8 @@ func (p *Policy) validateRecompute(c *checker) {
 
 func (p *Policy) validatePricing(c *checker) {
 	pr := p.Pricing
-	c.nonNegative("pricing.interest_free_days", int64(pr.InterestFreeDays))
+	p.validatePayLater(c)
+	p.validateAdjustments(c)
 	c.positive("pricing.max_periods", int64(pr.MaxPeriods))
 	c.nonNegative("pricing.min_fee_bp", int64(pr.MinFeeBP))
 	if pr.MaxFeeBP < pr.MinFeeBP || pr.MaxFeeBP > 10_000 {
@@ -241,8 +242,8 @@ func (p *Policy) validatePricing(c *checker) {
 	seen := map[int]int{}
 	for i, plan := range pr.Plans {
 		field := fmt.Sprintf("pricing.plans[%d]", i)
-		if plan.Periods < 1 || (pr.MaxPeriods > 0 && plan.Periods > pr.MaxPeriods) {
-			c.add(field+".periods", "must be in [1, max_periods=%d] (got %d)", pr.MaxPeriods, plan.Periods)
+		if plan.Periods < 2 || (pr.MaxPeriods > 0 && plan.Periods > pr.MaxPeriods) {
+			c.add(field+".periods", "must be in [2, max_periods=%d] (got %d; 1 period is pay later, pricing.pay_later)", pr.MaxPeriods, plan.Periods)
 		}
 		if j, dup := seen[plan.Periods]; dup {
 			c.add(field+".periods", "%d periods already offered by plans[%d]", plan.Periods, j)
@@ -264,6 +265,94 @@ func (p *Policy) validatePricing(c *checker) {
 				c.add(pf+".when.scene", "unknown scene %q", w.Scene)
 			}
 		}
+	}
+}
+
+// validatePayLater checks the pay-later cycle against the interest-free
+// period the product promises (DOMAIN.md §4, §8).
+func (p *Policy) validatePayLater(c *checker) {
+	pr, pl := p.Pricing, p.Pricing.PayLater
+	c.nonNegative("pricing.interest_free_days", int64(pr.InterestFreeDays))
+	if pl.StatementDay < 0 || pl.StatementDay > 28 {
+		c.add("pricing.pay_later.statement_day", "must be a day of the month in [1, 28], or 0 for no pay later (got %d)", pl.StatementDay)
+		return
+	}
+	if pl.DaysToDue < 0 || pl.DaysToDue > 28 {
+		c.add("pricing.pay_later.days_to_due", "must be in [0, 28] days after the statement date (got %d)", pl.DaysToDue)
+		return
+	}
+	if !pl.Offered() {
+		if pl.DaysToDue != 0 {
+			c.add("pricing.pay_later.statement_day", "required (a day in [1, 28]) when days_to_due is set")
+		}
+		if pr.InterestFreeDays != 0 {
+			c.add("pricing.interest_free_days", "%d interest-free days are promised but pay later is not offered: "+
+				"set pricing.pay_later.statement_day and days_to_due (the longest free period is 30 + days_to_due), or promise 0",
+				pr.InterestFreeDays)
+		}
+		return
+	}
+	if longest := pl.LongestFreeDays(); longest != pr.InterestFreeDays {
+		hint := "no days_to_due in [0, 28] gives it: a monthly statement gives 30 to 58 days"
+		if want := pr.InterestFreeDays - 30; want >= 0 && want <= 28 {
+			hint = fmt.Sprintf("days_to_due: %d gives it", want)
+		}
+		c.add("pricing.pay_later.days_to_due", "the longest interest-free period is 30 + days_to_due = %d days, "+
+			"but pricing.interest_free_days promises %d (%s)", longest, pr.InterestFreeDays, hint)
+	}
+}
+
+// validateAdjustments checks the pay-score bands and merchant subsidies.
+func (p *Policy) validateAdjustments(c *checker) {
+	a := p.Pricing.Adjustments
+	names := map[string]string{}
+	name := func(field, n string) {
+		c.required(field+".name", n)
+		if prev, dup := names[n]; dup && n != "" {
+			c.add(field+".name", "name %q already used by %s", n, prev)
+		}
+		names[n] = field
+	}
+	bp := func(field string, v int) {
+		if v < 1 || v > 10_000 {
+			c.add(field, "must be in [1, 10000] bp (got %d)", v)
+		}
+	}
+	for i, b := range a.PayScoreBands {
+		field := fmt.Sprintf("pricing.adjustments.pay_score_bands[%d]", i)
+		name(field, b.Name)
+		if b.MinPayScore < 0 {
+			c.add(field+".min_pay_score", "must be >= 0 (got %d)", b.MinPayScore)
+		}
+		if b.MaxPayScore < b.MinPayScore {
+			c.add(field+".max_pay_score", "must be >= min_pay_score (%d), got %d", b.MinPayScore, b.MaxPayScore)
+		}
+		bp(field+".add_bp", b.AddBP)
+		for j, o := range a.PayScoreBands[:i] {
+			if b.MinPayScore <= o.MaxPayScore && o.MinPayScore <= b.MaxPayScore {
+				c.add(field, "[%d, %d] overlaps pay_score_bands[%d] [%d, %d]", b.MinPayScore, b.MaxPayScore, j, o.MinPayScore, o.MaxPayScore)
+			}
+		}
+	}
+	merchants := map[string]string{}
+	for i, s := range a.MerchantSubsidies {
+		field := fmt.Sprintf("pricing.adjustments.merchant_subsidies[%d]", i)
+		name(field, s.Name)
+		if len(s.Merchants) == 0 {
+			c.add(field+".merchants", "at least one merchant id is required")
+		}
+		for k, m := range s.Merchants {
+			mf := fmt.Sprintf("%s.merchants[%d]", field, k)
+			if m == "" {
+				c.add(mf, "required")
+				continue
+			}
+			if prev, dup := merchants[m]; dup {
+				c.add(mf, "merchant %q already subsidised by %s", m, prev)
+			}
+			merchants[m] = field
+		}
+		bp(field+".subsidy_bp", s.SubsidyBP)
 	}
 }
 
@@ -315,14 +404,18 @@ func (p *Policy) validateRisk(c *checker) {
 	for _, rule := range r.Rules.Named() {
 		field := "risk.rules." + rule.Name
 		switch rule.Rule.Action {
-		case ActionSMSVerify, ActionFaceVerify, ActionDocumentVerify:
+		case ActionSMSVerify, ActionFaceVerify, ActionDocumentVerify, ActionNotifyUser:
 		case ActionRefuse, ActionFreeze:
-			if rule.Rule.Code == "" {
+			// a credit refusal's codes are those of the checks that fail
+			if rule.Rule.Code == "" && rule.Name != "credit_refusal" {
 				c.add(field+".code", "action %s needs a reason code", rule.Rule.Action)
 			}
 		default:
-			c.add(field+".action", "unknown action %q (want %s, %s, %s, %s or %s)", rule.Rule.Action,
-				ActionSMSVerify, ActionFaceVerify, ActionDocumentVerify, ActionRefuse, ActionFreeze)
+			c.add(field+".action", "unknown action %q (want %s, %s, %s, %s, %s or %s)", rule.Rule.Action,
+				ActionSMSVerify, ActionFaceVerify, ActionDocumentVerify, ActionRefuse, ActionFreeze, ActionNotifyUser)
+		}
+		if rule.Name == "credit_refusal" && rule.Rule.Action != ActionRefuse {
+			c.add(field+".action", "must be %s (got %q): it refuses credit payments", ActionRefuse, rule.Rule.Action)
 		}
 		if rule.Rule.Code != "" {
 			if _, ok := p.Reason(rule.Rule.Code); !ok {

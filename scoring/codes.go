@@ -1,6 +1,9 @@
 package scoring
 
-import "github.com/fenqi/fenqi/events"
+import (
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/scoring/credit"
+)
 
 // Reason codes of the anomaly rules that the policy presets do not
 // catalogue yet. A policy whose reasons list defines one of them wins over
@@ -50,9 +53,11 @@ var builtin = map[string]events.ReasonCode{
 }
 
 // Builtin returns scoring's own text of a code the presets do not
-// catalogue (the Code constants of this package), and false for any other
-// code.
+// catalogue (the Code constants of this package, and the credit core's:
+// credit.Builtin), and false for any other code.
 func Builtin(code string) (events.ReasonCode, bool) {
-	rc, ok := builtin[code]
-	return rc, ok
+	if rc, ok := builtin[code]; ok {
+		return rc, true
+	}
+	return credit.Builtin(code)
 }

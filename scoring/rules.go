@@ -18,6 +18,7 @@ const (
 	ActionFaceVerify     = policy.ActionFaceVerify
 	ActionDocumentVerify = policy.ActionDocumentVerify
 	ActionRefuse         = policy.ActionRefuse
+	ActionNotifyUser     = policy.ActionNotifyUser
 
 	ActionRemind                = "REMIND"                 // Overdue
 	ActionInstallmentsSuspended = "INSTALLMENTS_SUSPENDED" // Frozen
@@ -37,6 +38,8 @@ const (
 	RuleSceneLimit         = "scene_limit"
 	RuleTransactionLimit   = "transaction_limit"
 	RuleSecondVerification = "second_verification"
+	RuleCreditRefusal      = "credit_refusal"
+	RuleAlertThreshold     = "alert_threshold"
 
 	// Freezes (Frozen, Unfrozen; Evaluate on a judicial profile).
 	RuleOverdueFreeze  = "overdue_freeze"
@@ -72,8 +75,11 @@ type Rules struct {
 
 	otherCityLogin, nightLarge, otherCityThenLarge, newDeviceLarge, velocity rule
 	sceneLimit, transactionLimit, secondVerification                         rule
+	creditRefusal, alertThreshold                                            rule
 	overdueFreeze, judicialFreeze                                            rule
 	overdueCode                                                              events.ReasonCode
+	// catalogue is the policy's reasons, for the codes of a credit refusal
+	catalogue map[string]events.ReasonCode
 }
 
 // rule is one rule as the policy configures it, its reason code resolved.
@@ -121,10 +127,16 @@ func NewRules(p *policy.Policy) (*Rules, error) {
 		sceneLimit:         resolve(p, RuleSceneLimit, rs.SceneLimit, policy.CodeOrderLimited),
 		transactionLimit:   resolve(p, RuleTransactionLimit, rs.TransactionLimit, policy.CodeUserLimit),
 		secondVerification: resolve(p, RuleSecondVerification, rs.SecondVerification, CodeSecondVerification),
+		creditRefusal:      resolve(p, RuleCreditRefusal, rs.CreditRefusal, policy.CodeQuotaExceeded),
+		alertThreshold:     resolve(p, RuleAlertThreshold, rs.AlertThreshold, policy.CodeAlertThreshold),
 		overdueFreeze:      resolve(p, RuleOverdueFreeze, rs.OverdueFreeze, policy.CodeOverdueNow),
 		judicialFreeze:     resolve(p, RuleJudicialFreeze, rs.JudicialFreeze, policy.CodeJudicialDefaulter),
 	}
 	r.overdueCode = catalogued(p, policy.CodeOverdueNow)
+	r.catalogue = map[string]events.ReasonCode{}
+	for _, rc := range p.Reasons {
+		r.catalogue[rc.Code] = catalogued(p, rc.Code)
+	}
 	return r, nil
 }
 
@@ -198,8 +210,16 @@ type Input struct {
 	// was from another city (NewCity), zero if none.
 	LastOtherCityLogin time.Time
 	// TransactionLimitFen is the user's own single-payment limit from the
-	// profile (信用守护), 0 when none is set.
-	TransactionLimitFen int64
+	// profile (信用守护), 0 when none is set; AlertThresholdFen the user's
+	// alert threshold, 0 when none is set.
+	TransactionLimitFen, AlertThresholdFen int64
+	// CreditRefused are the reason codes with which the state layer refused
+	// a credit payment (installments ≥ 1; none: accepted, or not a credit
+	// payment), Pool the quota pool it was to draw on and Available what
+	// that pool had available before it.
+	CreditRefused []string
+	Pool          string
+	AvailableFen  int64
 	// WasJudicialDefaulter: before this profile event the user was flagged
 	// a judgement defaulter.
 	WasJudicialDefaulter bool
@@ -264,12 +284,18 @@ func (r *Rules) Evaluate(in Input) []events.Decision {
 		return []events.Decision{r.Unfrozen(e.UserID(), e.ID, CauseOverdue, e.Time,
 			map[string]any{"bill_id": e.Paid.BillID})}
 	}
+	var refusal []events.Decision
+	if e.Payment != nil && len(in.CreditRefused) > 0 && r.creditRefusal.on {
+		// The principal was not drawn on the pool: a state, published
+		// however late the payment, as a freeze is.
+		refusal = []events.Decision{r.refusal(in, e.Payment)}
+	}
 	if r.Late(in) {
-		return nil
+		return refusal
 	}
 	switch {
 	case e.Payment != nil:
-		return r.payment(in, e.Payment)
+		return append(refusal, r.payment(in, e.Payment, len(refusal) > 0)...)
 	case e.Login != nil:
 		return r.login(in, e.Login)
 	}
@@ -296,7 +322,33 @@ func (r *Rules) login(in Input, l *events.Login) []events.Decision {
 	})}
 }
 
-func (r *Rules) payment(in Input, p *events.Payment) []events.Decision {
+// refusal is the REFUSE decision of a credit payment the state layer
+// refused, with every code that applied.
+func (r *Rules) refusal(in Input, p *events.Payment) events.Decision {
+	d := r.alert(in.Event, r.creditRefusal, map[string]any{
+		"amount_fen":    p.AmountFen,
+		"scene":         p.Scene,
+		"installments":  p.Installments,
+		"pool":          in.Pool,
+		"available_fen": in.AvailableFen,
+		"local_time":    r.local(in).Format(time.RFC3339),
+	})
+	codes := make([]events.ReasonCode, len(in.CreditRefused))
+	for i, c := range in.CreditRefused {
+		rc, ok := r.catalogue[c]
+		if !ok {
+			rc, ok = Builtin(c)
+		}
+		if !ok {
+			rc = events.ReasonCode{Code: c, Message: c}
+		}
+		codes[i] = rc
+	}
+	d.Data.ReasonCodes = codes
+	return d
+}
+
+func (r *Rules) payment(in Input, p *events.Payment, refused bool) []events.Decision {
 	e, rk := in.Event, r.risk
 	local := r.local(in)
 	detail := func(extra map[string]any) map[string]any {
@@ -309,21 +361,22 @@ func (r *Rules) payment(in Input, p *events.Payment) []events.Decision {
 		return d
 	}
 	var out []events.Decision
-	refused := false
 	fire := func(ru rule, extra map[string]any) {
 		out = append(out, r.alert(e, ru, detail(extra)))
 		refused = refused || ru.action == ActionRefuse
 	}
 
+	// A scene's single-payment limit binds credit payments only, and is
+	// one of the credit refusal's checks (in.CreditRefused).
 	scene := r.scenes[p.Scene]
-	if ru := r.sceneLimit; ru.on && scene.SinglePaymentMaxFen > 0 && p.AmountFen > scene.SinglePaymentMaxFen {
-		fire(ru, map[string]any{"limit_fen": scene.SinglePaymentMaxFen})
-	}
 	if ru := r.transactionLimit; ru.on && in.TransactionLimitFen > 0 && p.AmountFen > in.TransactionLimitFen {
 		fire(ru, map[string]any{"limit_fen": in.TransactionLimitFen})
 	}
 	if ru := r.secondVerification; ru.on && !refused && p.Installments > 0 && scene.SecondVerification != "" {
 		fire(ru, map[string]any{"installments": p.Installments, "verification": scene.SecondVerification})
+	}
+	if ru := r.alertThreshold; ru.on && in.AlertThresholdFen > 0 && p.AmountFen >= in.AlertThresholdFen {
+		fire(ru, map[string]any{"threshold_fen": in.AlertThresholdFen})
 	}
 
 	large := p.AmountFen >= rk.LargePaymentFen

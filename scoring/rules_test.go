@@ -116,7 +116,8 @@ var wantAction = map[string]struct{ action, code string }{
 	RuleOtherCityThenLarge: {ActionFaceVerify, CodeOtherCityLarge},
 	RuleNewDeviceLarge:     {ActionSMSVerify, CodeNewDeviceLarge},
 	RuleVelocity:           {ActionSMSVerify, CodeVelocity},
-	RuleSceneLimit:         {ActionRefuse, policy.CodeOrderLimited},
+	RuleCreditRefusal:      {ActionRefuse, policy.CodeOrderLimited}, // the tests' refusals: over a scene limit
+	RuleAlertThreshold:     {ActionNotifyUser, policy.CodeAlertThreshold},
 	RuleTransactionLimit:   {ActionRefuse, policy.CodeUserLimit},
 	RuleSecondVerification: {ActionDocumentVerify, CodeSecondVerification},
 }
@@ -171,6 +172,13 @@ func TestEvaluate(t *testing.T) {
 	recent := func(n int, step time.Duration) func(*Input) {
 		return func(i *Input) { i.RecentPayments = before(i.Event.Time, n, step) }
 	}
+	// refused is the state layer's verdict on a credit payment (see
+	// jobs.CreditCheck, which applies the scene limits, the gates and the
+	// available quota; here only its outcome).
+	refused := func(i *Input) {
+		i.CreditRefused, i.Pool, i.AvailableFen = []string{policy.CodeOrderLimited}, "pay_score", 900_000
+	}
+	threshold := func(fen int64) func(*Input) { return func(i *Input) { i.AlertThresholdFen = fen } }
 	cases := []struct {
 		name   string
 		policy func(*policy.Policy)
@@ -178,30 +186,30 @@ func TestEvaluate(t *testing.T) {
 		facts  []func(*Input)
 		want   []string
 	}{
-		// Scene limit (offline retail: 5,000 yuan a payment).
-		{name: "offline retail 5,000.00 yuan is allowed", event: payment("e", noon, 500_000, retail)},
-		{name: "offline retail 5,000.01 yuan is refused", event: payment("e", noon, 500_001, retail),
-			want: []string{RuleSceneLimit}},
-		{name: "offline retail on installments over the limit is refused", event: payment("e", noon, 800_000, retail, periods(3)),
-			want: []string{RuleSceneLimit}},
-		{name: "e-commerce has no single-payment limit", event: payment("e", noon, 4_000_000)},
-		{name: "scene limit switched off", event: payment("e", noon, 500_001, retail),
-			policy: func(p *policy.Policy) { p.Risk.Rules.SceneLimit.Enabled = false }},
-		{name: "a scene limit set in the policy", event: payment("e", noon, 100_001, scene(events.SceneLocalLife)),
-			policy: func(p *policy.Policy) {
-				s := p.Scenes[events.SceneLocalLife]
-				s.SinglePaymentMaxFen = 100_000
-				p.Scenes[events.SceneLocalLife] = s
-			},
-			want: []string{RuleSceneLimit}},
+		// Credit refusals (DOMAIN.md §3, §5): a scene's limit binds credit
+		// payments only; the state layer refused the payment.
+		{name: "a pay-now offline payment of 5,000.01 yuan is not refused", event: payment("e", noon, 500_001, retail)},
+		{name: "a refused credit payment", event: payment("e", noon, 800_000, retail, periods(3)),
+			facts: []func(*Input){refused}, want: []string{RuleCreditRefusal}},
+		{name: "an accepted credit payment", event: payment("e", noon, 800_000, retail, periods(3))},
+		{name: "credit refusals switched off", event: payment("e", noon, 800_000, retail, periods(3)), facts: []func(*Input){refused},
+			policy: func(p *policy.Policy) { p.Risk.Rules.CreditRefusal.Enabled = false }},
+
+		// The user's alert threshold (信用守护): at or above it.
+		{name: "a payment at the alert threshold", event: payment("e", noon, 100_000), facts: []func(*Input){threshold(100_000)},
+			want: []string{RuleAlertThreshold}},
+		{name: "a payment one fen under the alert threshold", event: payment("e", noon, 99_999), facts: []func(*Input){threshold(100_000)}},
+		{name: "no alert threshold set", event: payment("e", noon, 4_000_000), facts: []func(*Input){threshold(0)}},
+		{name: "alert threshold switched off", event: payment("e", noon, 100_000), facts: []func(*Input){threshold(100_000)},
+			policy: func(p *policy.Policy) { p.Risk.Rules.AlertThreshold.Enabled = false }},
 
 		// The user's own limit (信用守护).
 		{name: "at the user's own limit", event: payment("e", noon, 100_000), facts: []func(*Input){withLimit(100_000)}},
 		{name: "one fen over the user's own limit", event: payment("e", noon, 100_001), facts: []func(*Input){withLimit(100_000)},
 			want: []string{RuleTransactionLimit}},
 		{name: "no own limit set", event: payment("e", noon, 4_000_000), facts: []func(*Input){withLimit(0)}},
-		{name: "own limit and scene limit both refuse", event: payment("e", noon, 600_000, retail),
-			facts: []func(*Input){withLimit(550_000)}, want: []string{RuleSceneLimit, RuleTransactionLimit}},
+		{name: "own limit and a credit refusal both refuse", event: payment("e", noon, 600_000, retail, periods(3)),
+			facts: []func(*Input){withLimit(550_000), refused}, want: []string{RuleCreditRefusal, RuleTransactionLimit}},
 		{name: "own limit switched off", event: payment("e", noon, 100_001), facts: []func(*Input){withLimit(100_000)},
 			policy: func(p *policy.Policy) { p.Risk.Rules.TransactionLimit.Enabled = false }},
 
@@ -303,9 +311,9 @@ func TestEvaluate(t *testing.T) {
 			want:   []string{RuleVelocity}},
 
 		// Several rules on one event: one decision each, refusals first.
-		{name: "every payment rule at once", event: payment("e", at(2, 0, 0), 600_000, retail),
-			facts: []func(*Input){withLimit(300_000), newDevice, otherCityAgo(time.Hour), recent(9, time.Second)},
-			want: []string{RuleSceneLimit, RuleTransactionLimit, RuleNightLargePayment, RuleNewDeviceLarge,
+		{name: "every payment rule at once", event: payment("e", at(2, 0, 0), 600_000, retail, periods(3)),
+			facts: []func(*Input){withLimit(300_000), newDevice, otherCityAgo(time.Hour), recent(9, time.Second), refused, threshold(1)},
+			want: []string{RuleCreditRefusal, RuleTransactionLimit, RuleAlertThreshold, RuleNightLargePayment, RuleNewDeviceLarge,
 				RuleOtherCityThenLarge, RuleVelocity}},
 
 		// Events without rules.
@@ -386,7 +394,8 @@ func TestDetail(t *testing.T) {
 	lg := in(login("l", noon))
 	lg.NewCity = true
 	edu := in(payment("e", noon, 30_000, scene(events.SceneEducation), periods(6)))
-	retail := in(payment("e", noon, 600_000, scene(events.SceneOfflineRetail)))
+	retail := in(payment("e", noon, 600_000, scene(events.SceneOfflineRetail), periods(3)))
+	retail.CreditRefused, retail.Pool, retail.AvailableFen = []string{policy.CodeOrderLimited}, "pay_score", 900_000
 	own := in(payment("e", noon, 100_001))
 	own.TransactionLimitFen = 100_000
 
@@ -410,8 +419,8 @@ func TestDetail(t *testing.T) {
 			"local_time": "2026-11-20T12:00:00+08:00", "window_days": 90.0}},
 		{"second verification", edu, RuleSecondVerification, map[string]any{"amount_fen": 30000.0, "scene": "education",
 			"local_time": "2026-11-20T12:00:00+08:00", "installments": 6.0, "verification": "enrolment_check"}},
-		{"scene limit", retail, RuleSceneLimit, map[string]any{"amount_fen": 600000.0, "scene": "offline_retail",
-			"local_time": "2026-11-20T12:00:00+08:00", "limit_fen": 500000.0}},
+		{"credit refusal", retail, RuleCreditRefusal, map[string]any{"amount_fen": 600000.0, "scene": "offline_retail",
+			"local_time": "2026-11-20T12:00:00+08:00", "installments": 3.0, "pool": "pay_score", "available_fen": 900000.0}},
 		{"own limit", own, RuleTransactionLimit, map[string]any{"amount_fen": 100001.0, "scene": "ecommerce",
 			"local_time": "2026-11-20T12:00:00+08:00", "limit_fen": 100000.0}},
 	}
@@ -464,7 +473,11 @@ func TestLate(t *testing.T) {
 	// that fires the other-city rule.
 	pay := Input{Event: payment("p", night, 600_000, scene(events.SceneOfflineRetail)), Zone: shanghai,
 		NewDevice: true, LastOtherCityLogin: night.Add(-time.Hour), RecentPayments: before(night, 9, time.Second),
-		TransactionLimitFen: 300_000}
+		TransactionLimitFen: 300_000, AlertThresholdFen: 1}
+	// a credit payment the state layer refused: the refusal is a state
+	// (its principal was not drawn) and is published however late
+	refusedPay := Input{Event: payment("p", night, 600_000, scene(events.SceneOfflineRetail), periods(3)), Zone: shanghai,
+		CreditRefused: []string{policy.CodeOrderLimited}}
 	edu := Input{Event: payment("p", night, 1_000, scene(events.SceneEducation), periods(3)), Zone: shanghai}
 	lg := Input{Event: login("l", night), Zone: shanghai, NewCity: true}
 	judicial := Input{Event: profile("pr", night, true), Zone: shanghai}
@@ -483,6 +496,8 @@ func TestLate(t *testing.T) {
 		{"payment from the future is not late", pay, night.Add(-time.Minute), 0, false, 6},
 		{"no Now: lateness not tracked", pay, time.Time{}, 0, false, 6},
 		{"second verification 1h01m late", edu, night.Add(time.Hour + time.Minute), 0, true, 0},
+		{"a credit refusal 1h01m late is still published", refusedPay, night.Add(time.Hour + time.Minute), 0, true, 1},
+		{"a credit refusal on time, and the night rule", refusedPay, night, 0, false, 2},
 		{"login 1h01m late fires nothing", lg, night.Add(time.Hour + time.Minute), 0, true, 0},
 		{"login 59m late", lg, night.Add(59 * time.Minute), 0, false, 1},
 		{"a longer lateness from the policy", lg, night.Add(2 * time.Hour), 3 * time.Hour, false, 1},
@@ -669,7 +684,7 @@ func TestPolicyCopied(t *testing.T) {
 	p.Risk.LargePaymentFen = 1
 	delete(p.Scenes, events.SceneOfflineRetail)
 	p.Reasons[0].Message = "changed"
-	if got := r.Evaluate(in(payment("e", at(3, 0, 0), 600_000, scene(events.SceneOfflineRetail)))); len(got) != 2 {
+	if got := r.Evaluate(in(payment("e", at(3, 0, 0), 600_000, scene(events.SceneOfflineRetail)))); len(got) != 1 {
 		t.Fatalf("changing the policy changed the rules: %v", rulesFired(got))
 	}
 }

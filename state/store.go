@@ -35,6 +35,9 @@ type Config struct {
 	// its own. It must not contain '{' or '}': the keys' hash tags keep a
 	// user, and the recompute schedule, in one Redis Cluster slot.
 	Prefix string
+	// Credit judges credit payments as they are applied (see
+	// engine.CreditCheck, jobs.CreditCheck); nil accepts every one.
+	Credit engine.CreditCheck
 }
 
 func (c *Config) setDefaults() error {
@@ -64,7 +67,8 @@ func (c *Config) setDefaults() error {
 }
 
 func (c Config) engine() engine.Config {
-	return engine.Config{DefaultZone: c.DefaultZone, Days: c.Days, Months: c.Months, GeoDays: c.GeoDays, GeoMax: c.GeoMax}
+	return engine.Config{DefaultZone: c.DefaultZone, Days: c.Days, Months: c.Months, GeoDays: c.GeoDays, GeoMax: c.GeoMax,
+		Credit: c.Credit}
 }
 
 // Validate names the first bad field.

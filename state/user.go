@@ -98,6 +98,38 @@ type User struct {
 	// QuotaChecks are the times of the user's latest quota checks (at most
 	// 16, newest first; see RecordQuotaCheck).
 	QuotaChecks []time.Time
+	// Special is an operator's special temporary quota, nil when none.
+	Special *Special
+	// Outstanding is the principal of accepted credit purchases not yet
+	// repaid, by line of credit (engine.LineMain…).
+	Outstanding [engine.NumLines]int64
+}
+
+// Special is an operator's special temporary quota (education and medical).
+type Special struct {
+	QuotaFen  int64     `json:"quota_fen"`
+	Reason    string    `json:"reason"`
+	Operator  string    `json:"operator,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Pools is each quota pool's limit, outstanding principal and available
+// quota at now (DOMAIN.md §3, §5).
+func (u *User) Pools(now time.Time) []engine.PoolQuota {
+	st := &engine.State{HasQuota: u.HasQuota, QuotaFen: u.QuotaFen, Outstanding: u.Outstanding}
+	if p := u.Profile; p != nil {
+		st.Profile = &engine.Profile{PartnerLimitFen: p.PartnerLimitFen, WeilidaiLimitFen: p.WeilidaiLimitFen}
+	}
+	if sp := u.Special; sp != nil {
+		st.Special = &engine.Special{QuotaFen: sp.QuotaFen, ExpiresAt: sp.ExpiresAt.Unix()}
+	}
+	return st.Pools(now)
+}
+
+// ViewState is the read view of a user's state st in the user's zone loc,
+// as Users gives it (the credit check reads the state being applied).
+func ViewState(userID string, st *engine.State, loc *time.Location) *User {
+	return viewOf(userID, st, loc)
 }
 
 // Override is an operator's fixed quota: it wins over the model until it
@@ -141,7 +173,11 @@ func unix(t int64) time.Time { return time.Unix(t, 0).UTC() }
 
 // view is the read view of a user's state.
 func (s *Store) view(userID string, st *engine.State) *User {
-	u := &User{ID: userID, Zone: s.ecfg.ZoneOf(st),
+	return viewOf(userID, st, s.ecfg.ZoneOf(st))
+}
+
+func viewOf(userID string, st *engine.State, loc *time.Location) *User {
+	u := &User{ID: userID, Zone: loc, Outstanding: st.Outstanding,
 		Days: make(map[int]DayCounts, len(st.Days)), Months: make(map[int]MonthCounts, len(st.Months)),
 		Devices: make(map[string]Place, len(st.Devices)), Cities: make(map[string]Place, len(st.Cities)),
 		Bills:         map[string]Bill{},
@@ -183,10 +219,15 @@ func (s *Store) view(userID string, st *engine.State) *User {
 		u.Profile = &events.Profile{UserID: userID, PayScore: int(p.PayScore), RealNameVerified: p.RealNameVerified,
 			IdentityComplete: p.IdentityComplete, CardBoundSince: p.CardBoundSince, CardBankBlacklisted: p.CardBankBlacklisted,
 			WealthBalanceFen: p.WealthBalanceFen, JudicialDefaulter: p.JudicialDefaulter,
-			LinkedAccountNegative: p.LinkedAccountNegative, TransactionLimitFen: p.TransactionLimitFen, Timezone: st.Zone}
+			LinkedAccountNegative: p.LinkedAccountNegative, TransactionLimitFen: p.TransactionLimitFen, Timezone: st.Zone,
+			PartnerLimitFen: p.PartnerLimitFen, WeilidaiLimitFen: p.WeilidaiLimitFen, AlertThresholdFen: p.AlertThresholdFen,
+			SeriousDefaultElsewhereOn: p.DefaultElsewhereOn}
 	}
 	if o := st.Override; o != nil {
 		u.Override = &Override{QuotaFen: o.QuotaFen, Reason: o.Reason, Operator: o.Operator, ExpiresAt: unix(o.ExpiresAt)}
+	}
+	if sp := st.Special; sp != nil {
+		u.Special = &Special{QuotaFen: sp.QuotaFen, Reason: sp.Reason, Operator: sp.Operator, ExpiresAt: unix(sp.ExpiresAt)}
 	}
 	for _, t := range st.QuotaChecks {
 		u.QuotaChecks = append(u.QuotaChecks, time.Unix(t, 0))
@@ -221,6 +262,22 @@ func (s *Store) SetOverride(ctx context.Context, userID string, ov *Override) er
 		return fmt.Errorf("state: set override of %s: %w", userID, err)
 	}
 	return s.RecomputeSoon(ctx, s.cfg.Now(), userID)
+}
+
+// SetSpecial sets (nil: removes) a user's special temporary quota, the
+// pool education and medical purchases draw on (DOMAIN.md §5).
+func (s *Store) SetSpecial(ctx context.Context, userID string, sp *Special) error {
+	var es *engine.Special
+	if sp != nil {
+		es = &engine.Special{QuotaFen: sp.QuotaFen, Reason: sp.Reason, Operator: sp.Operator, ExpiresAt: sp.ExpiresAt.Unix()}
+	}
+	err := s.update(ctx, []string{userID}, func(_ int, st *engine.State) (bool, error) {
+		return true, engine.SetSpecial(st, es)
+	})
+	if err != nil {
+		return fmt.Errorf("state: set special quota of %s: %w", userID, err)
+	}
+	return nil
 }
 
 // QuotaCheckWindow is how far back quota checks count (DOMAIN.md §3).

@@ -506,7 +506,7 @@ func TestOfferRefused(t *testing.T) {
 		{"refused, --json", http.StatusUnprocessableEntity, overQuota, []string{"--json", "--amount-fen", "3000000", "--periods", "12"}, 1,
 			[]string{"refused"}, `"quota_fen": 2000000`},
 		{"periods not offered", http.StatusBadRequest, badPeriods, []string{"--amount-fen", "600000", "--periods", "5"}, 1,
-			[]string{"400 Bad Request: credit: quote 600000 fen over 5 periods: period count not offered by the policy (wechat offers [3 6 12 24])"}, ""},
+			[]string{"400 Bad Request: credit: quote 600000 fen over 5 periods: period count not offered by the policy (wechat offers [1 3 6 12 24])"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

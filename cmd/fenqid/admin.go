@@ -65,6 +65,8 @@ func (a *admin) handler() http.Handler {
 	v1.HandleFunc("GET /v1/users/{id}/offer", a.offer)
 	v1.HandleFunc("PUT /v1/users/{id}/override", a.writer(a.setOverride))
 	v1.HandleFunc("DELETE /v1/users/{id}/override", a.writer(a.clearOverride))
+	v1.HandleFunc("PUT /v1/users/{id}/special-quota", a.writer(a.setSpecial))
+	v1.HandleFunc("DELETE /v1/users/{id}/special-quota", a.writer(a.clearSpecial))
 	v1.HandleFunc("POST /v1/recompute", a.writer(a.recomputeAll))
 	v1.HandleFunc("GET /v1/epochs", a.epochs)
 	v1.HandleFunc("POST /v1/epochs/{topic}", a.writer(a.raiseEpoch))
@@ -250,6 +252,18 @@ func (a *admin) explain(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, v)
 }
 
+// offerRefusalView is the 422 body of GET /v1/users/{id}/offer: why the
+// purchase is refused (every code with its advice), beside the user's quota.
+type offerRefusalView struct {
+	credit.OfferRefusal
+	QuotaFen int64 `json:"quota_fen"` // the user's quota (evaluation.quota_fen)
+}
+
+// offer prices a credit purchase for a user and refuses it as the payment
+// rules would (credit.MakeOffer): not eligible, refused by the scene (pay
+// score, single-payment limit) or above the available quota: 422 with the
+// reason codes. 1 period is pay later: fee 0 and the due date, the
+// purchase being made now.
 func (a *admin) offer(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	amount, err := strconv.ParseInt(q.Get("amount_fen"), 10, 64)
@@ -268,28 +282,32 @@ func (a *admin) offer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, _ := a.policies.get()
-	if _, ok := p.Plan(periods); !ok {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("%d periods are not offered by the %s policy", periods, p.Product))
+	if !p.Pricing.Offers(periods) {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("%d periods are not offered by the %s policy (it offers %v)",
+			periods, p.Product, p.Pricing.PeriodsOffered()))
 		return
 	}
-	res, _, err := jobs.Explain(r.Context(), a.store, p, r.PathValue("id"), a.now())
+	now := a.now()
+	res, u, err := jobs.Explain(r.Context(), a.store, p, r.PathValue("id"), now)
 	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	if !res.Eligible || amount > res.QuotaFen {
-		writeJSONStatus(w, http.StatusUnprocessableEntity, map[string]any{
-			"error": "amount exceeds the available quota", "quota_fen": res.QuotaFen,
-			"eligible": res.Eligible, "reason_codes": res.Reasons,
-		})
-		return
-	}
-	quote, err := credit.Quote(p, amount, periods, credit.PromoContext{Scene: scene, NewUser: q.Get("new_user") == "true", Invited: q.Get("invited") == "true"})
+	// The verdict the payment rules would give the purchase (jobs.CreditCheck).
+	req := jobs.JudgePurchase(p, u, scene, amount, now).Request
+	req.Periods = periods
+	req.Context.MerchantID = q.Get("merchant_id")
+	req.Context.NewUser, req.Context.Invited = q.Get("new_user") == "true", q.Get("invited") == "true"
+	offer, err := credit.MakeOffer(p, req)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err)
 		return
 	}
-	writeJSON(w, quote)
+	if !offer.Accepted {
+		writeJSONStatus(w, http.StatusUnprocessableEntity, offerRefusalView{OfferRefusal: offer.Refusal, QuotaFen: res.QuotaFen})
+		return
+	}
+	writeJSON(w, offer.Quote)
 }
 
 // setOverride stores an operator's fixed quota for a user, from a JSON
@@ -299,34 +317,11 @@ func (a *admin) offer(w http.ResponseWriter, r *http.Request) {
 // is ignored (fenqictl sends $USER, which proves nothing).
 func (a *admin) setOverride(w http.ResponseWriter, r *http.Request) {
 	var ov state.Override
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ov); err != nil {
-		var tooBig *http.MaxBytesError
-		var ne net.Error
-		switch {
-		case errors.As(err, &tooBig):
-			httpError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("override body: larger than %d bytes (-admin-max-body-bytes)", tooBig.Limit))
-		case errors.As(err, &ne) && ne.Timeout():
-			httpError(w, http.StatusRequestTimeout, errors.New("override body: not received within -admin-read-timeout"))
-		default:
-			httpError(w, http.StatusBadRequest, fmt.Errorf("override body: %w", err))
-		}
+	if !decodeBody(w, r, "override", &ov) || !a.checkGrant(w, ov.QuotaFen, ov.Reason, ov.ExpiresAt) {
 		return
 	}
 	claimed := ov.Operator
 	ov.Operator = caller(r).name
-	switch {
-	case ov.QuotaFen < 0:
-		httpError(w, http.StatusBadRequest, fmt.Errorf("quota_fen must be ≥ 0, got %d", ov.QuotaFen))
-		return
-	case ov.Reason == "":
-		httpError(w, http.StatusBadRequest, errors.New("reason is required"))
-		return
-	case !ov.ExpiresAt.After(a.now()):
-		httpError(w, http.StatusBadRequest, fmt.Errorf("expires_at %s is not in the future", ov.ExpiresAt.Format(time.RFC3339)))
-		return
-	}
 	if err := a.store.SetOverride(r.Context(), r.PathValue("id"), &ov); err != nil {
 		httpError(w, http.StatusServiceUnavailable, err)
 		return
@@ -345,6 +340,71 @@ func (a *admin) clearOverride(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("operator override cleared", "operator", caller(r).name)
+	writeJSON(w, map[string]bool{"cleared": true})
+}
+
+// decodeBody decodes a JSON request body into v (unknown fields refused)
+// and answers the request with the error when it cannot (what names the
+// body in the message).
+func decodeBody(w http.ResponseWriter, r *http.Request, what string, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	var tooBig *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &tooBig):
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%s body: larger than %d bytes (-admin-max-body-bytes)", what, tooBig.Limit))
+	case errors.As(err, &ne) && ne.Timeout():
+		httpError(w, http.StatusRequestTimeout, fmt.Errorf("%s body: not received within -admin-read-timeout", what))
+	default:
+		httpError(w, http.StatusBadRequest, fmt.Errorf("%s body: %w", what, err))
+	}
+	return false
+}
+
+// checkGrant checks an operator's grant (an override, a special quota)
+// and answers the request with 400 when it is not valid.
+func (a *admin) checkGrant(w http.ResponseWriter, quotaFen int64, reason string, expiresAt time.Time) bool {
+	switch {
+	case quotaFen < 0:
+		httpError(w, http.StatusBadRequest, fmt.Errorf("quota_fen must be ≥ 0, got %d", quotaFen))
+	case reason == "":
+		httpError(w, http.StatusBadRequest, errors.New("reason is required"))
+	case !expiresAt.After(a.now()):
+		httpError(w, http.StatusBadRequest, fmt.Errorf("expires_at %s is not in the future", expiresAt.Format(time.RFC3339)))
+	default:
+		return true
+	}
+	return false
+}
+
+// setSpecial grants a user a special temporary quota, from a JSON body
+// {quota_fen, reason, expires_at}: the pool education and medical
+// purchases draw on (DOMAIN.md §5), until it expires. The operator is the
+// token's holder.
+func (a *admin) setSpecial(w http.ResponseWriter, r *http.Request) {
+	var sp state.Special
+	if !decodeBody(w, r, "special quota", &sp) || !a.checkGrant(w, sp.QuotaFen, sp.Reason, sp.ExpiresAt) {
+		return
+	}
+	sp.Operator = caller(r).name
+	if err := a.store.SetSpecial(r.Context(), r.PathValue("id"), &sp); err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	a.log.Info("special quota granted", "operator", sp.Operator, "quota_fen", sp.QuotaFen, "expires_at", sp.ExpiresAt)
+	writeJSON(w, sp)
+}
+
+func (a *admin) clearSpecial(w http.ResponseWriter, r *http.Request) {
+	if err := a.store.SetSpecial(r.Context(), r.PathValue("id"), nil); err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	a.log.Info("special quota cleared", "operator", caller(r).name)
 	writeJSON(w, map[string]bool{"cleared": true})
 }
 

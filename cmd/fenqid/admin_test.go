@@ -22,6 +22,7 @@ import (
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
+	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/scoring/credit"
 	"github.com/fenqi/fenqi/state"
@@ -61,7 +62,8 @@ func history(user string, now time.Time) []state.Item {
 	items := []state.Item{{Topic: topicProfiles, Offset: -1, Event: &events.Event{
 		ID: user + "-profile", Type: events.TypeProfile, Source: "//test", Subject: user, Time: first.Add(-time.Hour),
 		Profile: &events.Profile{UserID: user, PayScore: 780, RealNameVerified: true, IdentityComplete: true,
-			CardBoundSince: "2020-01-01", WealthBalanceFen: 6_000_000, Timezone: "Asia/Shanghai"},
+			CardBoundSince: "2020-01-01", WealthBalanceFen: 6_000_000, Timezone: "Asia/Shanghai",
+			PartnerLimitFen: 3_000_000, WeilidaiLimitFen: 1_000_000},
 	}}}
 	spend := []events.Scene{events.SceneEcommerce, events.SceneLocalLife, events.SceneOfflineRetail}
 	payAt := []time.Duration{9*time.Hour + 10*time.Minute, 12*time.Hour + 20*time.Minute, 18*time.Hour + 45*time.Minute, 21*time.Hour + 5*time.Minute}
@@ -160,6 +162,37 @@ func (e *adminEnv) apply(t *testing.T, items []state.Item) {
 			if o.Status != state.Applied {
 				t.Fatalf("event %s: %v", batch[i].Event.ID, o.Status)
 			}
+		}
+	}
+}
+
+// recompute saves the quota of every user whose recompute is due (their
+// first activity, a profile), as fenqid's jobs would: the quota a credit
+// purchase draws on is the one saved.
+func (e *adminEnv) recompute(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	p, _ := e.admin.policies.get()
+	now := e.clock.Now()
+	for {
+		b, err := e.store.ClaimRecomputes(ctx, now, 1000, time.Minute, jobs.CycleOf(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Claims) == 0 {
+			return
+		}
+		users, err := e.store.ReadBatch(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs := make([]state.Quota, len(b.Claims))
+		for i, c := range b.Claims {
+			res := credit.Evaluate(p, jobs.Facts(users[i], p, now))
+			qs[i] = state.Quota{UserID: c.Member, QuotaFen: res.QuotaFen, Seq: users[i].Recomputes + 1, CycleDone: users[i].CycleDone}
+		}
+		if err := e.store.SaveQuotas(ctx, b, qs); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

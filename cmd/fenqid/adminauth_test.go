@@ -316,6 +316,7 @@ func TestAdminRouteRoles(t *testing.T) {
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	e.apply(t, history("u-r", adminNow))
+	e.recompute(t) // the quota an offer draws on
 
 	override := `{"quota_fen":100000,"reason":"review","expires_at":"2099-01-01T00:00:00Z"}`
 	const (

@@ -29,6 +29,7 @@ import (
 	"github.com/fenqi/fenqi/internal/conn"
 	"github.com/fenqi/fenqi/internal/tuning"
 	"github.com/fenqi/fenqi/jobs"
+	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/retry"
 	"github.com/fenqi/fenqi/simulator"
@@ -137,6 +138,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	pol, _ := pols.get()
 	pols.state = stateConfig(pol, zone)
 	pols.state.Prefix = cfg.RedisPrefix
+	// Credit payments are judged as they are applied, under the policy in
+	// force then.
+	pols.state.Credit = jobs.CreditCheck(func() *policy.Policy { p, _ := pols.get(); return p })
 	if err := servable(pols.state, pol); err != nil {
 		return fmt.Errorf("policy %s: %w", pol.Version, err)
 	}

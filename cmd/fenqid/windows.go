@@ -32,6 +32,9 @@ func servable(cfg state.Config, p *policy.Policy) error {
 	case want.GeoDays != cfg.GeoDays:
 		return fmt.Errorf("risk.other_city_window_days %d differs from the %d days state keeps places for: restart fenqid to change the state's windows",
 			p.Risk.OtherCityWindowDays, cfg.GeoDays)
+	case p.Quota.Factors.Device.WindowDays > cfg.GeoDays:
+		return fmt.Errorf("quota.factors.device.window_days %d is longer than the %d days state keeps logins for (risk.other_city_window_days)",
+			p.Quota.Factors.Device.WindowDays, cfg.GeoDays)
 	case p.Risk.VelocityCount > engine.RecentPayments+1:
 		return fmt.Errorf("risk.velocity_count %d needs the %d payments before each one, and state keeps %d",
 			p.Risk.VelocityCount, p.Risk.VelocityCount-1, engine.RecentPayments)

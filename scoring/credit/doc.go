@@ -4,11 +4,14 @@
 // In: a validated *policy.Policy and plain data — Facts about one user for
 // Evaluate (filled by the state layer from its rolling counters and the
 // profile snapshot), an amount, a period count and a PromoContext for
-// Quote, a scene and an amount for CheckScene. Out: a Result (the quota
-// decision with every gate, factor, cap, guardrail and override that
-// produced it, ready to be the Detail of a quota decision and to be shown
-// by `fenqictl explain`), a QuoteResult (the repayment schedule and its true
-// annual rate), a SceneCheck.
+// Quote, a scene, an amount and a pay score for CheckScene, an
+// OfferRequest (the purchase, the user's eligibility and available quota)
+// for MakeOffer. Out: a Result (the quota decision with every gate,
+// factor, cap, guardrail and override that produced it, ready to be the
+// Detail of a quota decision and to be shown by `fenqictl explain`), a
+// QuoteResult (the fee line by line, the repayment schedule and its true
+// annual rate, or the pay-later bill and its due date), a SceneCheck, an
+// Offer (the quote, or the refusal with every reason code).
 //
 // Nothing here does I/O, reads the clock or keeps state: Facts.Now is the
 // evaluation time, so the same inputs always give the same outputs, and

@@ -294,9 +294,13 @@ func gates(p *policy.Policy, f Facts, now time.Time, loc *time.Location) []Check
 	add(GateBankBlacklist, !f.CardBankBlacklisted, policy.CodeBankBlacklisted,
 		yesNo(!f.CardBankBlacklisted, "card bank not blacklisted", "card bank on the blacklist"))
 	serious := time.Duration(e.SeriousDefaultOverdueDays) * 24 * time.Hour
-	add(GateSeriousDefault, f.MaxOverdue6m <= serious, policy.CodeDefaultRecent,
-		txt().s("longest overdue in ").d(e.SeriousDefaultWindowMonths).s(" months: ").s(overdueDays(f.MaxOverdue6m)).
-			s(", serious when over ").d(e.SeriousDefaultOverdueDays).s(" days").String())
+	detail := txt().s("longest overdue in ").d(e.SeriousDefaultWindowMonths).s(" months: ").s(overdueDays(f.MaxOverdue6m)).
+		s(", serious when over ").d(e.SeriousDefaultOverdueDays).s(" days")
+	elsewhere := !f.DefaultElsewhere.IsZero() && f.DefaultElsewhere.After(now.AddDate(0, -e.SeriousDefaultWindowMonths, 0))
+	if !f.DefaultElsewhere.IsZero() {
+		detail = detail.s("; serious default reported elsewhere on ").date(f.DefaultElsewhere.In(loc))
+	}
+	add(GateSeriousDefault, f.MaxOverdue6m <= serious && !elsewhere, policy.CodeDefaultRecent, detail.String())
 	perDay := float64(f.Payments30d) / float64(e.ActivityWindowDays)
 	add(GateActivity, perDay >= e.ActivityMinPaymentsPerDay, policy.CodeActivityLow,
 		txt().d(f.Payments30d).s(" payments in ").d(e.ActivityWindowDays).s(" days = ").f2(perDay).

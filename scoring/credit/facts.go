@@ -82,6 +82,11 @@ type Facts struct {
 	// 180 days). More than serious_default_overdue_days (30) × 24 h is a
 	// serious default.
 	MaxOverdue6m time.Duration
+	// DefaultElsewhere is the date (00:00 in Location) of the latest serious
+	// default other institutions reported on the profile (Weilidai
+	// overdue, credit-card bad debt, PBoC record); zero when none. One
+	// within the same window is a serious default too.
+	DefaultElsewhere time.Time
 	// OverdueEpisodes counts the bills not fully repaid by their due time,
 	// however late (a second counts), settled or still open, over the
 	// user's whole history: one episode per bill (DOMAIN.md §1).

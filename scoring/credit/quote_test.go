@@ -177,7 +177,7 @@ func TestQuoteRefuses(t *testing.T) {
 		}
 	}
 	_, err := Quote(p, 100_000, 9, PromoContext{})
-	if want := "credit: quote 100000 fen over 9 periods: period count not offered by the policy (wechat offers [3 6 12 24])"; err == nil || err.Error() != want {
+	if want := "credit: quote 100000 fen over 9 periods: period count not offered by the policy (wechat offers [1 3 6 12 24])"; err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %q", err, want)
 	}
 }

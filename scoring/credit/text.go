@@ -21,6 +21,9 @@ func (t text) s(s string) text { return append(t, s...) }
 // d is %d.
 func (t text) d(n int) text { return strconv.AppendInt(t, int64(n), 10) }
 
+// d64 is %d of an int64 (amounts in fen).
+func (t text) d64(n int64) text { return strconv.AppendInt(t, n, 10) }
+
 // g is %g (fmt's %g is strconv's shortest 'g').
 func (t text) g(f float64) text { return strconv.AppendFloat(t, f, 'g', -1, 64) }
 

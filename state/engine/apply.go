@@ -24,6 +24,9 @@ type Config struct {
 	// GeoDays is how long a device or city counts as seen; GeoMax how many
 	// devices and cities together are kept (the one seen longest ago goes).
 	GeoDays, GeoMax int
+	// Credit judges credit payments (installments ≥ 1); nil accepts every
+	// one into the pay-score pool.
+	Credit CreditCheck
 }
 
 // Validate names the first bad field.
@@ -108,8 +111,16 @@ type Outcome struct {
 	// LastOtherCityLogin is the latest login from another city at or
 	// before the event's time (zero if none).
 	LastOtherCityLogin time.Time
-	// TransactionLimitFen is the user's own limit before the event (0: none).
-	TransactionLimitFen int64
+	// TransactionLimitFen is the user's own limit before the event (0: none),
+	// AlertThresholdFen the user's alert threshold (0: none).
+	TransactionLimitFen, AlertThresholdFen int64
+	// Credit: a credit payment (installments ≥ 1), drawing on Pool; refused
+	// with CreditRefused's reason codes when set (its principal is then not
+	// outstanding).
+	Credit        bool
+	Pool          Pool
+	PoolQuota     PoolQuota // the pool's quota before the payment
+	CreditRefused []string
 	// Unfroze: this repayment settled the last bill that froze the user.
 	Unfroze bool
 	// BecameJudicialDefaulter / ClearedJudicialDefaulter: this profile
@@ -270,7 +281,7 @@ func (a *applier) apply(it Item) Outcome {
 	s, e := a.s, it.Event
 	o := Outcome{Zone: a.loc}
 	if s.Profile != nil {
-		o.TransactionLimitFen = s.Profile.TransactionLimitFen
+		o.TransactionLimitFen, o.AlertThresholdFen = s.Profile.TransactionLimitFen, s.Profile.AlertThresholdFen
 	}
 	ts := e.Time.Unix()
 	o.LastOtherCityLogin = a.otherCityBefore(ts)
@@ -286,7 +297,7 @@ func (a *applier) apply(it Item) Outcome {
 			// Refused, and its offset kept: a redelivery is dead-lettered
 			// once, not again.
 			o = Outcome{Status: Refused, Err: err, Zone: o.Zone, TransactionLimitFen: o.TransactionLimitFen,
-				LastOtherCityLogin: o.LastOtherCityLogin}
+				AlertThresholdFen: o.AlertThresholdFen, LastOtherCityLogin: o.LastOtherCityLogin}
 		}
 	}
 	if o.Status == Applied {
@@ -337,6 +348,13 @@ func (a *applier) change(e *events.Event, fp uint64, o *Outcome) error {
 		}
 		if err := a.checkSpend(ts, p); err != nil {
 			return err
+		}
+		if p.Installments >= 1 {
+			// first, on the state before the payment; a refusal changes
+			// nothing but the verdict
+			if err := a.credit(ts, p, o); err != nil {
+				return err
+			}
 		}
 		o.RecentPayments = make([]time.Time, len(a.s.Payments))
 		for i, t := range a.s.Payments {
@@ -596,17 +614,24 @@ func (a *applier) due(d *events.RepaymentDue, ts int64) error {
 		return err
 	}
 	due := d.DueAt.Unix()
+	pool, ok := PoolNamed(d.Pool)
+	if !ok {
+		return fmt.Errorf("engine: bill %q: unknown quota pool %q", d.BillID, d.Pool)
+	}
 	b := a.s.bill(d.BillID)
 	switch {
 	case b == nil:
 		if err := a.roomForBill(d.BillID); err != nil {
 			return err
 		}
-		a.s.Bills = append(a.s.Bills, Bill{ID: d.BillID, Status: BillOpen, Amount: d.AmountFen, DueAt: due})
+		a.s.Bills = append(a.s.Bills, Bill{ID: d.BillID, Status: BillOpen, Amount: d.AmountFen, DueAt: due, Pool: pool})
 	case b.Status == BillSettled:
 		// settled already: a re-send opens nothing
 	case b.Status == BillPrepaid:
-		// billing and payment systems upstream may send the two in either order
+		// billing and payment systems upstream may send the two in either
+		// order; what was paid ahead frees its pool's quota now
+		a.repaid(pool, min(b.Amount, d.AmountFen))
+		b.Pool = pool
 		if left := d.AmountFen - b.Amount; left <= 0 {
 			b.Status, b.Amount, b.At = BillSettled, 0, ts
 		} else {
@@ -643,6 +668,7 @@ func (a *applier) paid(p *events.RepaymentPaid, ts int64, fp uint64, o *Outcome)
 		b.At = max(b.At, ts)
 		return nil
 	}
+	a.repaid(b.Pool, min(p.AmountFen, b.Amount))
 	b.Amount -= p.AmountFen
 	if b.Amount > 0 {
 		return nil
@@ -681,6 +707,9 @@ func (a *applier) profile(p *events.Profile, o *Outcome) error {
 	if err := checkLen("card_bound_since", p.CardBoundSince); err != nil {
 		return err
 	}
+	if err := checkLen("serious_default_elsewhere_on", p.SeriousDefaultElsewhereOn); err != nil {
+		return err
+	}
 	if p.Timezone != "" {
 		if _, err := LoadZone(p.Timezone); err != nil {
 			return err
@@ -699,6 +728,8 @@ func (a *applier) profile(p *events.Profile, o *Outcome) error {
 		CardBankBlacklisted: p.CardBankBlacklisted, JudicialDefaulter: p.JudicialDefaulter,
 		LinkedAccountNegative: p.LinkedAccountNegative, WealthBalanceFen: p.WealthBalanceFen,
 		TransactionLimitFen: p.TransactionLimitFen, CardBoundSince: p.CardBoundSince,
+		PartnerLimitFen: p.PartnerLimitFen, WeilidaiLimitFen: p.WeilidaiLimitFen,
+		AlertThresholdFen: p.AlertThresholdFen, DefaultElsewhereOn: p.SeriousDefaultElsewhereOn,
 	}
 	if p.Timezone != s.Zone {
 		s.Zone = p.Timezone

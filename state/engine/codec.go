@@ -24,6 +24,7 @@ const (
 	flagProfile
 	flagOverride
 	flagKnown
+	flagSpecial
 )
 
 // profile bits.
@@ -96,6 +97,9 @@ func Encode(dst []byte, s *State) []byte {
 	if s.Known {
 		flags |= flagKnown
 	}
+	if s.Special != nil {
+		flags |= flagSpecial
+	}
 	w.u(flags)
 	w.str(s.Zone)
 	w.i(int64(s.PrunedDay))
@@ -161,6 +165,7 @@ func Encode(dst []byte, s *State) []byte {
 		for _, f := range b.Paid {
 			w.fp(f)
 		}
+		w.u(uint64(b.Pool))
 	}
 	if p := s.Profile; p != nil {
 		w.i(int64(p.PayScore))
@@ -175,6 +180,10 @@ func Encode(dst []byte, s *State) []byte {
 		w.i(p.WealthBalanceFen)
 		w.i(p.TransactionLimitFen)
 		w.str(p.CardBoundSince)
+		w.i(p.PartnerLimitFen)
+		w.i(p.WeilidaiLimitFen)
+		w.i(p.AlertThresholdFen)
+		w.str(p.DefaultElsewhereOn)
 	}
 	w.u(uint64(s.SettledEpisodes))
 	w.u(uint64(len(s.Episodes)))
@@ -189,6 +198,15 @@ func Encode(dst []byte, s *State) []byte {
 		w.i(o.ExpiresAt)
 	}
 	w.times(s.QuotaChecks)
+	for _, v := range s.Outstanding {
+		w.i(v)
+	}
+	if sp := s.Special; sp != nil {
+		w.i(sp.QuotaFen)
+		w.str(sp.Reason)
+		w.str(sp.Operator)
+		w.i(sp.ExpiresAt)
+	}
 	return w.b
 }
 
@@ -253,7 +271,7 @@ func Decode(b []byte) (*State, error) {
 			ps[i] = Place{Name: r.str(), LastDay: int32(r.i())}
 			if v == 2 {
 				// a lifetime count: taken as the last day's bucket's
-				if n := int32(r.u()); n > 0 {
+				if n := int32(r.u()); n > 0 && k == 0 {
 					ps[i].LoginBucket, ps[i].Logins = int32(floorDiv(int64(ps[i].LastDay), LoginBucketDays)), []int32{n}
 				}
 				continue
@@ -303,6 +321,9 @@ func Decode(b []byte) (*State, error) {
 				bl.Paid[j] = r.fp()
 			}
 		}
+		if v > 2 {
+			bl.Pool = Pool(r.u())
+		}
 		s.Bills[i] = bl
 	}
 	if flags&flagProfile != 0 {
@@ -312,6 +333,9 @@ func Decode(b []byte) (*State, error) {
 		p.CardBankBlacklisted, p.JudicialDefaulter = bits&profBlacklisted != 0, bits&profJudicial != 0
 		p.LinkedAccountNegative = bits&profLinkedNegative != 0
 		p.WealthBalanceFen, p.TransactionLimitFen, p.CardBoundSince = r.i(), r.i(), r.str()
+		if v > 2 {
+			p.PartnerLimitFen, p.WeilidaiLimitFen, p.AlertThresholdFen, p.DefaultElsewhereOn = r.i(), r.i(), r.i(), r.str()
+		}
 		s.Profile = p
 	}
 	s.SettledEpisodes = int32(r.u())
@@ -333,6 +357,14 @@ func Decode(b []byte) (*State, error) {
 		s.Override = &Override{QuotaFen: r.i(), Reason: r.str(), Operator: r.str(), ExpiresAt: r.i()}
 	}
 	s.QuotaChecks = r.times()
+	if v > 2 {
+		for i := range s.Outstanding {
+			s.Outstanding[i] = r.i()
+		}
+		if flags&flagSpecial != 0 {
+			s.Special = &Special{QuotaFen: r.i(), Reason: r.str(), Operator: r.str(), ExpiresAt: r.i()}
+		}
+	}
 	if r.err != nil {
 		return nil, fmt.Errorf("engine: decode state: %w", r.err)
 	}

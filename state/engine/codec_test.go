@@ -3,7 +3,9 @@ package engine
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,7 +26,7 @@ func fullState() *State {
 		Months: []Month{{YM: 210001, SpendFen: 1 << 40, SocialN: 7, LoginDays: 3, LoginMask: 0x80000001},
 			{YM: 209912, SpendFen: -5, SocialN: -1, LoginDays: 31, LoginMask: 1<<31 - 1}},
 		Devices: []Place{{Name: "dev-α", LastDay: d2100, LoginBucket: d2100/LoginBucketDays - 1, Logins: []int32{9, 0, 1 << 30}},
-			{Name: strings.Repeat("d", MaxString), LastDay: -1, LoginBucket: -3, Logins: []int32{1}}, {Name: "none", LastDay: 5}},
+			{Name: strings.Repeat("d", MaxString), LastDay: -1, LoginBucket: -3, Logins: []int32{1}}},
 		Cities:    []Place{{Name: "上海", LastDay: d2100 - 1}},
 		Payments:  []int64{t2100, t2100 - 60, t2100 + 3600, -1, 1 << 62},
 		OtherCity: []int64{t2100, 1 << 40, t2100 + 1},
@@ -35,11 +37,14 @@ func fullState() *State {
 			{ID: "b1", Status: BillOpen, Amount: 12345, DueAt: t2100, Stage: 4, Froze: true, At: t2100 - 1,
 				Paid: []uint64{Fingerprint("s", "p1"), 7}},
 			{ID: "b2", Status: BillSettled, Amount: -1, DueAt: -86400, Stage: -1, At: t2100, Paid: []uint64{1<<48 - 2}},
-			{ID: strings.Repeat("b", MaxString), Status: BillPrepaid, Amount: 1 << 50},
+			{ID: strings.Repeat("b", MaxString), Status: BillPrepaid, Amount: 1 << 50, Pool: PoolSpecialTemporary},
 		},
 		Profile: &Profile{PayScore: -3, RealNameVerified: true, IdentityComplete: true, CardBankBlacklisted: true,
 			JudicialDefaulter: true, LinkedAccountNegative: true, WealthBalanceFen: 1 << 55, TransactionLimitFen: -9,
-			CardBoundSince: "2099-12-31"},
+			CardBoundSince: "2099-12-31", PartnerLimitFen: 1 << 40, WeilidaiLimitFen: 5, AlertThresholdFen: -1,
+			DefaultElsewhereOn: "2099-01-31"},
+		Outstanding:     [NumLines]int64{1, 0, 1 << 50, -7},
+		Special:         &Special{QuotaFen: 3, Reason: "医疗", Operator: "ops", ExpiresAt: t2100},
 		FrozenOverdue:   true,
 		FrozenJudicial:  true,
 		Known:           true,
@@ -195,22 +200,45 @@ func TestRoundTripRandomStates(t *testing.T) {
 	}
 }
 
-// A version-2 state (before login buckets and timed episodes) is read: with
-// no device logins and no episodes its bytes are the same as version 3's.
+// A version-2 state (written by the engine before login buckets, timed
+// episodes and pools; testdata/state-v2.hex is fullState as that engine
+// encoded it) is read: a device's lifetime logins count in its last day's
+// bucket, an episode is due at 00:00 UTC of its due day and settled whole
+// days later, and what version 2 did not have is zero.
 func TestDecodeVersion2(t *testing.T) {
-	s := fullState()
-	for i := range s.Devices {
-		s.Devices[i].LoginBucket, s.Devices[i].Logins = 0, nil
-	}
-	s.Episodes = nil
-	b := Encode(nil, s)
-	b[0] = 2
-	d, err := Decode(b)
+	raw, err := os.ReadFile("testdata/state-v2.hex")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(d, s) {
-		t.Fatalf("version 2 read as\n%+v\nwant\n%+v", d, s)
+	b, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != 2 {
+		t.Fatalf("the golden state is version %d", b[0])
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fullState()
+	d2100 := want.Devices[0].LastDay
+	want.Devices[0].LoginBucket, want.Devices[0].Logins = d2100/LoginBucketDays, []int32{9}
+	want.Devices[1].LoginBucket, want.Devices[1].Logins = 0, nil // a negative count is none
+	want.Devices = want.Devices[:2]
+	want.Cities[0].LoginBucket, want.Cities[0].Logins = 0, nil
+	const day = 86400
+	want.Episodes = []Episode{{DueAt: int64(d2100) * day, SettledAt: int64(d2100)*day + 3*day},
+		{DueAt: -46000 * day, SettledAt: -46000*day + 400*day}}
+	for i := range want.Bills {
+		want.Bills[i].Pool = PoolPayScore
+	}
+	p := *want.Profile
+	p.PartnerLimitFen, p.WeilidaiLimitFen, p.AlertThresholdFen, p.DefaultElsewhereOn = 0, 0, 0, ""
+	want.Profile = &p
+	want.Outstanding, want.Special = [NumLines]int64{}, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("version 2 read as\n%+v\nwant\n%+v", got, want)
 	}
 }
 

@@ -108,6 +108,12 @@ type State struct {
 
 	Override    *Override
 	QuotaChecks []int64 // Unix s, newest first
+
+	// Outstanding is the principal of accepted credit purchases not yet
+	// repaid, by line of credit (LineMain…; see Pool).
+	Outstanding [NumLines]int64
+	// Special is an operator's special temporary quota, nil when none.
+	Special *Special
 }
 
 // Day is one local day's payments.
@@ -187,6 +193,9 @@ type Bill struct {
 	At int64
 	// Paid are the fingerprints of the repayments applied to it.
 	Paid []uint64
+	// Pool is the quota pool the bill's purchase drew on (its due event's
+	// pool): its repayments free that pool's quota.
+	Pool Pool
 }
 
 // Profile is the part of the credit profile the model reads.
@@ -200,6 +209,11 @@ type Profile struct {
 	WealthBalanceFen      int64
 	TransactionLimitFen   int64
 	CardBoundSince        string // YYYY-MM-DD
+	// The lines of the partner and Weilidai pools, the user's alert
+	// threshold (0: none) and the latest serious default reported by
+	// other institutions (YYYY-MM-DD, "" none).
+	PartnerLimitFen, WeilidaiLimitFen, AlertThresholdFen int64
+	DefaultElsewhereOn                                   string
 }
 
 // Episode is a settled overdue bill: one not fully repaid by its due time,
@@ -258,6 +272,10 @@ func (s *State) Clone() *State {
 		c.Profile = &p
 	}
 	c.Episodes = append([]Episode(nil), s.Episodes...)
+	if s.Special != nil {
+		sp := *s.Special
+		c.Special = &sp
+	}
 	if s.Override != nil {
 		o := *s.Override
 		c.Override = &o
