@@ -94,7 +94,8 @@ func (s *system) start() *instance {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: s.redis})
 	t.Cleanup(func() { _ = rdb.Close() })
-	store, err := state.New(rdb, state.Config{Now: s.clock.Now})
+	store, err := state.New(rdb, state.Config{Now: s.clock.Now,
+		Credit: jobs.CreditCheck(func() *policy.Policy { p, _ := s.policy.get(); return p })})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/fenqi/fenqi/events"
 )
 
-// A bill falls due, is not paid: reminders on days 1–3, a freeze on the
-// 4th day; the user pays: unfrozen. Each step once, through Kafka, with
+// A bill falls due, is not paid: reminders on days 1 and 2, a freeze once
+// it is overdue more than 72 h; the user pays: unfrozen. Each step once, through Kafka, with
 // two fenqid instances running.
 func TestFreezePayUnfreeze(t *testing.T) {
 	t.Parallel()
@@ -164,4 +164,110 @@ func TestTwoInstancesCountOnce(t *testing.T) {
 	}
 	t.Logf("%d waves; applied by the two instances: %d and %d; repeats %d and %d", wave,
 		a.pipe.Stats().Applied.Load(), b.pipe.Stats().Applied.Load(), a.pipe.Stats().Repeats.Load(), b.pipe.Stats().Repeats.Load())
+}
+
+// A good customer's credit purchases draw on their pools (DOMAIN.md §3,
+// §5): one within the available quota is accepted, one above it is refused
+// on the stream with FENQI_QUOTA_EXCEEDED, a pay-now payment is never
+// refused for a scene limit, and a payment at the user's alert threshold
+// notifies the user.
+func TestCreditPurchasesOnTheStream(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, shanghai)
+	s := newSystem(t, now)
+	in := s.start()
+	n := 0
+	pay := func(at time.Time, fen int64, scene events.Scene, periods int) events.Event {
+		n++
+		e := ev(fmt.Sprintf("p%d", n), events.TypePayment, "kai", at)
+		e.Payment = &events.Payment{UserID: "kai", AmountFen: fen, Currency: "CNY", Scene: scene, MerchantID: "m",
+			Installments: periods, DeviceID: "phone", City: "Shanghai", Auth: events.AuthFace}
+		return e
+	}
+	// 30 days of history: 4 payments and a login a day, then the profile
+	var history, logins []events.Event
+	for day := 30; day >= 1; day-- {
+		at := now.AddDate(0, 0, -day)
+		for i := range 4 {
+			history = append(history, pay(at.Add(time.Duration(i)*time.Hour), 5_000, events.SceneOfflineRetail, 0))
+		}
+		l := ev(fmt.Sprintf("l%d", day), events.TypeLogin, "kai", at)
+		l.Login = &events.Login{UserID: "kai", DeviceID: "phone", City: "Shanghai", IP: "10.0.0.1", Auth: events.AuthFace}
+		logins = append(logins, l)
+	}
+	s.produce("fenqi.payments", history...)
+	s.produce("fenqi.logins", logins...)
+	s.eventually("the history applied", func() bool {
+		u, err := in.store.User(context.Background(), "kai")
+		return err == nil && len(u.Days) >= 30
+	})
+	prof := ev("prof", events.TypeProfile, "kai", now.Add(-time.Minute))
+	prof.Profile = &events.Profile{UserID: "kai", PayScore: 720, RealNameVerified: true, IdentityComplete: true,
+		CardBoundSince: "2023-01-01", WealthBalanceFen: 2_000_000, PartnerLimitFen: 1_000_000, AlertThresholdFen: 300_000}
+	s.produce("fenqi.profiles", prof)
+	var quota int64
+	s.eventually("a positive quota", func() bool {
+		for _, d := range s.decisions()[events.TypeDecisionQuota] {
+			if d.Data.CausationID != "" {
+				if u, err := in.store.User(context.Background(), "kai"); err == nil && u.HasQuota && u.QuotaFen > 0 {
+					quota = u.QuotaFen
+					return true
+				}
+			}
+		}
+		return false
+	})
+
+	// "other" draws on the main quota
+	within := pay(now, quota/2, events.SceneOther, 3)
+	above := pay(now.Add(time.Minute), quota, events.SceneOther, 6) // half the quota is left
+	payNow := pay(now.Add(2*time.Minute), 900_000, events.SceneOfflineRetail, 0)
+	partner := pay(now.Add(3*time.Minute), 200_000, events.SceneEcommerce, 12)
+	s.produce("fenqi.payments", within, above, payNow, partner)
+	s.eventually("the purchases applied", func() bool {
+		u, err := in.store.User(context.Background(), "kai")
+		return err == nil && u.Outstanding[1] == 200_000
+	})
+	u, err := in.store.User(context.Background(), "kai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Outstanding[0] != within.Payment.AmountFen {
+		t.Errorf("main outstanding %d, want the accepted purchase's %d (the refused one is not drawn)", u.Outstanding[0], within.Payment.AmountFen)
+	}
+	byCause := map[string][]events.Decision{}
+	s.eventually("the refusal and the notice", func() bool {
+		byCause = map[string][]events.Decision{}
+		for _, d := range s.decisions()[events.TypeDecisionAlert] {
+			byCause[d.Data.CausationID] = append(byCause[d.Data.CausationID], d)
+		}
+		return len(byCause[above.ID]) > 0 && len(byCause[payNow.ID]) > 0
+	})
+	var refusal *events.Decision
+	for i, d := range byCause[above.ID] {
+		if d.Data.Rule == "credit_refusal" {
+			refusal = &byCause[above.ID][i]
+		}
+	}
+	if refusal == nil || refusal.Data.Action != "REFUSE" || len(refusal.Data.ReasonCodes) != 1 ||
+		refusal.Data.ReasonCodes[0].Code != "FENQI_QUOTA_EXCEEDED" || refusal.Data.ReasonCodes[0].Advice == "" {
+		t.Fatalf("the purchase above the available quota: %+v", byCause[above.ID])
+	}
+	for _, id := range []string{within.ID, partner.ID} {
+		for _, d := range byCause[id] {
+			if d.Data.Rule == "credit_refusal" {
+				t.Errorf("purchase %s within its pool was refused: %+v", id, d)
+			}
+		}
+	}
+	var notified bool
+	for _, d := range byCause[payNow.ID] {
+		if d.Data.Rule == "credit_refusal" || d.Data.Rule == "scene_limit" {
+			t.Errorf("a pay-now payment was refused: %+v", d)
+		}
+		notified = notified || (d.Data.Rule == "alert_threshold" && d.Data.Action == "NOTIFY_USER")
+	}
+	if !notified {
+		t.Errorf("a payment over the user's alert threshold notified nobody: %+v", byCause[payNow.ID])
+	}
 }

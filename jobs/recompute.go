@@ -9,6 +9,7 @@ import (
 
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/scoring/credit"
 	"github.com/fenqi/fenqi/state"
 	"github.com/fenqi/fenqi/telemetry"
@@ -182,10 +183,23 @@ func (r *Runner) evaluateChunk(ctx context.Context, c recomputeChunk) *evaluated
 		// was due: two recomputes claimed at different times (a trigger
 		// during another's lease) never share an id.
 		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(q.Seq, 10) + ":" + strconv.FormatInt(cl.Due.Unix(), 10)
-		ds = append(ds, rules.Quota(u.ID, cause, u.QuotaFen, res, next))
+		ds = append(ds, scoring.WithPools(rules.Quota(u.ID, cause, u.QuotaFen, res, next), PoolViews(u, res.QuotaFen, c.now)))
 		quotas = append(quotas, q)
 	}
 	return &evaluatedChunk{ctx: ctx, span: span, batch: c.batch, ds: ds, quotas: quotas}
+}
+
+// PoolViews are user u's quota pools at now with quotaFen as the quota
+// (the one a recompute is about to save, or the one saved).
+func PoolViews(u *state.User, quotaFen int64, now time.Time) []scoring.PoolView {
+	v := *u
+	v.HasQuota, v.QuotaFen = true, quotaFen
+	pools := v.Pools(now)
+	out := make([]scoring.PoolView, len(pools))
+	for i, p := range pools {
+		out[i] = scoring.PoolView{Pool: p.Pool.String(), LimitFen: p.LimitFen, OutstandingFen: p.OutstandingFen, AvailableFen: p.AvailableFen}
+	}
+	return out
 }
 
 // Explain evaluates a user's quota now, as a recompute would, without

@@ -136,6 +136,26 @@ type QuotaDetail struct {
 	// once, in gate order; empty when eligible.
 	EligibilityCodes []string  `json:"eligibility_codes"`
 	NextDueAt        time.Time `json:"next_due_at"`
+	// Pools are each quota pool's limit, outstanding principal and
+	// available quota under the new quota (DOMAIN.md §3, §5; WithPools).
+	Pools []PoolView `json:"pools,omitempty"`
+}
+
+// PoolView is one quota pool as a decision or the API shows it.
+type PoolView struct {
+	Pool           string `json:"pool"`
+	LimitFen       int64  `json:"limit_fen"`
+	OutstandingFen int64  `json:"outstanding_fen"`
+	AvailableFen   int64  `json:"available_fen"`
+}
+
+// WithPools returns the quota decision d with its detail's pools set.
+func WithPools(d events.Decision, pools []PoolView) events.Decision {
+	if det, ok := d.Data.Detail.(QuotaDetail); ok {
+		det.Pools = pools
+		d.Data.Detail = det
+	}
+	return d
 }
 
 // Quota publishes a recomputed quota (fenqi.decision.quota.v1, action

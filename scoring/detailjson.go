@@ -70,6 +70,20 @@ func (d QuotaDetail) AppendJSON(b []byte) []byte {
 	b = appendList(b, d.EligibilityCodes, func(b []byte, c *string) []byte { return events.AppendJSONString(b, *c) })
 	b = append(b, `,"next_due_at":`...)
 	b = appendTime(b, d.NextDueAt)
+	if len(d.Pools) > 0 { // omitempty
+		b = append(b, `,"pools":`...)
+		b = appendList(b, d.Pools, func(b []byte, p *PoolView) []byte {
+			b = append(b, `{"pool":`...)
+			b = events.AppendJSONString(b, p.Pool)
+			b = append(b, `,"limit_fen":`...)
+			b = strconv.AppendInt(b, p.LimitFen, 10)
+			b = append(b, `,"outstanding_fen":`...)
+			b = strconv.AppendInt(b, p.OutstandingFen, 10)
+			b = append(b, `,"available_fen":`...)
+			b = strconv.AppendInt(b, p.AvailableFen, 10)
+			return append(b, '}')
+		})
+	}
 	return append(b, '}')
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/scoring/credit"
 )
 
@@ -30,10 +31,11 @@ API: GET {api}/v1/users/{USER}/offer. Nothing is changed or published.`
 // quotaView is the body of GET /v1/users/{id}/quota (cmd/fenqid's
 // quotaView: keep the two in step).
 type quotaView struct {
-	UserID            string        `json:"user_id"`
-	PublishedQuotaFen *int64        `json:"published_quota_fen"`
-	NextRecomputeAt   *time.Time    `json:"next_recompute_at"`
-	Evaluation        credit.Result `json:"evaluation"`
+	UserID            string             `json:"user_id"`
+	PublishedQuotaFen *int64             `json:"published_quota_fen"`
+	NextRecomputeAt   *time.Time         `json:"next_recompute_at"`
+	Evaluation        credit.Result      `json:"evaluation"`
+	Pools             []scoring.PoolView `json:"pools"`
 }
 
 // offerRefusal is the body of a 422 answer of GET /v1/users/{id}/offer.
@@ -276,6 +278,14 @@ func printExplanation(w io.Writer, v quotaView) error {
 	}
 	if v.NextRecomputeAt != nil {
 		fmt.Fprintf(&b, "Next recompute: %s\n", v.NextRecomputeAt.In(r.EvaluatedAt.Location()).Format("2006-01-02 15:04:05 -07:00"))
+	}
+	if len(v.Pools) > 0 {
+		b.WriteString("\nQuota pools (limit, outstanding, available):\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for _, p := range v.Pools {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Pool, yuan(p.LimitFen), yuan(p.OutstandingFen), yuan(p.AvailableFen))
+		}
+		_ = tw.Flush()
 	}
 	_, err := io.WriteString(w, trimLines(b.String()))
 	return err

@@ -17,6 +17,7 @@ import (
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
 	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/scoring/credit"
 )
 
@@ -76,7 +77,8 @@ func adminJSON(t *testing.T, v any) []byte {
 func quotaBody(t *testing.T, user string, published *int64, r credit.Result) []byte {
 	t.Helper()
 	next := r.EvaluatedAt.AddDate(0, 0, 90)
-	return adminJSON(t, map[string]any{"user_id": user, "published_quota_fen": published, "next_recompute_at": next, "evaluation": r})
+	return adminJSON(t, map[string]any{"user_id": user, "published_quota_fen": published, "next_recompute_at": next, "evaluation": r,
+		"pools": []scoring.PoolView{{Pool: "pay_score", LimitFen: 2_000_000, OutstandingFen: 500_000, AvailableFen: 1_500_000}}})
 }
 
 // fakeAPI is fenqid's admin listener with canned answers; it records the
@@ -142,7 +144,7 @@ func TestQuotaViewMatchesTheAdminBody(t *testing.T) {
 	if err := json.Unmarshal(adminJSON(t, v), &top); err != nil {
 		t.Fatal(err)
 	}
-	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"evaluation", "next_recompute_at", "published_quota_fen", "user_id"}) {
+	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"evaluation", "next_recompute_at", "pools", "published_quota_fen", "user_id"}) {
 		t.Errorf("quotaView fields %q", keys)
 	}
 	var a, b any

@@ -21,6 +21,7 @@ import (
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/jobs"
+	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/scoring/credit"
 	"github.com/fenqi/fenqi/state"
 )
@@ -203,6 +204,9 @@ type quotaView struct {
 	// was never seen).
 	NextRecomputeAt *time.Time    `json:"next_recompute_at"`
 	Evaluation      credit.Result `json:"evaluation"`
+	// Pools are each quota pool's limit (the published quota for the
+	// main line), outstanding principal and available quota.
+	Pools []scoring.PoolView `json:"pools"`
 }
 
 // quota explains a user's quota; it never writes. A quota check (which
@@ -237,7 +241,7 @@ func (a *admin) explain(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	v := quotaView{UserID: id, Evaluation: res}
+	v := quotaView{UserID: id, Evaluation: res, Pools: jobs.PoolViews(u, u.QuotaFen, a.now())}
 	if u.HasQuota {
 		v.PublishedQuotaFen = &u.QuotaFen
 	}

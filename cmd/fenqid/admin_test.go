@@ -24,6 +24,7 @@ import (
 	"github.com/fenqi/fenqi/internal/testenv"
 	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/scoring/credit"
 	"github.com/fenqi/fenqi/state"
 )
@@ -246,10 +247,11 @@ func (e *adminEnv) get(t *testing.T, path string) (int, string, []byte) {
 // quotaBody is the body of GET /v1/users/{id}/quota as a client reads it
 // (fenqictl explain decodes the same three fields).
 type quotaBody struct {
-	UserID            string        `json:"user_id"`
-	PublishedQuotaFen *int64        `json:"published_quota_fen"`
-	NextRecomputeAt   *time.Time    `json:"next_recompute_at"`
-	Evaluation        credit.Result `json:"evaluation"`
+	UserID            string             `json:"user_id"`
+	PublishedQuotaFen *int64             `json:"published_quota_fen"`
+	NextRecomputeAt   *time.Time         `json:"next_recompute_at"`
+	Evaluation        credit.Result      `json:"evaluation"`
+	Pools             []scoring.PoolView `json:"pools"`
 }
 
 func (e *adminEnv) quota(t *testing.T, user string) quotaBody {
@@ -264,7 +266,7 @@ func (e *adminEnv) quota(t *testing.T, user string) quotaBody {
 	if err := json.Unmarshal(body, &top); err != nil {
 		t.Fatal(err)
 	}
-	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"evaluation", "next_recompute_at", "published_quota_fen", "user_id"}) {
+	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"evaluation", "next_recompute_at", "pools", "published_quota_fen", "user_id"}) {
 		t.Errorf("quota body fields %q: keep cmd/fenqictl's quotaView in step", keys)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -299,6 +301,14 @@ func TestQuotaOfAGoodCustomer(t *testing.T) {
 	}
 	if !r.EvaluatedAt.Equal(adminNow) {
 		t.Errorf("evaluated at %v, want the injected clock %v", r.EvaluatedAt, adminNow)
+	}
+	// Nothing published yet: the main quota (and local life, which draws
+	// on it too) has nothing available; the partner pool has the
+	// profile's limit.
+	wantPools := []scoring.PoolView{{Pool: "pay_score"}, {Pool: "independent", LimitFen: 3_000_000, AvailableFen: 3_000_000},
+		{Pool: "shared_weilidai"}, {Pool: "special_temporary"}}
+	if !slices.Equal(q.Pools, wantPools) {
+		t.Errorf("pools %+v, want %+v", q.Pools, wantPools)
 	}
 	if len(r.Gates) != 11 {
 		t.Errorf("%d gates, want 11", len(r.Gates))
