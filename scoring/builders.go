@@ -73,13 +73,33 @@ func (r *Rules) Frozen(userID, causationID, cause string, at time.Time, detail m
 }
 
 // Unfrozen resumes the user's installments after a freeze of that cause
-// (fenqi.decision.unfrozen.v1, action INSTALLMENTS_RESUMED, no reason codes;
-// the rule is the freeze's). causationID is what lifted it (the repayment
-// event's id, the profile that left the list); at is when. The id is stable
-// on (rule, user, causationID). detail is copied and gets "cause".
+// (fenqi.decision.unfrozen.v1, action INSTALLMENTS_RESUMED; the rule is the
+// freeze's), with a reason code that says why: FENQI_OVERDUE_SETTLED,
+// FENQI_JUDICIAL_CLEARED (none for another cause). causationID is what
+// lifted it (the repayment event's id, the profile that left the list); at
+// is when. The id is stable on (rule, user, causationID). detail is copied
+// and gets "cause".
 func (r *Rules) Unfrozen(userID, causationID, cause string, at time.Time, detail map[string]any) events.Decision {
 	ru := r.freezeRule(cause)
-	return r.freeze(events.TypeDecisionUnfrozen, ActionInstallmentsResumed, ru.name, userID, causationID, cause, at, []events.ReasonCode{}, detail)
+	codes := []events.ReasonCode{}
+	switch cause {
+	case CauseOverdue:
+		codes = append(codes, r.code(CodeOverdueSettled))
+	case CauseJudicialDefaulter:
+		codes = append(codes, r.code(CodeJudicialCleared))
+	}
+	return r.freeze(events.TypeDecisionUnfrozen, ActionInstallmentsResumed, ru.name, userID, causationID, cause, at, codes, detail)
+}
+
+// code is the policy's catalogue entry of a code, else the built-in one.
+func (r *Rules) code(c string) events.ReasonCode {
+	if rc, ok := r.catalogue[c]; ok {
+		return rc
+	}
+	if rc, ok := Builtin(c); ok {
+		return rc
+	}
+	return events.ReasonCode{Code: c, Message: c}
 }
 
 func (r *Rules) freezeRule(cause string) rule {

@@ -15,11 +15,24 @@ const (
 	CodeNewDeviceLarge     = "FENQI_RISK_NEW_DEVICE_LARGE"
 	CodeVelocity           = "FENQI_RISK_VELOCITY"
 	CodeSecondVerification = "FENQI_SECOND_VERIFICATION"
+	// Why an unfrozen decision came (Unfrozen).
+	CodeOverdueSettled  = "FENQI_OVERDUE_SETTLED"
+	CodeJudicialCleared = "FENQI_JUDICIAL_CLEARED"
 )
 
 // builtin holds the texts of the codes above, in the catalogue's style
 // (English, then the Chinese the notifier may show).
 var builtin = map[string]events.ReasonCode{
+	CodeOverdueSettled: {
+		Code:    CodeOverdueSettled,
+		Message: "The overdue bill is settled: installments resume (逾期账单已结清, 分期恢复)",
+		Advice:  "Repay on time to keep your quota (按时还款以保持额度)",
+	},
+	CodeJudicialCleared: {
+		Code:    CodeJudicialCleared,
+		Message: "No longer on the judgement-defaulter list: installments resume (已移出被执行人名单, 分期恢复)",
+		Advice:  "Your quota is evaluated again now (额度将重新评估)",
+	},
 	CodeOtherCityLogin: {
 		Code:    CodeOtherCityLogin,
 		Message: "Login from a city you have not logged in from recently (异地登录)",

@@ -335,14 +335,7 @@ func (r *Rules) refusal(in Input, p *events.Payment) events.Decision {
 	})
 	codes := make([]events.ReasonCode, len(in.CreditRefused))
 	for i, c := range in.CreditRefused {
-		rc, ok := r.catalogue[c]
-		if !ok {
-			rc, ok = Builtin(c)
-		}
-		if !ok {
-			rc = events.ReasonCode{Code: c, Message: c}
-		}
-		codes[i] = rc
+		codes[i] = r.code(c)
 	}
 	d.Data.ReasonCodes = codes
 	return d

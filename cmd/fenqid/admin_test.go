@@ -293,8 +293,8 @@ func TestQuotaOfAGoodCustomer(t *testing.T) {
 	if q.NextRecomputeAt == nil || q.NextRecomputeAt.After(adminNow) {
 		t.Errorf("next recompute at %v, want due by %v (first activity)", q.NextRecomputeAt, adminNow)
 	}
-	if !r.Eligible || len(r.Reasons) != 0 {
-		t.Errorf("eligible %v, reasons %+v; want eligible, no reason", r.Eligible, r.Reasons)
+	if !r.Eligible || len(r.Reasons) != 1 || r.Reasons[0].Code != credit.CodeTierCap || r.DecidedBy != credit.DecidedTierCap {
+		t.Errorf("eligible %v, reasons %+v; want eligible, held at the standard tier's cap (FENQI_TIER_CAP)", r.Eligible, r.Reasons)
 	}
 	if r.Product != "wechat" || r.PolicyVersion != wechatVersion || r.ModelVersion == "" {
 		t.Errorf("product %q policy %q model %q", r.Product, r.PolicyVersion, r.ModelVersion)

@@ -2,6 +2,7 @@ package credit
 
 import (
 	"math"
+	"strings"
 	"time"
 
 	"github.com/fenqi/fenqi/events"
@@ -240,7 +241,31 @@ func Evaluate(p *policy.Policy, f Facts) Result {
 	default:
 		r.Tier = TierStandard
 	}
+	heldBack(p, &r)
 	return r
+}
+
+// heldBack says, with a reason code, when the tier cap or the guardrail
+// holds the quota below what the score gives (DOMAIN.md §3), and what
+// would unlock more: the quality standards not met, or the next recompute.
+func heldBack(p *policy.Policy, r *Result) {
+	switch {
+	case r.DecidedBy == DecidedTierCap && !r.QualityUser && r.TierCapFen < p.Quota.MaxFen:
+		rc := ReasonOf(p, CodeTierCap)
+		t := txt().s(rc.Advice).s(": up to ").d64(p.Quota.MaxFen / 100).s(" yuan for a quality user; not met:")
+		for _, q := range r.Quality {
+			if !q.Passed {
+				t = t.s(" ").s(q.Detail).s(";")
+			}
+		}
+		rc.Advice = strings.TrimSuffix(t.String(), ";")
+		r.Reasons = append(r.Reasons, rc)
+	case r.DecidedBy == DecidedGuardrailCeiling:
+		rc := ReasonOf(p, CodeGuardrail)
+		rc.Advice = txt().s(rc.Advice).s(": the score gives ").d64(min(r.RawQuotaFen, r.TierCapFen) / 100).
+			s(" yuan; this recompute moves at most ").g(p.Quota.Guardrail.MaxChangeShare).s(" of the previous quota").String()
+		r.Reasons = append(r.Reasons, rc)
+	}
 }
 
 // guard bounds the move from a positive previous quota, then re-applies

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,7 +97,7 @@ func TestEvaluateScenarios(t *testing.T) {
 	ineligible := func(codes []string, gates ...string) want {
 		return want{codes: codes, failed: gates, quotaFen: 0, decidedBy: DecidedIneligible, tier: TierNone}
 	}
-	standard := want{eligible: true, codes: []string{}, quotaFen: 2_000_000, decidedBy: DecidedTierCap, tier: TierStandard}
+	standard := want{eligible: true, codes: []string{CodeTierCap}, quotaFen: 2_000_000, decidedBy: DecidedTierCap, tier: TierStandard}
 	cases := []struct {
 		name string
 		f    func(*Facts)
@@ -511,5 +512,30 @@ func BenchmarkEvaluate(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Evaluate(p, f)
+	}
+}
+
+// A quota held back says so and what would unlock more (DOMAIN.md §3): the
+// standard tier's cap names the quality standards not met; the guardrail
+// names the score's quota and the step.
+func TestHeldBackSaysWhy(t *testing.T) {
+	t.Parallel()
+	p := wechat(t)
+	r := Evaluate(p, standardUser())
+	if len(r.Reasons) != 1 || r.Reasons[0].Code != CodeTierCap || !strings.Contains(r.Reasons[0].Advice, "50000 yuan") ||
+		!strings.Contains(r.Reasons[0].Advice, "pay score 700, quality 750") {
+		t.Errorf("tier cap: %+v", r.Reasons)
+	}
+	f := modestUser()
+	f.PreviousQuotaFen, f.HasPreviousQuota = 500_000, true
+	r = Evaluate(p, f)
+	if r.DecidedBy != DecidedGuardrailCeiling || len(r.Reasons) != 1 || r.Reasons[0].Code != CodeGuardrail ||
+		!strings.Contains(r.Reasons[0].Advice, "the score gives 13100 yuan") {
+		t.Errorf("guardrail: decided by %s, %+v", r.DecidedBy, r.Reasons)
+	}
+	// a score's own quota, and a fall held by the guardrail, are not held back
+	f.PreviousQuotaFen = 1_310_000
+	if r := Evaluate(p, f); len(r.Reasons) != 0 {
+		t.Errorf("the score's quota: decided by %s, %+v", r.DecidedBy, r.Reasons)
 	}
 }

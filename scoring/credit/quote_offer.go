@@ -12,6 +12,13 @@ import (
 // over the built-in text (see ReasonOf).
 const CodeQuotaExceeded = policy.CodeQuotaExceeded
 
+// Codes of a quota held back (Evaluate): by the standard tier's cap, by
+// the per-recompute guardrail.
+const (
+	CodeTierCap   = "FENQI_TIER_CAP"
+	CodeGuardrail = "FENQI_GUARDRAIL"
+)
+
 // OfferCheckQuota is the name of the offer's quota check (Check.Name).
 const OfferCheckQuota = "available_quota"
 
@@ -28,6 +35,16 @@ var builtinReasons = map[string]events.ReasonCode{
 		Message: "Installments are suspended on this account (账户分期功能已冻结)",
 		Advice:  "Repay the overdue bill, or settle the court judgement; installments resume once the cause is cleared (结清逾期账单或履行判决后恢复)",
 	},
+	CodeTierCap: {
+		Code:    CodeTierCap,
+		Message: "Quota held at the standard tier's cap (额度受标准档上限限制)",
+		Advice:  "Meet the quality-user standards to unlock the high tier (达到优质用户标准可解锁更高额度)",
+	},
+	CodeGuardrail: {
+		Code:    CodeGuardrail,
+		Message: "Quota raised step by step (额度逐步提升)",
+		Advice:  "The rest can come at the next recompute if your record stays as good (保持良好记录, 下次评估可继续提升)",
+	},
 	policy.CodeAlertThreshold: {
 		Code:    policy.CodeAlertThreshold,
 		Message: "A payment at or above the alert amount you set (达到您设置的提醒金额)",
@@ -36,7 +53,8 @@ var builtinReasons = map[string]events.ReasonCode{
 }
 
 // Builtin is the credit core's own text of a code the presets do not
-// catalogue (FENQI_QUOTA_EXCEEDED, FENQI_FROZEN, FENQI_ALERT_THRESHOLD),
+// catalogue (FENQI_QUOTA_EXCEEDED, FENQI_FROZEN, FENQI_ALERT_THRESHOLD,
+// FENQI_TIER_CAP, FENQI_GUARDRAIL),
 // and false for any other code.
 func Builtin(code string) (events.ReasonCode, bool) {
 	rc, ok := builtinReasons[code]
