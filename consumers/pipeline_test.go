@@ -16,6 +16,8 @@ import (
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
+	"github.com/fenqi/fenqi/jobs"
+	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/state"
@@ -44,7 +46,12 @@ func newEnvTB(t testing.TB) *env {
 	topics := append(consumers.DefaultTopics().List(), "fenqi.decisions", "fenqi.dlq")
 	k := testenv.Kafka(t, topics...)
 	rdb := testenv.Redis(t)
-	store, err := state.New(rdb, state.Config{})
+	// Credit payments judged as fenqid judges them (jobs.CreditCheck).
+	wechat, err := policy.Preset("wechat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.New(rdb, state.Config{Credit: jobs.CreditCheck(func() *policy.Policy { return wechat })})
 	if err != nil {
 		t.Fatal(err)
 	}

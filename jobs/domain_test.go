@@ -18,6 +18,7 @@ import (
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/scoring/credit"
 	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/state/engine"
 )
 
 var domainNow = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
@@ -265,5 +266,37 @@ func TestDomain3DeviceSecurityLast90Days(t *testing.T) {
 	d.apply(evs...)
 	if f := d.facts("dev"); f.Logins90d != 40 || f.UsualDeviceLogins90d != 30 {
 		t.Fatalf("after 10 tablet logins: %d and %d, want 40 and 30", f.Logins90d, f.UsualDeviceLogins90d)
+	}
+}
+
+// BenchmarkCreditCheck is the cost the state engine pays for each credit
+// payment (installments ≥ 1): the read view of the user's state, the credit
+// model at the payment's time, the scene and the pool (jobs.CreditCheck),
+// on a good customer with 30 days of history.
+func BenchmarkCreditCheck(b *testing.B) {
+	p, err := policy.Preset("wechat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := &engine.State{HasQuota: true, QuotaFen: 2_000_000,
+		Profile: &engine.Profile{PayScore: 720, RealNameVerified: true, IdentityComplete: true, CardBoundSince: "2024-01-01",
+			WealthBalanceFen: 1_000_000, PartnerLimitFen: 1_000_000}}
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	today := engine.LocalDay(loc, domainNow.Unix())
+	for d := today - 34; d <= today; d++ {
+		st.Days = append(st.Days, engine.Day{Day: d, Payments: 4})
+	}
+	for i := range 7 {
+		ym := int32(domainNow.AddDate(0, i-6, 0).Year()*100 + int(domainNow.AddDate(0, i-6, 0).Month()))
+		st.Months = append(st.Months, engine.Month{YM: ym, SpendFen: 300_000, SocialN: 10, LoginDays: 25, LoginMask: 1<<28 - 1})
+	}
+	st.Devices = []engine.Place{{Name: "phone", LastDay: today, LoginBucket: today / engine.LoginBucketDays, Logins: []int32{5, 5, 5, 5, 5, 5}}}
+	check := jobs.CreditCheck(func() *policy.Policy { return p })
+	pay := &events.Payment{UserID: "u", AmountFen: 100_000, Scene: events.SceneOther, Installments: 3}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, refused := check(st, loc, pay, domainNow); len(refused) != 0 {
+			b.Fatalf("refused %v", refused)
+		}
 	}
 }
