@@ -76,3 +76,22 @@ compose-check:
 
 clean:
 	rm -rf bin .fenqi-data
+
+# Issue 14: the crash-and-restart suite (chaos/). Builds fenqid and runs it
+# as a process (one or two instances) against a kfake broker process with a
+# data dir and a redis-server with appendfsync always; writes a known
+# workload, injects each fault several times (SIGKILL, SIGTERM, Redis killed,
+# away, frozen with DEBUG SLEEP, the broker killed, a second instance killed,
+# an instance cut off from Redis), compares state and decisions with a clean
+# run and prints the table with the recovery of each fault (~15-25 min).
+# FENQI_CHAOS_ONLY=<part of a fault's name> runs one fault;
+# FENQI_CHAOS_<FAULT>_TIMES, FENQI_CHAOS_USERS change the counts (see chaos/chaos_test.go).
+# chaos-short is the short version that make test runs too.
+.PHONY: chaos chaos-short
+chaos:
+	@command -v redis-server >/dev/null || { echo "make chaos needs redis-server on PATH (apt-get install redis-server)"; exit 1; }
+	FENQI_CHAOS=long $(GO) test -count=1 -v -timeout 90m -run '^TestChaos$$' ./chaos/
+
+chaos-short:
+	@command -v redis-server >/dev/null || { echo "make chaos-short needs redis-server on PATH (apt-get install redis-server)"; exit 1; }
+	$(GO) test -race -count=1 -v -timeout 10m -run '^TestChaos$$' ./chaos/
