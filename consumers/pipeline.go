@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -279,10 +280,70 @@ func (p *Pipeline) newReader() *kafka.Reader {
 		WatchPartitionChanges: true,
 		ReadBackoffMin:        50 * time.Millisecond,
 		ReadBackoffMax:        time.Second,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			p.log.Warn("kafka reader: " + fmt.Sprintf(msg, args...))
-		}),
+		// Recovery in seconds (issue 14, measured by make chaos): a member
+		// that dies is noticed after SessionTimeout, not kafka-go's 30 s, so
+		// a restarted instance or the survivors take its partitions over in
+		// ~6 s; a rebalance waits RebalanceTimeout at most for members to
+		// rejoin; a refused join is tried again after 0.5 s, not 5 s. The
+		// cost: a member whose heartbeats (their own goroutine, not the
+		// batch loop) stop for 6 s loses its partitions to a rebalance, and
+		// each member sends a heartbeat a second. 6 s is also real Kafka's
+		// smallest allowed session (group.min.session.timeout.ms).
+		HeartbeatInterval: GroupHeartbeatInterval,
+		SessionTimeout:    GroupSessionTimeout,
+		RebalanceTimeout:  GroupRebalanceTimeout,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		// One line per kind of reader error, then one every 10 s with the
+		// count of those left out: a broker restart is not 200 lines.
+		ErrorLogger: newLimitedLogger(p.log, "kafka reader: ", 10*time.Second),
 	})
+}
+
+// The consumer group's timing (see newReader).
+const (
+	GroupHeartbeatInterval = time.Second
+	GroupSessionTimeout    = 6 * time.Second
+	GroupRebalanceTimeout  = 10 * time.Second
+)
+
+// limitedLogger is a kafka-go logger that logs each kind of message (its
+// format) at most once per every, counting the ones it leaves out.
+type limitedLogger struct {
+	log    *slog.Logger
+	prefix string
+	every  time.Duration
+	now    func() time.Time
+	mu     sync.Mutex
+	last   map[string]time.Time
+	left   map[string]int
+}
+
+func newLimitedLogger(log *slog.Logger, prefix string, every time.Duration) *limitedLogger {
+	return &limitedLogger{log: log, prefix: prefix, every: every, now: time.Now,
+		last: map[string]time.Time{}, left: map[string]int{}}
+}
+
+// Printf logs msg unless one of its kind was logged less than every ago.
+func (l *limitedLogger) Printf(msg string, args ...any) {
+	l.mu.Lock()
+	now := l.now()
+	if at, ok := l.last[msg]; ok && now.Sub(at) < l.every {
+		l.left[msg]++
+		l.mu.Unlock()
+		return
+	}
+	left := l.left[msg]
+	l.last[msg], l.left[msg] = now, 0
+	if len(l.last) > 256 { // formats are few; never grow without bound
+		clear(l.last)
+		clear(l.left)
+	}
+	l.mu.Unlock()
+	if left > 0 {
+		l.log.Warn(l.prefix+fmt.Sprintf(msg, args...), "repeats_left_out", left, "per", l.every.String())
+		return
+	}
+	l.log.Warn(l.prefix + fmt.Sprintf(msg, args...))
 }
 
 // Run consumes until ctx ends, then finishes the batch in flight (within

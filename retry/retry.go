@@ -26,7 +26,7 @@ import (
 // Policy shapes the backoff. The zero value is usable (Defaults apply).
 type Policy struct {
 	Initial time.Duration // first wait; default 50ms
-	Max     time.Duration // longest wait; default 5s
+	Max     time.Duration // longest wait; default 1s (a dependency back is used within a second)
 	// MaxElapsed bounds the whole loop; 0 = retry until ctx ends.
 	MaxElapsed time.Duration
 }
@@ -37,7 +37,7 @@ func (p Policy) backoff() *backoff.ExponentialBackOff {
 	if p.Initial > 0 {
 		b.InitialInterval = p.Initial
 	}
-	b.MaxInterval = 5 * time.Second
+	b.MaxInterval = time.Second
 	if p.Max > 0 {
 		b.MaxInterval = p.Max
 	}
@@ -105,7 +105,10 @@ func Retryable(err error) bool {
 	}
 	var kerr kafka.Error
 	if errors.As(err, &kerr) {
-		return kerr.Temporary()
+		// Unknown ("an unexpected server error") is what a broker answers
+		// while it starts on its data (make chaos: ListOffsets after a
+		// restart); it is not a verdict on the request.
+		return kerr.Temporary() || kerr == kafka.Unknown
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {

@@ -45,6 +45,7 @@ func TestRetryable(t *testing.T) {
 		{"kafka leader not available", kafka.LeaderNotAvailable, true},
 		{"kafka request timed out", fmt.Errorf("write: %w", kafka.RequestTimedOut), true},
 		{"kafka message too large", kafka.MessageSizeTooLarge, false},
+		{"kafka unknown server error (a broker starting on its data)", fmt.Errorf("list offsets: %w", kafka.Unknown), true},
 		{"kafka topic authorization", kafka.TopicAuthorizationFailed, false},
 		{"kafka partly failed write, all transient", kafka.WriteErrors{nil, kafka.NotLeaderForPartition}, true},
 		{"kafka partly failed write, one permanent", kafka.WriteErrors{kafka.NotLeaderForPartition, kafka.MessageSizeTooLarge}, false},
