@@ -24,16 +24,21 @@ import (
 // Topics are the input topic names.
 type Topics struct {
 	Payments, Logins, Repayments, Profiles string
+	// Operator carries the operators' changes (fenqi.operator.v1: overrides,
+	// special quotas, quota checks), written by the admin API.
+	Operator string
 }
 
 // DefaultTopics are the documented defaults.
 func DefaultTopics() Topics {
-	return Topics{events.TopicPayments, events.TopicLogins, events.TopicRepayments, events.TopicProfiles}
+	return Topics{events.TopicPayments, events.TopicLogins, events.TopicRepayments, events.TopicProfiles, events.TopicOperator}
 }
 
 // List returns the topics in their fixed index order (index = position + 1).
 // The index names the per-topic offset in each user's state: never reorder.
-func (t Topics) List() []string { return []string{t.Payments, t.Logins, t.Repayments, t.Profiles} }
+func (t Topics) List() []string {
+	return []string{t.Payments, t.Logins, t.Repayments, t.Profiles, t.Operator}
+}
 
 // accepts reports which event types belong on topic index i.
 func acceptsType(i int, typ string) bool {
@@ -46,6 +51,8 @@ func acceptsType(i int, typ string) bool {
 		return typ == events.TypeRepaymentDue || typ == events.TypeRepaymentPaid
 	case 4:
 		return typ == events.TypeProfile
+	case 5:
+		return typ == events.TypeOperator
 	}
 	return false
 }

@@ -110,7 +110,7 @@ func ValidPool(s string) bool {
 // IsInputType reports whether t is one of the input event types.
 func IsInputType(t string) bool {
 	switch t {
-	case TypePayment, TypeLogin, TypeRepaymentDue, TypeRepaymentPaid, TypeProfile:
+	case TypePayment, TypeLogin, TypeRepaymentDue, TypeRepaymentPaid, TypeProfile, TypeOperator:
 		return true
 	}
 	return false
@@ -149,6 +149,7 @@ const (
 	reasonUTF8       = "must be " + validUnicode
 	reasonControl    = "must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
 	reasonDataBase64 = "data_base64 is not accepted: data must be a JSON object"
+	reasonAction     = "must be one of set_override, clear_override, quota_check, set_special, clear_special"
 
 	validUnicode = "valid UTF-8 (no invalid bytes, no escaped unpaired surrogate)"
 )
@@ -188,6 +189,11 @@ var fieldReasons = map[string]string{
 	"judicial_defaulter":      reasonBool,
 	"linked_account_negative": reasonBool,
 	"detail":                  reasonObject,
+	"action":                  reasonString, // a decision's action too: not reasonAction
+	"quota_fen":               reasonNonNeg,
+	"reason":                  reasonString,
+	"operator":                reasonString,
+	"expires_at":              reasonTime,
 
 	// Optional fields added after the first version of their event.
 	"pool":                         reasonPool,
@@ -775,6 +781,8 @@ func (d Decoder) Decode(key []byte, headers []Header, value []byte) (Event, erro
 		e.Paid, dataErr = decodePaid(env.Data, env.Subject)
 	case TypeProfile:
 		e.Profile, dataErr = decodeProfile(env.Data, env.Subject)
+	case TypeOperator:
+		e.Op, dataErr = decodeOperator(env.Data, env.Subject, t)
 	}
 	if dataErr != nil {
 		return Event{}, dataErr
@@ -793,6 +801,7 @@ var (
 		"card_bank_blacklisted", "wealth_balance_fen", "judicial_defaulter", "linked_account_negative",
 		"transaction_limit_fen", "timezone", "partner_limit_fen", "weilidai_limit_fen", "alert_threshold_fen",
 		"serious_default_elsewhere_on"}
+	operatorFields = []string{"user_id", "action", "quota_fen", "reason", "operator", "expires_at"}
 )
 
 // read fills the attributes and data from a structured-mode value. The
@@ -1167,6 +1176,90 @@ func decodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 		}
 	}
 	return p, nil
+}
+
+type operatorIn struct {
+	UserID    string  `json:"user_id"`
+	Action    string  `json:"action"`
+	QuotaFen  *int64  `json:"quota_fen"`
+	Reason    string  `json:"reason"`
+	Operator  string  `json:"operator"`
+	ExpiresAt *string `json:"expires_at"`
+}
+
+// decodeOperator decodes a fenqi.operator.v1 event's data; at is the
+// event's time, which a grant's expires_at must follow.
+func decodeOperator(data []byte, subject string, at time.Time) (*Operator, *DecodeError) {
+	var w operatorIn
+	r := reader{buf: data, share: subject, prefix: "data.", fields: operatorFields}
+	for r.next() {
+		switch string(r.name) {
+		case "user_id":
+			r.readString(&w.UserID)
+		case "action":
+			r.readString(&w.Action)
+		case "quota_fen":
+			readPtr(&r, &w.QuotaFen)
+		case "reason":
+			r.readString(&w.Reason)
+		case "operator":
+			r.readString(&w.Operator)
+		case "expires_at":
+			readPtr(&r, &w.ExpiresAt)
+		default:
+			r.skip()
+		}
+	}
+	if err := r.close(); err != nil {
+		return nil, err
+	}
+	if err := checkUser(w.UserID, subject); err != nil {
+		return nil, err
+	}
+	switch {
+	case w.Action == "":
+		return nil, derr("data.action", "required; "+reasonAction)
+	case !ValidOperatorAction(w.Action):
+		return nil, derr("data.action", reasonAction+", not "+short(w.Action))
+	}
+	if err := requireText("data.operator", w.Operator); err != nil {
+		return nil, err
+	}
+	o := &Operator{UserID: w.UserID, Action: w.Action, Operator: w.Operator, Reason: w.Reason}
+	if !OperatorGrants(w.Action) {
+		switch {
+		case w.QuotaFen != nil:
+			return nil, derr("data.quota_fen", "must be absent for action "+w.Action)
+		case w.ExpiresAt != nil:
+			return nil, derr("data.expires_at", "must be absent for action "+w.Action)
+		}
+		if err := checkText("data.reason", w.Reason, MaxIDBytes); err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
+	switch {
+	case w.QuotaFen == nil:
+		return nil, derr("data.quota_fen", "required; "+reasonNonNeg)
+	case *w.QuotaFen < 0 || *w.QuotaFen > MaxAmountFen:
+		return nil, derr("data.quota_fen", reasonNonNeg)
+	}
+	o.QuotaFen = *w.QuotaFen
+	if err := requireText("data.reason", w.Reason); err != nil {
+		return nil, err
+	}
+	if w.ExpiresAt == nil || *w.ExpiresAt == "" {
+		return nil, derr("data.expires_at", "required; "+reasonTime)
+	}
+	exp, err := parseTime(*w.ExpiresAt)
+	if err != nil {
+		return nil, derr("data.expires_at", err.Error())
+	}
+	if !exp.After(at) {
+		return nil, derr("data.expires_at", "must be after the event's time")
+	}
+	o.ExpiresAt = exp
+	return o, nil
 }
 
 // optionalAmount reports whether an optional non-negative amount is

@@ -353,6 +353,8 @@ func (d Decoder) oracleDecode(key []byte, headers []Header, value []byte) (Event
 		e.Paid, dataErr = oracleDecodePaid(env.Data, env.Subject)
 	case TypeProfile:
 		e.Profile, dataErr = oracleDecodeProfile(env.Data, env.Subject)
+	case TypeOperator:
+		e.Op, dataErr = oracleDecodeOperator(env.Data, env.Subject, t)
 	}
 	if dataErr != nil {
 		return Event{}, dataErr
@@ -736,6 +738,76 @@ func oracleDecodeProfile(data []byte, subject string) (*Profile, *DecodeError) {
 		}
 	}
 	return p, nil
+}
+
+type oracleOperatorIn struct {
+	UserID    string  `json:"user_id"`
+	Action    string  `json:"action"`
+	QuotaFen  *int64  `json:"quota_fen"`
+	Reason    string  `json:"reason"`
+	Operator  string  `json:"operator"`
+	ExpiresAt *string `json:"expires_at"`
+}
+
+// oracleActions are the actions of an operator event; the first two of
+// each kind set a grant.
+var (
+	oracleActions      = []string{"set_override", "clear_override", "quota_check", "set_special", "clear_special"}
+	oracleGrantActions = []string{"set_override", "set_special"}
+)
+
+func oracleDecodeOperator(data []byte, subject string, at time.Time) (*Operator, *DecodeError) {
+	var w oracleOperatorIn
+	if err := oracleUnmarshal(data, "data.", &w); err != nil {
+		return nil, err
+	}
+	if err := oracleCheckUser(w.UserID, subject); err != nil {
+		return nil, err
+	}
+	if w.Action == "" {
+		return nil, derr("data.action", "required; "+reasonAction)
+	}
+	if !slices.Contains(oracleActions, w.Action) {
+		return nil, derr("data.action", reasonAction+", not "+oracleShort(w.Action))
+	}
+	if err := oracleRequireText("data.operator", w.Operator); err != nil {
+		return nil, err
+	}
+	o := &Operator{UserID: w.UserID, Action: w.Action, Operator: w.Operator, Reason: w.Reason}
+	if !slices.Contains(oracleGrantActions, w.Action) {
+		if w.QuotaFen != nil {
+			return nil, derr("data.quota_fen", "must be absent for action "+w.Action)
+		}
+		if w.ExpiresAt != nil {
+			return nil, derr("data.expires_at", "must be absent for action "+w.Action)
+		}
+		if err := oracleText("data.reason", w.Reason, 128); err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
+	if w.QuotaFen == nil {
+		return nil, derr("data.quota_fen", "required; "+reasonNonNeg)
+	}
+	if *w.QuotaFen < 0 || *w.QuotaFen > MaxAmountFen {
+		return nil, derr("data.quota_fen", reasonNonNeg)
+	}
+	o.QuotaFen = *w.QuotaFen
+	if err := oracleRequireText("data.reason", w.Reason); err != nil {
+		return nil, err
+	}
+	if w.ExpiresAt == nil || *w.ExpiresAt == "" {
+		return nil, derr("data.expires_at", "required; "+reasonTime)
+	}
+	exp, err := oracleParseTime(*w.ExpiresAt)
+	if err != nil {
+		return nil, derr("data.expires_at", err.Error())
+	}
+	if exp.Compare(at) <= 0 {
+		return nil, derr("data.expires_at", "must be after the event's time")
+	}
+	o.ExpiresAt = exp
+	return o, nil
 }
 
 func oracleCheckUser(userID, subject string) *DecodeError {

@@ -90,6 +90,7 @@ var textFields = map[string][]string{
 	TypeRepaymentDue:  {"id", "source", "data.bill_id"},
 	TypeRepaymentPaid: {"id", "source", "data.bill_id"},
 	TypeProfile:       {"id", "source"},
+	TypeOperator:      {"id", "source", "data.reason", "data.operator"},
 }
 
 // Defect 1: times that RFC 3339 forbids were accepted by time.Parse.
@@ -884,7 +885,7 @@ func strictInputs(t testing.TB) []input {
 // would cost a comparison on every record).
 func TestNameBitsDistinct(t *testing.T) {
 	t.Parallel()
-	for _, fields := range [][]string{envelopeFields, paymentFields, loginFields, dueFields, paidFields, profileFields} {
+	for _, fields := range [][]string{envelopeFields, paymentFields, loginFields, dueFields, paidFields, profileFields, operatorFields} {
 		seen := map[uint64]string{}
 		for _, f := range fields {
 			bit := nameBit([]byte(f))

@@ -51,6 +51,11 @@ func validData(typ string) map[string]any {
 			"partner_limit_fen": 3000000, "weilidai_limit_fen": 1500000, "alert_threshold_fen": 100000,
 			"serious_default_elsewhere_on": "2022-11-03",
 		}
+	case TypeOperator:
+		return map[string]any{
+			"user_id": user, "action": "set_override", "quota_fen": 800000, "reason": "VIP 客户 review",
+			"operator": "alice", "expires_at": "2025-06-01T00:00:00+08:00",
+		}
 	}
 	panic("no fixture for " + typ)
 }
@@ -73,6 +78,9 @@ func wantEvent(typ string) Event {
 		e.Profile = &Profile{UserID: user, PayScore: 700, RealNameVerified: true, IdentityComplete: true,
 			CardBoundSince: "2023-05-20", WealthBalanceFen: 1000000, TransactionLimitFen: 200000, Timezone: "Asia/Shanghai",
 			PartnerLimitFen: 3000000, WeilidaiLimitFen: 1500000, AlertThresholdFen: 100000, SeriousDefaultElsewhereOn: "2022-11-03"}
+	case TypeOperator:
+		e.Op = &Operator{UserID: user, Action: OperatorSetOverride, QuotaFen: 800000, Reason: "VIP 客户 review",
+			Operator: "alice", ExpiresAt: time.Date(2025, 5, 31, 16, 0, 0, 0, time.UTC)}
 	}
 	return e
 }
@@ -154,7 +162,7 @@ func wantDecodeError(t *testing.T, err error, field string) {
 	}
 }
 
-var inputTypes = []string{TypePayment, TypeLogin, TypeRepaymentDue, TypeRepaymentPaid, TypeProfile}
+var inputTypes = []string{TypePayment, TypeLogin, TypeRepaymentDue, TypeRepaymentPaid, TypeProfile, TypeOperator}
 
 func TestDecodeValid(t *testing.T) {
 	t.Parallel()
@@ -406,6 +414,55 @@ func dataCases() []dataCase {
 	} {
 		add(f, sd+" "+name, map[string]any{sd: v}, "data."+sd)
 	}
+
+	o := TypeOperator
+	for _, a := range []string{OperatorSetOverride, OperatorSetSpecial} {
+		add(o, "action "+a, map[string]any{"action": a}, "")
+	}
+	for _, a := range []string{OperatorClearOverride, OperatorQuotaCheck, OperatorClearSpecial} {
+		bare := map[string]any{"action": a, "quota_fen": absent, "expires_at": absent}
+		add(o, "action "+a, bare, "")
+		add(o, "action "+a+" without a reason", mutate(bare, map[string]any{"reason": absent}), "")
+		add(o, "action "+a+" with nulls", mutate(bare, map[string]any{"quota_fen": nil, "expires_at": nil}), "")
+		add(o, "action "+a+" with a quota", mutate(bare, map[string]any{"quota_fen": 5}), "data.quota_fen")
+		add(o, "action "+a+" with a zero quota", mutate(bare, map[string]any{"quota_fen": 0}), "data.quota_fen")
+		add(o, "action "+a+" with an expiry", mutate(bare, map[string]any{"expires_at": "2025-06-01T00:00:00Z"}), "data.expires_at")
+		add(o, "action "+a+" with a long reason", mutate(bare, map[string]any{"reason": strings.Repeat("r", MaxIDBytes+1)}), "data.reason")
+	}
+	for name, v := range map[string]any{
+		"absent": absent, "empty": "", "null": nil, "unknown": "delete_user", "upper case": "SET_OVERRIDE",
+		"number": 1, "array": []any{"set_override"},
+	} {
+		add(o, "action "+name, map[string]any{"action": v}, "data.action")
+	}
+	add(o, "quota_fen zero is an override of nothing", map[string]any{"quota_fen": 0}, "")
+	add(o, "quota_fen 2^53-1, the largest", map[string]any{"quota_fen": raw("9007199254740991")}, "")
+	for name, v := range map[string]any{
+		"absent": absent, "null": nil, "negative": -1, "2^53": raw("9007199254740992"), "fraction": raw("1.5"),
+		"exponent": raw("1e3"), "string": "100", "bool": true,
+	} {
+		add(o, "quota_fen "+name, map[string]any{"quota_fen": v}, "data.quota_fen")
+	}
+	for name, v := range map[string]any{"absent": absent, "empty": "", "null": nil, "number": 1, "too long": strings.Repeat("r", MaxIDBytes+1)} {
+		add(o, "reason "+name, map[string]any{"reason": v}, "data.reason")
+		add(o, "operator "+name, map[string]any{"operator": v}, "data.operator")
+	}
+	add(o, "reason at the limit", map[string]any{"reason": strings.Repeat("理", MaxIDBytes/3)}, "")
+	for name, v := range map[string]any{
+		"absent": absent, "empty": "", "null": nil, "date only": "2025-06-01", "no zone": "2025-06-01T00:00:00",
+		"unix seconds": 1748736000, "at the event's time": testTime.Format(time.RFC3339), "before the event": "2025-01-01T00:00:00Z",
+		"beyond 2038": "2040-01-01T00:00:00Z",
+	} {
+		add(o, "expires_at "+name, map[string]any{"expires_at": v}, "data.expires_at")
+	}
+	add(o, "expires_at a second after the event", map[string]any{"expires_at": testTime.Add(time.Second).Format(time.RFC3339)}, "")
+	cs = append(cs, dataCase{name: "a quota check", typ: o,
+		change: map[string]any{"action": OperatorQuotaCheck, "quota_fen": absent, "expires_at": absent, "reason": absent},
+		check: func(t *testing.T, e Event) {
+			if want := (Operator{UserID: user, Action: OperatorQuotaCheck, Operator: "alice"}); *e.Op != want {
+				t.Fatalf("Op = %+v, want %+v", *e.Op, want)
+			}
+		}})
 	return cs
 }
 

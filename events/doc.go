@@ -1,14 +1,15 @@
 // Package events is fenqi's wire contract: the CloudEvents that flow in from
 // the upstream payment systems and the decisions that flow out.
 //
-// In: four input topics (by default fenqi.payments, fenqi.logins,
-// fenqi.repayments, fenqi.profiles), keyed by user id, carry CloudEvents 1.0
+// In: five input topics (by default fenqi.payments, fenqi.logins,
+// fenqi.repayments, fenqi.profiles, and fenqi.operator, which fenqid's admin
+// API writes), keyed by user id, carry CloudEvents 1.0
 // with JSON data in structured mode (the whole event is the record value,
 // content-type application/cloudevents+json) or binary mode (attributes in
 // ce_<attr> headers, the value is the data). The event types are
 // fenqi.payment.v1, fenqi.login.v1, fenqi.repayment.due.v1,
-// fenqi.repayment.paid.v1 and fenqi.profile.v1; their data are Payment,
-// Login, RepaymentDue, RepaymentPaid and Profile. Decoder.Decode turns one
+// fenqi.repayment.paid.v1, fenqi.profile.v1 and fenqi.operator.v1; their
+// data are Payment, Login, RepaymentDue, RepaymentPaid, Profile and Operator. Decoder.Decode turns one
 // record into a validated Event or a *DecodeError, whose Field and Reason go
 // into the headers of the dead letter on fenqi.dlq.
 //

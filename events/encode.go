@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +66,8 @@ func Marshal(e Event) ([]byte, error) {
 		data, ok = e.Paid, e.Paid != nil
 	case TypeProfile:
 		data, ok = e.Profile, e.Profile != nil
+	case TypeOperator:
+		data, ok = e.Op, e.Op != nil
 	default:
 		return nil, fmt.Errorf("events: marshal: unknown event type %q", e.Type)
 	}
@@ -80,6 +83,34 @@ func Marshal(e Event) ([]byte, error) {
 		Subject:         e.Subject,
 		DataContentType: ContentTypeJSON,
 	}, data})
+}
+
+// MarshalJSON writes an operator event's data: quota_fen and expires_at
+// when the action sets a grant (a quota of 0 included) or when they are
+// not zero (so that a test can build an event Decode refuses), reason
+// when not empty.
+func (o Operator) MarshalJSON() ([]byte, error) {
+	b := []byte(`{"user_id":`)
+	b = AppendJSONString(b, o.UserID)
+	b = append(b, `,"action":`...)
+	b = AppendJSONString(b, o.Action)
+	grant := OperatorGrants(o.Action)
+	if grant || o.QuotaFen != 0 {
+		b = append(b, `,"quota_fen":`...)
+		b = strconv.AppendInt(b, o.QuotaFen, 10)
+	}
+	if o.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = AppendJSONString(b, o.Reason)
+	}
+	b = append(b, `,"operator":`...)
+	b = AppendJSONString(b, o.Operator)
+	if grant || !o.ExpiresAt.IsZero() {
+		b = append(b, `,"expires_at":"`...)
+		b = appendTime(b, o.ExpiresAt)
+		b = append(b, '"')
+	}
+	return append(b, '}'), nil
 }
 
 // IsDecisionType reports whether t is one of the TypeDecision* constants.

@@ -734,6 +734,18 @@ func intern(b []byte) string {
 		return TypeRepaymentPaid
 	case TypeProfile:
 		return TypeProfile
+	case TypeOperator:
+		return TypeOperator
+	case OperatorSetOverride:
+		return OperatorSetOverride
+	case OperatorClearOverride:
+		return OperatorClearOverride
+	case OperatorQuotaCheck:
+		return OperatorQuotaCheck
+	case OperatorSetSpecial:
+		return OperatorSetSpecial
+	case OperatorClearSpecial:
+		return OperatorClearSpecial
 	case "CNY":
 		return "CNY"
 	case string(SceneEcommerce):

@@ -9,6 +9,9 @@ const (
 	TypeRepaymentDue  = "fenqi.repayment.due.v1"
 	TypeRepaymentPaid = "fenqi.repayment.paid.v1"
 	TypeProfile       = "fenqi.profile.v1"
+	// TypeOperator is an operator's change to a user (an override, a
+	// special quota, a quota check), written by fenqid's admin API.
+	TypeOperator = "fenqi.operator.v1"
 )
 
 // Decision types published on the decisions topic.
@@ -26,6 +29,7 @@ const (
 	TopicLogins     = "fenqi.logins"
 	TopicRepayments = "fenqi.repayments"
 	TopicProfiles   = "fenqi.profiles"
+	TopicOperator   = "fenqi.operator"
 	TopicDecisions  = "fenqi.decisions"
 	TopicDLQ        = "fenqi.dlq"
 )
@@ -165,6 +169,52 @@ type Profile struct {
 	SeriousDefaultElsewhereOn string `json:"serious_default_elsewhere_on,omitempty"` // YYYY-MM-DD of the latest serious default at other institutions; "" = none
 }
 
+// The actions of a fenqi.operator.v1 event.
+const (
+	// OperatorSetOverride sets the user's fixed quota (quota_fen, reason,
+	// expires_at) and makes its recompute due at once.
+	OperatorSetOverride = "set_override"
+	// OperatorClearOverride removes it, and makes the recompute due at once.
+	OperatorClearOverride = "clear_override"
+	// OperatorQuotaCheck counts a quota check by the user at the event's
+	// time (repeated checks within 30 days lower the score).
+	OperatorQuotaCheck = "quota_check"
+	// OperatorSetSpecial grants the special temporary quota (quota_fen,
+	// reason, expires_at).
+	OperatorSetSpecial = "set_special"
+	// OperatorClearSpecial removes it.
+	OperatorClearSpecial = "clear_special"
+)
+
+// ValidOperatorAction reports whether a is one of the Operator* actions.
+func ValidOperatorAction(a string) bool {
+	switch a {
+	case OperatorSetOverride, OperatorClearOverride, OperatorQuotaCheck, OperatorSetSpecial, OperatorClearSpecial:
+		return true
+	}
+	return false
+}
+
+// OperatorGrants reports whether action a sets a grant (set_override,
+// set_special): quota_fen and expires_at are then required, and absent
+// for the other actions.
+func OperatorGrants(a string) bool { return a == OperatorSetOverride || a == OperatorSetSpecial }
+
+// Operator is the data of a fenqi.operator.v1 event: an operator's change
+// to a user, applied by the pipeline like any event, so that a replay or a
+// rebuild of state restores it.
+type Operator struct {
+	UserID string `json:"user_id"`
+	Action string `json:"action"` // one of the Operator* actions
+	// QuotaFen is the grant's quota (set_override, set_special; 0 is a
+	// valid override); 0 and left out for the other actions.
+	QuotaFen int64  `json:"quota_fen"`
+	Reason   string `json:"reason,omitempty"` // why (required by the set_* actions)
+	Operator string `json:"operator"`         // who: the admin token's holder
+	// ExpiresAt is when the grant ends (set_* only; zero for the others).
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 // Event is one decoded, validated input event. Exactly one of the data
 // pointers is set, matching Type.
 type Event struct {
@@ -179,6 +229,7 @@ type Event struct {
 	Due     *RepaymentDue
 	Paid    *RepaymentPaid
 	Profile *Profile
+	Op      *Operator
 }
 
 // UserID is the user the event belongs to.

@@ -337,6 +337,17 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 	if err != nil || len(claims) == 0 {
 		return 0, err
 	}
+	defer func() {
+		// A fault mid-batch: the checks are due again now, not when their
+		// lease ends, so that the retry works them (at most once more each:
+		// a step already written is published again with the same id).
+		// Past ctx's end (shutdown), the lease brings them back.
+		if err != nil && ctx.Err() == nil {
+			if rerr := r.store.ReleaseTimers(context.WithoutCancel(ctx), claims); rerr != nil {
+				r.log.Warn("overdue checks kept leased after a failed batch", "checks", len(claims), "err", rerr)
+			}
+		}
+	}()
 	ctx, span := r.startBatch(ctx, telemetry.SpanJobsOverdue, len(claims))
 	defer endBatch(span, &err, "overdue_checks")
 	_, rules := r.policy()
@@ -354,10 +365,17 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 	}
 	var steps []step
 	var gone []state.TimerClaim
+	var waiting []state.NextCheck
 	for i, c := range claims {
 		if bills[i] == nil {
 			// Settled before its check: the repayment cancelled the timer.
 			gone = append(gone, c)
+			continue
+		}
+		if bills[i].Quarantined {
+			// The user's state cannot be read (state.ErrQuarantined): the
+			// check waits an hour at a time for the repair, and fires nothing.
+			waiting = append(waiting, state.NextCheck{UserID: c.UserID, BillID: c.BillID, Next: now.Add(time.Hour)})
 			continue
 		}
 		bill := *bills[i]
@@ -415,6 +433,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 	// acknowledged; zero (no more checks) for a bill settled before its
 	// check or since it was read (nothing published for it).
 	next := make([]state.NextCheck, 0, len(claims))
+	next = append(next, waiting...)
 	for _, c := range gone {
 		next = append(next, state.NextCheck{UserID: c.UserID, BillID: c.BillID})
 	}

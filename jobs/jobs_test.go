@@ -482,6 +482,7 @@ type failingPublisher struct {
 	mu     sync.Mutex
 	writes int
 	failAt int
+	err    error // nil: a permanent refusal
 }
 
 func (p *failingPublisher) Write(ctx context.Context, msgs []kafka.Message) error {
@@ -489,6 +490,9 @@ func (p *failingPublisher) Write(ctx context.Context, msgs []kafka.Message) erro
 	p.writes++
 	fail := p.writes == p.failAt
 	p.mu.Unlock()
+	if fail && p.err != nil {
+		return p.err
+	}
 	if fail {
 		return errors.New("test: the broker refused the write")
 	}
@@ -803,5 +807,33 @@ func TestOverdueJudgedAtTheWatermark(t *testing.T) {
 	}
 	if !r.Overdue.Waiting.Load() || r.Overdue.Held.Load() != 1 {
 		t.Fatalf("waiting %v, %d held; want day 2's check held", r.Overdue.Waiting.Load(), r.Overdue.Held.Load())
+	}
+}
+
+// A user whose state cannot be read is skipped by the overdue checks, not a
+// reason for the jobs to stop (issue 12): its check waits an hour at a
+// time, and the other users' checks fire.
+func TestOverdueSkipsAQuarantinedUser(t *testing.T) {
+	t.Parallel()
+	dueAt := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	w := newWorld(t, dueAt.Add(-time.Hour))
+	w.apply(due("d1", "hal", "bill-1", 50_000, dueAt), due("d2", "ivy", "bill-2", 50_000, dueAt))
+	if err := w.rdb.Set(context.Background(), state.UserKey("hal"), "\x09garbage", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := w.runner()
+	w.set(dueAt.Add(25 * time.Hour))
+	runOnce(t, r)
+	ds := w.decisions()[events.TypeDecisionOverdue]
+	if len(ds) != 1 || ds[0].Subject != "ivy" {
+		t.Fatalf("reminders %+v, want ivy's only", ds)
+	}
+	sc, err := w.rdb.ZScore(context.Background(), state.TimersKey, "3:halbill-1").Result()
+	if err != nil {
+		members, _ := w.rdb.ZRangeWithScores(context.Background(), state.TimersKey, 0, -1).Result()
+		t.Fatalf("hal's check is gone (%v): %v", err, members)
+	}
+	if want := w.clock().Add(time.Hour).Unix(); int64(sc) != want {
+		t.Errorf("hal's check at %d, want an hour later (%d)", int64(sc), want)
 	}
 }

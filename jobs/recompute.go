@@ -165,6 +165,9 @@ func (r *Runner) evaluateChunk(ctx context.Context, c recomputeChunk) *evaluated
 	quotas := make([]state.Quota, 0, len(c.users))
 	for i, u := range c.users {
 		cl := c.batch.Claims[i]
+		if u == nil {
+			continue // quarantined (state.ErrQuarantined): skipped
+		}
 		if c.batch.Done(cl, u) {
 			continue // done by the instance whose lease ran out
 		}

@@ -139,6 +139,7 @@ func defaults() Policy {
 		},
 		Recompute: Recompute{Mode: RecomputeInterval, IntervalDays: 90},
 		Risk:      DefaultRisk(),
+		Limits:    Limits{MaxAmountFen: 100_000_000, MaxOpenBills: 24},
 	}
 }
 

@@ -32,6 +32,9 @@ type Policy struct {
 	Pricing     Pricing                    `yaml:"pricing"`
 	Scenes      map[events.Scene]SceneRule `yaml:"scenes"`
 	Risk        Risk                       `yaml:"risk"`
+	// Limits bound what one event and one user may hold; every field has
+	// a default, so a policy may leave the section out.
+	Limits Limits `yaml:"limits"`
 	// Reasons is the reason-code catalogue (DOMAIN.md §7 and fenqi's own
 	// codes): the message and advice a notifier shows for each code.
 	Reasons []Reason `yaml:"reasons"`
@@ -39,6 +42,24 @@ type Policy struct {
 	src *source        // where the policy was read from; nil when built in code
 	loc *time.Location // Timezone, loaded by Parse
 }
+
+// Limits are the realistic bounds of hostile or broken input (issue 12): an
+// event beyond them is refused by the state engine and dead-lettered with
+// the reason. They are fixed when fenqid starts (a reload with others is
+// refused until a restart).
+type Limits struct {
+	// MaxAmountFen is the largest amount of one payment, bill or repayment
+	// (default 100,000,000 fen: 1,000,000 yuan, twenty times the highest
+	// quota of the presets).
+	MaxAmountFen int64 `yaml:"max_amount_fen"`
+	// MaxOpenBills is the most bills a user may have open at once (default
+	// 24, a 24-period plan's; at most 32, what the state keeps).
+	MaxOpenBills int `yaml:"max_open_bills"`
+}
+
+// MaxOpenBillsKept is the most open bills the state engine keeps per user
+// (engine.MaxBills); Limits.MaxOpenBills may not be more.
+const MaxOpenBillsKept = 32
 
 // Eligibility holds the gates of DOMAIN.md §1; a user failing any of them
 // is not eligible and gets quota 0.

@@ -87,8 +87,19 @@ func (p *Policy) validate() []*FieldError {
 	p.validatePricing(c)
 	p.validateScenes(c)
 	p.validateRisk(c)
+	p.validateLimits(c)
 	p.validateReasons(c)
 	return c.errs
+}
+
+func (p *Policy) validateLimits(c *checker) {
+	l := p.Limits
+	if l.MaxAmountFen < 1 || l.MaxAmountFen > events.MaxAmountFen {
+		c.add("limits.max_amount_fen", "must be in [1, %d] (got %d)", int64(events.MaxAmountFen), l.MaxAmountFen)
+	}
+	if l.MaxOpenBills < 1 || l.MaxOpenBills > MaxOpenBillsKept {
+		c.add("limits.max_open_bills", "must be in [1, %d], what the state keeps (got %d)", MaxOpenBillsKept, l.MaxOpenBills)
+	}
 }
 
 func (p *Policy) validateEligibility(c *checker) {

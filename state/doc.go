@@ -45,7 +45,10 @@
 // changed meanwhile is not written: Commit names it (ConflictError) and
 // the caller computes that user's events again from the fresh value
 // (Reprepare). Jobs change users through the same compare-and-set (the
-// overdue stage and freeze, the saved quota, overrides, quota checks).
+// overdue stage and freeze, the saved quota). Overrides, special quotas
+// and quota checks are events (fenqi.operator.v1, on the operator topic,
+// index 5) applied like the others; an override set or cleared
+// (Outcome.RecomputeNow) makes the recompute due at once.
 //
 // Drafts chain batches: a batch prepared while the one before it is not
 // yet written starts from that batch's computed states, not from Redis;

@@ -38,6 +38,11 @@ const (
 	// EpochsKey holds the input topics' offset epochs: field = topic index,
 	// value = epoch (see Store.RaiseEpoch).
 	EpochsKey = "fenqi:epochs"
+	// QuarantineKey is a hash of the users whose state cannot be read
+	// (user id → when and why; see Store.Quarantined): their events are
+	// dead-lettered and the jobs skip them until an operator repairs or
+	// deletes the value and removes the entry.
+	QuarantineKey = "fenqi:quarantine"
 )
 
 // timerMember joins a user id and a bill id unambiguously.
@@ -66,7 +71,9 @@ func splitTimerMember(m string) (userID, billID string, ok bool) {
 //   - a user with no state before becomes known to the recompute
 //     schedule, with a trigger due at once ("recompute on the user's first
 //     activity"; see knownScript);
-//   - a profile makes the user's recompute due at once (ZADD LT);
+//   - a profile, and an operator's override set or cleared
+//     (Outcome.RecomputeNow), make the user's recompute due at once (ZADD
+//     LT);
 //   - a bill falling due gets an overdue check one day after its due time
 //     (ZADD NX: a check already scheduled, maybe advanced, is kept).
 //
@@ -82,7 +89,7 @@ func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, b *Batch
 		}
 		e := it.Event
 		switch {
-		case e.Profile != nil:
+		case e.Profile != nil, b.Outcomes[i].RecomputeNow:
 			profiled = append(profiled, e.UserID())
 		case e.Due != nil:
 			first := e.Due.DueAt.Add(24 * time.Hour).Unix()

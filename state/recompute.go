@@ -208,6 +208,9 @@ func (s *Store) ReadBatch(ctx context.Context, b *RecomputeBatch) ([]*User, erro
 	b.read = make(map[string]*engine.State, len(ids))
 	out := make([]*User, len(ids))
 	for i, id := range ids {
+		if sts[i] == nil {
+			continue // quarantined: skipped (nil), its claim ends with the batch
+		}
 		out[i] = s.view(id, sts[i])
 		b.read[id] = sts[i]
 	}

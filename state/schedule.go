@@ -189,6 +189,26 @@ func (s *Store) ScheduleBills(ctx context.Context, checks []NextCheck) error {
 	return nil
 }
 
+// ReleaseTimers ends the leases of claimed checks that this instance could
+// not work (a Redis or Kafka fault mid-batch): each is due again at its due
+// time, so that the retry claims it at once instead of after the lease. A
+// check already moved on or removed is left as it is (ZADD XX LT: only an
+// existing entry, only to an earlier time).
+func (s *Store) ReleaseTimers(ctx context.Context, claims []TimerClaim) error {
+	if len(claims) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for _, c := range claims {
+		pipe.ZAddArgs(ctx, s.Key(TimersKey), redis.ZAddArgs{XX: true, LT: true,
+			Members: []redis.Z{{Score: float64(c.Due.Unix()), Member: timerMember(c.UserID, c.BillID)}}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: release %d bill timers: %w", len(claims), err)
+	}
+	return nil
+}
+
 // OpenBills reads the bill of each claimed check in one round trip: nil
 // where the bill is no longer open.
 func (s *Store) OpenBills(ctx context.Context, claims []TimerClaim) ([]*Bill, error) {
@@ -202,6 +222,10 @@ func (s *Store) OpenBills(ctx context.Context, claims []TimerClaim) ([]*Bill, er
 	}
 	out := make([]*Bill, len(claims))
 	for i, c := range claims {
+		if sts[i] == nil {
+			out[i] = &Bill{Quarantined: true}
+			continue
+		}
 		if b := sts[i].OpenBill(c.BillID); b != nil {
 			out[i] = &Bill{RemainingFen: b.Amount, DueAt: unix(b.DueAt), Stage: int(b.Stage)}
 		}

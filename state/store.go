@@ -38,6 +38,10 @@ type Config struct {
 	// Credit judges credit payments as they are applied (see
 	// engine.CreditCheck, jobs.CreditCheck); nil accepts every one.
 	Credit engine.CreditCheck
+	// MaxAmountFen and MaxOpenBills are the policy's limits (engine.Config;
+	// 0: none but the decoder's, and the state's 32 bills).
+	MaxAmountFen int64
+	MaxOpenBills int
 }
 
 func (c *Config) setDefaults() error {
@@ -68,7 +72,7 @@ func (c *Config) setDefaults() error {
 
 func (c Config) engine() engine.Config {
 	return engine.Config{DefaultZone: c.DefaultZone, Days: c.Days, Months: c.Months, GeoDays: c.GeoDays, GeoMax: c.GeoMax,
-		Credit: c.Credit}
+		Credit: c.Credit, MaxAmountFen: c.MaxAmountFen, MaxOpenBills: c.MaxOpenBills}
 }
 
 // Validate names the first bad field.
@@ -243,11 +247,18 @@ func (s *Store) readWith(ctx context.Context, userIDs []string, epochs bool) ([]
 		vals[i] = c.Val()
 	}
 	out := make([]*engine.State, len(userIDs))
+	var bad []Unreadable
 	for i := range userIDs {
 		var err error
 		if out[i], err = engine.Decode([]byte(vals[i])); err != nil {
-			return nil, nil, fmt.Errorf("state: user %s: %w", userIDs[i], err)
+			// Never a reason to stop: the user is quarantined (out[i]
+			// nil), its value kept as it is for an operator to look at.
+			out[i] = nil
+			bad = append(bad, Unreadable{UserID: userIDs[i], Err: err})
 		}
+	}
+	if err := s.quarantine(ctx, bad); err != nil {
+		return nil, nil, err
 	}
 	var eps map[int]uint32
 	if ep != nil {
@@ -260,6 +271,42 @@ func (s *Store) readWith(ctx context.Context, userIDs []string, epochs bool) ([]
 		}
 	}
 	return out, eps, nil
+}
+
+// Unreadable is a user whose state cannot be decoded (a value written by
+// something else, a corrupted key, a version this binary does not read).
+type Unreadable struct {
+	UserID string
+	Err    error
+}
+
+// ErrQuarantined says a user's state cannot be read: the user is in
+// QuarantineKey, its events are refused (dead-lettered) and the jobs skip it.
+var ErrQuarantined = errors.New("state: the user's state cannot be read; the user is quarantined (fenqictl quarantine)")
+
+// quarantine records users whose state cannot be read (HSETNX: the first
+// reason stays).
+func (s *Store) quarantine(ctx context.Context, bad []Unreadable) error {
+	if len(bad) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for _, u := range bad {
+		pipe.HSetNX(ctx, s.Key(QuarantineKey), u.UserID, s.cfg.Now().UTC().Format(time.RFC3339)+" "+u.Err.Error())
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: quarantine %d unreadable users: %w", len(bad), err)
+	}
+	return nil
+}
+
+// Quarantined lists the quarantined users: user id → when and why.
+func (s *Store) Quarantined(ctx context.Context) (map[string]string, error) {
+	m, err := s.rdb.HGetAll(ctx, s.Key(QuarantineKey)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("state: read the quarantine: %w", err)
+	}
+	return m, nil
 }
 
 // parseEpochs reads EpochsKey's fields: topic index -> epoch.
@@ -601,6 +648,14 @@ func (s *Store) prepare(ctx context.Context, items []Item, d *Drafts, again *Bat
 	written := make([]bool, len(users))
 	for g, u := range users {
 		st := base[g]
+		if st == nil {
+			// Unreadable: every event of the user is refused (dead-lettered,
+			// so none is lost) and nothing is written over its value.
+			for _, i := range groups[g] {
+				b.Outcomes[i] = Outcome{Status: Refused, Err: fmt.Errorf("user %s: %w", u, ErrQuarantined)}
+			}
+			continue
+		}
 		its := make([]Item, len(groups[g]))
 		for k, i := range groups[g] {
 			its[k] = items[i]
@@ -758,6 +813,9 @@ func (s *Store) update(ctx context.Context, userIDs []string, fn func(i int, st 
 		ws := make([]write, 0, len(todo))
 		for k, i := range todo {
 			st := sts[k]
+			if st == nil {
+				return fmt.Errorf("user %s: %w", ids[k], ErrQuarantined)
+			}
 			ok, err := fn(i, st)
 			if err != nil {
 				return err

@@ -33,6 +33,9 @@ type Bill struct {
 	// Stage is how many overdue checks have fired: 1–3 the reminders of
 	// days 1–3 (day 3 only with the freeze off), 4 the freeze.
 	Stage int
+	// Quarantined: the user's state cannot be read (OpenBills): the check
+	// waits (ErrQuarantined).
+	Quarantined bool
 }
 
 // Episode is a settled overdue bill: not fully repaid by its due time.
@@ -164,6 +167,9 @@ func (s *Store) Users(ctx context.Context, userIDs []string) ([]*User, error) {
 	}
 	out := make([]*User, len(userIDs))
 	for i, id := range userIDs {
+		if sts[i] == nil {
+			return nil, fmt.Errorf("user %s: %w", id, ErrQuarantined)
+		}
 		out[i] = s.view(id, sts[i])
 	}
 	return out, nil
@@ -281,7 +287,7 @@ func (s *Store) SetSpecial(ctx context.Context, userID string, sp *Special) erro
 }
 
 // QuotaCheckWindow is how far back quota checks count (DOMAIN.md §3).
-const QuotaCheckWindow = 30 * 24 * time.Hour
+const QuotaCheckWindow = engine.QuotaCheckWindow
 
 // RecordQuotaCheck counts a quota check by the user at now (DOMAIN.md §3:
 // repeated checks within 30 days lower the score) and returns how many the

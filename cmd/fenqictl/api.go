@@ -175,7 +175,7 @@ func (a *apiClient) do(ctx context.Context, method, rawURL string, body []byte) 
 		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, rawURL, err)
 	}
 	body = answer
-	if resp.StatusCode == http.StatusOK {
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusAccepted { // 202: an operator event accepted
 		return body, nil
 	}
 	ae := &apiError{Status: resp.StatusCode, Msg: strings.TrimSpace(string(body))}

@@ -291,7 +291,7 @@ func (c *cli) dlqReplay(ctx context.Context, args []string) error {
 	}
 	if err := checkTopics(map[string]string{
 		"topic-payments": inputs.Payments, "topic-logins": inputs.Logins,
-		"topic-repayments": inputs.Repayments, "topic-profiles": inputs.Profiles, "topic-dlq": sel.dlqTopic,
+		"topic-repayments": inputs.Repayments, "topic-profiles": inputs.Profiles, "topic-operator": inputs.Operator, "topic-dlq": sel.dlqTopic,
 	}); err != nil {
 		return err
 	}

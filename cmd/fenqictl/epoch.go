@@ -178,7 +178,8 @@ func (c *cli) epoch(ctx context.Context, args []string) error {
 		if err := rdb.Ping(pctx).Err(); err != nil {
 			return fmt.Errorf("epoch: redis at %s (--redis-addr, FENQI_REDIS_ADDR): %w", rf.addr, rf.sec.Explain(err))
 		}
-		t := consumers.Topics{Payments: topics.Payments, Logins: topics.Logins, Repayments: topics.Repayments, Profiles: topics.Profiles}
+		t := consumers.Topics{Payments: topics.Payments, Logins: topics.Logins, Repayments: topics.Repayments, Profiles: topics.Profiles,
+			Operator: topics.Operator}
 		src = &redisEpochs{store: store, topics: t.List(), timeout: timeout}
 	} else {
 		api, err := newAPIClient(base, fs.token, timeout)

@@ -17,7 +17,7 @@ import (
 )
 
 // fakeEpochs is fenqid's /v1/epochs as cmd/fenqid serves it (its
-// TestEpochsAPI pins the same answers): the four default input topics, a
+// TestEpochsAPI pins the same answers): the five default input topics, a
 // raise by name with the admin token, 404 for a name that is not an input
 // topic. It records the requests, "METHOD path Authorization".
 type fakeEpochs struct {
@@ -103,7 +103,8 @@ func TestEpochThroughTheAPI(t *testing.T) {
 	env := map[string]string{"FENQI_API_URL": srv.URL + "/ops"}
 
 	r := runCmd(t, env, "", "epoch")
-	want := [][3]string{{defaultPayments, "1", "0"}, {defaultLogins, "2", "0"}, {defaultRepayments, "3", "0"}, {defaultProfiles, "4", "0"}}
+	want := [][3]string{{defaultPayments, "1", "0"}, {defaultLogins, "2", "0"}, {defaultRepayments, "3", "0"}, {defaultProfiles, "4", "0"},
+		{defaultOperator, "5", "0"}}
 	if r.err != nil || !slices.Equal(epochLines(t, r.stdout), want) {
 		t.Fatalf("epoch: %v\n%s", r.err, r.stdout)
 	}
@@ -136,7 +137,7 @@ func TestEpochThroughTheAPI(t *testing.T) {
 	}
 	r = runCmd(t, env, "", "epoch", "--json")
 	var vs epochsView
-	if r.err != nil || json.Unmarshal([]byte(r.stdout), &vs) != nil || len(vs.Topics) != 4 || vs.Topics[0].Epoch != 2 {
+	if r.err != nil || json.Unmarshal([]byte(r.stdout), &vs) != nil || len(vs.Topics) != 5 || vs.Topics[0].Epoch != 2 {
 		t.Fatalf("epoch --json: %v\n%s", r.err, r.stdout)
 	}
 
@@ -194,7 +195,8 @@ func TestEpochInRedis(t *testing.T) {
 		"FENQI_API_URL":        testenv.ClosedAddr(t), // never asked
 	}
 	r := runCmd(t, env, "", "epoch", "--redis")
-	want := [][3]string{{"ops.payments", "1", "0"}, {defaultLogins, "2", "0"}, {defaultRepayments, "3", "0"}, {defaultProfiles, "4", "0"}}
+	want := [][3]string{{"ops.payments", "1", "0"}, {defaultLogins, "2", "0"}, {defaultRepayments, "3", "0"}, {defaultProfiles, "4", "0"},
+		{defaultOperator, "5", "0"}}
 	if r.err != nil || !slices.Equal(epochLines(t, r.stdout), want) {
 		t.Fatalf("epoch --redis: %v\n%s", r.err, r.stdout)
 	}
@@ -226,7 +228,8 @@ func TestEpochInRedis(t *testing.T) {
 	r = runCmd(t, env, "", "epoch", "--redis", "--json")
 	var vs epochsView
 	if r.err != nil || json.Unmarshal([]byte(r.stdout), &vs) != nil ||
-		!slices.Equal(vs.Topics, []epochView{{"ops.payments", 1, 1}, {defaultLogins, 2, 0}, {defaultRepayments, 3, 0}, {defaultProfiles, 4, 1}}) {
+		!slices.Equal(vs.Topics, []epochView{{"ops.payments", 1, 1}, {defaultLogins, 2, 0}, {defaultRepayments, 3, 0}, {defaultProfiles, 4, 1},
+			{defaultOperator, 5, 0}}) {
 		t.Fatalf("epoch --redis --json: %v\n%s", r.err, r.stdout)
 	}
 

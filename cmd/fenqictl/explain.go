@@ -166,8 +166,11 @@ func (c *cli) offer(ctx context.Context, args []string) error {
 func refusalText(user string, amount int64, r offerRefusal) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (asked %s, quota of %s %s)", r.Error, yuan(amount), user, yuan(r.QuotaFen))
-	if !r.Eligible {
-		b.WriteString("; not eligible:")
+	if len(r.Reasons) > 0 {
+		if !r.Eligible {
+			b.WriteString("; not eligible")
+		}
+		b.WriteString(":")
 		for _, rc := range r.Reasons {
 			writeReason(&b, "  ", rc)
 		}
@@ -294,13 +297,28 @@ func printExplanation(w io.Writer, v quotaView) error {
 // printQuote writes a repayment schedule for a person to read.
 func printQuote(w io.Writer, user string, q credit.QuoteResult) error {
 	var b strings.Builder
+	if pl := q.PayLater; pl != nil {
+		fmt.Fprintf(&b, "Offer to %s: %s, pay later (policy %s, %s)\n", user, yuan(q.AmountFen), q.PolicyVersion, q.Product)
+		fmt.Fprintf(&b, "Bought %s, on the statement of %s, due %s: no fee if repaid by then (%d days free; the longest %d)\n",
+			pl.PurchaseDate, pl.StatementDate, pl.DueDate, pl.InterestFreeDays, pl.LongestFreeDays)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	fmt.Fprintf(&b, "Offer to %s: %s in %d monthly installments (policy %s, %s)\n",
 		user, yuan(q.AmountFen), q.Periods, q.PolicyVersion, q.Product)
 	fmt.Fprintf(&b, "Fee: %s of the amount a period", percentBP(q.FeeBP))
 	if q.Promotion != "" {
 		fmt.Fprintf(&b, ", promotion %s (base %s)", q.Promotion, percentBP(q.BaseFeeBP))
 	}
-	b.WriteString("\n\n")
+	b.WriteString("\n")
+	if len(q.Adjustments) > 0 {
+		fmt.Fprintf(&b, "  base fee %s\n", percentBP(q.BaseFeeBP))
+		for _, a := range q.Adjustments {
+			fmt.Fprintf(&b, "  %+d bp  %s %s: %s\n", a.DeltaBP, a.Kind, a.Name, a.Detail)
+		}
+		fmt.Fprintf(&b, "  charged  %s\n", percentBP(q.FeeBP))
+	}
+	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "PERIOD\tPRINCIPAL\tFEE\tPAYMENT\t")
 	var principal int64

@@ -20,13 +20,21 @@ const (
 	defaultLogins     = events.TopicLogins
 	defaultRepayments = events.TopicRepayments
 	defaultProfiles   = events.TopicProfiles
+	defaultOperator   = events.TopicOperator
 	defaultDecisions  = events.TopicDecisions
 	defaultDLQ        = events.TopicDLQ
 	defaultBrokers    = "localhost:9092"
 )
 
-// inputTopics are the names of the four input topics.
-type inputTopics struct{ Payments, Logins, Repayments, Profiles string }
+// inputTopics are the names of the input topics, in fenqid's index order
+// (list).
+type inputTopics struct{ Payments, Logins, Repayments, Profiles, Operator string }
+
+// list returns the input topics in their index order (index = position + 1),
+// as consumers.Topics.List.
+func (t inputTopics) list() []string {
+	return []string{t.Payments, t.Logins, t.Repayments, t.Profiles, t.Operator}
+}
 
 // flags is one subcommand's flag set. Flags registered through brokers and
 // topic also read an environment variable when not given on the command
@@ -96,19 +104,20 @@ func (f *flags) topic(p *string, name, def, what string) {
 	f.env[flagName] = envName
 }
 
-// inputs registers the four input topic flags.
+// inputs registers the input topic flags.
 func (f *flags) inputs(t *inputTopics) {
 	f.topic(&t.Payments, "payments", defaultPayments, "topic of payment events")
 	f.topic(&t.Logins, "logins", defaultLogins, "topic of login events")
 	f.topic(&t.Repayments, "repayments", defaultRepayments, "topic of repayment (bill due / paid) events")
 	f.topic(&t.Profiles, "profiles", defaultProfiles, "topic of credit profile events")
+	f.topic(&t.Operator, "operator", defaultOperator, "topic of operator events (overrides, special quotas, quota checks)")
 }
 
 // check refuses an empty or repeated input topic name.
 func (t inputTopics) check() error {
 	return checkTopics(map[string]string{
 		"topic-payments": t.Payments, "topic-logins": t.Logins,
-		"topic-repayments": t.Repayments, "topic-profiles": t.Profiles,
+		"topic-repayments": t.Repayments, "topic-profiles": t.Profiles, "topic-operator": t.Operator,
 	})
 }
 

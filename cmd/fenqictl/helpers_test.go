@@ -59,7 +59,7 @@ func newTestCLI(env map[string]string, stdin string) (*cli, *syncBuffer, *syncBu
 	}, out, errb
 }
 
-var inputTopicNames = []string{defaultPayments, defaultLogins, defaultRepayments, defaultProfiles}
+var inputTopicNames = []string{defaultPayments, defaultLogins, defaultRepayments, defaultProfiles, defaultOperator}
 
 // recent is a valid event time: the decoder refuses times more than 5
 // minutes ahead of its clock.

@@ -14,6 +14,7 @@
 //	fenqictl rewind --to T       move fenqid's committed input offsets back to T, to replay from there
 //	fenqictl recompute --all     recompute every known user's quota now, once
 //	fenqictl epoch [--raise T]   list the input topics' offset epochs, or raise one after T's offsets started over
+//	fenqictl quarantine          list the users whose state cannot be read (from Redis)
 //
 // Every subcommand takes --help. The brokers come from --brokers or
 // FENQI_KAFKA_BROKERS (default localhost:9092); topic names from
@@ -114,11 +115,12 @@ Usage:
                                     raise TOPIC's offset epoch after the topic was recreated or its
                                     offsets otherwise started over lower, before fenqid reads the
                                     new records (with fenqid stopped: --redis, in Redis directly)
+  fenqictl quarantine [flags]       list the users whose state fenqid cannot read (Redis directly)
 
 Every command takes --help. Brokers: --brokers or FENQI_KAFKA_BROKERS
 (default localhost:9092). Topics: --topic-* flags or FENQI_TOPIC_* variables,
 with fenqid's defaults (fenqi.payments, fenqi.logins, fenqi.repayments,
-fenqi.profiles, fenqi.decisions, fenqi.dlq). explain, offer, override, recompute and epoch ask
+fenqi.profiles, fenqi.operator, fenqi.decisions, fenqi.dlq). explain, offer, override, recompute and epoch ask
 fenqid's admin API: --api or FENQI_API_URL (default http://localhost:8080).
 `
 
@@ -152,6 +154,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.recompute(ctx, rest)
 	case "epoch":
 		return c.epoch(ctx, rest)
+	case "quarantine":
+		return c.quarantine(ctx, rest)
 	}
 	fmt.Fprint(c.stderr, usage)
 	return usageErrorf("unknown command %q", cmd)

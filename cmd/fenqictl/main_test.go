@@ -77,7 +77,7 @@ func TestTopicFromEnvironment(t *testing.T) {
 	if _, err := c.parse(fs, []string{"--topic-payments", "ops.payments"}); err != nil {
 		t.Fatal(err)
 	}
-	want := inputTopics{"ops.payments", "ops.logins", defaultRepayments, defaultProfiles}
+	want := inputTopics{"ops.payments", "ops.logins", defaultRepayments, defaultProfiles, defaultOperator}
 	if topics != want || brokers != "k:9092" {
 		t.Errorf("topics %+v brokers %q, want %+v k:9092", topics, brokers, want)
 	}

@@ -53,10 +53,11 @@ func (c *cli) override(ctx context.Context, args []string) error {
 	}
 	u := api.userURL(user, "override", nil)
 	if clear {
-		if _, err := api.do(ctx, http.MethodDelete, u, nil); err != nil {
+		ans, err := api.do(ctx, http.MethodDelete, u, nil)
+		if err != nil {
 			return fmt.Errorf("override %s: DELETE %s: %w", user, u, err)
 		}
-		fmt.Fprintf(c.stdout, "override of %s removed; its quota is recomputed now\n", user)
+		fmt.Fprintf(c.stdout, "override of %s removed (event %s on the operator topic); its quota is recomputed once fenqid applies it\n", user, eventID(ans))
 		return nil
 	}
 	if quota < 0 {
@@ -76,12 +77,25 @@ func (c *cli) override(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := api.do(ctx, http.MethodPut, u, body); err != nil {
+	ans, err := api.do(ctx, http.MethodPut, u, body)
+	if err != nil {
 		return fmt.Errorf("override %s: PUT %s: %w", user, u, err)
 	}
-	fmt.Fprintf(c.stdout, "override of %s: quota %s until %s (%s); its quota is recomputed now\n",
-		user, yuan(quota), until.Format(time.RFC3339), reason)
+	fmt.Fprintf(c.stdout, "override of %s: quota %s until %s (%s), event %s on the operator topic; its quota is recomputed once fenqid applies it\n",
+		user, yuan(quota), until.Format(time.RFC3339), reason, eventID(ans))
 	return nil
+}
+
+// eventID is the event_id of fenqid's 202 answer to a write ("?" when
+// there is none: an older fenqid).
+func eventID(answer []byte) string {
+	var v struct {
+		EventID string `json:"event_id"`
+	}
+	if json.Unmarshal(answer, &v) != nil || v.EventID == "" {
+		return "?"
+	}
+	return v.EventID
 }
 
 // parseExpiry reads a duration from now or an RFC 3339 time in the future.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/segmentio/kafka-go"
@@ -157,13 +158,15 @@ func (t inputTopics) of(typ string) string {
 		return t.Repayments
 	case events.TypeProfile:
 		return t.Profiles
+	case events.TypeOperator:
+		return t.Operator
 	}
 	return "" // not an input type: the decoder refused it already
 }
 
 // isInput reports whether topic is one of the input topics.
 func (t inputTopics) isInput(topic string) bool {
-	return topic == t.Payments || topic == t.Logins || topic == t.Repayments || topic == t.Profiles
+	return slices.Contains(t.list(), topic)
 }
 
 // count says how many of msgs go to each topic ("fenqi.payments 3, …").
@@ -173,7 +176,7 @@ func (t inputTopics) count(msgs []kafka.Message) string {
 		n[m.Topic]++
 	}
 	var parts []string
-	for _, topic := range []string{t.Payments, t.Logins, t.Repayments, t.Profiles} {
+	for _, topic := range t.list() {
 		if n[topic] > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", topic, n[topic]))
 		}

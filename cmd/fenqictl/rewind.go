@@ -12,7 +12,7 @@ import (
 	"github.com/fenqi/fenqi/consumers"
 )
 
-const rewindAbout = `Move the consumer group's committed offsets on the four input topics back to
+const rewindAbout = `Move the consumer group's committed offsets on the five input topics back to
 --to, so that fenqid, once started again, replays the records from there on.
 
 --to is an RFC 3339 time (2025-03-01T10:00:00+08:00), a negative duration back
@@ -154,7 +154,7 @@ func (c *cli) rewind(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(c.stderr, "rewind: warning: %v (a dry run goes on; the rewind itself would be refused)\n", err)
 	}
-	plan, err := planRewind(ctx, b, group, []string{topics.Payments, topics.Logins, topics.Repayments, topics.Profiles}, target)
+	plan, err := planRewind(ctx, b, group, topics.list(), target)
 	if err != nil {
 		return fmt.Errorf("rewind: %w", err)
 	}

@@ -138,7 +138,7 @@ func TestRewind(t *testing.T) {
 			moved, keptQ,
 			fmt.Sprintf("%s[%d]: unchanged (no committed offset", defaultPayments, 3-p-q),
 			fmt.Sprintf("%s[0]: unchanged (no committed offset", defaultLogins),
-			"rewind: dry run, nothing was changed: 1 of 12 partitions would move back, 5 records would be replayed",
+			"rewind: dry run, nothing was changed: 1 of 15 partitions would move back, 5 records would be replayed",
 		} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("no %q", want)
@@ -157,7 +157,7 @@ func TestRewind(t *testing.T) {
 		for _, want := range []string{
 			fmt.Sprintf("rewind: group %q to the first record at or after", group),
 			moved, keptQ,
-			"rewind: 1 of 12 partitions moved back, 5 records to replay",
+			"rewind: 1 of 15 partitions moved back, 5 records to replay",
 		} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("no %q", want)
@@ -175,7 +175,7 @@ func TestRewind(t *testing.T) {
 		for _, want := range []string{
 			fmt.Sprintf("%s[%d]: 5 unchanged (--to points at 8: never moved forward)", defaultPayments, p),
 			keptQ,
-			"rewind: nothing to change: 0 of 12 partitions move back",
+			"rewind: nothing to change: 0 of 15 partitions move back",
 		} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("no %q", want)
@@ -207,7 +207,7 @@ func TestRewind(t *testing.T) {
 			fmt.Sprintf("rewind: group %q to the oldest record kept", group),
 			fmt.Sprintf("%s[%d]: 10 -> 0 (replays 10)", defaultPayments, p),
 			fmt.Sprintf("%s[%d]: 4 -> 0 (replays 4)", defaultPayments, q),
-			"rewind: 2 of 12 partitions moved back, 14 records to replay",
+			"rewind: 2 of 15 partitions moved back, 14 records to replay",
 		} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("no %q", want)
@@ -221,7 +221,7 @@ func TestRewind(t *testing.T) {
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
-		if !strings.Contains(r.stderr, "no committed offset on these topics") || !strings.Contains(r.stdout, "0 of 12 partitions move back") {
+		if !strings.Contains(r.stderr, "no committed offset on these topics") || !strings.Contains(r.stdout, "0 of 15 partitions move back") {
 			t.Errorf("an unknown group is not reported")
 		}
 	})
@@ -254,7 +254,7 @@ func TestRewindRefusesActiveGroup(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	if !strings.Contains(res.stderr, "warning") || !strings.Contains(res.stdout, "1 of 12 partitions would move back, 1 records would be replayed") {
+	if !strings.Contains(res.stderr, "warning") || !strings.Contains(res.stdout, "1 of 15 partitions would move back, 1 records would be replayed") {
 		t.Errorf("dry run while active")
 	}
 

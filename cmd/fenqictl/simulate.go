@@ -92,7 +92,8 @@ func (c *cli) simulate(ctx context.Context, args []string) error {
 	if malformed == 0 {
 		cfg.MalformedRatio = -1 // the simulator's "none"; 0 would mean its default
 	}
-	cfg.Topics = topics
+	// the simulator writes no operator events
+	cfg.Topics.Payments, cfg.Topics.Logins, cfg.Topics.Repayments, cfg.Topics.Profiles = topics.Payments, topics.Logins, topics.Repayments, topics.Profiles
 
 	if duration > 0 {
 		var cancel context.CancelFunc

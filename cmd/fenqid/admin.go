@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/scoring/credit"
 	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/state/engine"
 )
 
 // admin is the admin listener: health, readiness and the explanation API.
@@ -45,6 +48,14 @@ type admin struct {
 	// conf is the listener's tokens, TLS, timeouts and caps (handler and
 	// serve read it once).
 	conf adminConfig
+	// ops publishes the operator events of the write routes (overrides,
+	// special quotas, quota checks) to the operator topic, from which the
+	// pipeline applies them like any event (nil: those routes answer 503).
+	// Submit returns once the event is durably accepted (acknowledged by
+	// the broker); it is called concurrently.
+	ops interface {
+		Submit(ctx context.Context, e events.Event) error
+	}
 }
 
 // handler routes the admin listener. /healthz, /readyz and /metrics are
@@ -221,39 +232,135 @@ func (a *admin) quota(w http.ResponseWriter, r *http.Request) {
 	a.explain(w, r)
 }
 
+// checkView is the 202 body of POST /v1/users/{id}/quota/check: the
+// quotaView with this check counted, and the event that counts it.
+type checkView struct {
+	quotaView
+	Check accepted `json:"check"`
+}
+
 // checkQuota counts a quota check of the user (the app's "check my
 // quota": repeated checks within 30 days lower the score; an operator's
-// explanation, GET .../quota, is not counted), then explains the quota.
+// explanation, GET .../quota, is not counted): it answers the explanation
+// of the state read now with this check counted, and publishes the check
+// to the operator topic, from which the pipeline applies it (202).
 func (a *admin) checkQuota(w http.ResponseWriter, r *http.Request) {
-	if _, err := a.store.RecordQuotaCheck(r.Context(), r.PathValue("id"), a.now()); err != nil {
+	now := a.now()
+	v, err := a.view(r.Context(), r.PathValue("id"), now, true)
+	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	a.explain(w, r)
+	acc, ok := a.submit(w, r, events.Operator{Action: events.OperatorQuotaCheck}, now)
+	if !ok {
+		return
+	}
+	writeJSONStatus(w, http.StatusAccepted, checkView{quotaView: v, Check: acc})
 }
 
 // explain answers a quotaView of the user in the path.
 func (a *admin) explain(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	p, _ := a.policies.get()
-	res, u, err := jobs.Explain(r.Context(), a.store, p, id, a.now())
+	v, err := a.view(r.Context(), r.PathValue("id"), a.now(), false)
 	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	v := quotaView{UserID: id, Evaluation: res, Pools: jobs.PoolViews(u, u.QuotaFen, a.now())}
+	writeJSON(w, v)
+}
+
+// view explains user id's quota at now, with a quota check at now counted
+// as well when check is set (one being submitted).
+func (a *admin) view(ctx context.Context, id string, now time.Time, check bool) (quotaView, error) {
+	p, _ := a.policies.get()
+	u, err := a.store.User(ctx, id)
+	if err != nil {
+		return quotaView{}, err
+	}
+	if check { // as the engine records it: newest first, the latest MaxQuotaChecks
+		u.QuotaChecks = append([]time.Time{now}, u.QuotaChecks...)
+		u.QuotaChecks = u.QuotaChecks[:min(len(u.QuotaChecks), engine.MaxQuotaChecks)]
+	}
+	res := credit.Evaluate(p, jobs.Facts(u, p, now))
+	v := quotaView{UserID: id, Evaluation: res, Pools: jobs.PoolViews(u, u.QuotaFen, now)}
 	if u.HasQuota {
 		v.PublishedQuotaFen = &u.QuotaFen
 	}
-	next, ok, err := a.store.NextRecompute(r.Context(), id, jobs.CycleOf(p))
+	next, ok, err := a.store.NextRecompute(ctx, id, jobs.CycleOf(p))
 	if err != nil {
-		httpError(w, http.StatusServiceUnavailable, err)
-		return
+		return quotaView{}, err
 	}
 	if ok {
 		v.NextRecomputeAt = &next
 	}
-	writeJSON(w, v)
+	return v, nil
+}
+
+// OperatorSource is the CloudEvents source of the operator events the
+// admin API writes.
+const OperatorSource = "fenqi/admin"
+
+// accepted is the 202 answer of a write route: the operator event
+// published to the operator topic, and what the pipeline will apply from
+// it (the grant of a set_*, or cleared).
+type accepted struct {
+	EventID  string `json:"event_id"`
+	Topic    string `json:"topic"`
+	UserID   string `json:"user_id"`
+	Action   string `json:"action"`
+	Operator string `json:"operator"`
+	// The grant set (set_override, set_special).
+	QuotaFen  *int64     `json:"quota_fen,omitempty"`
+	Reason    string     `json:"reason,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Cleared   bool       `json:"cleared,omitempty"` // clear_override, clear_special
+}
+
+// newOperatorEventID is a fresh, unique event id: "op-" and 16 random
+// bytes in hex.
+func newOperatorEventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return "op-" + hex.EncodeToString(b[:])
+}
+
+// submit publishes op, of the user in the path, by the request's
+// principal, at now, to the operator topic. An event the pipeline would
+// refuse (a user id too long, a text over the limits) is answered 400
+// with the decoder's reason, a failed publish 503; ok reports that the
+// event was accepted.
+func (a *admin) submit(w http.ResponseWriter, r *http.Request, op events.Operator, now time.Time) (_ accepted, ok bool) {
+	id := r.PathValue("id")
+	op.UserID, op.Operator = id, caller(r).name
+	e := events.Event{ID: newOperatorEventID(), Type: events.TypeOperator, Source: OperatorSource, Subject: id, Time: now.UTC(), Op: &op}
+	// What the pipeline will read: refused here rather than dead-lettered there.
+	value, err := events.Marshal(e)
+	if err == nil {
+		e, err = events.Decoder{Now: func() time.Time { return now }}.Decode([]byte(id), nil, value)
+	}
+	if err != nil {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("the operator event would be refused: %w", err))
+		return accepted{}, false
+	}
+	if a.ops == nil {
+		httpError(w, http.StatusServiceUnavailable, errors.New("this fenqid writes no operator events (no operator topic writer)"))
+		return accepted{}, false
+	}
+	if err := a.ops.Submit(r.Context(), e); err != nil {
+		httpError(w, http.StatusServiceUnavailable, fmt.Errorf("publish the operator event: %w", err))
+		return accepted{}, false
+	}
+	topic := a.topics.Operator
+	if topic == "" {
+		topic = events.TopicOperator
+	}
+	acc := accepted{EventID: e.ID, Topic: topic, UserID: id, Action: op.Action, Operator: op.Operator}
+	switch {
+	case events.OperatorGrants(op.Action):
+		acc.QuotaFen, acc.Reason, acc.ExpiresAt = &e.Op.QuotaFen, e.Op.Reason, &e.Op.ExpiresAt
+	case op.Action != events.OperatorQuotaCheck:
+		acc.Cleared = true
+	}
+	return acc, true
 }
 
 // offerRefusalView is the 422 body of GET /v1/users/{id}/offer: why the
@@ -314,37 +421,40 @@ func (a *admin) offer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, offer.Quote)
 }
 
-// setOverride stores an operator's fixed quota for a user, from a JSON
-// body {quota_fen, reason, expires_at}; the user's recompute is due at
-// once, so the new quota is published within a second or so. The operator
-// recorded is the holder of the request's token: an "operator" in the body
-// is ignored (fenqictl sends $USER, which proves nothing).
+// setOverride sets an operator's fixed quota for a user, from a JSON body
+// {quota_fen, reason, expires_at}: published as a set_override event to
+// the operator topic (202); the pipeline applies it and makes the user's
+// recompute due at once, so the new quota is published within a second or
+// so. The operator recorded is the holder of the request's token: an
+// "operator" in the body is ignored (fenqictl sends $USER, which proves
+// nothing).
 func (a *admin) setOverride(w http.ResponseWriter, r *http.Request) {
 	var ov state.Override
 	if !decodeBody(w, r, "override", &ov) || !a.checkGrant(w, ov.QuotaFen, ov.Reason, ov.ExpiresAt) {
 		return
 	}
-	claimed := ov.Operator
-	ov.Operator = caller(r).name
-	if err := a.store.SetOverride(r.Context(), r.PathValue("id"), &ov); err != nil {
-		httpError(w, http.StatusServiceUnavailable, err)
+	acc, ok := a.submit(w, r, events.Operator{Action: events.OperatorSetOverride, QuotaFen: ov.QuotaFen, Reason: ov.Reason,
+		ExpiresAt: ov.ExpiresAt}, a.now())
+	if !ok {
 		return
 	}
-	log := a.log.With("operator", ov.Operator)
-	if claimed != "" && claimed != ov.Operator {
-		log = log.With("operator_claimed", claimed)
+	log := a.log.With("operator", acc.Operator, "event_id", acc.EventID)
+	if ov.Operator != "" && ov.Operator != acc.Operator {
+		log = log.With("operator_claimed", ov.Operator)
 	}
-	log.Info("operator override set", "expires_at", ov.ExpiresAt)
-	writeJSON(w, ov)
+	log.Info("operator override submitted", "expires_at", ov.ExpiresAt)
+	writeJSONStatus(w, http.StatusAccepted, acc)
 }
 
+// clearOverride removes a user's override, through a clear_override event
+// (202); the recompute is due at once when the pipeline applies it.
 func (a *admin) clearOverride(w http.ResponseWriter, r *http.Request) {
-	if err := a.store.SetOverride(r.Context(), r.PathValue("id"), nil); err != nil {
-		httpError(w, http.StatusServiceUnavailable, err)
+	acc, ok := a.submit(w, r, events.Operator{Action: events.OperatorClearOverride}, a.now())
+	if !ok {
 		return
 	}
-	a.log.Info("operator override cleared", "operator", caller(r).name)
-	writeJSON(w, map[string]bool{"cleared": true})
+	a.log.Info("operator override clear submitted", "operator", acc.Operator, "event_id", acc.EventID)
+	writeJSONStatus(w, http.StatusAccepted, acc)
 }
 
 // decodeBody decodes a JSON request body into v (unknown fields refused)
@@ -379,6 +489,9 @@ func (a *admin) checkGrant(w http.ResponseWriter, quotaFen int64, reason string,
 		httpError(w, http.StatusBadRequest, errors.New("reason is required"))
 	case !expiresAt.After(a.now()):
 		httpError(w, http.StatusBadRequest, fmt.Errorf("expires_at %s is not in the future", expiresAt.Format(time.RFC3339)))
+	case expiresAt.After(events.Latest):
+		httpError(w, http.StatusBadRequest, fmt.Errorf("expires_at %s is after %s, the latest time fenqi's events carry",
+			expiresAt.Format(time.RFC3339), events.Latest.Format(time.RFC3339)))
 	default:
 		return true
 	}
@@ -387,29 +500,32 @@ func (a *admin) checkGrant(w http.ResponseWriter, quotaFen int64, reason string,
 
 // setSpecial grants a user a special temporary quota, from a JSON body
 // {quota_fen, reason, expires_at}: the pool education and medical
-// purchases draw on (DOMAIN.md §5), until it expires. The operator is the
-// token's holder.
+// purchases draw on (DOMAIN.md §5), until it expires. It is published as
+// a set_special event to the operator topic (202) and applied by the
+// pipeline. The operator is the token's holder.
 func (a *admin) setSpecial(w http.ResponseWriter, r *http.Request) {
 	var sp state.Special
 	if !decodeBody(w, r, "special quota", &sp) || !a.checkGrant(w, sp.QuotaFen, sp.Reason, sp.ExpiresAt) {
 		return
 	}
-	sp.Operator = caller(r).name
-	if err := a.store.SetSpecial(r.Context(), r.PathValue("id"), &sp); err != nil {
-		httpError(w, http.StatusServiceUnavailable, err)
+	acc, ok := a.submit(w, r, events.Operator{Action: events.OperatorSetSpecial, QuotaFen: sp.QuotaFen, Reason: sp.Reason,
+		ExpiresAt: sp.ExpiresAt}, a.now())
+	if !ok {
 		return
 	}
-	a.log.Info("special quota granted", "operator", sp.Operator, "quota_fen", sp.QuotaFen, "expires_at", sp.ExpiresAt)
-	writeJSON(w, sp)
+	a.log.Info("special quota grant submitted", "operator", acc.Operator, "event_id", acc.EventID, "quota_fen", sp.QuotaFen, "expires_at", sp.ExpiresAt)
+	writeJSONStatus(w, http.StatusAccepted, acc)
 }
 
+// clearSpecial removes a user's special quota, through a clear_special
+// event (202).
 func (a *admin) clearSpecial(w http.ResponseWriter, r *http.Request) {
-	if err := a.store.SetSpecial(r.Context(), r.PathValue("id"), nil); err != nil {
-		httpError(w, http.StatusServiceUnavailable, err)
+	acc, ok := a.submit(w, r, events.Operator{Action: events.OperatorClearSpecial}, a.now())
+	if !ok {
 		return
 	}
-	a.log.Info("special quota cleared", "operator", caller(r).name)
-	writeJSON(w, map[string]bool{"cleared": true})
+	a.log.Info("special quota clear submitted", "operator", acc.Operator, "event_id", acc.EventID)
+	writeJSONStatus(w, http.StatusAccepted, acc)
 }
 
 // recomputeView is the reply of POST /v1/recompute.

@@ -48,7 +48,27 @@ const (
 	topicPayments = 1
 	topicLogins   = 2
 	topicProfiles = 4
+	topicOperator = 5
 )
+
+// storeOps applies the admin's operator events through the real store, as
+// the pipeline does from the operator topic (topic index 5; Offset -1: no
+// Kafka offset, the (source, id) check alone guards against repeats), so
+// that a test reads their effect at once. It is the admin's own
+// interface, not a fake of Kafka: TestOperatorTopicEndToEnd runs the
+// real path through the broker.
+type storeOps struct{ store *state.Store }
+
+func (o storeOps) Submit(ctx context.Context, e events.Event) error {
+	outs, err := o.store.Apply(ctx, []state.Item{{Event: &e, Topic: topicOperator, Offset: -1}})
+	if err != nil {
+		return err
+	}
+	if outs[0].Status != state.Applied {
+		return fmt.Errorf("operator event %s: %v (%v)", e.ID, outs[0].Status, outs[0].Err)
+	}
+	return nil
+}
 
 // history is a realistic good customer up to adminNow: a profile (pay score
 // 780, real name and identity complete, card bound since 2020-01-01, 60,000
@@ -132,7 +152,7 @@ func newAdminWith(t *testing.T, rdb *redis.Client, brokers []string, conf adminC
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols, now: clock.Now, conf: conf}
+	a := &admin{log: log, rdb: rdb, brokers: brokers, store: store, policies: pols, now: clock.Now, conf: conf, ops: storeOps{store}}
 	srv := httptest.NewServer(a.handler())
 	t.Cleanup(srv.Close)
 	return &adminEnv{admin: a, store: store, clock: clock, url: srv.URL}
@@ -571,7 +591,7 @@ func TestQuotaChecksLowerTheScore(t *testing.T) {
 	var last credit.Result
 	for range 8 {
 		status, body := e.send(t, http.MethodPost, "/v1/users/u-3003/quota/check", writeAuth, "")
-		if status != http.StatusOK {
+		if status != http.StatusAccepted {
 			t.Fatalf("check: %d %s", status, body)
 		}
 		var q quotaBody
@@ -591,10 +611,10 @@ func TestOverrideAPI(t *testing.T) {
 	e.apply(t, history("u-4004", adminNow))
 	do := func(method, path, body string) (int, string) { return e.send(t, method, path, writeAuth, body) }
 	for name, body := range map[string]string{
-		"negative quota":  `{"quota_fen":-1,"reason":"x","expires_at":"2099-01-01T00:00:00Z"}`,
-		"no reason":       `{"quota_fen":1,"expires_at":"2099-01-01T00:00:00Z"}`,
+		"negative quota":  `{"quota_fen":-1,"reason":"x","expires_at":"2037-01-01T00:00:00Z"}`,
+		"no reason":       `{"quota_fen":1,"expires_at":"2037-01-01T00:00:00Z"}`,
 		"expired":         `{"quota_fen":1,"reason":"x","expires_at":"2001-01-01T00:00:00Z"}`,
-		"unknown field":   `{"quota_fen":1,"reason":"x","expires_at":"2099-01-01T00:00:00Z","quota":5}`,
+		"unknown field":   `{"quota_fen":1,"reason":"x","expires_at":"2037-01-01T00:00:00Z","quota":5}`,
 		"not JSON at all": `quota=1`,
 	} {
 		if status, b := do(http.MethodPut, "/v1/users/u-4004/override", body); status != http.StatusBadRequest {
@@ -603,7 +623,7 @@ func TestOverrideAPI(t *testing.T) {
 	}
 	expires := adminNow.Add(10 * 24 * time.Hour).UTC().Format(time.RFC3339)
 	if status, b := do(http.MethodPut, "/v1/users/u-4004/override",
-		`{"quota_fen":4000000,"reason":"manual review","operator":"ops-li","expires_at":"`+expires+`"}`); status != http.StatusOK {
+		`{"quota_fen":4000000,"reason":"manual review","operator":"ops-li","expires_at":"`+expires+`"}`); status != http.StatusAccepted {
 		t.Fatalf("set: %d %s", status, b)
 	}
 	r := e.quota(t, "u-4004").Evaluation
@@ -614,7 +634,7 @@ func TestOverrideAPI(t *testing.T) {
 	if due, _, err := e.store.ScheduleStats(context.Background(), state.RecomputeKey, adminNow); err != nil || due != 1 {
 		t.Fatalf("recomputes due after the override: %d, %v", due, err)
 	}
-	if status, b := do(http.MethodDelete, "/v1/users/u-4004/override", ""); status != http.StatusOK {
+	if status, b := do(http.MethodDelete, "/v1/users/u-4004/override", ""); status != http.StatusAccepted {
 		t.Fatalf("clear: %d %s", status, b)
 	}
 	if r := e.quota(t, "u-4004").Evaluation; r.DecidedBy == credit.DecidedOverride {
@@ -625,13 +645,13 @@ func TestOverrideAPI(t *testing.T) {
 func TestOverrideNeedsTheToken(t *testing.T) {
 	t.Parallel()
 	e := newAdmin(t, testenv.Redis(t), nil)
-	body := `{"quota_fen":1,"reason":"x","expires_at":"2099-01-01T00:00:00Z"}`
+	body := `{"quota_fen":1,"reason":"x","expires_at":"2037-01-01T00:00:00Z"}`
 	for _, auth := range []string{"", "Bearer wrong", testWriteSecret, "Basic " + testWriteSecret} {
 		if status, _ := e.send(t, http.MethodPut, "/v1/users/u9/override", auth, body); status != http.StatusUnauthorized {
 			t.Errorf("Authorization %q: %d, want 401", auth, status)
 		}
 	}
-	if status, _ := e.send(t, http.MethodPut, "/v1/users/u9/override", writeAuth, body); status != http.StatusOK {
+	if status, _ := e.send(t, http.MethodPut, "/v1/users/u9/override", writeAuth, body); status != http.StatusAccepted {
 		t.Fatalf("with the token: %d", status)
 	}
 }
@@ -719,7 +739,7 @@ func TestEpochsAPI(t *testing.T) {
 	}
 	want := []epochView{
 		{events.TopicPayments, 1, 0}, {events.TopicLogins, 2, 0},
-		{events.TopicRepayments, 3, 0}, {events.TopicProfiles, 4, 0},
+		{events.TopicRepayments, 3, 0}, {events.TopicProfiles, 4, 0}, {events.TopicOperator, 5, 0},
 	}
 	if got := epochsBody(t, body).Topics; !slices.Equal(got, want) {
 		t.Fatalf("epochs %+v, want %+v", got, want)
@@ -771,19 +791,19 @@ func TestEpochsAPI(t *testing.T) {
 func TestEpochsOfConfiguredTopics(t *testing.T) {
 	t.Parallel()
 	e := newAdmin(t, testenv.Redis(t), nil)
-	e.admin.topics = consumers.Topics{Payments: "ops.pay", Logins: "ops.login", Repayments: "ops.repay", Profiles: "ops.profile"}
+	e.admin.topics = consumers.Topics{Payments: "ops.pay", Logins: "ops.login", Repayments: "ops.repay", Profiles: "ops.profile", Operator: "ops.operator"}
 	srv := httptest.NewServer(e.admin.handler())
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	if status, b := e.send(t, http.MethodPost, "/v1/epochs/"+events.TopicPayments, writeAuth, ""); status != http.StatusNotFound ||
-		!strings.Contains(b, "ops.pay, ops.login, ops.repay, ops.profile") {
+		!strings.Contains(b, "ops.pay, ops.login, ops.repay, ops.profile, ops.operator") {
 		t.Errorf("raise of a default name: %d %s, want 404 listing the configured names", status, b)
 	}
 	if status, b := e.send(t, http.MethodPost, "/v1/epochs/ops.profile", writeAuth, ""); status != http.StatusOK || !strings.Contains(b, `"index": 4`) {
 		t.Fatalf("raise ops.profile: %d %s", status, b)
 	}
 	_, _, body := e.get(t, "/v1/epochs")
-	want := []epochView{{"ops.pay", 1, 0}, {"ops.login", 2, 0}, {"ops.repay", 3, 0}, {"ops.profile", 4, 1}}
+	want := []epochView{{"ops.pay", 1, 0}, {"ops.login", 2, 0}, {"ops.repay", 3, 0}, {"ops.profile", 4, 1}, {"ops.operator", 5, 0}}
 	if got := epochsBody(t, body).Topics; !slices.Equal(got, want) {
 		t.Fatalf("epochs %+v, want %+v", got, want)
 	}

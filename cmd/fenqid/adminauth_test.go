@@ -318,7 +318,7 @@ func TestAdminRouteRoles(t *testing.T) {
 	e.apply(t, history("u-r", adminNow))
 	e.recompute(t) // the quota an offer draws on
 
-	override := `{"quota_fen":100000,"reason":"review","expires_at":"2099-01-01T00:00:00Z"}`
+	override := `{"quota_fen":100000,"reason":"review","expires_at":"2037-01-01T00:00:00Z"}`
 	const (
 		none, wrong, read, write = 0, 1, 2, 3
 	)
@@ -334,9 +334,11 @@ func TestAdminRouteRoles(t *testing.T) {
 		{"GET", "/v1/users/u-r/quota?check=1", "", [4]int{401, 401, 400, 400}},
 		{"GET", "/v1/users/u-r/offer?amount_fen=100000&periods=3", "", [4]int{401, 401, 200, 200}},
 		{"GET", "/v1/epochs", "", [4]int{401, 401, 200, 200}},
-		{"POST", "/v1/users/u-r/quota/check", "", [4]int{401, 401, 403, 200}},
-		{"PUT", "/v1/users/u-r/override", override, [4]int{401, 401, 403, 200}},
-		{"DELETE", "/v1/users/u-r/override", "", [4]int{401, 401, 403, 200}},
+		{"POST", "/v1/users/u-r/quota/check", "", [4]int{401, 401, 403, 202}},
+		{"PUT", "/v1/users/u-r/override", override, [4]int{401, 401, 403, 202}},
+		{"DELETE", "/v1/users/u-r/override", "", [4]int{401, 401, 403, 202}},
+		{"PUT", "/v1/users/u-r/special-quota", override, [4]int{401, 401, 403, 202}},
+		{"DELETE", "/v1/users/u-r/special-quota", "", [4]int{401, 401, 403, 202}},
 		{"POST", "/v1/recompute", "", [4]int{401, 401, 403, 200}},
 		{"POST", "/v1/epochs/" + events.TopicLogins, "", [4]int{401, 401, 403, 200}},
 		{"GET", "/v1/nothing", "", [4]int{401, 401, 404, 404}},
@@ -411,7 +413,7 @@ func TestQuotaCheckIsAPost(t *testing.T) {
 	for range 10 {
 		a := e.call(t, http.MethodPost, "/v1/users/u-c/quota/check", writeAuth, "")
 		var q quotaBody
-		if a.status != http.StatusOK || json.Unmarshal([]byte(a.body), &q) != nil || q.UserID != "u-c" {
+		if a.status != http.StatusAccepted || json.Unmarshal([]byte(a.body), &q) != nil || q.UserID != "u-c" {
 			t.Fatalf("POST check: %d %s", a.status, a.body)
 		}
 		last = q.Evaluation
@@ -436,10 +438,10 @@ func TestOverrideOperatorIsTheTokenHolder(t *testing.T) {
 		{writeAuth, "ops-wang", "ops-li"},
 		{"Bearer " + testWriteSecret + "-bare", "ops-wang", writerName},
 	} {
-		body := fmt.Sprintf(`{"quota_fen":123400,"reason":"review","operator":%q,"expires_at":"2099-01-01T00:00:00Z"}`, tt.claimed)
+		body := fmt.Sprintf(`{"quota_fen":123400,"reason":"review","operator":%q,"expires_at":"2037-01-01T00:00:00Z"}`, tt.claimed)
 		a := e.call(t, http.MethodPut, "/v1/users/u-op/override", tt.auth, body)
 		var ov state.Override
-		if a.status != http.StatusOK || json.Unmarshal([]byte(a.body), &ov) != nil || ov.Operator != tt.want {
+		if a.status != http.StatusAccepted || json.Unmarshal([]byte(a.body), &ov) != nil || ov.Operator != tt.want {
 			t.Errorf("claimed %q: %d %s, want operator %q", tt.claimed, a.status, a.body, tt.want)
 		}
 		r := e.quota(t, "u-op").Evaluation
@@ -454,7 +456,7 @@ func TestOverrideOperatorIsTheTokenHolder(t *testing.T) {
 func TestAdminWithoutToken(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Redis(t)
-	override := `{"quota_fen":1,"reason":"x","operator":"ops-wang","expires_at":"2099-01-01T00:00:00Z"}`
+	override := `{"quota_fen":1,"reason":"x","operator":"ops-wang","expires_at":"2037-01-01T00:00:00Z"}`
 
 	locked := newAdminWith(t, rdb, nil, defaultAdminConfig())
 	for _, auth := range []string{"", writeAuth} {
@@ -476,7 +478,7 @@ func TestAdminWithoutToken(t *testing.T) {
 	}
 	a := open.call(t, http.MethodPut, "/v1/users/u-n/override", "", override)
 	var ov state.Override
-	if a.status != http.StatusOK || json.Unmarshal([]byte(a.body), &ov) != nil || ov.Operator != anonymousName {
+	if a.status != http.StatusAccepted || json.Unmarshal([]byte(a.body), &ov) != nil || ov.Operator != anonymousName {
 		t.Errorf("insecure: override %d %s, want operator %q", a.status, a.body, anonymousName)
 	}
 
@@ -545,7 +547,7 @@ func TestAdminTimeouts(t *testing.T) {
 		conf.ReadTimeout = 300 * time.Millisecond
 		addr := e.listening(t, conf)
 		c := dialRaw(t, addr)
-		body := `{"quota_fen":1,"reason":"a slow client","expires_at":"2099-01-01T00:00:00Z"}`
+		body := `{"quota_fen":1,"reason":"a slow client","expires_at":"2037-01-01T00:00:00Z"}`
 		fmt.Fprintf(c, "PUT /v1/users/u-slow/override HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n", writeAuth, len(body))
 		start := time.Now()
 		go func() { // a byte every 50 ms: 4 s for the body
@@ -643,7 +645,7 @@ func TestAdminTimeouts(t *testing.T) {
 		conf.MaxBodyBytes = 1024
 		addr := e.listening(t, conf)
 		env := &adminEnv{admin: e.admin, store: e.store, clock: e.clock, url: "http://" + addr}
-		body := `{"quota_fen":1,"reason":"` + strings.Repeat("x", 2000) + `","expires_at":"2099-01-01T00:00:00Z"}`
+		body := `{"quota_fen":1,"reason":"` + strings.Repeat("x", 2000) + `","expires_at":"2037-01-01T00:00:00Z"}`
 		a := env.call(t, http.MethodPut, "/v1/users/u-big/override", writeAuth, body)
 		if a.status != http.StatusRequestEntityTooLarge || a.errMsg != "override body: larger than 1024 bytes (-admin-max-body-bytes)" {
 			t.Fatalf("%d %q, want 413", a.status, a.errMsg)

@@ -82,6 +82,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.Topics.Logins, "topic-logins", d.Logins, "input topic of login events")
 	fs.StringVar(&c.Topics.Repayments, "topic-repayments", d.Repayments, "input topic of repayment (bill due / paid) events")
 	fs.StringVar(&c.Topics.Profiles, "topic-profiles", d.Profiles, "input topic of credit profile events")
+	fs.StringVar(&c.Topics.Operator, "topic-operator", d.Operator, "input topic of operator events (overrides, special quotas, quota checks), which the admin API writes")
 	fs.StringVar(&c.DecisionsTopic, "topic-decisions", events.TopicDecisions, "output topic of decisions")
 	fs.StringVar(&c.DLQTopic, "topic-dlq", events.TopicDLQ, "output topic of dead letters (records that cannot be processed)")
 	fs.StringVar(&c.KafkaCompression, "kafka-compression", "lz4", "compression of the records fenqid produces: none, gzip, snappy, lz4 or zstd")
@@ -221,7 +222,7 @@ func (c *config) validate() error {
 	names := map[string]string{}
 	for _, ft := range [][2]string{
 		{"topic-payments", c.Topics.Payments}, {"topic-logins", c.Topics.Logins}, {"topic-repayments", c.Topics.Repayments},
-		{"topic-profiles", c.Topics.Profiles}, {"topic-decisions", c.DecisionsTopic}, {"topic-dlq", c.DLQTopic},
+		{"topic-profiles", c.Topics.Profiles}, {"topic-operator", c.Topics.Operator}, {"topic-decisions", c.DecisionsTopic}, {"topic-dlq", c.DLQTopic},
 	} {
 		flagName, topic := ft[0], ft[1]
 		if topic == "" {

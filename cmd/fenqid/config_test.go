@@ -71,7 +71,7 @@ func TestConfigDefaults(t *testing.T) {
 	if got, want := c.brokers(), []string{"localhost:9092"}; !slices.Equal(got, want) {
 		t.Errorf("brokers %q, want %q", got, want)
 	}
-	want := []string{"fenqi.payments", "fenqi.logins", "fenqi.repayments", "fenqi.profiles", "fenqi.decisions", "fenqi.dlq"}
+	want := []string{"fenqi.payments", "fenqi.logins", "fenqi.repayments", "fenqi.profiles", "fenqi.operator", "fenqi.decisions", "fenqi.dlq"}
 	if got := c.allTopics(); !slices.Equal(got, want) {
 		t.Errorf("all topics %q, want %q", got, want)
 	}
@@ -106,6 +106,7 @@ var settings = []setting{
 	{"topic-logins", "up.logins", func(c *config) { c.Topics.Logins = "up.logins" }},
 	{"topic-repayments", "up.repayments", func(c *config) { c.Topics.Repayments = "up.repayments" }},
 	{"topic-profiles", "up.profiles", func(c *config) { c.Topics.Profiles = "up.profiles" }},
+	{"topic-operator", "up.operator", func(c *config) { c.Topics.Operator = "up.operator" }},
 	{"topic-decisions", "down.decisions", func(c *config) { c.DecisionsTopic = "down.decisions" }},
 	{"topic-dlq", "down.dlq", func(c *config) { c.DLQTopic = "down.dlq" }},
 	{"batch-size", "200", func(c *config) { c.BatchSize = 200 }},
@@ -546,6 +547,8 @@ func TestDuplicateTopicsRefusedDeterministically(t *testing.T) {
 			`setting -topic-logins (FENQI_TOPIC_LOGINS): topic "t" is also the value of -topic-payments`}},
 		{"output is an input", nil, env{"FENQI_TOPIC_DLQ": "fenqi.profiles"}, []string{
 			`setting -topic-dlq (FENQI_TOPIC_DLQ): topic "fenqi.profiles" is also the value of -topic-profiles`}},
+		{"operator topic is an input", []string{"-topic-operator", "fenqi.profiles"}, nil, []string{
+			`setting -topic-operator (FENQI_TOPIC_OPERATOR): topic "fenqi.profiles" is also the value of -topic-profiles`}},
 		{"outputs the same", []string{"-topic-dlq", "fenqi.decisions"}, nil, []string{
 			`setting -topic-dlq (FENQI_TOPIC_DLQ): topic "fenqi.decisions" is also the value of -topic-decisions`}},
 		{"two pairs", []string{"-topic-repayments", "a", "-topic-payments", "a", "-topic-dlq", "b", "-topic-profiles", "b"}, nil, []string{

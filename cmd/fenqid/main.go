@@ -169,6 +169,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 
+	// The admin API's operator events, over the decision producer's transport.
+	ops := newOperatorWriter(brokers, kc.Transport(), cfg.Topics.Operator, tel)
+	defer func() {
+		if err := ops.Close(); err != nil {
+			log.Error("closing the operator topic writer", "err", err)
+		}
+	}()
+
 	obs := &observer{Metrics: metrics, print: cfg.PrintDecisions, out: stdout, zone: zone}
 	pipe, err := consumers.New(consumers.Config{
 		Brokers: brokers, Dialer: kc.Dialer(), GroupID: cfg.GroupID, Topics: cfg.Topics,
@@ -228,6 +236,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.HTTPAddr != "" {
 		adm := &admin{log: log, rdb: rdb, conf: cfg.Admin, brokers: brokers, store: store, policies: pols, metrics: tel.MetricsHandler(), assigned: lag.Assigned}
 		adm.topics = cfg.Topics // the names of /v1/epochs and POST /v1/epochs/{topic}
+		adm.ops = ops           // overrides, special quotas and quota checks go through the operator topic
 		g.Go(func() error { return adm.serve(gctx, cfg.HTTPAddr) })
 	}
 	if cfg.Simulate {
@@ -328,7 +337,8 @@ func simulate(ctx context.Context, log *slog.Logger, cfg *config, brokers []stri
 	defer func() { _ = w.Close() }()
 	var sc simulator.Config
 	sc.Users, sc.Rate, sc.Seed = cfg.SimUsers, cfg.SimRate, time.Now().UnixNano()
-	sc.Topics = cfg.Topics
+	t := cfg.Topics // the simulator writes no operator events
+	sc.Topics.Payments, sc.Topics.Logins, sc.Topics.Repayments, sc.Topics.Profiles = t.Payments, t.Logins, t.Repayments, t.Profiles
 	log.Info("simulating traffic", "users", sc.Users, "events_per_s", sc.Rate)
 	if err := simulator.New(sc).Run(ctx, w); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("simulator: %w", err)

@@ -54,7 +54,7 @@ func (e *adminEnv) special(t *testing.T, user string, fen int64) {
 	t.Helper()
 	body := fmt.Sprintf(`{"quota_fen": %d, "reason": "enrolled at a partner school", "expires_at": %q}`, fen,
 		adminNow.Add(30*24*time.Hour).UTC().Format(time.RFC3339))
-	if status, got := e.send(t, http.MethodPut, "/v1/users/"+user+"/special-quota", "Bearer "+testWriteSecret, body); status != http.StatusOK {
+	if status, got := e.send(t, http.MethodPut, "/v1/users/"+user+"/special-quota", "Bearer "+testWriteSecret, body); status != http.StatusAccepted {
 		t.Fatalf("grant a special quota: %d %s", status, got)
 	}
 }

@@ -14,9 +14,11 @@ import (
 // keep), and devices and cities over its other-city window.
 func stateConfig(p *policy.Policy, zone *time.Location) state.Config {
 	return state.Config{
-		DefaultZone: zone,
-		Days:        max(35, p.Eligibility.ActivityWindowDays+1),
-		GeoDays:     p.Risk.OtherCityWindowDays,
+		DefaultZone:  zone,
+		Days:         max(35, p.Eligibility.ActivityWindowDays+1),
+		GeoDays:      p.Risk.OtherCityWindowDays,
+		MaxAmountFen: p.Limits.MaxAmountFen,
+		MaxOpenBills: p.Limits.MaxOpenBills,
 	}
 }
 
@@ -32,6 +34,9 @@ func servable(cfg state.Config, p *policy.Policy) error {
 	case want.GeoDays != cfg.GeoDays:
 		return fmt.Errorf("risk.other_city_window_days %d differs from the %d days state keeps places for: restart fenqid to change the state's windows",
 			p.Risk.OtherCityWindowDays, cfg.GeoDays)
+	case want.MaxAmountFen != cfg.MaxAmountFen || want.MaxOpenBills != cfg.MaxOpenBills:
+		return fmt.Errorf("limits (max_amount_fen %d, max_open_bills %d) differ from the ones in force (%d, %d): restart fenqid to change them",
+			p.Limits.MaxAmountFen, p.Limits.MaxOpenBills, cfg.MaxAmountFen, cfg.MaxOpenBills)
 	case p.Quota.Factors.Device.WindowDays > cfg.GeoDays:
 		return fmt.Errorf("quota.factors.device.window_days %d is longer than the %d days state keeps logins for (risk.other_city_window_days)",
 			p.Quota.Factors.Device.WindowDays, cfg.GeoDays)

@@ -8,7 +8,9 @@ import (
 
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
+	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/state/engine"
 )
 
 // The policy's windows drive state (a defect of the first state engine:
@@ -77,5 +79,12 @@ func TestPolicyReloadRefusesOtherWindows(t *testing.T) {
 	p.Risk.VelocityCount = 40
 	if err := servable(ps.state, p); err == nil || !strings.Contains(err.Error(), "velocity_count 40") {
 		t.Fatalf("a velocity count of 40: %v", err)
+	}
+}
+
+// The policy's bound on open bills is the state engine's.
+func TestMaxOpenBillsKept(t *testing.T) {
+	if policy.MaxOpenBillsKept != engine.MaxBills {
+		t.Fatalf("policy.MaxOpenBillsKept %d, engine.MaxBills %d", policy.MaxOpenBillsKept, engine.MaxBills)
 	}
 }

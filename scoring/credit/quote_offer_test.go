@@ -155,6 +155,10 @@ func TestOfferBadInput(t *testing.T) {
 func TestReasonOf(t *testing.T) {
 	t.Parallel()
 	p := wechat(t)
+	if rc := ReasonOf(p, CodeQuotaExceeded); !strings.Contains(rc.Message, "WeChat") {
+		t.Errorf("the preset's own text: %+v", rc)
+	}
+	p.Reasons = slices.DeleteFunc(p.Reasons, func(r policy.Reason) bool { return r.Code == CodeQuotaExceeded })
 	if rc := ReasonOf(p, CodeQuotaExceeded); rc.Code != CodeQuotaExceeded || rc.Message == "" || rc.Advice == "" {
 		t.Errorf("built-in %+v", rc)
 	}

@@ -27,6 +27,11 @@ type Config struct {
 	// Credit judges credit payments (installments ≥ 1); nil accepts every
 	// one into the pay-score pool.
 	Credit CreditCheck
+	// MaxAmountFen refuses a payment, bill or repayment above it (0: no
+	// limit but the decoder's); MaxOpenBills refuses a bill falling due
+	// while that many are open (0: MaxBills).
+	MaxAmountFen int64
+	MaxOpenBills int
 }
 
 // Validate names the first bad field.
@@ -42,6 +47,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("engine: GeoDays must be 1..400, got %d", c.GeoDays)
 	case c.GeoMax < 2 || c.GeoMax > 256:
 		return fmt.Errorf("engine: GeoMax must be 2..256, got %d", c.GeoMax)
+	case c.MaxAmountFen < 0:
+		return fmt.Errorf("engine: MaxAmountFen must be ≥ 0, got %d", c.MaxAmountFen)
+	case c.MaxOpenBills < 0 || c.MaxOpenBills > MaxBills:
+		return fmt.Errorf("engine: MaxOpenBills must be 0..%d, got %d", MaxBills, c.MaxOpenBills)
 	}
 	return nil
 }
@@ -132,6 +141,10 @@ type Outcome struct {
 	// offset already passed — the topic was recreated or its offsets
 	// reset without its epoch raised (fenqictl epoch).
 	Unknown bool
+	// RecomputeNow: the event changed what the user's quota is (an
+	// operator's override set or cleared): the writer makes the user's
+	// recompute due at once.
+	RecomputeNow bool
 }
 
 // Fingerprint is the 48-bit FNV-1a of an event's (source, id): CloudEvents
@@ -336,10 +349,30 @@ func checkLen(what, s string) error {
 	return nil
 }
 
+// checkAmount refuses an amount above the policy's limit.
+func (a *applier) checkAmount(field string, fen int64) error {
+	if a.cfg.MaxAmountFen > 0 && fen > a.cfg.MaxAmountFen {
+		return fmt.Errorf("engine: %s %d fen is above the policy's limits.max_amount_fen %d", field, fen, a.cfg.MaxAmountFen)
+	}
+	return nil
+}
+
 // change applies a new event. It checks every bound before changing
 // anything, so a refused event leaves the state as it was.
 func (a *applier) change(e *events.Event, fp uint64, o *Outcome) error {
 	ts := e.Time.Unix()
+	var fen int64
+	switch {
+	case e.Payment != nil:
+		fen = e.Payment.AmountFen
+	case e.Due != nil:
+		fen = e.Due.AmountFen
+	case e.Paid != nil:
+		fen = e.Paid.AmountFen
+	}
+	if err := a.checkAmount("amount_fen", fen); err != nil {
+		return err
+	}
 	switch {
 	case e.Payment != nil:
 		p := e.Payment
@@ -382,6 +415,8 @@ func (a *applier) change(e *events.Event, fp uint64, o *Outcome) error {
 		return a.paid(e.Paid, ts, fp, o)
 	case e.Profile != nil:
 		return a.profile(e.Profile, o)
+	case e.Op != nil:
+		return a.operator(e.Op, ts, o)
 	default:
 		return fmt.Errorf("engine: event %s of type %q has no data", e.ID, e.Type)
 	}
@@ -619,6 +654,10 @@ func (a *applier) due(d *events.RepaymentDue, ts int64) error {
 		return fmt.Errorf("engine: bill %q: unknown quota pool %q", d.BillID, d.Pool)
 	}
 	b := a.s.bill(d.BillID)
+	opens := b == nil || (b.Status == BillPrepaid && d.AmountFen > b.Amount)
+	if limit := a.cfg.MaxOpenBills; limit > 0 && opens && a.openBills() >= limit {
+		return fmt.Errorf("engine: bill %q would be the user's %dth open bill; the policy's limits.max_open_bills is %d", d.BillID, limit+1, limit)
+	}
 	switch {
 	case b == nil:
 		if err := a.roomForBill(d.BillID); err != nil {
@@ -689,6 +728,16 @@ func (a *applier) paid(p *events.RepaymentPaid, ts int64, fp uint64, o *Outcome)
 		o.Unfroze = true
 	}
 	return nil
+}
+
+func (a *applier) openBills() int {
+	n := 0
+	for _, b := range a.s.Bills {
+		if b.Status == BillOpen {
+			n++
+		}
+	}
+	return n
 }
 
 func (a *applier) anyFreezingBill() bool {

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -43,18 +45,26 @@ func SaveQuota(s *State, quotaFen, seq int64, cycleDone time.Time) {
 }
 
 // RecordQuotaCheck counts a quota check at now and returns how many the
-// user made in the last window (this one included; at most
-// MaxQuotaChecks are kept).
+// user made in the window before now (this one included; at most
+// MaxQuotaChecks, the latest, are kept, newest first). A check older than
+// one kept (events out of order, a replay) takes its place in time.
 func RecordQuotaCheck(s *State, now time.Time, window time.Duration) int {
 	t := now.Unix()
-	keep := []int64{t}
-	for _, c := range s.QuotaChecks {
-		if len(keep) < MaxQuotaChecks && c > t-int64(window/time.Second) {
+	all := append([]int64{t}, s.QuotaChecks...)
+	slices.SortStableFunc(all, func(x, y int64) int { return cmp.Compare(y, x) })
+	newest := all[0]
+	keep := make([]int64, 0, min(len(all), MaxQuotaChecks))
+	n := 0
+	for _, c := range all {
+		if c > newest-int64(window/time.Second) && len(keep) < MaxQuotaChecks {
 			keep = append(keep, c)
+		}
+		if c <= t && c > t-int64(window/time.Second) {
+			n++
 		}
 	}
 	s.QuotaChecks = keep
-	return len(keep)
+	return min(n, MaxQuotaChecks)
 }
 
 // SetOverride sets (nil: removes) an operator's fixed quota.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +152,48 @@ func TestPoolNames(t *testing.T) {
 	}
 	if _, ok := PoolNamed("nope"); ok {
 		t.Error("an unknown pool is known")
+	}
+}
+
+// The policy's limits (issue 12): an amount above limits.max_amount_fen and
+// a bill past limits.max_open_bills are refused, naming the setting, and
+// change nothing.
+func TestPolicyLimits(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxAmountFen, cfg.MaxOpenBills = 1_000_000, 2
+	s := &State{}
+	var c counter
+	due := t0.Add(10 * 24 * time.Hour)
+	for _, e := range []*events.Event{
+		payEv(c.id(), t0, 1_000_001, events.SceneOther, "dev"),
+		dueEv(c.id(), t0, "big", 1_000_001, due),
+		paidEv(c.id(), t0, "big", 1_000_001),
+	} {
+		o := Apply(s, []Item{noOff(e)}, cfg, t0)[0]
+		if o.Status != Refused || o.Err == nil || !strings.Contains(o.Err.Error(), "limits.max_amount_fen 1000000") {
+			t.Fatalf("%s over the amount limit: %+v", e.Type, o)
+		}
+	}
+	if len(s.Payments) != 0 || len(s.Bills) != 0 {
+		t.Fatalf("refused events changed the state: %+v", s)
+	}
+	// at the limit: applied
+	if o := Apply(s, []Item{noOff(payEv(c.id(), t0, 1_000_000, events.SceneOther, "dev"))}, cfg, t0)[0]; o.Status != Applied {
+		t.Fatalf("at the amount limit: %+v", o)
+	}
+	// two open bills, a third refused; one paid ahead may still fall due if
+	// it is settled by it; a settled one frees room
+	applyOK(t, s, t0, noOff(dueEv(c.id(), t0, "b1", 100, due)), noOff(dueEv(c.id(), t0, "b2", 100, due)))
+	if o := Apply(s, []Item{noOff(dueEv(c.id(), t0, "b3", 100, due))}, cfg, t0)[0]; o.Status != Refused ||
+		!strings.Contains(o.Err.Error(), "limits.max_open_bills is 2") {
+		t.Fatalf("a third open bill: %+v", o)
+	}
+	applyOK(t, s, t0, noOff(paidEv(c.id(), t0, "b4", 100)), noOff(dueEv(c.id(), t0, "b4", 100, due)))
+	if b := s.bill("b4"); b == nil || b.Status != BillSettled {
+		t.Fatalf("a bill paid ahead, settled by its due event: %+v", b)
+	}
+	applyOK(t, s, t0, noOff(paidEv(c.id(), t0, "b1", 100)), noOff(dueEv(c.id(), t0, "b3", 100, due)))
+	if s.OpenBill("b3") == nil {
+		t.Fatal("room made by a settled bill was not used")
 	}
 }
