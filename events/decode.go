@@ -120,7 +120,7 @@ func IsInputType(t string) bool {
 // periods (0 = pay now).
 func ValidInstallments(n int) bool {
 	switch n {
-	case 0, 3, 6, 12, 24:
+	case 0, 1, 3, 6, 12, 24: // 1: pay later (先消费后还款, DOMAIN.md §4)
 		return true
 	}
 	return false
@@ -131,7 +131,7 @@ const (
 	reasonString     = "must be a non-empty string"
 	reasonAmount     = "must be a positive integer of at most 9007199254740991 (2^53-1) fen"
 	reasonNonNeg     = "must be a non-negative integer of at most 9007199254740991 (2^53-1) fen"
-	reasonInstall    = "must be one of 0, 3, 6, 12, 24"
+	reasonInstall    = "must be one of 0, 1, 3, 6, 12, 24"
 	reasonScene      = "must be one of ecommerce, local_life, offline_retail, education, medical, transfer, red_packet, bill_pay, donation, wealth, other"
 	reasonAuth       = "must be one of password, face, fingerprint, none"
 	reasonCurrency   = `must be "CNY"`
@@ -841,7 +841,7 @@ func (env *envelopeIn) read(value []byte) *DecodeError {
 // The wire forms of the data. Strings and amounts whose zero value is
 // invalid are plain fields (absent = zero = refused). Where zero is valid,
 // absence must show: a payment's installments start at a sentinel (any
-// value other than 0, 3, 6, 12, 24 is refused anyway, so a sentinel sent
+// value other than 0, 1, 3, 6, 12, 24 is refused anyway, so a sentinel sent
 // on purpose is still refused), and the profile, a rare event, uses
 // pointers.
 

@@ -239,11 +239,11 @@ func dataCases() []dataCase {
 	}
 	add(p, "merchant_id empty", map[string]any{"merchant_id": ""}, "data.merchant_id")
 	add(p, "merchant_id absent", map[string]any{"merchant_id": absent}, "data.merchant_id")
-	for _, n := range []int{0, 3, 6, 12, 24} {
+	for _, n := range []int{0, 1, 3, 6, 12, 24} { // 1: pay later
 		add(p, "installments "+strings.Repeat("I", 1)+jsonString(n), map[string]any{"installments": n}, "")
 	}
 	for name, v := range map[string]any{
-		"absent": absent, "null": nil, "5": 5, "36": 36, "-1": -1, "string": "3", "fraction": raw("3.0"), "1": 1,
+		"absent": absent, "null": nil, "5": 5, "36": 36, "-1": -1, "string": "3", "fraction": raw("3.0"), "2": 2,
 	} {
 		add(p, "installments "+name, map[string]any{"installments": v}, "data.installments")
 	}

@@ -95,3 +95,60 @@ func logUniform(r *rand.Rand, lo, hi float64) float64 {
 }
 
 func clamp(v, lo, hi int) int { return max(lo, min(v, hi)) }
+
+// creditScenes are the scenes of credit purchases (installments ≥ 1), with
+// their weights and amount ranges in yuan (log-uniform): every spend scene
+// and bill payments. Offline retail reaches past its 5,000-yuan single
+// payment limit now and then, education and medical are large.
+var creditScenes = []struct {
+	scene  events.Scene
+	weight float64
+	lo, hi float64 // yuan
+}{
+	{events.SceneEcommerce, 40, 200, 20_000},
+	{events.SceneLocalLife, 22, 100, 6_000},
+	{events.SceneOfflineRetail, 14, 200, 8_000},
+	{events.SceneEducation, 6, 1_000, 30_000},
+	{events.SceneMedical, 5, 500, 30_000},
+	{events.SceneBillPay, 5, 200, 8_000},
+	{events.SceneOther, 8, 200, 10_000},
+}
+
+var creditSceneWeights = func() []float64 {
+	w := make([]float64, len(creditScenes))
+	for i, c := range creditScenes {
+		w[i] = c.weight
+	}
+	return w
+}()
+
+// poolOf is the quota pool a credit purchase of scene draws on, as the
+// presets say (DOMAIN.md §5) and as a bill's due event names it:
+// e-commerce the partner pool, local life the main quota linked with the
+// Weilidai line, education and medical the special temporary quota,
+// anything else the main quota, named ("pay_score") or left out ("", the
+// same pool) at random.
+func poolOf(r *rand.Rand, scene events.Scene) string {
+	switch scene {
+	case events.SceneEcommerce:
+		return events.PoolIndependent
+	case events.SceneLocalLife:
+		return events.PoolSharedWeilidai
+	case events.SceneEducation, events.SceneMedical:
+		return events.PoolSpecialTemporary
+	}
+	if r.IntN(2) == 0 {
+		return ""
+	}
+	return events.PoolPayScore
+}
+
+// spendScenes are the pay-now spending scenes of the back-dated history,
+// with their weights (transfers and red packets are drawn apart, at each
+// user's own social rate).
+var spendScenes = []events.Scene{
+	events.SceneEcommerce, events.SceneLocalLife, events.SceneOfflineRetail, events.SceneBillPay,
+	events.SceneEducation, events.SceneMedical, events.SceneDonation, events.SceneWealth, events.SceneOther,
+}
+
+var spendSceneWeights = []float64{30, 27, 30, 3, 0.5, 0.5, 0.5, 1, 2}

@@ -20,6 +20,12 @@ const (
 	DefaultUsers          = 3000
 	DefaultRate           = 200.0
 	DefaultMalformedRatio = 0.001
+	// DefaultHistoryDays is the history fenqid's -simulate asks for: about
+	// a quarter, the window of the quota model (Config.HistoryDays; the
+	// zero Config has none).
+	DefaultHistoryDays = 90
+	// MaxHistoryDays bounds Config.HistoryDays.
+	MaxHistoryDays = 366
 
 	DefaultPaymentsTopic   = events.TopicPayments
 	DefaultLoginsTopic     = events.TopicLogins
@@ -49,8 +55,43 @@ type Config struct {
 	// MalformedRatio is the share of events made invalid on purpose
 	// (DefaultMalformedRatio if 0; a negative value means none).
 	MalformedRatio float64
-	// MaxEvents stops Run after that many events (0 = until ctx ends).
+	// MaxEvents stops Run after that many live events (0 = until ctx
+	// ends); the history, when there is one, is written whole first and
+	// is not counted.
 	MaxEvents int
+
+	// HistoryDays is the length of the back-dated history, in days
+	// (at most MaxHistoryDays): 0 or less = none (the zero Config's
+	// traffic is live from the first event); fenqid's -simulate uses
+	// DefaultHistoryDays. With a history, the first events (of Next, and
+	// of Run, unpaced) are, user by user, a credit profile at the start
+	// of the window, then the pay-now payments, logins and bills of the
+	// window, every time in the past (the newest a second before the
+	// clock when the history started); then one refreshed profile per
+	// such user at the current time, then the live traffic. History
+	// events are never malformed. doc.go describes the shares.
+	HistoryDays int
+	// HistoryShare is the share of the users given a history, the
+	// busiest first (users "u000001" upwards: the live traffic favours
+	// low user numbers): 0 = all of them (1); values are clamped to
+	// [0, 1] otherwise, a negative one meaning none.
+	HistoryShare float64
+	// AfterHistory, when set, is called by Run once the history is
+	// written (h says how much, and how long it took), before the
+	// refreshed profiles and the live traffic: it should return when the
+	// consumer has applied the history (fenqid: when its pipeline has
+	// processed h.Events more records), so that the quota recompute each
+	// refreshed profile triggers sees the whole history. An error stops
+	// Run with it. nil: Run waits h.Events / 40,000 seconds (1 s to 30 s),
+	// a guess of how long a fenqid takes to apply them.
+	AfterHistory func(ctx context.Context, h HistoryStats) error
+}
+
+// HistoryStats says what Run wrote of the back-dated history.
+type HistoryStats struct {
+	Users, Events int
+	From, To      time.Time     // the window of the event times
+	Took          time.Duration // generating and writing it (Run only)
 }
 
 // Writer is what Run writes to; kafka-go's *kafka.Writer satisfies it
@@ -66,9 +107,20 @@ type Simulator struct {
 	now     func() time.Time
 	shang   *time.Location
 	users   []*user
-	n       uint64 // events generated so far
-	pending pendingQueue
+	n       uint64       // events generated so far
+	live    uint64       // live events generated so far
+	pending pendingQueue // scheduled in live events
 	bills   uint64
+	// payLater: the decoder takes installments = 1 (pay later).
+	payLater bool
+
+	// The history (history.go).
+	histUsers   int       // users with a history: the first histUsers
+	histNext    int       // the next of them whose history to generate
+	refreshNext int       // the next of them whose profile to refresh
+	t0          time.Time // the clock when the history started
+	hist        historyBuf
+	histStats   HistoryStats
 }
 
 type user struct {
@@ -80,7 +132,19 @@ type user struct {
 	score    int
 	loc      *time.Location
 	prof     events.Profile
+	// credit purchases not billed yet, oldest first
+	credits []credit
 }
+
+// credit is a live credit purchase, waiting for its first bill.
+type credit struct {
+	amount  int64
+	periods int
+	pool    string
+}
+
+// maxCredits is how many unbilled credit purchases a user keeps.
+const maxCredits = 8
 
 // New returns a Simulator for cfg, with the defaults filled in.
 func New(cfg Config) *Simulator {
@@ -113,19 +177,38 @@ func New(cfg Config) *Simulator {
 	if err != nil { // cannot happen: events links time/tzdata
 		shang = time.FixedZone("CST", 8*3600)
 	}
+	cfg.HistoryDays = clamp(cfg.HistoryDays, 0, MaxHistoryDays)
+	switch {
+	case cfg.HistoryShare == 0 || cfg.HistoryShare > 1:
+		cfg.HistoryShare = 1
+	case !(cfg.HistoryShare > 0): // negative, NaN
+		cfg.HistoryShare = 0
+	}
 	seed := uint64(cfg.Seed)
 	s := &Simulator{
-		cfg:   cfg,
-		rng:   rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		now:   now,
-		shang: shang,
+		cfg:      cfg,
+		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		now:      now,
+		shang:    shang,
+		payLater: events.ValidInstallments(1),
 	}
 	s.users = make([]*user, cfg.Users)
 	for i := range s.users {
 		s.users[i] = s.newUser(i)
 	}
+	if cfg.HistoryDays > 0 {
+		s.histUsers = int(math.Ceil(cfg.HistoryShare * float64(cfg.Users)))
+	}
 	return s
 }
+
+// History says what the back-dated history holds so far: all of it once
+// Next has moved past it (Run fills in Took).
+func (s *Simulator) History() HistoryStats { return s.histStats }
+
+// InHistory reports whether Next's next event belongs to the back-dated
+// history (the refreshed profiles after it do not).
+func (s *Simulator) InHistory() bool { return s.stage() == stageHistory }
 
 // Config returns the configuration in use, defaults filled in.
 func (s *Simulator) Config() Config { return s.cfg }
@@ -151,14 +234,24 @@ func (s *Simulator) deviceID() string {
 // Config.
 func (s *Simulator) Next() (topic string, key []byte, value []byte) {
 	s.n++
-	now := s.now()
-	e, topic := s.nextEvent(now)
+	var e events.Event
+	st := s.stage()
+	switch st {
+	case stageHistory:
+		e, topic = s.nextHistory()
+	case stageRefresh:
+		e, topic = s.nextRefresh()
+	default:
+		s.live++
+		e, topic = s.nextEvent(s.now())
+	}
+	e.ID = s.id() // the history's were drawn ahead
 	value, err := events.Marshal(e)
 	if err != nil {
 		// Only a bug here can make a generated event unmarshalable.
 		panic(fmt.Sprintf("simulator: marshal %s %s: %v", e.Type, e.ID, err))
 	}
-	if s.cfg.MalformedRatio > 0 && s.rng.Float64() < s.cfg.MalformedRatio {
+	if st == stageLive && s.cfg.MalformedRatio > 0 && s.rng.Float64() < s.cfg.MalformedRatio {
 		value = s.malform(value)
 	}
 	return topic, []byte(e.Subject), value
@@ -170,7 +263,8 @@ func (s *Simulator) id() string { return fmt.Sprintf("sim-%d-%d", s.cfg.Seed, s.
 // with 90% of bills paid at least once (and half of the partial ones
 // twice), a due share of 5.2 makes repayments about 10% of all events.
 var kindWeights = []float64{
-	kindPayment: 55,
+	kindPayment: 51.5, // pay now
+	kindCredit:  3.5,  // credit purchases
 	kindLogin:   35,
 	kindDue:     5.2,
 	kindProfile: 0.5, // updates of an existing profile
@@ -178,13 +272,14 @@ var kindWeights = []float64{
 
 const (
 	kindPayment = iota
+	kindCredit
 	kindLogin
 	kindDue
 	kindProfile
 )
 
 func (s *Simulator) nextEvent(now time.Time) (events.Event, string) {
-	if len(s.pending) > 0 && s.pending[0].at <= s.n {
+	if len(s.pending) > 0 && s.pending[0].at <= s.live {
 		p := heap.Pop(&s.pending).(*pendingPaid)
 		return s.paid(now, p), s.cfg.Topics.Repayments
 	}
@@ -195,6 +290,8 @@ func (s *Simulator) nextEvent(now time.Time) (events.Event, string) {
 	switch pickWeighted(s.rng, kindWeights) {
 	case kindPayment:
 		return s.payment(now, u), s.cfg.Topics.Payments
+	case kindCredit:
+		return s.creditPurchase(now, u), s.cfg.Topics.Payments
 	case kindLogin:
 		return s.login(now, u), s.cfg.Topics.Logins
 	case kindDue:
@@ -258,6 +355,7 @@ func (s *Simulator) profile(now time.Time, u *user) events.Event {
 		u.profiled = true
 		u.score = clamp(int(math.Round(r.NormFloat64()*70+665)), 450, 820)
 		p := DrawProfile(r, u.id, now, s.shang)
+		drawLimits(r, &p)
 		u.prof = p
 		u.loc = s.shang
 		if p.Timezone != "" {
@@ -285,19 +383,58 @@ func (s *Simulator) payment(now time.Time, u *user) events.Event {
 	if night {
 		t = s.nightTime(now, u.loc)
 	}
-	amount := s.amount(scene, night)
-	inst := 0
-	if amount >= 30_000 && scene.Class() == events.ClassSpend {
-		inst = []int{0, 0, 0, 0, 3, 3, 6, 6, 12, 12, 24}[r.IntN(11)]
+	e := s.event(events.TypePayment, u, t)
+	e.Payment = s.paymentData(u, scene, s.amount(scene, night), 0, 0.02, 0.01)
+	return e
+}
+
+// creditPurchase is a purchase on credit (installments ≥ 1: pay later when
+// the decoder takes it, else 3 to 24 periods) in a spend scene or a bill
+// payment, 100 to 30,000 yuan depending on the scene: a good share of a
+// typical quota (up to 20,000 yuan for standard users), so that a few of
+// them exhaust it and the next is refused. It is remembered for a bill
+// to come (due).
+func (s *Simulator) creditPurchase(now time.Time, u *user) events.Event {
+	r := s.rng
+	c := creditScenes[pickWeighted(r, creditSceneWeights)]
+	yuan := logUniform(r, c.lo, c.hi)
+	fen := int64(math.Round(yuan)) * 100
+	if yuan >= 1_000 && r.IntN(2) == 0 {
+		fen = fen / 10_000 * 10_000 // a round hundred yuan
 	}
+	fen = max(fen, 100)
+	// Longer plans for larger amounts.
+	weights := []float64{30, 25, 20, 15, 10} // 1, 3, 6, 12, 24 periods
+	if yuan >= 5_000 {
+		weights = []float64{10, 20, 25, 25, 20}
+	}
+	if !s.payLater {
+		weights[0] = 0
+	}
+	periods := []int{1, 3, 6, 12, 24}[pickWeighted(r, weights)]
+	e := s.event(events.TypePayment, u, now)
+	e.Payment = s.paymentData(u, c.scene, fen, periods, 0.02, 0.01)
+	u.credits = append(u.credits, credit{amount: fen, periods: periods, pool: poolOf(r, c.scene)})
+	if len(u.credits) > maxCredits {
+		u.credits = u.credits[1:]
+	}
+	return e
+}
+
+// paymentData is a payment's data from u's usual places: another city
+// with probability otherCity, a new device with probability newDevice.
+// Installments are confirmed biometrically; small offline payments are
+// often password-free.
+func (s *Simulator) paymentData(u *user, scene events.Scene, amount int64, inst int, otherCity, newDevice float64) *events.Payment {
+	r := s.rng
 	city, device := u.home, u.devices[0]
 	if len(u.devices) > 1 && r.Float64() < 0.3 {
 		device = u.devices[1]
 	}
-	if r.Float64() < 0.02 {
+	if r.Float64() < otherCity {
 		city = s.otherCity(u.home)
 	}
-	if r.Float64() < 0.01 {
+	if r.Float64() < newDevice {
 		device = s.deviceID()
 	}
 	auth := []events.Auth{events.AuthFingerprint, events.AuthFingerprint, events.AuthFace, events.AuthPassword}[r.IntN(4)]
@@ -307,8 +444,7 @@ func (s *Simulator) payment(now time.Time, u *user) events.Event {
 	case scene == events.SceneOfflineRetail && amount < 5_000 && r.Float64() < 0.5:
 		auth = events.AuthNone // small password-free scan-to-pay
 	}
-	e := s.event(events.TypePayment, u, t)
-	e.Payment = &events.Payment{
+	return &events.Payment{
 		UserID:       u.id,
 		AmountFen:    amount,
 		Currency:     "CNY",
@@ -319,7 +455,6 @@ func (s *Simulator) payment(now time.Time, u *user) events.Event {
 		City:         cities[city].name,
 		Auth:         auth,
 	}
-	return e
 }
 
 // amount draws a payment amount in fen: mostly 5–500 yuan (log-uniform),
@@ -373,27 +508,33 @@ func (s *Simulator) nightTime(now time.Time, loc *time.Location) time.Time {
 }
 
 func (s *Simulator) login(now time.Time, u *user) events.Event {
+	e := s.event(events.TypeLogin, u, now)
+	e.Login = s.loginData(u, 0.02, 0.02)
+	return e
+}
+
+// loginData is a login's data from u's usual places: another city with
+// probability otherCity, a new device with probability newDevice.
+func (s *Simulator) loginData(u *user, otherCity, newDevice float64) *events.Login {
 	r := s.rng
 	city, device := u.home, u.devices[0]
 	if len(u.devices) > 1 && r.Float64() < 0.3 {
 		device = u.devices[1]
 	}
-	if r.Float64() < 0.02 {
+	if r.Float64() < otherCity {
 		city = s.otherCity(u.home)
 	}
-	if r.Float64() < 0.02 {
+	if r.Float64() < newDevice {
 		device = s.deviceID()
 	}
 	c := cities[city]
-	e := s.event(events.TypeLogin, u, now)
-	e.Login = &events.Login{
+	return &events.Login{
 		UserID:   u.id,
 		DeviceID: device,
 		City:     c.name,
 		IP:       fmt.Sprintf("%d.%d.%d.%d", c.ip[0], c.ip[1], r.IntN(256), 1+r.IntN(254)),
 		Auth:     []events.Auth{events.AuthPassword, events.AuthPassword, events.AuthFace, events.AuthFingerprint}[r.IntN(4)],
 	}
-	return e
 }
 
 func (s *Simulator) otherCity(home int) int {
@@ -405,39 +546,58 @@ func (s *Simulator) otherCity(home int) int {
 }
 
 // due emits a bill falling due and schedules what the user pays of it.
+// Most bills of a user with live credit purchases are the first
+// installment of the oldest (its amount over the periods plus about 1%
+// fee, due in 3 to 30 days, on the purchase's pool); the others are
+// bills of older purchases, on the pool of a random credit scene.
 func (s *Simulator) due(now time.Time, u *user) events.Event {
 	r := s.rng
 	s.bills++
 	bill := fmt.Sprintf("bill-%d-%d", s.cfg.Seed, s.bills)
-	amount := int64(math.Round(logUniform(r, 50, 5_000))) * 100
-	// Statements come out ahead of the due date; a few bills arrive late,
-	// already overdue by more than 3 days (the freeze shows at once).
 	local := now.In(s.shang)
 	endOfDay := time.Date(local.Year(), local.Month(), local.Day(), 23, 59, 59, 0, s.shang)
+	var amount int64
 	var dueAt time.Time
-	switch x := r.Float64(); {
-	case x < 0.05:
-		dueAt = endOfDay.AddDate(0, 0, -(4 + r.IntN(10)))
-	case x < 0.25:
-		dueAt = endOfDay.AddDate(0, 0, -1)
-	default:
-		dueAt = endOfDay.AddDate(0, 0, r.IntN(10))
+	var pool string
+	if len(u.credits) > 0 && r.Float64() < 0.75 {
+		c := u.credits[0]
+		u.credits = u.credits[1:]
+		amount = c.amount / int64(c.periods)
+		if c.periods > 1 {
+			amount += c.amount / 100 // the fee of a period, about 1%
+		}
+		amount = max(amount, 1)
+		dueAt, pool = endOfDay.AddDate(0, 0, 3+r.IntN(28)), c.pool
+	} else {
+		amount = int64(math.Round(logUniform(r, 50, 5_000))) * 100
+		// Statements come out ahead of the due date; a few bills arrive
+		// late, already overdue by more than 3 days (the freeze shows at
+		// once).
+		switch x := r.Float64(); {
+		case x < 0.05:
+			dueAt = endOfDay.AddDate(0, 0, -(4 + r.IntN(10)))
+		case x < 0.25:
+			dueAt = endOfDay.AddDate(0, 0, -1)
+		default:
+			dueAt = endOfDay.AddDate(0, 0, r.IntN(10))
+		}
+		pool = poolOf(r, creditScenes[pickWeighted(r, creditSceneWeights)].scene)
 	}
 	e := s.event(events.TypeRepaymentDue, u, now)
-	e.Due = &events.RepaymentDue{UserID: u.id, BillID: bill, AmountFen: amount, DueAt: dueAt}
+	e.Due = &events.RepaymentDue{UserID: u.id, BillID: bill, AmountFen: amount, DueAt: dueAt, Pool: pool}
 
 	// 80% paid in full, 10% partly (half of them pay the rest later),
 	// 10% never. The payment comes 50–3000 events later (seconds at the
 	// default rate).
-	later := func() uint64 { return s.n + 50 + uint64(r.IntN(2950)) }
+	later := func() uint64 { return s.live + 50 + uint64(r.IntN(2950)) }
 	switch x := r.Float64(); {
 	case x < 0.80:
 		heap.Push(&s.pending, &pendingPaid{at: later(), user: u, bill: bill, amount: amount})
-	case x < 0.90:
+	case x < 0.90 && amount >= 200:
 		part := max(100, amount*int64(30+r.IntN(41))/100/100*100)
 		at := later()
 		heap.Push(&s.pending, &pendingPaid{at: at, user: u, bill: bill, amount: part})
-		if r.Float64() < 0.5 {
+		if r.Float64() < 0.5 && amount > part {
 			heap.Push(&s.pending, &pendingPaid{at: at + 100 + uint64(r.IntN(3000)), user: u, bill: bill, amount: amount - part})
 		}
 	}
@@ -503,17 +663,28 @@ func (s *Simulator) malform(value []byte) []byte {
 // Run writes Next's events to w at cfg.Rate events per second, in small
 // batches (one every 20 ms or so) carrying the content-type header of
 // structured CloudEvents. It returns nil when ctx ends or after
-// cfg.MaxEvents events, and the error of a failed write otherwise. When
-// writes fall more than a second behind the rate, the backlog is dropped
-// rather than written in a burst.
+// cfg.MaxEvents live events, and the error of a failed write otherwise.
+// When writes fall more than a second behind the rate, the backlog is
+// dropped rather than written in a burst.
+//
+// With a history (cfg.HistoryDays), Run first writes it as fast as w
+// takes it, in batches of 2,000 (its records on the repayments topic
+// stamped with the window's start: see historyStamp), then calls
+// cfg.AfterHistory (or waits a little), then writes the refreshed
+// profiles, then the live traffic.
 func (s *Simulator) Run(ctx context.Context, w Writer) error {
 	if w == nil {
 		return ErrNoWriter
 	}
+	header := []kafka.Header{{Key: "content-type", Value: []byte(events.ContentTypeCloudEvents)}}
+	if s.stage() != stageLive {
+		if err := s.backfill(ctx, w, header); err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+
 	const tick = 20 * time.Millisecond
 	maxBatch := max(1, int(s.cfg.Rate*tick.Seconds()*4))
-	header := []kafka.Header{{Key: "content-type", Value: []byte(events.ContentTypeCloudEvents)}}
-
 	start := time.Now()
 	var sent float64 // events accounted for since start
 	t := time.NewTicker(tick)
@@ -554,6 +725,68 @@ func (s *Simulator) Run(ctx context.Context, w Writer) error {
 			return nil
 		}
 	}
+}
+
+// historyBatch is how many history events Run writes at a time.
+const historyBatch = 2000
+
+// historyStamp: Run stamps the history's records on the repayments topic
+// (kafka.Message.Time, the record's CreateTime) with the start of the
+// window, the others with the time they are written. fenqid judges
+// overdue checks at the repayments topic's watermark, the timestamp of
+// the first record not yet processed: stamped that early, the history's
+// repayments hold every check back until they are applied. Stamped when
+// written (seconds ago), they would let a check of a bill repaid late
+// in the history fire between the bill's due event and its repayment,
+// which follows it on the topic: a freeze for a bill already repaid.
+
+// backfill writes the history unpaced, waits for it to be applied, then
+// writes the refreshed profiles. A nil error with ctx done means stop.
+func (s *Simulator) backfill(ctx context.Context, w Writer, header []kafka.Header) error {
+	began := time.Now()
+	write := func(st stage) error {
+		for s.stage() == st {
+			msgs := make([]kafka.Message, 0, historyBatch)
+			for len(msgs) < historyBatch && s.stage() == st {
+				topic, key, value := s.Next()
+				m := kafka.Message{Topic: topic, Key: key, Value: value, Headers: header}
+				if st == stageHistory && topic == s.cfg.Topics.Repayments {
+					m.Time = s.histStats.From // see historyStamp
+				}
+				msgs = append(msgs, m)
+			}
+			if err := w.WriteMessages(ctx, msgs...); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("simulator: write %d history events (after %d): %w", len(msgs), s.n-uint64(len(msgs)), err)
+			}
+		}
+		return nil
+	}
+	if err := write(stageHistory); err != nil || ctx.Err() != nil {
+		return err
+	}
+	s.histStats.Took = time.Since(began)
+	if f := s.cfg.AfterHistory; f != nil {
+		if err := f(ctx, s.histStats); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("simulator: after the history: %w", err)
+		}
+	} else {
+		wait := min(max(time.Duration(s.histStats.Events)*time.Second/40_000, time.Second), 30*time.Second)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return write(stageRefresh)
 }
 
 // ErrNoWriter is returned by Run when w is nil.

@@ -50,6 +50,7 @@ type config struct {
 	Simulate         bool
 	SimUsers         int
 	SimRate          float64
+	SimHistoryDays   int
 	ShutdownGrace    time.Duration
 	Policy           string
 	JobsInterval     time.Duration
@@ -98,6 +99,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.BoolVar(&c.Simulate, "simulate", false, "produce simulated traffic into the input topics")
 	fs.IntVar(&c.SimUsers, "sim-users", simulator.DefaultUsers, "simulated users")
 	fs.Float64Var(&c.SimRate, "sim-rate", simulator.DefaultRate, "simulated events per second")
+	fs.IntVar(&c.SimHistoryDays, "sim-history-days", simulator.DefaultHistoryDays, "days of back-dated history the simulated users get at start (0 = none)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long the batch in flight may take to finish on shutdown")
 	fs.StringVar(&c.Policy, "policy", "wechat", "policy file (YAML; reloaded on SIGHUP and when it changes) or a preset: wechat, huabei, baitiao")
 	adminSecrets := c.Admin.register(fs)
@@ -218,6 +220,9 @@ func (c *config) validate() error {
 	}
 	if !(c.SimRate > 0) || math.IsInf(c.SimRate, 0) {
 		bad("sim-rate", "must be > 0")
+	}
+	if c.SimHistoryDays < 0 || c.SimHistoryDays > simulator.MaxHistoryDays {
+		bad("sim-history-days", "must be 0..%d, got %d", simulator.MaxHistoryDays, c.SimHistoryDays)
 	}
 	names := map[string]string{}
 	for _, ft := range [][2]string{

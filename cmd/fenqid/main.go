@@ -100,6 +100,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Embedded mode: the broker and Redis run inside (or beside) this process.
 	brokers, redisAddr := cfg.brokers(), cfg.RedisAddr
 	if cfg.Embedded {
+		// A data dir kept from an earlier run holds that run's simulated
+		// history: the users are not given a second one.
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "kafka")); err == nil && cfg.Simulate && cfg.SimHistoryDays > 0 {
+			log.Info("the data dir holds an earlier run's traffic: no simulated history this time (make clean for a fresh start)", "data_dir", cfg.DataDir)
+			cfg.SimHistoryDays = 0
+		}
 		k, err := embedded.StartKafka(ctx, embedded.KafkaConfig{
 			Addr:    embedded.DefaultKafkaAddr,
 			DataDir: filepath.Join(cfg.DataDir, "kafka"),
@@ -240,7 +246,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		g.Go(func() error { return adm.serve(gctx, cfg.HTTPAddr) })
 	}
 	if cfg.Simulate {
-		g.Go(func() error { return simulate(gctx, log, cfg, brokers, kc) })
+		g.Go(func() error { return simulate(gctx, log, cfg, brokers, kc, pipe) })
 	}
 	log.Info("fenqid started", "group", cfg.GroupID, "topics", cfg.Topics.List())
 	err = g.Wait()
@@ -326,20 +332,40 @@ func progress(ctx context.Context, log *slog.Logger, pipe *consumers.Pipeline, l
 }
 
 // simulate produces simulated traffic into the input topics.
-func simulate(ctx context.Context, log *slog.Logger, cfg *config, brokers []string, kc *conn.KafkaConn) error {
+func simulate(ctx context.Context, log *slog.Logger, cfg *config, brokers []string, kc *conn.KafkaConn, pipe *consumers.Pipeline) error {
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
 		Transport:    kc.Transport(),
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
+		Compression:  kafka.Lz4, // the history is ~230 MB of JSON: ~50 MB on disk compressed
 	}
 	defer func() { _ = w.Close() }()
 	var sc simulator.Config
 	sc.Users, sc.Rate, sc.Seed = cfg.SimUsers, cfg.SimRate, time.Now().UnixNano()
 	t := cfg.Topics // the simulator writes no operator events
 	sc.Topics.Payments, sc.Topics.Logins, sc.Topics.Repayments, sc.Topics.Profiles = t.Payments, t.Logins, t.Repayments, t.Profiles
-	log.Info("simulating traffic", "users", sc.Users, "events_per_s", sc.Rate)
+	sc.HistoryDays = cfg.SimHistoryDays
+	// The refreshed profiles after the history trigger the quota
+	// recomputes: wait until the pipeline has applied the history.
+	base := pipe.Stats().Events.Load()
+	sc.AfterHistory = func(ctx context.Context, h simulator.HistoryStats) error {
+		log.Info("simulated history written", "users", h.Users, "events", h.Events, "from", h.From, "took", h.Took.Round(time.Millisecond))
+		began := time.Now()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for pipe.Stats().Events.Load() < base+int64(h.Events) {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+		}
+		log.Info("simulated history applied; live traffic starts", "waited", time.Since(began).Round(time.Millisecond))
+		return nil
+	}
+	log.Info("simulating traffic", "users", sc.Users, "events_per_s", sc.Rate, "history_days", sc.HistoryDays)
 	if err := simulator.New(sc).Run(ctx, w); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("simulator: %w", err)
 	}
