@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/ratelog"
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/retry"
 	"github.com/fenqi/fenqi/scoring"
@@ -302,7 +302,7 @@ func (p *Pipeline) newReader() *kafka.Reader {
 		JoinGroupBackoff:  500 * time.Millisecond,
 		// One line per kind of reader error, then one every 10 s with the
 		// count of those left out: a broker restart is not 200 lines.
-		ErrorLogger: newLimitedLogger(p.log, "kafka reader: ", 10*time.Second),
+		ErrorLogger: ratelog.New(p.log, "kafka reader: ", 10*time.Second),
 	})
 }
 
@@ -312,46 +312,6 @@ const (
 	GroupSessionTimeout    = 6 * time.Second
 	GroupRebalanceTimeout  = 10 * time.Second
 )
-
-// limitedLogger is a kafka-go logger that logs each kind of message (its
-// format) at most once per every, counting the ones it leaves out.
-type limitedLogger struct {
-	log    *slog.Logger
-	prefix string
-	every  time.Duration
-	now    func() time.Time
-	mu     sync.Mutex
-	last   map[string]time.Time
-	left   map[string]int
-}
-
-func newLimitedLogger(log *slog.Logger, prefix string, every time.Duration) *limitedLogger {
-	return &limitedLogger{log: log, prefix: prefix, every: every, now: time.Now,
-		last: map[string]time.Time{}, left: map[string]int{}}
-}
-
-// Printf logs msg unless one of its kind was logged less than every ago.
-func (l *limitedLogger) Printf(msg string, args ...any) {
-	l.mu.Lock()
-	now := l.now()
-	if at, ok := l.last[msg]; ok && now.Sub(at) < l.every {
-		l.left[msg]++
-		l.mu.Unlock()
-		return
-	}
-	left := l.left[msg]
-	l.last[msg], l.left[msg] = now, 0
-	if len(l.last) > 256 { // formats are few; never grow without bound
-		clear(l.last)
-		clear(l.left)
-	}
-	l.mu.Unlock()
-	if left > 0 {
-		l.log.Warn(l.prefix+fmt.Sprintf(msg, args...), "repeats_left_out", left, "per", l.every.String())
-		return
-	}
-	l.log.Warn(l.prefix + fmt.Sprintf(msg, args...))
-}
 
 // Run consumes until ctx ends, then finishes the batch in flight (within
 // ShutdownGrace), commits it and closes the reader. It returns nil on a

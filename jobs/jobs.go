@@ -29,7 +29,9 @@ type Config struct {
 	// another.
 	RecomputeReaders int
 	// Lease is how long a claimed entry is this instance's before another
-	// may take it (default 1m).
+	// may take it (default 15s: what a crashed instance's claims wait at
+	// most; longer than ShutdownGrace, so that a stopping instance's batch
+	// is not claimed again while it finishes; a batch takes milliseconds).
 	Lease time.Duration
 	// ShutdownGrace bounds how long the batch in flight may take to
 	// finish once Run's context ends (default 10s).
@@ -70,7 +72,7 @@ func (c *Config) setDefaults() {
 		c.ShutdownGrace = 10 * time.Second
 	}
 	if c.Lease == 0 {
-		c.Lease = time.Minute
+		c.Lease = 15 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now

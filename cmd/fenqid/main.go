@@ -27,6 +27,7 @@ import (
 	"github.com/fenqi/fenqi/embedded"
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/conn"
+	"github.com/fenqi/fenqi/internal/ratelog"
 	"github.com/fenqi/fenqi/internal/tuning"
 	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/policy"
@@ -70,6 +71,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	// go-redis's own lines (a dial that failed, a pool timeout) go into
+	// the log, rate-limited, not as plain text on stderr beside it.
+	redis.SetLogger(ratelog.New(log.With("source", "go-redis"), "redis: ", 10*time.Second).Context())
 	log.Debug("runtime", "gc_percent", tuning.Apply())
 	zone, _ := time.LoadLocation(cfg.DefaultTZ)
 	// The policy before anything that may wait: a mistyped -policy is

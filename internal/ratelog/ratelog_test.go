@@ -1,4 +1,4 @@
-package consumers
+package ratelog
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 // the count left out: a broker restart is a few lines, not hundreds.
 func TestLimitedLogger(t *testing.T) {
 	var buf bytes.Buffer
-	l := newLimitedLogger(slog.New(slog.NewTextHandler(&buf, nil)), "kafka reader: ", 10*time.Second)
+	l := New(slog.New(slog.NewTextHandler(&buf, nil)), "kafka reader: ", 10*time.Second)
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	l.now = func() time.Time { return now }
 	for p := range 4 {
