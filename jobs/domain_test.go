@@ -9,8 +9,11 @@ package jobs_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
@@ -25,6 +28,7 @@ var domainNow = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 
 type domain struct {
 	t     *testing.T
+	rdb   *redis.Client
 	store *state.Store
 	pol   *policy.Policy
 	n     int
@@ -32,7 +36,8 @@ type domain struct {
 
 func newDomain(t *testing.T) *domain {
 	t.Helper()
-	store, err := state.New(testenv.Redis(t), state.Config{Now: func() time.Time { return domainNow }})
+	rdb := testenv.Redis(t)
+	store, err := state.New(rdb, state.Config{Now: func() time.Time { return domainNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +45,7 @@ func newDomain(t *testing.T) *domain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &domain{t: t, store: store, pol: p}
+	return &domain{t: t, rdb: rdb, store: store, pol: p}
 }
 
 func (d *domain) id() string { d.n++; return fmt.Sprintf("e%d", d.n) }
@@ -298,5 +303,62 @@ func BenchmarkCreditCheck(b *testing.B) {
 		if _, refused := check(st, loc, pay, domainNow); len(refused) != 0 {
 			b.Fatalf("refused %v", refused)
 		}
+	}
+}
+
+// §3, §5: credit payments are judged on the stream as the offer judges them
+// (jobs.CreditCheck → credit.Verdict): education and medical need a pay
+// score of 650 (599/600/650 edges), offline retail allows 5,000 yuan on
+// credit, a pay-now payment is no credit at all, and a frozen user is
+// refused first.
+func TestDomain5SceneGatesOnTheStream(t *testing.T) {
+	t.Parallel()
+	d := newDomain(t)
+	check := jobs.CreditCheck(func() *policy.Policy { return d.pol })
+	ctx := context.Background()
+	judge := func(user string, scene events.Scene, fen int64) (engine.Pool, []string) {
+		t.Helper()
+		// the state the engine hands the check: the user's, with a
+		// published quota and a special quota for education and medical
+		st, err := engine.Decode([]byte(d.rdb.Get(ctx, state.UserKey(user)).Val()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.HasQuota, st.QuotaFen = true, 2_000_000
+		st.Special = &engine.Special{QuotaFen: 1_000_000, ExpiresAt: domainNow.Add(24 * time.Hour).Unix()}
+		return check(st, time.UTC, &events.Payment{UserID: user, AmountFen: fen, Scene: scene, Installments: 3}, domainNow)
+	}
+	for _, c := range []struct {
+		score int
+		scene events.Scene
+		fen   int64
+		want  []string
+		pool  engine.Pool
+	}{
+		{600, events.SceneEducation, 100_000, []string{policy.CodeCreditLow}, engine.PoolSpecialTemporary},
+		{649, events.SceneMedical, 100_000, []string{policy.CodeCreditLow}, engine.PoolSpecialTemporary},
+		{650, events.SceneEducation, 100_000, nil, engine.PoolSpecialTemporary},
+		{720, events.SceneOfflineRetail, 500_000, nil, engine.PoolPayScore},
+		{720, events.SceneOfflineRetail, 500_001, []string{policy.CodeOrderLimited}, engine.PoolPayScore},
+		{720, events.SceneOther, 2_000_001, []string{policy.CodeQuotaExceeded}, engine.PoolPayScore},
+	} {
+		user := fmt.Sprintf("sc-%d-%s-%d", c.score, c.scene, c.fen)
+		d.good(user)
+		d.apply(&events.Event{ID: d.id(), Type: events.TypeProfile, Subject: user, Time: domainNow.Add(-time.Minute),
+			Profile: &events.Profile{UserID: user, PayScore: c.score, RealNameVerified: true, IdentityComplete: true,
+				CardBoundSince: "2024-01-01", WealthBalanceFen: 1_000_000}})
+		pool, refused := judge(user, c.scene, c.fen)
+		if pool != c.pool || !slices.Equal(refused, c.want) {
+			t.Errorf("pay score %d, %s, %d fen: pool %v, refused %v; want %v, %v", c.score, c.scene, c.fen, pool, refused, c.pool, c.want)
+		}
+	}
+	// a frozen user: FENQI_FROZEN first, then the gate it fails (overdue now)
+	d.good("frozen")
+	d.apply(due(d.id(), "frozen", "b", 10_000, domainNow.Add(-4*24*time.Hour)))
+	if _, err := d.store.AdvanceBills(ctx, []state.BillStep{{UserID: "frozen", BillID: "b", Stage: 4, Freeze: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, refused := judge("frozen", events.SceneOther, 1_000); len(refused) < 2 || refused[0] != policy.CodeFrozen || !slices.Contains(refused, policy.CodeOverdueNow) {
+		t.Errorf("a frozen user: %v", refused)
 	}
 }
