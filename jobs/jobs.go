@@ -30,8 +30,10 @@ type Config struct {
 	RecomputeReaders int
 	// Lease is how long a claimed entry is this instance's before another
 	// may take it (default 15s: what a crashed instance's claims wait at
-	// most; longer than ShutdownGrace, so that a stopping instance's batch
-	// is not claimed again while it finishes; a batch takes milliseconds).
+	// most). A batch takes milliseconds; one that outlives its lease (a
+	// stopping instance finishing within a longer ShutdownGrace, a stall)
+	// may be claimed again, and its decisions published again with the
+	// same ids.
 	Lease time.Duration
 	// ShutdownGrace bounds how long the batch in flight may take to
 	// finish once Run's context ends (default 10s).
