@@ -539,3 +539,36 @@ func TestHeldBackSaysWhy(t *testing.T) {
 		t.Errorf("the score's quota: decided by %s, %+v", r.DecidedBy, r.Reasons)
 	}
 }
+
+// DOMAIN.md §3: each factor at its ends — 0 at or below its zero, 1 at or
+// above its full mark, linear between.
+func TestDomain3FactorEnds(t *testing.T) {
+	t.Parallel()
+	p := wechat(t)
+	for _, c := range []struct {
+		factor, name string
+		set          func(*Facts)
+		want         float64
+	}{
+		{FactorAssets, "0", func(f *Facts) { f.WealthBalanceFen = 0 }, 0},
+		{FactorAssets, "25,000 yuan", func(f *Facts) { f.WealthBalanceFen = 2_500_000 }, 0.5},
+		{FactorAssets, "50,000 yuan", func(f *Facts) { f.WealthBalanceFen = 5_000_000 }, 1},
+		{FactorAssets, "80,000 yuan", func(f *Facts) { f.WealthBalanceFen = 8_000_000 }, 1},
+		{FactorSocial, "0 a month", func(f *Facts) { f.MonthlySocial = [3]int{} }, 0},
+		{FactorSocial, "20 a month", func(f *Facts) { f.MonthlySocial = [3]int{20, 20, 20} }, 1},
+		{FactorSocial, "30 a month", func(f *Facts) { f.MonthlySocial = [3]int{30, 30, 30} }, 1},
+		{FactorDevice, "no login", func(f *Facts) { f.Logins90d, f.UsualDeviceLogins90d = 0, 0 }, 0},
+		{FactorDevice, "45 of 50 (90%)", func(f *Facts) { f.Logins90d, f.UsualDeviceLogins90d = 50, 45 }, 1},
+		{FactorDevice, "30 of 30", func(f *Facts) { f.Logins90d, f.UsualDeviceLogins90d = 30, 30 }, 1},
+		{FactorDevice, "27 of 60 (45%)", func(f *Facts) { f.Logins90d, f.UsualDeviceLogins90d = 60, 27 }, 0.5},
+		{FactorStability, "no spending", func(f *Facts) { f.MonthlySpendFen = [3]int64{} }, 0},
+		{FactorStability, "steady", func(f *Facts) { f.MonthlySpendFen = [3]int64{100_000, 100_000, 100_000} }, 1},
+		{FactorStability, "all in one month (cv 141%)", func(f *Facts) { f.MonthlySpendFen = [3]int64{0, 0, 300_000} }, 0},
+	} {
+		f := standardUser()
+		c.set(&f)
+		if got := factor(t, Evaluate(p, f), c.factor).Normalised; !near(got, c.want, 1e-9) {
+			t.Errorf("%s %s: normalised %g, want %g", c.factor, c.name, got, c.want)
+		}
+	}
+}
