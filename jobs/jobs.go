@@ -29,8 +29,9 @@ type Config struct {
 	// another.
 	RecomputeReaders int
 	// Lease is how long a claimed entry is this instance's before another
-	// may take it (default 15s: what a crashed instance's claims wait at
-	// most). A batch takes milliseconds; one that outlives its lease (a
+	// may take it (default 10s: what a crashed instance's claims, and a
+	// recompute batch cut by a fault, wait at most). A batch takes
+	// milliseconds; one that outlives its lease (a
 	// stopping instance finishing within a longer ShutdownGrace, a stall)
 	// may be claimed again, and its decisions published again with the
 	// same ids.
@@ -74,7 +75,7 @@ func (c *Config) setDefaults() {
 		c.ShutdownGrace = 10 * time.Second
 	}
 	if c.Lease == 0 {
-		c.Lease = 15 * time.Second
+		c.Lease = 10 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
