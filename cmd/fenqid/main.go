@@ -72,8 +72,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(cfg, stderr)
 	// go-redis's own lines (a dial that failed, a pool timeout) go into
-	// the log, rate-limited, not as plain text on stderr beside it.
-	redis.SetLogger(ratelog.New(log.With("source", "go-redis"), "redis: ", 10*time.Second).Context())
+	// the log, rate-limited, not as plain text on stderr beside it. Its
+	// logger is global to the process: set it for the process's own
+	// stderr only (a test's run, writing to a buffer, must not leave
+	// go-redis's background dials writing into it after it returned).
+	if f, ok := stderr.(*os.File); ok && f == os.Stderr {
+		redis.SetLogger(ratelog.New(log.With("source", "go-redis"), "redis: ", 10*time.Second).Context())
+	}
 	log.Debug("runtime", "gc_percent", tuning.Apply())
 	zone, _ := time.LoadLocation(cfg.DefaultTZ)
 	// The policy before anything that may wait: a mistyped -policy is
