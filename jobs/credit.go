@@ -38,7 +38,7 @@ func JudgePurchase(pl *policy.Policy, u *state.User, scene events.Scene, amountF
 	if !ok {
 		pool = engine.PoolPayScore // a validated policy names known pools
 	}
-	r := credit.Evaluate(pl, Facts(u, pl, at))
+	eligible, reasons := credit.Eligible(pl, Facts(u, pl, at))
 	var q engine.PoolQuota
 	for _, pq := range u.Pools(at) {
 		if pq.Pool == pool {
@@ -48,8 +48,8 @@ func JudgePurchase(pl *policy.Policy, u *state.User, scene events.Scene, amountF
 	return Purchase{Pool: pool, Quota: q, Request: credit.OfferRequest{
 		AmountFen:         amountFen,
 		Context:           credit.PromoContext{Scene: scene, PayScore: score, At: at},
-		Eligible:          r.Eligible || r.DecidedBy == credit.DecidedOverride,
-		IneligibleReasons: r.Reasons,
+		Eligible:          eligible,
+		IneligibleReasons: reasons,
 		Frozen:            u.FrozenOverdue || u.FrozenJudicial,
 		AvailableFen:      q.AvailableFen,
 	}}

@@ -177,16 +177,7 @@ func Evaluate(p *policy.Policy, f Facts) Result {
 	}
 
 	r.Gates = gates(p, f, now, loc)
-	r.Eligible = true
-	for _, g := range r.Gates {
-		if g.Passed {
-			continue
-		}
-		r.Eligible = false
-		if !hasCode(r.Reasons, g.Code) {
-			r.Reasons = append(r.Reasons, p.ReasonCode(g.Code))
-		}
-	}
+	r.Eligible, r.Reasons = failing(p, r.Gates, r.Reasons)
 	r.Quality = quality(p, f)
 	r.QualityUser = r.Eligible && allPassed(r.Quality)
 
@@ -266,6 +257,40 @@ func heldBack(p *policy.Policy, r *Result) {
 			s(" yuan; this recompute moves at most ").g(p.Quota.Guardrail.MaxChangeShare).s(" of the previous quota").String()
 		r.Reasons = append(r.Reasons, rc)
 	}
+}
+
+// failing reports whether every gate passed, and appends to reasons the
+// catalogue entry of each failing gate's code, once each.
+func failing(p *policy.Policy, gs []Check, reasons []events.ReasonCode) (bool, []events.ReasonCode) {
+	ok := true
+	for _, g := range gs {
+		if g.Passed {
+			continue
+		}
+		ok = false
+		if !hasCode(reasons, g.Code) {
+			reasons = append(reasons, p.ReasonCode(g.Code))
+		}
+	}
+	return ok, reasons
+}
+
+// Eligible is Evaluate's verdict on the eligibility gates alone (DOMAIN.md
+// §1), what a credit purchase is judged on: whether the user passes them,
+// an active operator override counting as a pass (it wins over the gates
+// for the quota too), and the codes of the gates that fail, each once. It
+// skips the factors, the score and the caps.
+func Eligible(p *policy.Policy, f Facts) (bool, []events.ReasonCode) {
+	loc := f.Location
+	if loc == nil {
+		loc = p.Location()
+	}
+	now := f.Now.In(loc)
+	ok, reasons := failing(p, gates(p, f, now, loc), nil)
+	if o := f.Override; o != nil && now.Before(o.ExpiresAt) {
+		ok = true
+	}
+	return ok, reasons
 }
 
 // guard bounds the move from a positive previous quota, then re-applies

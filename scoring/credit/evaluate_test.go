@@ -572,3 +572,25 @@ func TestDomain3FactorEnds(t *testing.T) {
 		}
 	}
 }
+
+// Eligible is Evaluate's verdict on the gates, an active override counting
+// as a pass, on random facts.
+func TestEligibleIsEvaluatesVerdict(t *testing.T) {
+	t.Parallel()
+	p := wechat(t)
+	rng := rand.New(rand.NewPCG(11, 11))
+	for i := range 2000 {
+		f := randomFacts(rng)
+		if i%7 == 0 {
+			f.Override = &Override{QuotaFen: 100, Reason: "r", ExpiresAt: f.Now.Add(time.Duration(rng.IntN(3)-1) * time.Hour)}
+		}
+		r := Evaluate(p, f)
+		ok, reasons := Eligible(p, f)
+		if want := r.Eligible || r.DecidedBy == DecidedOverride; ok != want {
+			t.Fatalf("facts %+v: Eligible %v, Evaluate eligible %v decided by %s", f, ok, r.Eligible, r.DecidedBy)
+		}
+		if !r.Eligible && !slices.Equal(codesOf(reasons), codesOf(r.Reasons)) {
+			t.Fatalf("codes %v, Evaluate's %v", codesOf(reasons), codesOf(r.Reasons))
+		}
+	}
+}
