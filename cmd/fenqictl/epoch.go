@@ -87,6 +87,21 @@ func (f *flags) redis(r *redisFlags) {
 	f.security(conn.RedisFlags(f.FlagSet, &r.sec), func() []conn.Problem { return r.sec.Problems() })
 }
 
+// store returns a Redis client for the flags and fenqid's state store on
+// it, in the flags' namespace (--redis-prefix); the caller closes the client.
+func (r redisFlags) store() (redis.UniversalClient, *state.Store, error) {
+	rdb, err := r.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := state.New(rdb, state.Config{Prefix: r.prefix})
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, usageErrorf("--redis-prefix: %v", err)
+	}
+	return rdb, store, nil
+}
+
 // client returns a Redis client for the flags, checking the addresses.
 func (r redisFlags) client() (redis.UniversalClient, error) {
 	var addrs []string
@@ -164,15 +179,11 @@ func (c *cli) epoch(ctx context.Context, args []string) error {
 		if err := topics.check(); err != nil {
 			return err
 		}
-		rdb, err := rf.client()
+		rdb, store, err := rf.store()
 		if err != nil {
 			return err
 		}
 		defer func() { _ = rdb.Close() }()
-		store, err := state.New(rdb, state.Config{Prefix: rf.prefix})
-		if err != nil {
-			return usageErrorf("--redis-prefix: %v", err)
-		}
 		pctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		if err := rdb.Ping(pctx).Err(); err != nil {

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/fenqi/fenqi/state"
 )
 
 const quarantineAbout = `List the users whose state fenqid cannot read (quarantined), with when and
@@ -39,15 +37,11 @@ func (c *cli) quarantine(ctx context.Context, args []string) error {
 	if len(operands) != 0 {
 		return c.usageOf(fs, "quarantine: unexpected argument %q", operands[0])
 	}
-	rdb, err := rf.client()
+	rdb, store, err := rf.store()
 	if err != nil {
 		return err
 	}
 	defer func() { _ = rdb.Close() }()
-	store, err := state.New(rdb, state.Config{Prefix: rf.prefix})
-	if err != nil {
-		return usageErrorf("--redis-prefix: %v", err)
-	}
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	q, err := store.Quarantined(qctx)
