@@ -39,12 +39,7 @@ func JudgePurchase(pl *policy.Policy, u *state.User, scene events.Scene, amountF
 		pool = engine.PoolPayScore // a validated policy names known pools
 	}
 	eligible, reasons := credit.Eligible(pl, Facts(u, pl, at))
-	var q engine.PoolQuota
-	for _, pq := range u.Pools(at) {
-		if pq.Pool == pool {
-			q = pq
-		}
-	}
+	q := u.Available(pool, at)
 	return Purchase{Pool: pool, Quota: q, Request: credit.OfferRequest{
 		AmountFen:         amountFen,
 		Context:           credit.PromoContext{Scene: scene, PayScore: score, At: at},

@@ -56,10 +56,7 @@ type Place struct {
 // LoginsSince counts a device's logins from the bucket holding local day
 // first on: the last N days, to within engine.LoginBucketDays.
 func (p Place) LoginsSince(first int) int64 {
-	from := first / engine.LoginBucketDays
-	if first < 0 && first%engine.LoginBucketDays != 0 {
-		from-- // round down
-	}
+	from := int(engine.LoginBucketOf(int32(first)))
 	var n int64
 	for b, c := range p.LoginsByBucket {
 		if b >= from {
@@ -118,7 +115,15 @@ type Special struct {
 
 // Pools is each quota pool's limit, outstanding principal and available
 // quota at now (DOMAIN.md §3, §5).
-func (u *User) Pools(now time.Time) []engine.PoolQuota {
+func (u *User) Pools(now time.Time) []engine.PoolQuota { return u.lines().Pools(now) }
+
+// Available is one pool's quota at now (Pools' entry for it).
+func (u *User) Available(pool engine.Pool, now time.Time) engine.PoolQuota {
+	return u.lines().Available(pool, now)
+}
+
+// lines is the part of the engine's state the pools are read from.
+func (u *User) lines() *engine.State {
 	st := &engine.State{HasQuota: u.HasQuota, QuotaFen: u.QuotaFen, Outstanding: u.Outstanding}
 	if p := u.Profile; p != nil {
 		st.Profile = &engine.Profile{PartnerLimitFen: p.PartnerLimitFen, WeilidaiLimitFen: p.WeilidaiLimitFen}
@@ -126,7 +131,7 @@ func (u *User) Pools(now time.Time) []engine.PoolQuota {
 	if sp := u.Special; sp != nil {
 		st.Special = &engine.Special{QuotaFen: sp.QuotaFen, ExpiresAt: sp.ExpiresAt.Unix()}
 	}
-	return st.Pools(now)
+	return st
 }
 
 // ViewState is the read view of a user's state st in the user's zone loc,

@@ -14,7 +14,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/internal/conn"
 	"github.com/fenqi/fenqi/state"
 )
@@ -189,9 +188,7 @@ func (c *cli) epoch(ctx context.Context, args []string) error {
 		if err := rdb.Ping(pctx).Err(); err != nil {
 			return fmt.Errorf("epoch: redis at %s (--redis-addr, FENQI_REDIS_ADDR): %w", rf.addr, rf.sec.Explain(err))
 		}
-		t := consumers.Topics{Payments: topics.Payments, Logins: topics.Logins, Repayments: topics.Repayments, Profiles: topics.Profiles,
-			Operator: topics.Operator}
-		src = &redisEpochs{store: store, topics: t.List(), timeout: timeout}
+		src = &redisEpochs{store: store, topics: topics.list(), timeout: timeout}
 	} else {
 		api, err := newAPIClient(base, fs.token, timeout)
 		if err != nil {

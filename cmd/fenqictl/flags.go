@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/conn"
 	"github.com/fenqi/fenqi/internal/secret"
@@ -30,11 +31,9 @@ const (
 // (list).
 type inputTopics struct{ Payments, Logins, Repayments, Profiles, Operator string }
 
-// list returns the input topics in their index order (index = position + 1),
-// as consumers.Topics.List.
-func (t inputTopics) list() []string {
-	return []string{t.Payments, t.Logins, t.Repayments, t.Profiles, t.Operator}
-}
+// list returns the input topics in their index order (index = position + 1):
+// consumers.Topics.List's.
+func (t inputTopics) list() []string { return consumers.Topics(t).List() }
 
 // flags is one subcommand's flag set. Flags registered through brokers and
 // topic also read an environment variable when not given on the command

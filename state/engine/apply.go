@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -361,22 +362,10 @@ func (a *applier) checkAmount(field string, fen int64) error {
 // anything, so a refused event leaves the state as it was.
 func (a *applier) change(e *events.Event, fp uint64, o *Outcome) error {
 	ts := e.Time.Unix()
-	var fen int64
-	switch {
-	case e.Payment != nil:
-		fen = e.Payment.AmountFen
-	case e.Due != nil:
-		fen = e.Due.AmountFen
-	case e.Paid != nil:
-		fen = e.Paid.AmountFen
-	}
-	if err := a.checkAmount("amount_fen", fen); err != nil {
-		return err
-	}
 	switch {
 	case e.Payment != nil:
 		p := e.Payment
-		if err := checkLen("device_id", p.DeviceID); err != nil {
+		if err := errors.Join(a.checkAmount("amount_fen", p.AmountFen), checkLen("device_id", p.DeviceID)); err != nil {
 			return err
 		}
 		if err := a.checkSpend(ts, p); err != nil {
@@ -407,9 +396,12 @@ func (a *applier) change(e *events.Event, fp uint64, o *Outcome) error {
 		o.NewDevice = a.device(ts, l.DeviceID, true)
 		o.NewCity = a.city(ts, l.City)
 	case e.Due != nil:
+		if err := a.checkAmount("amount_fen", e.Due.AmountFen); err != nil {
+			return err
+		}
 		return a.due(e.Due, ts)
 	case e.Paid != nil:
-		if err := checkLen("bill_id", e.Paid.BillID); err != nil {
+		if err := errors.Join(a.checkAmount("amount_fen", e.Paid.AmountFen), checkLen("bill_id", e.Paid.BillID)); err != nil {
 			return err
 		}
 		return a.paid(e.Paid, ts, fp, o)
@@ -550,12 +542,12 @@ func (a *applier) device(ts int64, id string, login bool) bool {
 // firstBucket is the oldest login bucket kept: the one holding the first
 // day of the GeoDays ending today.
 func (a *applier) firstBucket() int32 {
-	return int32(floorDiv(int64(a.today)-int64(a.cfg.GeoDays)+1, LoginBucketDays))
+	return LoginBucketOf(a.today - int32(a.cfg.GeoDays) + 1)
 }
 
 // countLogin adds a login on local day to a device's buckets.
 func (a *applier) countLogin(d *Place, day int32) {
-	b := int32(floorDiv(int64(day), LoginBucketDays))
+	b := LoginBucketOf(day)
 	if b < a.firstBucket() || day > a.today+1 {
 		return // older than every window that reads it, or dated ahead
 	}

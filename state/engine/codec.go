@@ -272,7 +272,7 @@ func Decode(b []byte) (*State, error) {
 			if v == 2 {
 				// a lifetime count: taken as the last day's bucket's
 				if n := int32(r.u()); n > 0 && k == 0 {
-					ps[i].LoginBucket, ps[i].Logins = int32(floorDiv(int64(ps[i].LastDay), LoginBucketDays)), []int32{n}
+					ps[i].LoginBucket, ps[i].Logins = LoginBucketOf(ps[i].LastDay), []int32{n}
 				}
 				continue
 			}

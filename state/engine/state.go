@@ -142,10 +142,14 @@ type Place struct {
 	Logins      []int32
 }
 
+// LoginBucketOf is the login bucket holding a local day (day ÷
+// LoginBucketDays, rounded down).
+func LoginBucketOf(day int32) int32 { return int32(floorDiv(int64(day), LoginBucketDays)) }
+
 // LoginsSince counts the device's logins from the bucket holding local day
 // first on.
 func (p *Place) LoginsSince(first int32) int64 {
-	from := int32(floorDiv(int64(first), LoginBucketDays))
+	from := LoginBucketOf(first)
 	var n int64
 	for i, c := range p.Logins {
 		if p.LoginBucket-int32(i) < from {
