@@ -17,6 +17,7 @@ import (
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/retry"
 	"github.com/fenqi/fenqi/scoring"
+	"github.com/fenqi/fenqi/shadow"
 	"github.com/fenqi/fenqi/state"
 	"github.com/fenqi/fenqi/telemetry"
 )
@@ -88,6 +89,19 @@ type Config struct {
 	Retry         retry.Policy
 	Decoder       events.Decoder
 	Now           func() time.Time
+
+	// ShadowRules (nil: no shadow) gives a candidate policy's rules
+	// (fenqid -shadow-policy), evaluated on every applied event beside the
+	// live ones, on the same outcome of the same state (a credit payment's
+	// verdict: the state's ShadowCredit). Its decisions, paired with the
+	// live ones by id (shadow.Pair), go to ShadowTopic in the batch's one
+	// write, so they are published, and republished on a redelivery, with
+	// the live ones; they never go to the decisions topic and change no
+	// state.
+	ShadowRules func() Rules
+	// ShadowTopic is where the shadow records go (default
+	// shadow.DefaultTopic).
+	ShadowTopic string
 }
 
 func (c *Config) setDefaults() {
@@ -115,6 +129,9 @@ func (c *Config) setDefaults() {
 	if c.Decoder.Now == nil {
 		c.Decoder.Now = c.Now
 	}
+	if c.ShadowTopic == "" {
+		c.ShadowTopic = shadow.DefaultTopic
+	}
 }
 
 // Validate names the first bad field.
@@ -130,6 +147,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("consumers: BatchWait must be 0..10s, got %v", c.BatchWait)
 	}
 	seen := map[string]bool{}
+	if c.ShadowRules != nil {
+		seen[c.ShadowTopic] = true // an input topic must not be it
+	}
 	for _, t := range c.Topics.List() {
 		if t == "" {
 			return errors.New("consumers: an input topic name is empty")
@@ -159,6 +179,8 @@ type Rules interface {
 	Evaluate(in scoring.Input) []events.Decision
 	// Late reports an event that arrived too late to be judged.
 	Late(in scoring.Input) bool
+	// PolicyVersion is the version of the rules' policy.
+	PolicyVersion() string
 }
 
 // Publisher encodes decisions and dead letters as records and writes
@@ -200,6 +222,26 @@ type Stats struct {
 	// Unknown counts redelivered events not among their users' latest
 	// (see state.Outcome.Unknown).
 	Unknown atomic.Int64
+	// Shadow counts the shadow records published, by diff (Config.ShadowRules).
+	Shadow ShadowStats
+}
+
+// ShadowStats count shadow records by diff (shadow.Same…).
+type ShadowStats struct {
+	Same, Changed, Added, Removed atomic.Int64
+}
+
+func (s *ShadowStats) add(diff string) {
+	switch diff {
+	case shadow.Same:
+		s.Same.Add(1)
+	case shadow.Changed:
+		s.Changed.Add(1)
+	case shadow.Added:
+		s.Added.Add(1)
+	case shadow.Removed:
+		s.Removed.Add(1)
+	}
 }
 
 // Pipeline is the processing loop. Run it once.
@@ -447,7 +489,8 @@ type handled struct {
 	event     events.Event
 	dead      *producers.DeadLetter
 	decisions []events.Decision
-	status    state.Status // what state did with it (its last computation)
+	shadow    []shadow.Record // the live and shadow decisions paired (Config.ShadowRules)
+	status    state.Status    // what state did with it (its last computation)
 	unknown   bool         // a redelivery not among its user's latest events
 	decoded   bool         // a state.Item of the batch
 }
@@ -560,10 +603,14 @@ func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int, again *re
 	_, sspan := p.tel.StartBatch(ctx, telemetry.SpanScoringEvaluate, links)
 	defer sspan.End()
 	rules := p.rules()
+	var shadowRules Rules
+	if p.cfg.ShadowRules != nil {
+		shadowRules = p.cfg.ShadowRules()
+	}
 	for k, j := range js {
 		it, o := items[k], sb.Outcomes[k]
 		h := &pb.hs[pb.itemOf[j]]
-		h.decisions, h.dead, h.status, h.unknown = nil, nil, o.Status, o.Unknown
+		h.decisions, h.shadow, h.dead, h.status, h.unknown = nil, nil, nil, o.Status, o.Unknown
 		if o.Status == state.Refused {
 			h.dead = &producers.DeadLetter{Msg: h.msg, Err: fmt.Errorf("state refused the event: %w", o.Err), At: p.cfg.Now()}
 			continue
@@ -587,8 +634,27 @@ func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int, again *re
 			}
 		}
 		h.decisions = ds
+		if shadowRules != nil {
+			h.shadow = p.shadow(rules, shadowRules, it, o, h.msg, ds)
+		}
 	}
 	return sb, nil
+}
+
+// shadow evaluates the candidate rules on the event's outcome, with the
+// candidate's credit verdict, and pairs their decisions with the live
+// ones. A panic in them is logged and yields no records: the live policy
+// goes on.
+func (p *Pipeline) shadow(live, cand Rules, it state.Item, o state.Outcome, m kafka.Message, ds []events.Decision) []shadow.Record {
+	if v := o.Shadow; v != nil {
+		o.Pool, o.PoolQuota, o.CreditRefused = v.Pool, v.Quota, v.Refused
+	}
+	sds, dl := p.evaluate(cand, it, o, m)
+	if dl != nil {
+		p.log.Error("the shadow policy's rules failed on an event; no shadow records for it", "err", dl.Err)
+		return nil
+	}
+	return shadow.Pair(live.PolicyVersion(), cand.PolicyVersion(), ds, sds)
 }
 
 // redo names a batch to compute again, for some users (nil: all).
@@ -644,6 +710,13 @@ func (p *Pipeline) records(pb *pending, is []int) error {
 			}
 			ps := p.tel.StartDecisionPublish(h.ctx, decisionsTopic, d.Type, d.Data.Rule, &m)
 			msgs, pspans = append(msgs, m), append(pspans, ps)
+		}
+		for _, r := range h.shadow {
+			m, err := shadow.Message(p.cfg.ShadowTopic, r)
+			if err != nil {
+				return fmt.Errorf("consumers: %w", err)
+			}
+			msgs = append(msgs, m)
 		}
 		if h.dead != nil {
 			telemetry.Fail(h.span, h.dead.Err, "dead_letter")
@@ -753,6 +826,9 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 			p.obs.Event(h.msg.Topic, h.status.String())
 		}
 		ndecisions += len(h.decisions)
+		for _, r := range h.shadow {
+			p.stats.Shadow.add(r.Diff)
+		}
 		for _, d := range h.decisions {
 			p.obs.Decision(d)
 			p.obs.Latency(telemetry.ClockEventTime, acked.Sub(h.event.Time))

@@ -14,6 +14,7 @@ import (
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/retry"
 	"github.com/fenqi/fenqi/scoring"
+	"github.com/fenqi/fenqi/shadow"
 	"github.com/fenqi/fenqi/state"
 	"github.com/fenqi/fenqi/telemetry"
 )
@@ -59,6 +60,15 @@ type Config struct {
 	// recompute" or "jobs overdue_checks" span, with one "<topic> publish"
 	// child per decision whose context goes in the decision's headers.
 	Telemetry *telemetry.Telemetry
+	// Shadow (nil: none) gives a candidate policy (fenqid -shadow-policy):
+	// every recompute evaluates the user's quota under it too, from the
+	// same state at the same time, and every overdue step judges the bill
+	// under its freeze rule at the same check; the decisions, paired with
+	// the live ones by id (shadow.Pair), go to ShadowTopic in the same
+	// write as the live ones. Nothing of them is saved.
+	Shadow Policy
+	// ShadowTopic is where the shadow records go (default shadow.DefaultTopic).
+	ShadowTopic string
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +92,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.OnDone == nil {
 		c.OnDone = func(string, int) {}
+	}
+	if c.ShadowTopic == "" {
+		c.ShadowTopic = shadow.DefaultTopic
 	}
 }
 
@@ -115,6 +128,7 @@ type Policy func() (*policy.Policy, *scoring.Rules)
 type Progress struct {
 	Due, Done atomic.Int64 // entries due (on the clock) at the last look; entries finished
 	Decisions atomic.Int64
+	Shadow    atomic.Int64 // shadow records published (Config.Shadow)
 
 	// Overdue checks only (with Config.Watermark), at the last look:
 	// Waiting is set while checks due on the clock are held back because
@@ -225,11 +239,12 @@ func (r *Runner) notify(cause string, err error, wait time.Duration) {
 	r.log.Warn("transient error; retrying", "cause", cause, "err", err, "wait", wait)
 }
 
-// publish writes decisions and returns once the broker acknowledged them.
-// Each gets a publish span, child of the job's span in ctx, injected into
-// its record's headers so that a notifier continues the trace.
-func (r *Runner) publish(ctx context.Context, ds []events.Decision, p *Progress) error {
-	if len(ds) == 0 {
+// publish writes decisions, and the shadow records paired with them, and
+// returns once the broker acknowledged them. Each decision gets a publish
+// span, child of the job's span in ctx, injected into its record's headers
+// so that a notifier continues the trace.
+func (r *Runner) publish(ctx context.Context, ds []events.Decision, shadows []shadow.Record, p *Progress) error {
+	if len(ds) == 0 && len(shadows) == 0 {
 		return nil
 	}
 	tel := r.cfg.Telemetry
@@ -249,6 +264,13 @@ func (r *Runner) publish(ctx context.Context, ds []events.Decision, p *Progress)
 		ps := tel.StartDecisionPublish(ctx, topic, d.Type, d.Data.Rule, &m)
 		msgs[i], spans = m, append(spans, ps)
 	}
+	for _, sr := range shadows {
+		m, err := shadow.Message(r.cfg.ShadowTopic, sr)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
+	}
 	if err := r.pub.Write(ctx, msgs); err != nil {
 		for _, s := range spans {
 			telemetry.Fail(s, err, "kafka")
@@ -259,7 +281,16 @@ func (r *Runner) publish(ctx context.Context, ds []events.Decision, p *Progress)
 		r.onDecide(d)
 	}
 	p.Decisions.Add(int64(len(ds)))
+	p.Shadow.Add(int64(len(shadows)))
 	return nil
+}
+
+// shadowRules returns the candidate policy, or nils without one.
+func (r *Runner) shadowPolicy() (*policy.Policy, *scoring.Rules) {
+	if r.cfg.Shadow == nil {
+		return nil, nil
+	}
+	return r.cfg.Shadow()
 }
 
 // startBatch starts the span of one batch of a job; end it with endBatch.
@@ -357,6 +388,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 	defer endBatch(span, &err, "overdue_checks")
 	_, rules := r.policy()
 	freezeAfter, freezeOn := rules.OverdueFreeze()
+	_, srules := r.shadowPolicy()
 	bills, err := r.store.OpenBills(ctx, claims)
 	if err != nil {
 		return 0, err
@@ -367,6 +399,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		freeze bool
 		next   time.Time
 		d      *events.Decision
+		shadow []shadow.Record
 	}
 	var steps []step
 	var gone []state.TimerClaim
@@ -416,6 +449,10 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 			d := rules.Overdue(c.UserID, c.BillID, bill.RemainingFen, bill.DueAt, remind, freezeAt)
 			s.d = &d
 		}
+		if srules != nil && s.d != nil {
+			s.shadow = shadow.Pair(rules.PolicyVersion(), srules.PolicyVersion(), []events.Decision{*s.d},
+				shadowOverdue(srules, c, bill, overdue))
+		}
 		steps = append(steps, s)
 	}
 	// Write each step to the user's state before publishing it: a freeze
@@ -433,6 +470,7 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		return 0, err
 	}
 	var ds []events.Decision
+	var shadows []shadow.Record
 	var froze []string
 	// Each check's next time, in one round trip once the decisions are
 	// acknowledged; zero (no more checks) for a bill settled before its
@@ -452,10 +490,11 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 		}
 		if s.d != nil {
 			ds = append(ds, *s.d)
+			shadows = append(shadows, s.shadow...)
 		}
 		next = append(next, state.NextCheck{UserID: s.c.UserID, BillID: s.c.BillID, Next: s.next})
 	}
-	if err := r.publish(ctx, ds, &r.Overdue); err != nil {
+	if err := r.publish(ctx, ds, shadows, &r.Overdue); err != nil {
 		return 0, err
 	}
 	if err := r.store.RecomputeSoon(ctx, now, froze...); err != nil {
@@ -467,6 +506,32 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 	r.Overdue.Done.Add(int64(len(next)))
 	r.cfg.OnDone(telemetry.ScheduleOverdueChecks, len(next))
 	return len(claims), nil
+}
+
+// shadowOverdue is what the candidate rules decide at a live overdue check
+// of a bill overdue by overdue: the freeze once it is past the candidate's
+// freeze delay, else the latest whole day's reminder. It has no stages of
+// its own (nothing of the shadow is saved), so it judges at the live
+// policy's checks only: a candidate freezing later than the live policy
+// is seen at the live freeze (as a reminder there), not at its own time.
+func shadowOverdue(rules *scoring.Rules, c state.TimerClaim, bill state.Bill, overdue time.Duration) []events.Decision {
+	freezeAfter, freezeOn := rules.OverdueFreeze()
+	days := int(overdue / (24 * time.Hour))
+	switch {
+	case freezeOn && overdue >= FreezeDelay(freezeAfter):
+		return []events.Decision{rules.Frozen(c.UserID, "bill:"+c.BillID, scoring.CauseOverdue, bill.DueAt.Add(FreezeDelay(freezeAfter)),
+			map[string]any{"bill_id": c.BillID, "days_overdue": days, "amount_fen": bill.RemainingFen, "due_at": bill.DueAt.UTC().Format(time.RFC3339)})}
+	case days >= 1:
+		var freezeAt time.Time
+		if freezeOn {
+			freezeAt = bill.DueAt.Add(FreezeDelay(freezeAfter))
+			days = min(days, max(freezeAfter-1, 1))
+		} else {
+			days = min(days, freezeAfter)
+		}
+		return []events.Decision{rules.Overdue(c.UserID, c.BillID, bill.RemainingFen, bill.DueAt, days, freezeAt)}
+	}
+	return nil
 }
 
 // Stage is what an overdue check does now.

@@ -11,6 +11,7 @@ import (
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/scoring/credit"
+	"github.com/fenqi/fenqi/shadow"
 	"github.com/fenqi/fenqi/state"
 	"github.com/fenqi/fenqi/telemetry"
 	"go.opentelemetry.io/otel/trace"
@@ -141,12 +142,13 @@ type evaluatedChunk struct {
 	err    error // the batch's outcome, for its span
 	batch  *state.RecomputeBatch
 	ds     []events.Decision
+	shadow []shadow.Record // the candidate policy's quotas, paired with ds
 	quotas []state.Quota
 }
 
 // finishChunk publishes a batch's decisions, then saves its quotas.
 func (r *Runner) finishChunk(ec *evaluatedChunk) error {
-	if ec.err = r.publish(ec.ctx, ec.ds, &r.Recomp); ec.err != nil {
+	if ec.err = r.publish(ec.ctx, ec.ds, ec.shadow, &r.Recomp); ec.err != nil {
 		return ec.err
 	}
 	if ec.err = r.store.SaveQuotas(ec.ctx, ec.batch, ec.quotas); ec.err != nil {
@@ -161,6 +163,8 @@ func (r *Runner) finishChunk(ec *evaluatedChunk) error {
 func (r *Runner) evaluateChunk(ctx context.Context, c recomputeChunk) *evaluatedChunk {
 	ctx, span := r.startBatch(ctx, telemetry.SpanJobsRecompute, len(c.users))
 	pol, rules := r.policy()
+	spol, srules := r.shadowPolicy()
+	var shadows []shadow.Record
 	ds := make([]events.Decision, 0, len(c.users))
 	quotas := make([]state.Quota, 0, len(c.users))
 	for i, u := range c.users {
@@ -186,10 +190,18 @@ func (r *Runner) evaluateChunk(ctx context.Context, c recomputeChunk) *evaluated
 		// was due: two recomputes claimed at different times (a trigger
 		// during another's lease) never share an id.
 		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(q.Seq, 10) + ":" + strconv.FormatInt(cl.Due.Unix(), 10)
-		ds = append(ds, scoring.WithPools(rules.Quota(u.ID, cause, u.QuotaFen, res, next), PoolViews(u, res.QuotaFen, c.now)))
+		d := scoring.WithPools(rules.Quota(u.ID, cause, u.QuotaFen, res, next), PoolViews(u, res.QuotaFen, c.now))
+		ds = append(ds, d)
 		quotas = append(quotas, q)
+		if spol != nil {
+			// The candidate's quota of the same user, state and time; the
+			// previous quota (its guardrail's) is the live one.
+			sres := credit.Evaluate(spol, Facts(u, spol, c.now))
+			sd := scoring.WithPools(srules.Quota(u.ID, cause, u.QuotaFen, sres, next), PoolViews(u, sres.QuotaFen, c.now))
+			shadows = append(shadows, shadow.Pair(rules.PolicyVersion(), srules.PolicyVersion(), []events.Decision{d}, []events.Decision{sd})...)
+		}
 	}
-	return &evaluatedChunk{ctx: ctx, span: span, batch: c.batch, ds: ds, quotas: quotas}
+	return &evaluatedChunk{ctx: ctx, span: span, batch: c.batch, ds: ds, shadow: shadows, quotas: quotas}
 }
 
 // PoolViews are user u's quota pools at now with quotaFen as the quota

@@ -38,6 +38,9 @@ type Config struct {
 	// Credit judges credit payments as they are applied (see
 	// engine.CreditCheck, jobs.CreditCheck); nil accepts every one.
 	Credit engine.CreditCheck
+	// ShadowCredit judges credit payments again for a candidate policy,
+	// changing nothing (engine.Config.ShadowCredit); nil: no shadow.
+	ShadowCredit engine.CreditCheck
 	// MaxAmountFen and MaxOpenBills are the policy's limits (engine.Config;
 	// 0: none but the decoder's, and the state's 32 bills).
 	MaxAmountFen int64
@@ -72,7 +75,7 @@ func (c *Config) setDefaults() error {
 
 func (c Config) engine() engine.Config {
 	return engine.Config{DefaultZone: c.DefaultZone, Days: c.Days, Months: c.Months, GeoDays: c.GeoDays, GeoMax: c.GeoMax,
-		Credit: c.Credit, MaxAmountFen: c.MaxAmountFen, MaxOpenBills: c.MaxOpenBills}
+		Credit: c.Credit, ShadowCredit: c.ShadowCredit, MaxAmountFen: c.MaxAmountFen, MaxOpenBills: c.MaxOpenBills}
 }
 
 // Validate names the first bad field.

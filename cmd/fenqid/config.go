@@ -14,6 +14,7 @@ import (
 	"github.com/fenqi/fenqi/internal/conn"
 	"github.com/fenqi/fenqi/internal/secret"
 	"github.com/fenqi/fenqi/producers"
+	"github.com/fenqi/fenqi/shadow"
 	"github.com/fenqi/fenqi/simulator"
 )
 
@@ -53,6 +54,10 @@ type config struct {
 	SimHistoryDays   int
 	ShutdownGrace    time.Duration
 	Policy           string
+	// ShadowPolicy is a candidate policy decided beside the live one
+	// (docs/policy-testing.md); ShadowTopic gets its records.
+	ShadowPolicy string
+	ShadowTopic  string
 	JobsInterval     time.Duration
 	SpansFile        string
 	UserIDHMACKey    string
@@ -102,6 +107,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.SimHistoryDays, "sim-history-days", simulator.DefaultHistoryDays, "days of back-dated history the simulated users get at start (0 = none)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long the batch in flight may take to finish on shutdown")
 	fs.StringVar(&c.Policy, "policy", "wechat", "policy file (YAML; reloaded on SIGHUP and when it changes) or a preset: wechat, huabei, baitiao")
+	fs.StringVar(&c.ShadowPolicy, "shadow-policy", "", "a candidate policy (file or preset) decided beside the live one on every event and recompute, from the same state; its decisions go to -topic-shadow, never to -topic-decisions, and change no state (docs/policy-testing.md)")
+	fs.StringVar(&c.ShadowTopic, "topic-shadow", shadow.DefaultTopic, "output topic of the shadow policy's decisions, each paired with the live one (with -shadow-policy)")
 	adminSecrets := c.Admin.register(fs)
 	fs.StringVar(&c.SpansFile, "spans-file", "", "also write every span as a JSON line to this file (a look at traces without a collector); exporters otherwise come from the OTEL_* variables")
 	fs.StringVar(&c.UserIDHMACKey, "user-id-hmac-key", "", "when set (≥ 16 bytes), spans carry fenqi.user.hmac, a keyed HMAC of the user id; by default no user id appears in spans or logs")
@@ -228,6 +235,7 @@ func (c *config) validate() error {
 	for _, ft := range [][2]string{
 		{"topic-payments", c.Topics.Payments}, {"topic-logins", c.Topics.Logins}, {"topic-repayments", c.Topics.Repayments},
 		{"topic-profiles", c.Topics.Profiles}, {"topic-operator", c.Topics.Operator}, {"topic-decisions", c.DecisionsTopic}, {"topic-dlq", c.DLQTopic},
+		{"topic-shadow", c.ShadowTopic},
 	} {
 		flagName, topic := ft[0], ft[1]
 		if topic == "" {
@@ -258,5 +266,9 @@ func splitList(s string) []string {
 }
 
 func (c *config) allTopics() []string {
-	return append(c.Topics.List(), c.DecisionsTopic, c.DLQTopic)
+	ts := append(c.Topics.List(), c.DecisionsTopic, c.DLQTopic)
+	if c.ShadowPolicy != "" {
+		ts = append(ts, c.ShadowTopic)
+	}
+	return ts
 }

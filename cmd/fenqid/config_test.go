@@ -55,6 +55,7 @@ func defaultConfig() config {
 		SimHistoryDays:   90,
 		ShutdownGrace:    30 * time.Second,
 		Policy:           "wechat",
+		ShadowTopic:      "fenqi.shadow.decisions",
 		JobsInterval:     time.Second,
 		Admin:            defaultAdminConfig(), // spelled out in TestAdminDefaults
 	}
@@ -126,6 +127,8 @@ var settings = []setting{
 	{"sim-history-days", "30", func(c *config) { c.SimHistoryDays = 30 }},
 	{"shutdown-grace", "1m30s", func(c *config) { c.ShutdownGrace = 90 * time.Second }},
 	{"policy", "huabei", func(c *config) { c.Policy = "huabei" }},
+	{"shadow-policy", "huabei", func(c *config) { c.ShadowPolicy = "huabei" }},
+	{"topic-shadow", "try.shadow", func(c *config) { c.ShadowTopic = "try.shadow" }},
 	{"jobs-interval", "250ms", func(c *config) { c.JobsInterval = 250 * time.Millisecond }},
 	{"spans-file", "/tmp/spans.jsonl", func(c *config) { c.SpansFile = "/tmp/spans.jsonl" }},
 	{"user-id-hmac-key", "0123456789abcdef", func(c *config) { c.UserIDHMACKey = "0123456789abcdef" }},

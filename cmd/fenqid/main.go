@@ -87,6 +87,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("setting -policy (FENQI_POLICY): %w", err)
 	}
+	var shadowPols *policies // a candidate decided beside the live policy
+	if cfg.ShadowPolicy != "" {
+		if shadowPols, err = newShadowPolicies(cfg.ShadowPolicy, pols, log); err != nil {
+			return fmt.Errorf("setting -shadow-policy (FENQI_SHADOW_POLICY): %w", err)
+		}
+	}
 
 	// Telemetry first, so that it is flushed last (after the writer and
 	// Redis are closed): exporters from the standard OTEL_* variables.
@@ -159,6 +165,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := servable(pols.state, pol); err != nil {
 		return fmt.Errorf("policy %s: %w", pol.Version, err)
 	}
+	if shadowPols != nil {
+		// The candidate reads the same state, and judges credit payments
+		// on it beside the live policy, changing nothing.
+		shadowPols.state = pols.state
+		sp, _ := shadowPols.get()
+		if err := shadowServable(pols.state, sp); err != nil {
+			return fmt.Errorf("setting -shadow-policy (FENQI_SHADOW_POLICY): policy %s: %w", sp.Version, err)
+		}
+		pols.state.ShadowCredit = jobs.CreditCheck(func() *policy.Policy { p, _ := shadowPols.get(); return p })
+	}
 	store, err := state.New(rdb, pols.state)
 	if err != nil {
 		return fmt.Errorf("policy %s: %w", pol.Version, err)
@@ -193,11 +209,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}()
 
 	obs := &observer{Metrics: metrics, print: cfg.PrintDecisions, out: stdout, zone: zone}
-	pipe, err := consumers.New(consumers.Config{
+	pcfg := consumers.Config{
 		Brokers: brokers, Dialer: kc.Dialer(), GroupID: cfg.GroupID, Topics: cfg.Topics,
 		BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, ShutdownGrace: cfg.ShutdownGrace,
 		Decoder: events.Decoder{MaxBytes: cfg.MaxEventBytes, MaxFuture: cfg.MaxFuture},
-	}, store, func() consumers.Rules { _, r := pols.get(); return r }, pub, obs, log, tel)
+	}
+	jcfg := jobs.Config{Interval: cfg.JobsInterval, OnDone: metrics.JobDone, Telemetry: tel, ShutdownGrace: cfg.ShutdownGrace}
+	if shadowPols != nil {
+		pcfg.ShadowRules = func() consumers.Rules { _, r := shadowPols.get(); return r }
+		pcfg.ShadowTopic = cfg.ShadowTopic
+		jcfg.Shadow, jcfg.ShadowTopic = shadowPols.get, cfg.ShadowTopic
+	}
+	pipe, err := consumers.New(pcfg, store, func() consumers.Rules { _, r := pols.get(); return r }, pub, obs, log, tel)
 	if err != nil {
 		return err
 	}
@@ -209,7 +232,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	runner, err := jobs.New(jobs.Config{Interval: cfg.JobsInterval, OnDone: metrics.JobDone, Telemetry: tel, Watermark: watermark.At, ShutdownGrace: cfg.ShutdownGrace}, store, pub, pols.get, log, obs.Decision)
+	jcfg.Watermark = watermark.At
+	runner, err := jobs.New(jcfg, store, pub, pols.get, log, obs.Decision)
 	if err != nil {
 		return err
 	}
@@ -246,6 +270,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	g.Go(func() error { return pipe.Run(gctx) })
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return pols.watch(gctx) })
+	if shadowPols != nil {
+		g.Go(func() error { return shadowPols.watch(gctx) })
+	}
 	g.Go(func() error { return lag.Run(gctx) })
 	g.Go(func() error { return progress(gctx, log, pipe, lag, runner, watermark) })
 	if cfg.HTTPAddr != "" {
@@ -256,6 +283,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if cfg.Simulate {
 		g.Go(func() error { return simulate(gctx, log, cfg, brokers, kc, pipe) })
+	}
+	if shadowPols != nil {
+		sp, _ := shadowPols.get()
+		log.Info("shadow policy decides beside the live one", "live", pol.Version, "shadow", sp.Version, "topic", cfg.ShadowTopic)
 	}
 	log.Info("fenqid started", "group", cfg.GroupID, "topics", cfg.Topics.List())
 	err = g.Wait()
@@ -329,7 +360,8 @@ func progress(ctx context.Context, log *slog.Logger, pipe *consumers.Pipeline, l
 				"repeats", s.Repeats.Load(), "dead_letters", s.DeadLetters.Load(), "decisions", s.Decisions.Load(), "lag", groupLag(lag),
 				"recompute_due", runner.Recomp.Due.Load(), "recompute_done", runner.Recomp.Done.Load(),
 				"overdue_checks_due", runner.Overdue.Due.Load(), "overdue_checks_done", runner.Overdue.Done.Load(),
-				"overdue_checks_waiting", runner.Overdue.Waiting.Load())
+				"overdue_checks_waiting", runner.Overdue.Waiting.Load(),
+				"shadow_changed", s.Shadow.Changed.Load(), "shadow_added", s.Shadow.Added.Load(), "shadow_removed", s.Shadow.Removed.Load())
 			if runner.Overdue.Waiting.Load() {
 				last := wm.Last()
 				log.Warn("overdue checks wait for the repayments topic", "watermark", time.Unix(0, runner.Overdue.JudgedAt.Load()).UTC(),

@@ -26,6 +26,9 @@ type policies struct {
 	// state is what state keeps (from the policy at start): a policy
 	// whose windows it cannot serve is refused.
 	state state.Config
+	// check says why state kept as state cannot serve a policy (servable;
+	// shadowServable for a shadow policy).
+	check func(state.Config, *policy.Policy) error
 }
 
 type policySnapshot struct {
@@ -61,10 +64,26 @@ func newPolicies(spec string, log *slog.Logger) (*policies, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := &policies{log: log, state: stateConfig(snap.p, nil)}
+	ps := &policies{log: log, state: stateConfig(snap.p, nil), check: servable}
 	ps.cur.Store(snap)
 	if st, err := os.Stat(spec); err == nil {
 		ps.path, ps.mod = spec, st.ModTime()
+	}
+	return ps, nil
+}
+
+// newShadowPolicies loads a shadow policy: reloaded like the live one,
+// and refused when it has the live one's version (its records would not
+// say which policy decided what).
+func newShadowPolicies(spec string, live *policies, log *slog.Logger) (*policies, error) {
+	ps, err := newPolicies(spec, log.With("policy", "shadow"))
+	if err != nil {
+		return nil, err
+	}
+	ps.check = shadowServable
+	sp, _ := ps.get()
+	if lp, _ := live.get(); sp.Version == lp.Version {
+		return nil, fmt.Errorf("the shadow policy has the live policy's version %q: give the candidate a version of its own", sp.Version)
 	}
 	return ps, nil
 }
@@ -79,7 +98,7 @@ func (ps *policies) get() (*policy.Policy, *scoring.Rules) {
 func (ps *policies) reload(why string) {
 	snap, err := loadPolicy(ps.path)
 	if err == nil {
-		err = servable(ps.state, snap.p)
+		err = ps.check(ps.state, snap.p)
 	}
 	if err != nil {
 		ps.log.Error("policy reload refused; keeping the policy in force", "why", why, "path", ps.path,

@@ -46,3 +46,19 @@ func servable(cfg state.Config, p *policy.Policy) error {
 	}
 	return nil
 }
+
+// shadowServable says why state kept as cfg (for the live policy) cannot
+// serve a shadow policy p, which reads the same state: its activity window
+// may be shorter than the days kept, but its other-city window and limits
+// must be the live policy's (state judges new cities and refuses amounts
+// by them as it applies events), and the rest is checked as for the live
+// policy.
+func shadowServable(cfg state.Config, p *policy.Policy) error {
+	if want := stateConfig(p, cfg.DefaultZone); want.Days <= cfg.Days {
+		cfg.Days = want.Days
+	}
+	if err := servable(cfg, p); err != nil {
+		return fmt.Errorf("a shadow policy reads the live policy's state: %w", err)
+	}
+	return nil
+}

@@ -28,6 +28,10 @@ type Config struct {
 	// Credit judges credit payments (installments ≥ 1); nil accepts every
 	// one into the pay-score pool.
 	Credit CreditCheck
+	// ShadowCredit, when set, judges each credit payment again for a
+	// candidate policy (fenqid -shadow-policy), on the same state: its
+	// verdict goes in Outcome.Shadow and changes nothing.
+	ShadowCredit CreditCheck
 	// MaxAmountFen refuses a payment, bill or repayment above it (0: no
 	// limit but the decoder's); MaxOpenBills refuses a bill falling due
 	// while that many are open (0: MaxBills).
@@ -131,6 +135,9 @@ type Outcome struct {
 	Pool          Pool
 	PoolQuota     PoolQuota // the pool's quota before the payment
 	CreditRefused []string
+	// Shadow is Config.ShadowCredit's verdict on a credit payment (nil
+	// without one).
+	Shadow *CreditVerdict
 	// Unfroze: this repayment settled the last bill that froze the user.
 	Unfroze bool
 	// BecameJudicialDefaulter / ClearedJudicialDefaulter: this profile

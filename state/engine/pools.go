@@ -150,6 +150,15 @@ func (s *State) Pools(now time.Time) []PoolQuota {
 // loc is the user's zone (Config.ZoneOf).
 type CreditCheck func(s *State, loc *time.Location, p *events.Payment, at time.Time) (pool Pool, refused []string)
 
+// CreditVerdict is a credit check's verdict on a payment: the pool it
+// draws on, that pool's quota before the payment, and the reason codes of
+// a refusal (none: accepted).
+type CreditVerdict struct {
+	Pool    Pool
+	Quota   PoolQuota
+	Refused []string
+}
+
 // credit applies a credit payment's draw: the check's verdict, and for an
 // accepted one the principal added to its pool's lines.
 func (a *applier) credit(ts int64, p *events.Payment, o *Outcome) error {
@@ -158,6 +167,12 @@ func (a *applier) credit(ts int64, p *events.Payment, o *Outcome) error {
 		pool, refused = a.cfg.Credit(a.s, a.loc, p, time.Unix(ts, 0))
 	}
 	o.Credit, o.Pool, o.PoolQuota = true, pool, a.s.Available(pool, time.Unix(ts, 0))
+	if a.cfg.ShadowCredit != nil {
+		// The candidate policy's verdict on the same state, before the
+		// live one changes it; it changes nothing.
+		sp, sr := a.cfg.ShadowCredit(a.s, a.loc, p, time.Unix(ts, 0))
+		o.Shadow = &CreditVerdict{Pool: sp, Quota: a.s.Available(sp, time.Unix(ts, 0)), Refused: sr}
+	}
 	if len(refused) > 0 {
 		o.CreditRefused = refused
 		return nil
