@@ -449,6 +449,26 @@ func (p *Pipeline) Run(ctx context.Context) (err error) {
 	return errors.Join(runErr, <-finished)
 }
 
+// Process computes one batch of records the caller read, publishes its
+// decisions and writes its state, as Run does with the batches it fetches,
+// but commits no offsets: the caller keeps its own place (fenqictl
+// backtest reads history itself, in event-time order). Batches go through
+// one at a time; do not call it while Run runs.
+func (p *Pipeline) Process(ctx context.Context, batch []kafka.Message) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if p.commitMessages == nil {
+		p.commitMessages = func(context.Context, ...kafka.Message) error { return nil }
+	}
+	pb, err := p.prepare(ctx, batch)
+	if err != nil {
+		return err
+	}
+	defer pb.endSpans()
+	return p.finish(ctx, pb)
+}
+
 // fetch fills batch: it blocks for the first record, then takes what comes
 // within BatchWait, up to BatchSize records or half of BufferBytes.
 func (p *Pipeline) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {

@@ -56,12 +56,12 @@ type config struct {
 	Policy           string
 	// ShadowPolicy is a candidate policy decided beside the live one
 	// (docs/policy-testing.md); ShadowTopic gets its records.
-	ShadowPolicy string
-	ShadowTopic  string
-	JobsInterval     time.Duration
-	SpansFile        string
-	UserIDHMACKey    string
-	RedisCluster     bool
+	ShadowPolicy  string
+	ShadowTopic   string
+	JobsInterval  time.Duration
+	SpansFile     string
+	UserIDHMACKey string
+	RedisCluster  bool
 	// Admin is the admin listener's tokens, TLS, timeouts and caps.
 	Admin adminConfig
 }

@@ -157,12 +157,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer func() { _ = rdb.Close() }()
 	// The policy's windows say what state keeps (fixed until a restart).
 	pol, _ := pols.get()
-	pols.state = stateConfig(pol, zone)
+	pols.state = jobs.StateConfig(pol, zone)
 	pols.state.Prefix = cfg.RedisPrefix
 	// Credit payments are judged as they are applied, under the policy in
 	// force then.
 	pols.state.Credit = jobs.CreditCheck(func() *policy.Policy { p, _ := pols.get(); return p })
-	if err := servable(pols.state, pol); err != nil {
+	if err := jobs.Servable(pols.state, pol); err != nil {
 		return fmt.Errorf("policy %s: %w", pol.Version, err)
 	}
 	if shadowPols != nil {
@@ -170,7 +170,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// on it beside the live policy, changing nothing.
 		shadowPols.state = pols.state
 		sp, _ := shadowPols.get()
-		if err := shadowServable(pols.state, sp); err != nil {
+		if err := jobs.ShadowServable(pols.state, sp); err != nil {
 			return fmt.Errorf("setting -shadow-policy (FENQI_SHADOW_POLICY): policy %s: %w", sp.Version, err)
 		}
 		pols.state.ShadowCredit = jobs.CreditCheck(func() *policy.Policy { p, _ := shadowPols.get(); return p })

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/state"
@@ -26,8 +27,8 @@ type policies struct {
 	// state is what state keeps (from the policy at start): a policy
 	// whose windows it cannot serve is refused.
 	state state.Config
-	// check says why state kept as state cannot serve a policy (servable;
-	// shadowServable for a shadow policy).
+	// check says why state kept as state cannot serve a policy (jobs.Servable;
+	// jobs.ShadowServable for a shadow policy).
 	check func(state.Config, *policy.Policy) error
 }
 
@@ -64,7 +65,7 @@ func newPolicies(spec string, log *slog.Logger) (*policies, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := &policies{log: log, state: stateConfig(snap.p, nil), check: servable}
+	ps := &policies{log: log, state: jobs.StateConfig(snap.p, nil), check: jobs.Servable}
 	ps.cur.Store(snap)
 	if st, err := os.Stat(spec); err == nil {
 		ps.path, ps.mod = spec, st.ModTime()
@@ -80,7 +81,7 @@ func newShadowPolicies(spec string, live *policies, log *slog.Logger) (*policies
 	if err != nil {
 		return nil, err
 	}
-	ps.check = shadowServable
+	ps.check = jobs.ShadowServable
 	sp, _ := ps.get()
 	if lp, _ := live.get(); sp.Version == lp.Version {
 		return nil, fmt.Errorf("the shadow policy has the live policy's version %q: give the candidate a version of its own", sp.Version)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/internal/testenv"
+	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/state"
 	"github.com/fenqi/fenqi/state/engine"
@@ -26,7 +27,7 @@ func TestPolicyWindowsDriveState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := stateConfig(snap.p, shanghai)
+	cfg := jobs.StateConfig(snap.p, shanghai)
 	if cfg.Days != 61 || cfg.GeoDays != 30 {
 		t.Fatalf("state config %+v, want 61 days of counts and 30 of places", cfg)
 	}
@@ -63,8 +64,8 @@ func TestPolicyReloadRefusesOtherWindows(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := ps.get()
-	ps.state = stateConfig(p, shanghai)
-	if err := servable(ps.state, p); err != nil {
+	ps.state = jobs.StateConfig(p, shanghai)
+	if err := jobs.Servable(ps.state, p); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, path, edit(t, edit(t, wechatYAML(t), versionV1, versionV2), "other_city_window_days: 90", "other_city_window_days: 120"))
@@ -77,7 +78,7 @@ func TestPolicyReloadRefusesOtherWindows(t *testing.T) {
 		t.Fatalf("refusal logs: %v", recs)
 	}
 	p.Risk.VelocityCount = 40
-	if err := servable(ps.state, p); err == nil || !strings.Contains(err.Error(), "velocity_count 40") {
+	if err := jobs.Servable(ps.state, p); err == nil || !strings.Contains(err.Error(), "velocity_count 40") {
 		t.Fatalf("a velocity count of 40: %v", err)
 	}
 }

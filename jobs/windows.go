@@ -1,4 +1,4 @@
-package main
+package jobs
 
 import (
 	"fmt"
@@ -9,10 +9,10 @@ import (
 	"github.com/fenqi/fenqi/state/engine"
 )
 
-// stateConfig is the state a policy needs kept per user: daily payment
+// StateConfig is the state a policy needs kept per user: daily payment
 // counts over its activity window (at least the 35 days the defaults
 // keep), and devices and cities over its other-city window.
-func stateConfig(p *policy.Policy, zone *time.Location) state.Config {
+func StateConfig(p *policy.Policy, zone *time.Location) state.Config {
 	return state.Config{
 		DefaultZone:  zone,
 		Days:         max(35, p.Eligibility.ActivityWindowDays+1),
@@ -22,11 +22,11 @@ func stateConfig(p *policy.Policy, zone *time.Location) state.Config {
 	}
 }
 
-// servable says why state kept as cfg cannot serve policy p, or nil: its
+// Servable says why state kept as cfg cannot serve policy p, or nil: its
 // windows are fixed when fenqid starts (a longer window needs history the
 // state did not keep), and the velocity rule reads the payment times kept.
-func servable(cfg state.Config, p *policy.Policy) error {
-	want := stateConfig(p, cfg.DefaultZone)
+func Servable(cfg state.Config, p *policy.Policy) error {
+	want := StateConfig(p, cfg.DefaultZone)
 	switch {
 	case want.Days != cfg.Days:
 		return fmt.Errorf("eligibility.activity_window_days %d needs %d days of counts kept, and state keeps %d: restart fenqid to change the state's windows",
@@ -47,17 +47,17 @@ func servable(cfg state.Config, p *policy.Policy) error {
 	return nil
 }
 
-// shadowServable says why state kept as cfg (for the live policy) cannot
+// ShadowServable says why state kept as cfg (for the live policy) cannot
 // serve a shadow policy p, which reads the same state: its activity window
 // may be shorter than the days kept, but its other-city window and limits
 // must be the live policy's (state judges new cities and refuses amounts
 // by them as it applies events), and the rest is checked as for the live
 // policy.
-func shadowServable(cfg state.Config, p *policy.Policy) error {
-	if want := stateConfig(p, cfg.DefaultZone); want.Days <= cfg.Days {
+func ShadowServable(cfg state.Config, p *policy.Policy) error {
+	if want := StateConfig(p, cfg.DefaultZone); want.Days <= cfg.Days {
 		cfg.Days = want.Days
 	}
-	if err := servable(cfg, p); err != nil {
+	if err := Servable(cfg, p); err != nil {
 		return fmt.Errorf("a shadow policy reads the live policy's state: %w", err)
 	}
 	return nil
