@@ -49,6 +49,24 @@ func Preset(name string) (*Policy, error) {
 	return Parse(data, file)
 }
 
+// Open returns the policy spec names: a policy file when one exists at
+// that path, else the preset of that name (wechat, huabei, baitiao). The
+// error says which it was taken for.
+func Open(spec string) (*Policy, error) {
+	looksLikeFile := strings.ContainsRune(spec, os.PathSeparator) || strings.HasSuffix(spec, ".yaml") || strings.HasSuffix(spec, ".yml")
+	if _, statErr := os.Stat(spec); statErr != nil {
+		p, err := Preset(spec)
+		if err == nil {
+			return p, nil
+		}
+		if looksLikeFile {
+			return nil, fmt.Errorf("policy file: %w (nor is it a preset: %s)", statErr, strings.Join(Presets(), ", "))
+		}
+		return nil, fmt.Errorf("policy %q is neither a file nor a preset (presets: %s)", spec, strings.Join(Presets(), ", "))
+	}
+	return Load(spec)
+}
+
 // Load reads and validates the policy file at path. Errors name the path.
 func Load(path string) (*Policy, error) {
 	data, err := os.ReadFile(path)

@@ -116,6 +116,12 @@ Usage:
                                     offsets otherwise started over lower, before fenqid reads the
                                     new records (with fenqid stopped: --redis, in Redis directly)
   fenqictl quarantine [flags]       list the users whose state fenqid cannot read (Redis directly)
+  fenqictl backtest [flags] --policy CANDIDATE --from T [--to T]
+                                    replay the input topics' history with the live policy and
+                                    the candidate side by side, in a Redis namespace of its own,
+                                    and report what the candidate would change (--html: a page)
+  fenqictl shadow report [flags]    report what fenqid's -shadow-policy changes, from the shadow
+                                    topic (or a backtest's --records file)
 
 Every command takes --help. Brokers: --brokers or FENQI_KAFKA_BROKERS
 (default localhost:9092). Topics: --topic-* flags or FENQI_TOPIC_* variables,
@@ -156,6 +162,10 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.epoch(ctx, rest)
 	case "quarantine":
 		return c.quarantine(ctx, rest)
+	case "backtest":
+		return c.backtest(ctx, rest)
+	case "shadow":
+		return c.shadow(ctx, rest)
 	}
 	fmt.Fprint(c.stderr, usage)
 	return usageErrorf("unknown command %q", cmd)

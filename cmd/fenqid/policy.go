@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -40,17 +39,8 @@ type policySnapshot struct {
 // loadPolicy reads a policy file, or a preset when spec names one
 // (wechat, huabei, baitiao).
 func loadPolicy(spec string) (*policySnapshot, error) {
-	var p *policy.Policy
-	var err error
-	looksLikeFile := strings.ContainsRune(spec, os.PathSeparator) || strings.HasSuffix(spec, ".yaml") || strings.HasSuffix(spec, ".yml")
-	if _, statErr := os.Stat(spec); statErr != nil {
-		if p, err = policy.Preset(spec); err != nil {
-			if looksLikeFile {
-				return nil, fmt.Errorf("policy file: %w (nor is it a preset: %s)", statErr, strings.Join(policy.Presets(), ", "))
-			}
-			return nil, fmt.Errorf("policy %q is neither a file nor a preset (presets: %s)", spec, strings.Join(policy.Presets(), ", "))
-		}
-	} else if p, err = policy.Load(spec); err != nil {
+	p, err := policy.Open(spec)
+	if err != nil {
 		return nil, err
 	}
 	rules, err := scoring.NewRules(p)
