@@ -352,4 +352,3 @@ func (p *progressBar) show(pr backtest.Progress) {
 		fmt.Fprintln(p.w)
 	}
 }
-
