@@ -46,7 +46,8 @@ fuzz:
 # (b) per event, (c) fenqi's Prepare+Commit per batch of 500, (d) the whole
 # pipeline draining 100,000 events, with Redis and Go CPU per event, and
 # the p50/p99 latency at 70% of (d)'s rate; Redis bytes per user;
-# whole-pipeline drain and tracing cost; decoder and scoring costs.
+# whole-pipeline drain, tracing cost and a shadow policy's cost (with/without,
+# one run); decoder and scoring costs.
 bench:
 	$(GO) test -run '^$$' -bench 'StateEngineRows' -benchtime 1x ./consumers/ | grep -vE '^(goos|goarch|pkg|cpu|PASS|ok)'
 	$(GO) test -run '^$$' -bench 'Apply' -benchtime 3s ./state/

@@ -20,6 +20,7 @@ import (
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/scoring"
+	"github.com/fenqi/fenqi/shadow"
 	"github.com/fenqi/fenqi/state"
 	"github.com/fenqi/fenqi/telemetry"
 )
@@ -43,7 +44,7 @@ func newEnv(t *testing.T) *env { return newEnvTB(t) }
 
 func newEnvTB(t testing.TB) *env {
 	t.Helper()
-	topics := append(consumers.DefaultTopics().List(), "fenqi.decisions", "fenqi.dlq")
+	topics := append(consumers.DefaultTopics().List(), "fenqi.decisions", "fenqi.dlq", shadow.DefaultTopic)
 	k := testenv.Kafka(t, topics...)
 	rdb := testenv.Redis(t)
 	// Credit payments judged as fenqid judges them (jobs.CreditCheck).
