@@ -223,25 +223,7 @@ type Stats struct {
 	// (see state.Outcome.Unknown).
 	Unknown atomic.Int64
 	// Shadow counts the shadow records published, by diff (Config.ShadowRules).
-	Shadow ShadowStats
-}
-
-// ShadowStats count shadow records by diff (shadow.Same…).
-type ShadowStats struct {
-	Same, Changed, Added, Removed atomic.Int64
-}
-
-func (s *ShadowStats) add(diff string) {
-	switch diff {
-	case shadow.Same:
-		s.Same.Add(1)
-	case shadow.Changed:
-		s.Changed.Add(1)
-	case shadow.Added:
-		s.Added.Add(1)
-	case shadow.Removed:
-		s.Removed.Add(1)
-	}
+	Shadow shadow.Counts
 }
 
 // Pipeline is the processing loop. Run it once.
@@ -511,8 +493,8 @@ type handled struct {
 	decisions []events.Decision
 	shadow    []shadow.Record // the live and shadow decisions paired (Config.ShadowRules)
 	status    state.Status    // what state did with it (its last computation)
-	unknown   bool         // a redelivery not among its user's latest events
-	decoded   bool         // a state.Item of the batch
+	unknown   bool            // a redelivery not among its user's latest events
+	decoded   bool            // a state.Item of the batch
 }
 
 // pending is a batch applied to state and evaluated, waiting to be
@@ -847,7 +829,7 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 		}
 		ndecisions += len(h.decisions)
 		for _, r := range h.shadow {
-			p.stats.Shadow.add(r.Diff)
+			p.stats.Shadow.Add(r.Diff)
 		}
 		for _, d := range h.decisions {
 			p.obs.Decision(d)

@@ -61,8 +61,7 @@ func BenchmarkPipelineShadow(b *testing.B) {
 			took := drain(b, p, total)
 			rates[withShadow] = append(rates[withShadow], float64(total)/took.Seconds())
 			if withShadow {
-				s := &p.Stats().Shadow
-				records += s.Same.Load() + s.Changed.Load() + s.Added.Load() + s.Removed.Load()
+				records += p.Stats().Shadow.Total()
 			}
 		}
 		mean := func(xs []float64) float64 { return (xs[0] + xs[1]) / 2 }

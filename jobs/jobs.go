@@ -128,7 +128,7 @@ type Policy func() (*policy.Policy, *scoring.Rules)
 type Progress struct {
 	Due, Done atomic.Int64 // entries due (on the clock) at the last look; entries finished
 	Decisions atomic.Int64
-	Shadow    atomic.Int64 // shadow records published (Config.Shadow)
+	Shadow    shadow.Counts // shadow records published, by diff (Config.Shadow)
 
 	// Overdue checks only (with Config.Watermark), at the last look:
 	// Waiting is set while checks due on the clock are held back because
@@ -281,7 +281,9 @@ func (r *Runner) publish(ctx context.Context, ds []events.Decision, shadows []sh
 		r.onDecide(d)
 	}
 	p.Decisions.Add(int64(len(ds)))
-	p.Shadow.Add(int64(len(shadows)))
+	for _, sr := range shadows {
+		p.Shadow.Add(sr.Diff)
+	}
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -244,4 +245,33 @@ func Message(topic string, r Record) (kafka.Message, error) {
 			{Key: HeaderDiff, Value: []byte(r.Diff)},
 		},
 	}, nil
+}
+
+// Counts count records by diff, safe for concurrent use.
+type Counts struct {
+	Same, Changed, Added, Removed atomic.Int64
+}
+
+// Add counts one record of diff.
+func (c *Counts) Add(diff string) {
+	switch diff {
+	case Same:
+		c.Same.Add(1)
+	case Changed:
+		c.Changed.Add(1)
+	case Added:
+		c.Added.Add(1)
+	case Removed:
+		c.Removed.Add(1)
+	}
+}
+
+// Map returns the counts by diff.
+func (c *Counts) Map() map[string]int64 {
+	return map[string]int64{Same: c.Same.Load(), Changed: c.Changed.Load(), Added: c.Added.Load(), Removed: c.Removed.Load()}
+}
+
+// Total is the sum of the counts.
+func (c *Counts) Total() int64 {
+	return c.Same.Load() + c.Changed.Load() + c.Added.Load() + c.Removed.Load()
 }

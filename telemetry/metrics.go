@@ -37,6 +37,10 @@ const (
 	// judged, waiting for its input to be processed (overdue_checks: the
 	// repayments topic's watermark; 0 when judged on the clock).
 	MetricJobsWatermarkLag = "fenqi_jobs_watermark_lag_seconds" // gauge {schedule}
+
+	// MetricShadowRecords: the shadow policy's records published
+	// (fenqid -shadow-policy), by diff (same, changed, added, removed).
+	MetricShadowRecords = "fenqi_shadow_records_total" // counter {diff}
 )
 
 // Label names.
@@ -49,6 +53,7 @@ const (
 	labelPartition = "partition"
 	labelCause     = "cause"
 	labelSchedule  = "schedule"
+	labelDiff      = "diff"
 	labelField     = "field"
 )
 
@@ -108,6 +113,7 @@ type Metrics struct {
 
 	lag    atomic.Pointer[func() map[TopicPartition]int64]
 	jobs   atomic.Pointer[func() map[string]int64]
+	shadow atomic.Pointer[func() map[string]int64]
 	behind atomic.Pointer[func() map[string]time.Duration]
 
 	sets sync.Map // setKey -> metric.MeasurementOption (a cached attribute set)
@@ -200,6 +206,17 @@ func newMetrics(meter metric.Meter) (*Metrics, error) {
 			return nil
 		}))
 	note(MetricJobsDue, err)
+	_, err = meter.Int64ObservableCounter(MetricShadowRecords, metric.WithUnit("{record}"),
+		metric.WithDescription("Shadow records published (fenqid -shadow-policy), by diff: same, changed, added (only the candidate decides), removed (only the live policy decides)."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if f := m.shadow.Load(); f != nil {
+				for diff, n := range (*f)() {
+					o.Observe(n, metric.WithAttributes(attribute.String(labelDiff, diff)))
+				}
+			}
+			return nil
+		}))
+	note(MetricShadowRecords, err)
 	_, err = meter.Float64ObservableGauge(MetricJobsWatermarkLag, metric.WithUnit("s"),
 		metric.WithDescription("How far behind the clock a schedule's entries are judged, waiting for their input topic to be processed (overdue_checks: min(now, the repayments topic's watermark)); 0 when judged on the clock."),
 		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
@@ -293,6 +310,17 @@ func (m *Metrics) RegisterJobs(f func() map[string]int64) {
 		return
 	}
 	m.jobs.Store(&f)
+}
+
+// RegisterShadow sets the function fenqi_shadow_records_total reads at
+// each scrape (records published so far, by diff), with the same rules as
+// RegisterLag.
+func (m *Metrics) RegisterShadow(f func() map[string]int64) {
+	if f == nil {
+		m.shadow.Store(nil)
+		return
+	}
+	m.shadow.Store(&f)
 }
 
 // RegisterJobsWatermarkLag sets the function

@@ -33,6 +33,7 @@ import (
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/retry"
+	"github.com/fenqi/fenqi/shadow"
 	"github.com/fenqi/fenqi/simulator"
 	"github.com/fenqi/fenqi/state"
 	"github.com/fenqi/fenqi/telemetry"
@@ -253,6 +254,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			telemetry.ScheduleRecompute:     runner.Recomp.Due.Load(),
 		}
 	})
+	if shadowPols != nil {
+		metrics.RegisterShadow(func() map[string]int64 { return shadowCounts(pipe, runner) })
+	}
 	metrics.RegisterJobsWatermarkLag(func() map[string]time.Duration {
 		return map[string]time.Duration{telemetry.ScheduleOverdueChecks: time.Duration(runner.Overdue.Behind.Load())}
 	})
@@ -360,8 +364,10 @@ func progress(ctx context.Context, log *slog.Logger, pipe *consumers.Pipeline, l
 				"repeats", s.Repeats.Load(), "dead_letters", s.DeadLetters.Load(), "decisions", s.Decisions.Load(), "lag", groupLag(lag),
 				"recompute_due", runner.Recomp.Due.Load(), "recompute_done", runner.Recomp.Done.Load(),
 				"overdue_checks_due", runner.Overdue.Due.Load(), "overdue_checks_done", runner.Overdue.Done.Load(),
-				"overdue_checks_waiting", runner.Overdue.Waiting.Load(),
-				"shadow_changed", s.Shadow.Changed.Load(), "shadow_added", s.Shadow.Added.Load(), "shadow_removed", s.Shadow.Removed.Load())
+				"overdue_checks_waiting", runner.Overdue.Waiting.Load())
+			if sh := shadowCounts(pipe, runner); sh[shadow.Same]+sh[shadow.Changed]+sh[shadow.Added]+sh[shadow.Removed] > 0 {
+				log.Info("shadow policy", "same", sh[shadow.Same], "changed", sh[shadow.Changed], "added", sh[shadow.Added], "removed", sh[shadow.Removed])
+			}
 			if runner.Overdue.Waiting.Load() {
 				last := wm.Last()
 				log.Warn("overdue checks wait for the repayments topic", "watermark", time.Unix(0, runner.Overdue.JudgedAt.Load()).UTC(),
@@ -370,6 +376,18 @@ func progress(ctx context.Context, log *slog.Logger, pipe *consumers.Pipeline, l
 			}
 		}
 	}
+}
+
+// shadowCounts are the shadow records published so far by the pipeline
+// and the jobs, by diff.
+func shadowCounts(pipe *consumers.Pipeline, runner *jobs.Runner) map[string]int64 {
+	out := pipe.Stats().Shadow.Map()
+	for _, c := range []*shadow.Counts{&runner.Recomp.Shadow, &runner.Overdue.Shadow} {
+		for diff, n := range c.Map() {
+			out[diff] += n
+		}
+	}
+	return out
 }
 
 // simulate produces simulated traffic into the input topics.
