@@ -625,7 +625,7 @@ func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int, again *re
 			}
 			continue
 		}
-		ds, dl := p.evaluate(rules, it, o, h.msg)
+		ds, dl := p.evaluate(rules, it, o, h.msg, true)
 		if dl != nil {
 			h.dead = dl
 			continue
@@ -651,7 +651,7 @@ func (p *Pipeline) shadow(live, cand Rules, it state.Item, o state.Outcome, m ka
 	if v := o.Shadow; v != nil {
 		o.Pool, o.PoolQuota, o.CreditRefused = v.Pool, v.Quota, v.Refused
 	}
-	sds, dl := p.evaluate(cand, it, o, m)
+	sds, dl := p.evaluate(cand, it, o, m, false)
 	if dl != nil {
 		p.log.Error("the shadow policy's rules failed on an event; no shadow records for it", "err", dl.Err)
 		return nil
@@ -889,8 +889,10 @@ func (p *Pipeline) decode(m kafka.Message) (ev events.Event, dl *producers.DeadL
 	return ev, nil
 }
 
-// evaluate runs the rules on one event, turning a panic into a dead letter.
-func (p *Pipeline) evaluate(rules Rules, it state.Item, o state.Outcome, m kafka.Message) (ds []events.Decision, dl *producers.DeadLetter) {
+// evaluate runs the rules on one event, turning a panic into a dead letter;
+// live says the rules are the live policy's (a late event is counted once,
+// under them).
+func (p *Pipeline) evaluate(rules Rules, it state.Item, o state.Outcome, m kafka.Message, live bool) (ds []events.Decision, dl *producers.DeadLetter) {
 	defer func() {
 		if r := recover(); r != nil {
 			p.log.Error("panic in rules", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
@@ -913,7 +915,7 @@ func (p *Pipeline) evaluate(rules Rules, it state.Item, o state.Outcome, m kafka
 		// if it just cleared it.
 		in.WasJudicialDefaulter = (pr.JudicialDefaulter && !o.BecameJudicialDefaulter) || o.ClearedJudicialDefaulter
 	}
-	if rules.Late(in) {
+	if live && rules.Late(in) {
 		p.obs.Event(m.Topic, telemetry.OutcomeLate)
 	}
 	return rules.Evaluate(in), nil
