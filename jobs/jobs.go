@@ -511,29 +511,35 @@ func (r *Runner) overdueOnce(ctx context.Context) (_ int, err error) {
 }
 
 // shadowOverdue is what the candidate rules decide at a live overdue check
-// of a bill overdue by overdue: the freeze once it is past the candidate's
-// freeze delay, else the latest whole day's reminder. It has no stages of
-// its own (nothing of the shadow is saved), so it judges at the live
-// policy's checks only: a candidate freezing later than the live policy
-// is seen at the live freeze (as a reminder there), not at its own time.
+// of a bill overdue by overdue, by whole days overdue (the live checks fall
+// on whole days, and its freeze a second after one): the freeze once the
+// bill has been open the candidate's freeze_after days, else the reminder of
+// that day, or nothing when the candidate's reminders ended on an earlier
+// day (it sent its last one then). It has no stages of its own (nothing of
+// the shadow is saved), so it judges at the live policy's checks only: a
+// candidate freezing later than the live policy shows a reminder at the
+// live freeze, not a freeze at its own time.
 func shadowOverdue(rules *scoring.Rules, c state.TimerClaim, bill state.Bill, overdue time.Duration) []events.Decision {
 	freezeAfter, freezeOn := rules.OverdueFreeze()
 	days := int(overdue / (24 * time.Hour))
+	reminders := freezeAfter
+	if freezeOn {
+		reminders = max(freezeAfter-1, 0)
+	}
 	switch {
-	case freezeOn && overdue >= FreezeDelay(freezeAfter):
+	case days < 1:
+		return nil
+	case freezeOn && days >= freezeAfter:
 		return []events.Decision{rules.Frozen(c.UserID, "bill:"+c.BillID, scoring.CauseOverdue, bill.DueAt.Add(FreezeDelay(freezeAfter)),
 			map[string]any{"bill_id": c.BillID, "days_overdue": days, "amount_fen": bill.RemainingFen, "due_at": bill.DueAt.UTC().Format(time.RFC3339)})}
-	case days >= 1:
-		var freezeAt time.Time
-		if freezeOn {
-			freezeAt = bill.DueAt.Add(FreezeDelay(freezeAfter))
-			days = min(days, max(freezeAfter-1, 1))
-		} else {
-			days = min(days, freezeAfter)
-		}
-		return []events.Decision{rules.Overdue(c.UserID, c.BillID, bill.RemainingFen, bill.DueAt, days, freezeAt)}
+	case days > reminders:
+		return nil
 	}
-	return nil
+	var freezeAt time.Time
+	if freezeOn {
+		freezeAt = bill.DueAt.Add(FreezeDelay(freezeAfter))
+	}
+	return []events.Decision{rules.Overdue(c.UserID, c.BillID, bill.RemainingFen, bill.DueAt, days, freezeAt)}
 }
 
 // Stage is what an overdue check does now.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -71,10 +72,24 @@ func newShadowPolicies(spec string, live *policies, log *slog.Logger) (*policies
 	if err != nil {
 		return nil, err
 	}
-	ps.check = jobs.ShadowServable
+	// The two versions differ at start and after every reload of either:
+	// a reload to the other's version is refused like any bad reload.
+	sameVersion := func(other *policies, p *policy.Policy) error {
+		if op, _ := other.get(); p.Version == op.Version {
+			return fmt.Errorf("the shadow and the live policy would both have version %q: give the candidate a version of its own", p.Version)
+		}
+		return nil
+	}
+	ps.check = func(st state.Config, p *policy.Policy) error {
+		return errors.Join(sameVersion(live, p), jobs.ShadowServable(st, p))
+	}
+	liveCheck := live.check
+	live.check = func(st state.Config, p *policy.Policy) error {
+		return errors.Join(sameVersion(ps, p), liveCheck(st, p))
+	}
 	sp, _ := ps.get()
-	if lp, _ := live.get(); sp.Version == lp.Version {
-		return nil, fmt.Errorf("the shadow policy has the live policy's version %q: give the candidate a version of its own", sp.Version)
+	if err := sameVersion(live, sp); err != nil {
+		return nil, err
 	}
 	return ps, nil
 }
