@@ -153,6 +153,10 @@ func TestBacktestIsDeterministicAndTouchesNothingLive(t *testing.T) {
 			t.Fatalf("record %d differs:\n%s\n%s", i, ra, rb)
 		}
 	}
+	// And so the same report.
+	if ra, rb := shadow.Build(a.Records), shadow.Build(b.Records); !reflect.DeepEqual(ra, rb) {
+		t.Fatalf("two reports of one history differ:\n%+v\n%+v", ra, rb)
+	}
 	// The namespaces are gone, the live keys untouched, nothing published.
 	if after := keys(t, rdb); !reflect.DeepEqual(before, after) {
 		t.Fatalf("Redis after the backtests differs from before: %d keys, then %d", len(before), len(after))
