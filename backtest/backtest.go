@@ -3,10 +3,12 @@
 // own, on a clock that follows event time, and returns the shadow records
 // of every decision (see package shadow) for a report.
 //
-// The history is read partition by partition (no consumer group, nothing
-// committed, the live group untouched) and merged in event-time order, ties
-// broken by topic, partition and offset: the same recorded history always
-// goes through in the same order, and gives the same records. Before each
+// The history is read partition by partition and merged in event-time
+// order, ties broken by topic, partition and offset: the same recorded
+// history always goes through in the same order, and gives the same
+// records (a consumer group's fetches would interleave the partitions as
+// they come). How far it is goes to a consumer group of its own (Group),
+// so that Kafka's tools show its progress; fenqid's group is untouched. Before each
 // batch the clock is set to the batch's first event time and the overdue
 // checks and quota recomputes due by then run, as they would have; the
 // batch is then processed at its last event time. A batch spans at most
@@ -27,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +63,13 @@ type Config struct {
 	Open    func(topic string, partition int, offset int64) (*kafka.Reader, error)
 	Ranges  []Range
 	Topics  consumers.Topics // the input topics' names (their index order)
+	// Client (may be nil: no group) commits the replay's position, every
+	// second and at the end, to Group (default "fenqi-backtest-" and the
+	// namespace's name), a consumer group of its own with no members: its
+	// lag is the records left. The group is deleted at the end (unless
+	// Keep). It must not be a group in use.
+	Client *kafka.Client
+	Group  string
 
 	// Live decides (and drives the state), Candidate decides beside it.
 	Live, Candidate *policy.Policy
@@ -101,6 +111,7 @@ type Result struct {
 	// From and To are the first and last event times replayed.
 	From, To time.Time
 	Prefix   string
+	Group    string // the consumer group of its progress
 }
 
 // Run replays the history and returns its records.
@@ -173,7 +184,16 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	}
 	defer src.close()
 
-	res := &Result{Prefix: cfg.Prefix}
+	res := &Result{Prefix: cfg.Prefix, Group: cfg.Group}
+	pos := positions{}
+	lastCommit := time.Now()
+	if cfg.Client != nil && !cfg.Keep {
+		defer func() {
+			if derr := deleteGroup(context.WithoutCancel(ctx), cfg.Client, cfg.Group); derr != nil {
+				cfg.Log.Warn("backtest: the progress group was not deleted", "group", cfg.Group, "err", derr)
+			}
+		}()
+	}
 	var done int64
 	lastReport := time.Time{}
 	report := func(final bool) {
@@ -217,7 +237,19 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 			return nil, fmt.Errorf("backtest: %w", err)
 		}
 		done += int64(len(batch))
+		pos.add(batch)
+		if cfg.Client != nil && time.Since(lastCommit) > time.Second {
+			lastCommit = time.Now()
+			if err := pos.commit(ctx, cfg.Client, cfg.Group); err != nil {
+				return nil, err
+			}
+		}
 		report(false)
+	}
+	if cfg.Client != nil {
+		if err := pos.commit(ctx, cfg.Client, cfg.Group); err != nil {
+			return nil, err
+		}
 	}
 	if err := runJobs(); err != nil {
 		return nil, err
@@ -248,6 +280,12 @@ func (c *Config) setDefaults() error {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
 		c.Prefix = "fenqi-backtest-" + hex.EncodeToString(b[:]) + ":"
+	}
+	if c.Group == "" {
+		c.Group = "fenqi-backtest-" + strings.TrimPrefix(strings.TrimSuffix(c.Prefix, ":"), "fenqi-backtest-")
+	}
+	if c.Group == consumers.DefaultGroupID {
+		return fmt.Errorf("backtest: Group %q is fenqid's", c.Group)
 	}
 	if c.DefaultZone == nil {
 		loc, err := time.LoadLocation("Asia/Shanghai")
@@ -680,4 +718,50 @@ func PartitionReader(brokers []string, dialer *kafka.Dialer) func(topic string, 
 		}
 		return r, nil
 	}
+}
+
+// positions are the next offsets to replay, by topic and partition.
+type positions map[string]map[int]int64
+
+func (p positions) add(batch []kafka.Message) {
+	for _, m := range batch {
+		if p[m.Topic] == nil {
+			p[m.Topic] = map[int]int64{}
+		}
+		p[m.Topic][m.Partition] = max(p[m.Topic][m.Partition], m.Offset+1)
+	}
+}
+
+// commit commits the positions to group, a group without members.
+func (p positions) commit(ctx context.Context, c *kafka.Client, group string) error {
+	if len(p) == 0 {
+		return nil
+	}
+	req := &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: map[string][]kafka.OffsetCommit{}}
+	for topic, ps := range p {
+		for part, off := range ps {
+			req.Topics[topic] = append(req.Topics[topic], kafka.OffsetCommit{Partition: part, Offset: off, Metadata: "fenqictl backtest"})
+		}
+	}
+	resp, err := c.OffsetCommit(ctx, req)
+	if err != nil {
+		return fmt.Errorf("backtest: commit the progress to group %q: %w", group, err)
+	}
+	for topic, ps := range resp.Topics {
+		for _, r := range ps {
+			if r.Error != nil {
+				return fmt.Errorf("backtest: commit the progress to group %q, %s/%d: %w (is the group in use?)", group, topic, r.Partition, r.Error)
+			}
+		}
+	}
+	return nil
+}
+
+// deleteGroup deletes the progress group.
+func deleteGroup(ctx context.Context, c *kafka.Client, group string) error {
+	resp, err := c.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: []string{group}})
+	if err != nil {
+		return err
+	}
+	return resp.Errors[group]
 }

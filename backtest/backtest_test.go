@@ -82,6 +82,29 @@ func keys(t *testing.T, rdb *redis.Client) map[string]string {
 	return out
 }
 
+// groupOffsets sums a group's committed offsets on the input topics (0:
+// none committed).
+func groupOffsets(t *testing.T, c *kafka.Client, group string) int64 {
+	t.Helper()
+	topics := map[string][]int{}
+	for _, topic := range consumers.DefaultTopics().List() {
+		for p := range testenv.DefaultPartitions {
+			topics[topic] = append(topics[topic], int(p))
+		}
+	}
+	resp, err := c.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, ps := range resp.Topics {
+		for _, p := range ps {
+			n += max(p.CommittedOffset, 0)
+		}
+	}
+	return n
+}
+
 func TestBacktestIsDeterministicAndTouchesNothingLive(t *testing.T) {
 	t.Parallel()
 	k := testenv.Kafka(t, append(consumers.DefaultTopics().List(), "fenqi.decisions", "fenqi.dlq")...)
@@ -106,13 +129,24 @@ func TestBacktestIsDeterministicAndTouchesNothingLive(t *testing.T) {
 			t.Fatal(err)
 		}
 		var last backtest.Progress
+		group := "fenqi-backtest-" + prefix
+		var committed int64 // the most records the progress group was seen to have passed
 		res, err := backtest.Run(ctx, backtest.Config{
 			Brokers: k.Addrs(), Open: backtest.PartitionReader(k.Addrs(), nil), Ranges: ranges,
-			Live: live, Candidate: cand, Redis: rdb, Prefix: prefix,
-			Progress: func(p backtest.Progress) { last = p },
+			Live: live, Candidate: cand, Redis: rdb, Prefix: prefix, Client: client, Group: group,
+			Progress: func(p backtest.Progress) {
+				last = p
+				committed = max(committed, groupOffsets(t, client, group))
+			},
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if committed == 0 || committed > int64(n) {
+			t.Fatalf("the progress group %s was seen at %d records of %d", group, committed, n)
+		}
+		if got := groupOffsets(t, client, group); got != 0 {
+			t.Fatalf("the progress group %s is left with %d records committed", group, got)
 		}
 		if !last.Done || last.Records != int64(n) || last.Total != int64(n) {
 			t.Fatalf("last progress %+v, want %d records done", last, n)

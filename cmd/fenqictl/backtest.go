@@ -27,8 +27,9 @@ with their factors), freezes that would or would not have happened, and
 eligibility codes gained and lost (docs/policy-testing.md).
 
 The records from --from (to --to, or to the ends as they are at the start) are
-read partition by partition, without a consumer group (fenqid's group and its
-offsets are untouched), and replayed in event-time order through fenqi's own
+read partition by partition (fenqid's consumer group and its offsets are
+untouched; the replay's own position goes to a group of its own,
+fenqi-backtest-<namespace>, deleted at the end) and replayed in event-time order through fenqi's own
 pipeline into a Redis namespace of their own (--redis-prefix, by default a
 fresh "fenqi-backtest-<random>:"; with --scratch-redis a redis-server this
 command starts and stops), on a clock that follows event time: overdue checks
@@ -142,7 +143,7 @@ func (c *cli) backtest(ctx context.Context, args []string) error {
 	}
 	bar := newProgressBar(c.stderr)
 	res, err := backtest.Run(ctx, backtest.Config{
-		Brokers: addrs, Open: b.reader, Ranges: ranges, Topics: consumers.Topics(topics),
+		Brokers: addrs, Open: b.reader, Ranges: ranges, Topics: consumers.Topics(topics), Client: b.client,
 		Live: live, Candidate: cand, Redis: rdb, Prefix: rf.prefix, Keep: keep,
 		DefaultZone: loc, Decoder: dec, Progress: bar.show,
 	})
