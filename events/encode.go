@@ -444,3 +444,25 @@ func DecisionID(parts ...string) string {
 	h.Sum(sum[:0])
 	return "d-" + hex.EncodeToString(sum[:16])
 }
+
+// FormatYuan formats an amount in fen as yuan with two decimals and
+// thousands separators: -123456 → "-1,234.56" (also right for the most
+// negative int64).
+func FormatYuan(fen int64) string {
+	sign := ""
+	u := uint64(fen)
+	if fen < 0 {
+		sign, u = "-", uint64(-(fen+1))+1
+	}
+	whole := strconv.FormatUint(u/100, 10)
+	var b strings.Builder
+	b.WriteString(sign)
+	for i, d := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(d)
+	}
+	fmt.Fprintf(&b, ".%02d", u%100)
+	return b.String()
+}

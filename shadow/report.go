@@ -650,25 +650,8 @@ func versions(v []string) string {
 }
 
 // Yuan formats an amount in fen as yuan with two decimals and thousands
-// separators: -123456 → "-1,234.56".
-func Yuan(fen int64) string {
-	sign := ""
-	u := uint64(fen)
-	if fen < 0 {
-		sign, u = "-", uint64(-(fen+1))+1 // also right for math.MinInt64
-	}
-	whole := strconv.FormatUint(u/100, 10)
-	var b strings.Builder
-	b.WriteString(sign)
-	for i, c := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	fmt.Fprintf(&b, ".%02d", u%100)
-	return b.String()
-}
+// separators: -123456 → "-1,234.56" (events.FormatYuan).
+func Yuan(fen int64) string { return events.FormatYuan(fen) }
 
 // SignedYuan is Yuan with a "+" before a positive amount.
 func SignedYuan(fen int64) string {

@@ -388,24 +388,7 @@ func rawValue(f credit.Factor) string {
 func yuan(fen int64) string { return amountYuan(fen) + " yuan" }
 
 // amountYuan formats fen as "12,345.67".
-func amountYuan(fen int64) string {
-	sign := ""
-	u := uint64(fen)
-	if fen < 0 {
-		sign, u = "-", uint64(-(fen+1))+1
-	}
-	whole := strconv.FormatUint(u/100, 10)
-	var b strings.Builder
-	b.WriteString(sign)
-	for i, d := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(d)
-	}
-	fmt.Fprintf(&b, ".%02d", u%100)
-	return b.String()
-}
+func amountYuan(fen int64) string { return events.FormatYuan(fen) }
 
 // percentBP formats basis points as a percentage: 150 → "1.50%".
 func percentBP(bp int) string { return fmt.Sprintf("%.2f%%", float64(bp)/100) }
