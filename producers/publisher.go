@@ -58,9 +58,15 @@ type Config struct {
 	DLQTopic       string // default fenqi.dlq
 	// BatchTimeout is how long the writer waits to fill a batch. kafka-go's
 	// default is 1 s, which would add a second to every synchronous publish
-	// of a small batch (kafka-go #1180); a few milliseconds keep latency low
-	// while a busy consumer still fills batches by itself.
-	BatchTimeout time.Duration // default 2ms
+	// of a small batch (kafka-go #1180). Every Write here is already a whole
+	// batch (a consumer batch's decisions, a job's), and a synchronous
+	// WriteMessages appends all its records under the partition writer's
+	// lock before the timer can fire, so waiting longer only adds latency:
+	// the default sends at once. (2 ms, the default before, was 2 ms of
+	// every batch's publish: draining 100,000 events, publishing took
+	// 784 ms at 2 ms and 336 ms at 50 µs, and the drain went from 51,870 to
+	// 55,402 events/s, two runs back to back.)
+	BatchTimeout time.Duration // default 50µs
 	// WriteTimeout bounds one produce request (default 10 s).
 	WriteTimeout time.Duration
 	// Compression of produced batches: "none" (the default), "gzip",
@@ -88,7 +94,7 @@ func (c *Config) setDefaults() {
 		c.DLQTopic = events.TopicDLQ
 	}
 	if c.BatchTimeout == 0 {
-		c.BatchTimeout = 2 * time.Millisecond
+		c.BatchTimeout = 50 * time.Microsecond
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
