@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fenqi/fenqi/internal/par"
 	"github.com/fenqi/fenqi/state/engine"
 )
 
@@ -155,15 +156,27 @@ func (s *Store) userKey(userID string) string { return s.cfg.Prefix + UserKey(us
 // written with SET NX instead (see cas).
 // KEYS: the users; ARGV: per user the token read, then the new value.
 // Returns the positions (1-based) of the users it did not write.
+//
+// One MGET and one MSET for all of them, not a GETRANGE and a SET each:
+// inside a script every redis.call costs about as much as the command
+// itself (~2 µs each here), and the values have to come in as arguments
+// anyway. With 490 users of 606 bytes a call, Redis spent 5.1–5.4 µs a
+// user this way against 5.6–6.8 µs with a call per user (interleaved,
+// one redis-server). At most maxScriptUsers users a call: unpack is
+// bounded by Lua's stack.
 var casScript = redis.NewScript(`
-local failed = {}
+local vals = redis.call("MGET", unpack(KEYS))
+local failed, set = {}, {}
 for i, k in ipairs(KEYS) do
-  if redis.call("GETRANGE", k, 1, 8) == ARGV[2 * i - 1] then
-    redis.call("SET", k, ARGV[2 * i])
+  local v = vals[i]
+  if v and string.sub(v, 2, 9) == ARGV[2 * i - 1] then
+    set[#set + 1] = k
+    set[#set + 1] = ARGV[2 * i]
   else
     failed[#failed + 1] = i
   end
 end
+if #set > 0 then redis.call("MSET", unpack(set)) end
 return failed
 `)
 
@@ -250,13 +263,17 @@ func (s *Store) readWith(ctx context.Context, userIDs []string, epochs bool) ([]
 		vals[i] = c.Val()
 	}
 	out := make([]*engine.State, len(userIDs))
+	errs := make([]error, len(userIDs))
+	par.For(len(userIDs), func(i int) {
+		if out[i], errs[i] = engine.Decode([]byte(vals[i])); errs[i] != nil {
+			out[i] = nil
+		}
+	})
 	var bad []Unreadable
-	for i := range userIDs {
-		var err error
-		if out[i], err = engine.Decode([]byte(vals[i])); err != nil {
+	for i, err := range errs {
+		if err != nil {
 			// Never a reason to stop: the user is quarantined (out[i]
 			// nil), its value kept as it is for an operator to look at.
-			out[i] = nil
 			bad = append(bad, Unreadable{UserID: userIDs[i], Err: err})
 		}
 	}
@@ -400,8 +417,10 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 			for i := range olds {
 				script(olds[i : i+1])
 			}
-		} else if len(olds) > 0 {
-			script(olds)
+		} else {
+			for lo := 0; lo < len(olds); lo += maxScriptUsers {
+				script(olds[lo:min(lo+maxScriptUsers, len(olds))])
+			}
 		}
 		setnx := make([]*redis.BoolCmd, len(news))
 		for i, w := range news {
@@ -647,17 +666,21 @@ func (s *Store) prepare(ctx context.Context, items []Item, d *Drafts, again *Bat
 		}
 		b.items = items
 	}
+	// Each user's events on its own state: independent of the others, so
+	// on every core; the results are gathered in the users' order.
 	now := s.cfg.Now()
 	written := make([]bool, len(users))
-	for g, u := range users {
+	writes := make([]write, len(users))
+	isNew := make([]bool, len(users))
+	par.For(len(users), func(g int) {
 		st := base[g]
 		if st == nil {
 			// Unreadable: every event of the user is refused (dead-lettered,
 			// so none is lost) and nothing is written over its value.
 			for _, i := range groups[g] {
-				b.Outcomes[i] = Outcome{Status: Refused, Err: fmt.Errorf("user %s: %w", u, ErrQuarantined)}
+				b.Outcomes[i] = Outcome{Status: Refused, Err: fmt.Errorf("user %s: %w", users[g], ErrQuarantined)}
 			}
-			continue
+			return
 		}
 		its := make([]Item, len(groups[g]))
 		for k, i := range groups[g] {
@@ -678,17 +701,25 @@ func (s *Store) prepare(ctx context.Context, items []Item, d *Drafts, again *Bat
 			}
 		}
 		if !changed {
-			continue
+			return
 		}
 		if !st.Known && anyApplied(outs) {
 			// Its first event: the recompute schedule learns the user.
 			st.Known = true
-			b.newUsers = append(b.newUsers, u)
+			isNew[g] = true
 		}
 		expect := st.Rev
 		st.Rev = newRev()
-		b.writes = append(b.writes, write{user: u, expect: expect, val: encode(st)})
+		writes[g] = write{user: users[g], expect: expect, val: encode(st)}
 		written[g] = true
+	})
+	for g, u := range users {
+		if isNew[g] {
+			b.newUsers = append(b.newUsers, u)
+		}
+		if written[g] {
+			b.writes = append(b.writes, writes[g])
+		}
 	}
 	if d != nil {
 		d.mu.Lock()

@@ -1672,3 +1672,54 @@ func TestSavedQuotaAndAnInFlightBatchBothStay(t *testing.T) {
 		t.Fatalf("after both: quota %v %d (seq %d), %d payments; want the quota and both payments", u.HasQuota, u.QuotaFen, u.Recomputes, u.Days[u.Day(now)].Payments)
 	}
 }
+
+// A batch of more users than one call of the compare-and-set takes (its
+// arguments are unpacked on Lua's bounded stack) is written in several,
+// each user still against its own token: those another writer changed in
+// between, in every call, are named and left as the other writer made them.
+func TestCommitOfManyUsersComparesEach(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	const n = 4500
+	first := make([]state.Item, n)
+	for i := range first {
+		first[i] = state.Item{Event: payment(fmt.Sprintf("a%d", i), fmt.Sprintf("many%d", i), now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: int64(i)}
+	}
+	apply(t, s, first...)
+	second := make([]state.Item, n)
+	for i := range second {
+		second[i] = state.Item{Event: payment(fmt.Sprintf("b%d", i), fmt.Sprintf("many%d", i), now, 10, events.SceneEcommerce, "d"), Topic: 1, Offset: int64(n + i)}
+	}
+	b, err := s.Prepare(ctx, second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another writer changes a user in several of the calls, and the last.
+	var changed []string
+	for _, i := range []int{5, 1500, 2222, 4100, n - 1} {
+		u := fmt.Sprintf("many%d", i)
+		apply(t, s, state.Item{Event: payment("other"+u, u, now, 1, events.SceneEcommerce, "d"), Topic: 1, Offset: int64(3 * n)})
+		changed = append(changed, u)
+	}
+	err = s.Commit(ctx, b, nil)
+	var ce *state.ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("commit: %v, want a conflict", err)
+	}
+	slices.Sort(ce.Users)
+	slices.Sort(changed)
+	if !slices.Equal(ce.Users, changed) {
+		t.Fatalf("conflicting users %v, want %v", ce.Users, changed)
+	}
+	for i := range n {
+		u := fmt.Sprintf("many%d", i)
+		want := int64(100 + 10)
+		if slices.Contains(changed, u) {
+			want = 100 + 1
+		}
+		if got := user(t, s, u).Months[202611].SpendFen; got != want {
+			t.Fatalf("%s spent %d, want %d", u, got, want)
+		}
+	}
+}

@@ -8,7 +8,7 @@ import (
 )
 
 // The encoding (version 1) is the version byte, Rev as 8 bytes big-endian
-// (so that a compare-and-set script can read it with GETRANGE), the saved
+// (so that the compare-and-set script compares it without decoding), the saved
 // quota at fixed width (QuotaHeader: a byte 1/0 for HasQuota, QuotaFen,
 // Recomputes and CycleDone as 8 bytes big-endian each, so that a saved
 // recompute is one SETRANGE of bytes 1..33 with a new Rev; see
