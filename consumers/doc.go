@@ -6,8 +6,10 @@
 //
 // One batch at a time, in this order:
 //
-//  1. fetch up to BatchSize records (FetchMessage, waiting at most
-//     BatchWait after the first);
+//  1. fetch up to BatchSize records (FetchMessage): after the first, what
+//     comes while the batch before is still in steps 5–7, and BatchWait at
+//     most, so that an idle pipeline sends a record at once and a busy one
+//     batches;
 //  2. decode and validate each; a bad record becomes a dead letter;
 //  3. read the users' state (one round trip; or the state the batch before
 //     left, not yet written) and compute the events on it in Go
@@ -21,7 +23,9 @@
 //  7. commit the batch's offsets, once.
 //
 // Steps 1–4 of batch N+1 run while steps 5–7 of batch N do (two stages,
-// the second in one goroutine so writes and commits stay in order).
+// the second in one goroutine so writes and commits stay in order). The
+// CPU-bound parts of steps 2–4 (decoding, each user's events, the rules,
+// encoding the records) run on every core (internal/par).
 //
 // Why each crash point is safe (the crash simulation, TestCrashSimulation,
 // injects each one over thousands of random streams):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/par"
 	"github.com/fenqi/fenqi/internal/ratelog"
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/retry"
@@ -72,8 +74,10 @@ type Config struct {
 	// BatchSize is the most records in one batch (default 500): one Redis
 	// round trip and one produce request per batch.
 	BatchSize int
-	// BatchWait is how long to wait for more records after the first of a
-	// batch (default 10ms).
+	// BatchWait is the longest a batch waits for more records after its
+	// first (default 10ms). It waits only while the batch before it is
+	// being published and written: once that one is done, the batch goes
+	// at once with what it has (see fetch).
 	BatchWait time.Duration
 	// BufferBytes bounds the memory of records read ahead and batched, by
 	// bytes rather than by count (default 64 MiB): a batch is cut at half
@@ -247,6 +251,53 @@ type Pipeline struct {
 	// step, when set (tests), runs at each step of finish and may stop it
 	// there with an error: a crash between two steps.
 	step func(name string) error
+	// linger ends a batch's wait for more records when the batches before
+	// it are finished.
+	linger linger
+}
+
+// linger is the wait of a batch being fetched for more records: it lasts
+// while batches handed to the second stage are not finished yet, and at
+// most the wait given.
+type linger struct {
+	mu       sync.Mutex
+	inFlight int                // batches handed to the second stage, not finished
+	cancel   context.CancelFunc // ends the current wait; nil when none
+}
+
+// start begins a wait of at most max; it is over at once when no batch is
+// in flight. Call the returned function when the batch closes.
+func (l *linger) start(ctx context.Context, max time.Duration) (context.Context, context.CancelFunc) {
+	wait, cancel := context.WithTimeout(ctx, max)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inFlight == 0 {
+		cancel()
+		return wait, cancel
+	}
+	l.cancel = cancel
+	return wait, func() {
+		l.mu.Lock()
+		l.cancel = nil
+		l.mu.Unlock()
+		cancel()
+	}
+}
+
+// handed counts a batch handed to the second stage.
+func (l *linger) handed() {
+	l.mu.Lock()
+	l.inFlight++
+	l.mu.Unlock()
+}
+
+// finished counts a batch finished, ending the wait when none is left.
+func (l *linger) finished() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inFlight--; l.inFlight == 0 && l.cancel != nil {
+		l.cancel()
+	}
 }
 
 // The steps of finish, in order, as step hears them.
@@ -405,6 +456,7 @@ func (p *Pipeline) Run(ctx context.Context) (err error) {
 				}
 			}
 			pb.endSpans()
+			p.linger.finished()
 		}
 		finished <- ferr
 	}()
@@ -418,6 +470,7 @@ func (p *Pipeline) Run(ctx context.Context) (err error) {
 				runErr = perr
 				break
 			}
+			p.linger.handed()
 			ready <- pb
 		}
 		if ferr != nil {
@@ -452,7 +505,12 @@ func (p *Pipeline) Process(ctx context.Context, batch []kafka.Message) error {
 }
 
 // fetch fills batch: it blocks for the first record, then takes what comes
-// within BatchWait, up to BatchSize records or half of BufferBytes.
+// while the batches before it are being finished (published, written,
+// committed), for BatchWait at most, up to BatchSize records or half of
+// BufferBytes. A batch thus closes as soon as the second stage can take
+// it: under a backlog batches fill up at once (the reader's queue holds
+// two), at a trickle they go without waiting, and in between they grow
+// with the load, each while the one before is written.
 func (p *Pipeline) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
 	for {
 		m, err := p.reader.FetchMessage(ctx)
@@ -469,7 +527,7 @@ func (p *Pipeline) fetch(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 		p.obs.Retry("kafka_fetch", err, 0)
 		p.log.Warn("fetch failed; retrying", "err", err)
 	}
-	linger, cancel := context.WithTimeout(ctx, p.cfg.BatchWait)
+	linger, cancel := p.linger.start(ctx, p.cfg.BatchWait)
 	defer cancel()
 	size := len(batch[0].Key) + len(batch[0].Value)
 	for len(batch) < p.cfg.BatchSize && size < p.cfg.BufferBytes/2 {
@@ -532,9 +590,7 @@ func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pendi
 			pb.endSpans()
 		}
 	}()
-	pb.items = make([]state.Item, 0, len(batch))
-	pb.itemOf = make([]int, 0, len(batch))
-	for i := range batch {
+	par.For(len(batch), func(i int) {
 		h := &hs[i]
 		h.msg = batch[i]
 		// One span per record, continuing the producer's trace when the
@@ -543,13 +599,19 @@ func (p *Pipeline) prepare(ctx context.Context, batch []kafka.Message) (_ *pendi
 		ev, dl := p.decode(h.msg)
 		if dl != nil {
 			h.dead = dl
-			continue
+			return
 		}
 		telemetry.SetMessageID(h.span, ev.ID)
 		h.span.SetAttributes(telemetry.EventTypeKey.String(ev.Type))
 		h.event, h.decoded = ev, true
-		pb.items = append(pb.items, state.Item{Event: &h.event, Topic: p.topicIdx[h.msg.Topic], Partition: h.msg.Partition, Offset: h.msg.Offset})
-		pb.itemOf = append(pb.itemOf, i)
+	})
+	pb.items = make([]state.Item, 0, len(batch))
+	pb.itemOf = make([]int, 0, len(batch))
+	for i := range hs {
+		if h := &hs[i]; h.decoded {
+			pb.items = append(pb.items, state.Item{Event: &h.event, Topic: p.topicIdx[h.msg.Topic], Partition: h.msg.Partition, Offset: h.msg.Offset})
+			pb.itemOf = append(pb.itemOf, i)
+		}
 	}
 	all := make([]int, len(pb.items))
 	for j := range all {
@@ -609,13 +671,15 @@ func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int, again *re
 	if p.cfg.ShadowRules != nil {
 		shadowRules = p.cfg.ShadowRules()
 	}
-	for k, j := range js {
+	// The rules on each event, on every core (they are pure); the users
+	// frozen or unfrozen are gathered after, in the batch's order.
+	par.For(len(js), func(k int) {
 		it, o := items[k], sb.Outcomes[k]
-		h := &pb.hs[pb.itemOf[j]]
+		h := &pb.hs[pb.itemOf[js[k]]]
 		h.decisions, h.shadow, h.dead, h.status, h.unknown = nil, nil, nil, o.Status, o.Unknown
 		if o.Status == state.Refused {
 			h.dead = &producers.DeadLetter{Msg: h.msg, Err: fmt.Errorf("state refused the event: %w", o.Err), At: p.cfg.Now()}
-			continue
+			return
 		}
 		if o.Status != state.Applied {
 			if o.Unknown {
@@ -623,21 +687,23 @@ func (p *Pipeline) compute(ctx context.Context, pb *pending, js []int, again *re
 					"if the topic was recreated or its offsets reset, raise its epoch (fenqictl epoch) or it is never applied",
 					"topic", h.msg.Topic, "partition", h.msg.Partition, "offset", h.msg.Offset, "id", it.Event.ID)
 			}
-			continue
+			return
 		}
 		ds, dl := p.evaluate(rules, it, o, h.msg, true)
 		if dl != nil {
 			h.dead = dl
-			continue
-		}
-		for _, d := range ds {
-			if d.Type == events.TypeDecisionFrozen || d.Type == events.TypeDecisionUnfrozen {
-				pb.refreeze = append(pb.refreeze, d.Subject)
-			}
+			return
 		}
 		h.decisions = ds
 		if shadowRules != nil {
 			h.shadow = p.shadow(rules, shadowRules, it, o, h.msg, ds)
+		}
+	})
+	for _, j := range js {
+		for _, d := range pb.hs[pb.itemOf[j]].decisions {
+			if d.Type == events.TypeDecisionFrozen || d.Type == events.TypeDecisionUnfrozen {
+				pb.refreeze = append(pb.refreeze, d.Subject)
+			}
 		}
 	}
 	return sb, nil
@@ -700,25 +766,33 @@ func (p *Pipeline) recompute(ctx context.Context, pb *pending, users []string) e
 // event's span, injected into the record's headers so that a notifier
 // continues the same trace. They replace pb's records.
 func (p *Pipeline) records(pb *pending, is []int) error {
-	var msgs []kafka.Message
-	var pspans []trace.Span
 	decisionsTopic, dlqTopic := p.pub.Topics()
-	for _, i := range is {
-		h := &pb.hs[i]
+	// Each record's own, on every core (encoding them is most of the
+	// cost); joined after in the batch's order.
+	type built struct {
+		msgs   []kafka.Message
+		pspans []trace.Span
+		err    error
+	}
+	each := make([]built, len(is))
+	par.For(len(is), func(k int) {
+		h, out := &pb.hs[is[k]], &each[k]
 		for _, d := range h.decisions {
 			m, err := p.pub.DecisionMessage(d)
 			if err != nil {
-				return fmt.Errorf("consumers: %w", err)
+				out.err = fmt.Errorf("consumers: %w", err)
+				return
 			}
 			ps := p.tel.StartDecisionPublish(h.ctx, decisionsTopic, d.Type, d.Data.Rule, &m)
-			msgs, pspans = append(msgs, m), append(pspans, ps)
+			out.msgs, out.pspans = append(out.msgs, m), append(out.pspans, ps)
 		}
 		for _, r := range h.shadow {
 			m, err := shadow.Message(p.cfg.ShadowTopic, r)
 			if err != nil {
-				return fmt.Errorf("consumers: %w", err)
+				out.err = fmt.Errorf("consumers: %w", err)
+				return
 			}
-			msgs = append(msgs, m)
+			out.msgs = append(out.msgs, m)
 		}
 		if h.dead != nil {
 			telemetry.Fail(h.span, h.dead.Err, "dead_letter")
@@ -726,8 +800,21 @@ func (p *Pipeline) records(pb *pending, is []int) error {
 			m := p.pub.DeadLetterMessage(*h.dead)
 			pctx, ps := p.tel.StartPublish(h.ctx, dlqTopic)
 			p.tel.Inject(pctx, &m)
-			msgs, pspans = append(msgs, m), append(pspans, ps)
+			out.msgs, out.pspans = append(out.msgs, m), append(out.pspans, ps)
 		}
+	})
+	var msgs []kafka.Message
+	var pspans []trace.Span
+	for _, b := range each {
+		if b.err != nil {
+			for _, b := range each {
+				for _, ps := range b.pspans {
+					ps.End()
+				}
+			}
+			return b.err
+		}
+		msgs, pspans = append(msgs, b.msgs...), append(pspans, b.pspans...)
 	}
 	pb.msgs, pb.pspans = msgs, pspans
 	return nil

@@ -229,27 +229,43 @@ func TestDuplicateEventIDCountsOnce(t *testing.T) {
 	}
 }
 
-// crashingPublisher stands for a process that dies in its first publish:
-// before the batch's state is written and its offsets committed. It fails
-// every write. The broker and Redis are real.
+// crashingPublisher stands for a process that dies in its first publish
+// of a decision: before that batch's state is written and its offsets
+// committed. Batches before it with nothing to decide (a pipeline that
+// was idle sends the first record it sees at once) go through; from the
+// crash on it fails every write. The broker and Redis are real.
 type crashingPublisher struct {
 	*producers.Publisher // encodes records as the real one does
 	crashed              chan struct{}
-	once                 sync.Once
-	wanted               []events.Decision // what the crashed run was about to publish
+	// atCrash, when set, runs at the crash: the state then is what the
+	// batches before the crashed one wrote.
+	atCrash func()
+	once    sync.Once
+	mu      sync.Mutex
+	down    bool
+	wanted  []events.Decision // what the crashed run was about to publish
 }
 
-func (c *crashingPublisher) Write(_ context.Context, msgs []kafka.Message) error {
-	err := errors.New("simulated crash before publish and commit")
+func (c *crashingPublisher) Write(ctx context.Context, msgs []kafka.Message) error {
+	var ds []events.Decision
+	for _, m := range msgs {
+		if d, err := events.DecodeDecision(m.Value); err == nil {
+			ds = append(ds, d)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.down && len(ds) == 0 {
+		return c.Publisher.Write(ctx, msgs)
+	}
 	c.once.Do(func() {
-		for _, m := range msgs {
-			if d, err := events.DecodeDecision(m.Value); err == nil {
-				c.wanted = append(c.wanted, d)
-			}
+		c.down, c.wanted = true, ds
+		if c.atCrash != nil {
+			c.atCrash()
 		}
 		close(c.crashed)
 	})
-	return err
+	return errors.New("simulated crash before publish and commit")
 }
 
 func TestRedeliveryAfterCrashBeforeCommit(t *testing.T) {
@@ -263,7 +279,9 @@ func TestRedeliveryAfterCrashBeforeCommit(t *testing.T) {
 	msgs = append(msgs, record(t, pay("r-night", "dave", night, 250_000)))
 	testenv.Produce(t, e.kafka.Addrs(), "fenqi.payments", msgs...)
 
-	crash := &crashingPublisher{Publisher: e.pub, crashed: make(chan struct{})}
+	var n0, fen0 int64 // the state when the crash came
+	crash := &crashingPublisher{Publisher: e.pub, crashed: make(chan struct{}),
+		atCrash: func() { n0, fen0 = spend(t, e.store, "dave") }}
 	stop := e.start(t, crash)
 	select {
 	case <-crash.crashed:
@@ -277,8 +295,8 @@ func TestRedeliveryAfterCrashBeforeCommit(t *testing.T) {
 	// acknowledged: a crash at publish leaves it as it was, so the
 	// redelivery computes the same events from the same state.
 	n1, fen1 := spend(t, e.store, "dave")
-	if n1 != 0 || fen1 != 0 {
-		t.Fatalf("the crashed run wrote state before its decisions were acknowledged: %d payments, %d fen", n1, fen1)
+	if n1 != n0 || fen1 != fen0 || n1 >= 21 {
+		t.Fatalf("the crashed run wrote state before its decisions were acknowledged: %d payments, %d fen (%d, %d at the crash)", n1, fen1, n0, fen0)
 	}
 
 	// Restart: the uncommitted batch is delivered again, and its events
@@ -427,5 +445,39 @@ func TestUnknownRedeliveryIsCountedApart(t *testing.T) {
 	defer obs.mu.Unlock()
 	if p.Stats().Unknown.Load() != 1 || !slices.Equal(obs.got, []string{telemetry.OutcomeUnknownRedelivery}) {
 		t.Fatalf("unknown %d, outcomes %v; want 1 and [%s]", p.Stats().Unknown.Load(), obs.got, telemetry.OutcomeUnknownRedelivery)
+	}
+}
+
+// TestBatchGoesOnceTheSecondStageIsFree: a batch waits for more records
+// (BatchWait) only while the batch before it is being published and
+// written; a record arriving at an idle pipeline is applied at once, not
+// after BatchWait.
+func TestBatchGoesOnceTheSecondStageIsFree(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const wait = 10 * time.Second
+	rules := scoring.DefaultRules()
+	p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: clock, BatchWait: wait}, e.store,
+		func() consumers.Rules { return rules }, e.pub, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	for i, user := range []string{"linger-a", "linger-b"} {
+		start := time.Now()
+		testenv.Produce(t, e.kafka.Addrs(), "fenqi.payments", record(t, pay(fmt.Sprintf("linger-%d", i), user, now, 100)))
+		waitFor(t, user+"'s payment", func() bool { return p.Stats().Events.Load() == int64(i+1) })
+		// The first one includes the group join.
+		if took := time.Since(start); i == 1 && took > wait/4 {
+			t.Fatalf("a record at an idle pipeline took %v to be applied (BatchWait %v): the batch waited for more", took, wait)
+		}
 	}
 }

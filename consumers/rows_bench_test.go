@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/internal/tuning"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/simulator"
 	"github.com/fenqi/fenqi/state"
@@ -111,6 +113,10 @@ func BenchmarkStateEngineRows(b *testing.B) {
 	const total = 100_000
 	const perEvent = 20_000 // (b) is slow: fewer events give the same rate
 	b.StopTimer()
+	// fenqid's garbage-collector setting (GOGC=400 unless set), so that (d)
+	// and the latencies are fenqid's.
+	tuning.Apply()
+	defer debug.SetGCPercent(100)
 	for range b.N {
 		e := newEnvB(b)
 		ctx := context.Background()
