@@ -67,12 +67,19 @@ func newEnvTB(t testing.TB) *env {
 // start runs a pipeline until the returned stop is called; stop returns Run's error.
 func (e *env) start(t *testing.T, pub consumers.Publisher) (stop func() error) {
 	t.Helper()
+	_, stop = e.startWith(t, consumers.Config{}, pub)
+	return stop
+}
+
+// startWith is start with cfg (its brokers and clock are the env's).
+func (e *env) startWith(t *testing.T, cfg consumers.Config, pub consumers.Publisher) (_ *consumers.Pipeline, stop func() error) {
+	t.Helper()
 	if pub == nil {
 		pub = e.pub
 	}
+	cfg.Brokers, cfg.Now = e.kafka.Addrs(), clock
 	rules := scoring.DefaultRules()
-	p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: clock}, e.store,
-		func() consumers.Rules { return rules }, pub, nil, nil, nil)
+	p, err := consumers.New(cfg, e.store, func() consumers.Rules { return rules }, pub, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +100,7 @@ func (e *env) start(t *testing.T, pub consumers.Publisher) (stop func() error) {
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return stop
+	return p, stop
 }
 
 func record(t *testing.T, e events.Event) kafka.Message {
@@ -456,18 +463,9 @@ func TestBatchGoesOnceTheSecondStageIsFree(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	const wait = 10 * time.Second
-	rules := scoring.DefaultRules()
-	p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: clock, BatchWait: wait}, e.store,
-		func() consumers.Rules { return rules }, e.pub, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	p, stop := e.startWith(t, consumers.Config{BatchWait: wait}, nil)
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 	}()
