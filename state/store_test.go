@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1718,6 +1719,71 @@ func TestCommitOfManyUsersComparesEach(t *testing.T) {
 		if slices.Contains(changed, u) {
 			want = 100 + 1
 		}
+		if got := user(t, s, u).Months[202611].SpendFen; got != want {
+			t.Fatalf("%s spent %d, want %d", u, got, want)
+		}
+	}
+}
+
+// midwayWriter is a go-redis hook: the first MGET that reads key runs
+// write before it goes out (a writer that changes the user between the
+// compare-and-set's read and its write).
+type midwayWriter struct {
+	key   string
+	write func()
+	once  sync.Once
+}
+
+func (h *midwayWriter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *midwayWriter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *midwayWriter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "mget" && slices.Contains(cmd.Args(), any(h.key)) {
+			h.once.Do(h.write)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// A user changed by another writer after the compare-and-set read it and
+// before it wrote (its WATCH sees it) is named, and the users read with it
+// are written all the same.
+func TestCommitWhenAUserChangesMidway(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStoreRedis(t)
+	ctx := context.Background()
+	users := []string{"mid1", "mid2", "mid3"}
+	for i, u := range users {
+		apply(t, s, state.Item{Event: payment("a"+u, u, now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: int64(i)})
+	}
+	var batch []state.Item
+	for i, u := range users {
+		batch = append(batch, state.Item{Event: payment("b"+u, u, now, 10, events.SceneEcommerce, "d"), Topic: 1, Offset: int64(10 + i)})
+	}
+	b, err := s.Prepare(ctx, batch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := state.New(redis.NewClient(&redis.Options{Addr: rdb.Options().Addr}), state.Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrote := false
+	rdb.AddHook(&midwayWriter{key: s.Key(state.UserKey("mid2")), write: func() {
+		apply(t, other, state.Item{Event: payment("other", "mid2", now, 1, events.SceneEcommerce, "d"), Topic: 1, Offset: 50})
+		wrote = true
+	}})
+	err = s.Commit(ctx, b, nil)
+	if !wrote {
+		t.Fatal("the other writer never ran: the test proves nothing")
+	}
+	var ce *state.ConflictError
+	if !errors.As(err, &ce) || !slices.Equal(ce.Users, []string{"mid2"}) {
+		t.Fatalf("commit: %v, want a conflict naming mid2 alone", err)
+	}
+	for u, want := range map[string]int64{"mid1": 110, "mid2": 101, "mid3": 110} {
 		if got := user(t, s, u).Months[202611].SpendFen; got != want {
 			t.Fatalf("%s spent %d, want %d", u, got, want)
 		}
