@@ -82,22 +82,26 @@ func splitTimerMember(m string) (userID, billID string, ok bool) {
 func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, b *Batch) []*redis.Cmd {
 	now := s.cfg.Now()
 	cmds := s.known(ctx, pipe, now, b.newUsers)
-	var profiled []string
 	for i, it := range b.items {
-		if b.Outcomes[i].Status != Applied {
-			continue
-		}
-		e := it.Event
-		switch {
-		case e.Profile != nil, b.Outcomes[i].RecomputeNow:
-			profiled = append(profiled, e.UserID())
-		case e.Due != nil:
+		if e := it.Event; b.Outcomes[i].Status == Applied && e.Due != nil {
 			first := e.Due.DueAt.Add(24 * time.Hour).Unix()
 			pipe.ZAddNX(ctx, s.Key(TimersKey), redis.Z{Score: float64(first), Member: timerMember(e.UserID(), e.Due.BillID)})
 		}
 	}
-	if len(profiled) > 0 {
-		s.dueAt(ctx, pipe, now, profiled...)
+	if due := b.recomputeNow(); len(due) > 0 {
+		s.dueAt(ctx, pipe, now, due...)
 	}
 	return cmds
+}
+
+// recomputeNow is the users whose recompute the batch's applied events
+// make due at once: a profile, an override set or cleared.
+func (b *Batch) recomputeNow() []string {
+	var users []string
+	for i, it := range b.items {
+		if b.Outcomes[i].Status == Applied && (it.Event.Profile != nil || b.Outcomes[i].RecomputeNow) {
+			users = append(users, it.Event.UserID())
+		}
+	}
+	return users
 }

@@ -875,6 +875,19 @@ func (s *Store) Commit(ctx context.Context, b *Batch, d *Drafts) error {
 	if err != nil {
 		return err
 	}
+	// A recompute the batch made due (indexUpdates) may have been claimed
+	// between the schedule's round trip and the write, and computed on the
+	// value before it: made due again now that the value is written, it
+	// runs again on it (a claim leaves an entry made due again meanwhile).
+	var again []string
+	for _, u := range b.recomputeNow() {
+		if !slices.Contains(failed, u) {
+			again = append(again, u)
+		}
+	}
+	if err := s.RecomputeSoon(ctx, s.cfg.Now(), again...); err != nil {
+		return err
+	}
 	if d != nil {
 		d.mu.Lock()
 		if len(failed) > 0 {

@@ -1789,3 +1789,56 @@ func TestCommitWhenAUserChangesMidway(t *testing.T) {
 		}
 	}
 }
+
+// A recompute a profile makes due, claimed and read by a job between the
+// schedule's round trip and the profile's write (so computed without the
+// profile) and saved after it, is due again: it runs once more, on the
+// profile.
+func TestRecomputeClaimedBeforeTheProfileIsWrittenRunsAgain(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStoreRedis(t)
+	ctx := context.Background()
+	apply(t, s, state.Item{Event: payment("rp1", "rp", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1})
+	claim := func() *state.RecomputeBatch {
+		b, err := s.ClaimRecomputes(ctx, now, 10, time.Minute, state.Interval(90))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Claims) > 0 {
+			if _, err := s.ReadBatch(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return b
+	}
+	save := func(b *state.RecomputeBatch, seq int64) {
+		if err := s.SaveQuotas(ctx, b, []state.Quota{{UserID: "rp", QuotaFen: 100_00, Seq: seq}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := claim() // the first activity's
+	if len(first.Claims) != 1 {
+		t.Fatalf("first claim: %+v", first.Claims)
+	}
+	save(first, 1)
+	b, err := s.Prepare(ctx, []state.Item{{Event: &events.Event{ID: "prof", Type: events.TypeProfile, Source: "test", Subject: "rp", Time: now,
+		Profile: &events.Profile{UserID: "rp", PayScore: 700}}, Offset: 1, Topic: 4}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var between *state.RecomputeBatch
+	rdb.AddHook(&midwayWriter{key: s.Key(state.UserKey("rp")), write: func() { between = claim() }})
+	if err := s.Commit(ctx, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if between == nil || len(between.Claims) != 1 {
+		t.Fatalf("the job between the schedule and the write claimed %+v: the test proves nothing", between)
+	}
+	if u := user(t, s, "rp"); u.Profile == nil || u.Profile.PayScore != 700 {
+		t.Fatalf("the profile was not written: %+v", u.Profile)
+	}
+	save(between, 2) // computed on the value before the profile
+	if again := claim(); len(again.Claims) != 1 {
+		t.Fatalf("after the profile's write the recompute is not due again: %+v", again.Claims)
+	}
+}
