@@ -19,7 +19,9 @@
 //     were published before its state was written;
 //  5. publish the decisions and dead letters and wait for the broker's
 //     acknowledgement from all in-sync replicas;
-//  6. write the users' state with a compare-and-set (state.Store.Commit);
+//  6. write the users' state with a compare-and-set (state.Store.Commit),
+//     and make the recomputes scheduled in 5 (a freeze, an unfreeze) due
+//     again: a job may have claimed one in between, on the state before;
 //  7. commit the batch's offsets, once.
 //
 // Steps 1–4 of batch N+1 run while steps 5–7 of batch N do (two stages,

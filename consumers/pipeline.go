@@ -567,6 +567,11 @@ type pending struct {
 	msgs     []kafka.Message // decisions and dead letters, each with its publish span's context
 	pspans   []trace.Span
 	refreeze []string // users frozen or unfrozen: recompute their quota now
+	// rescheduled are the users of refreeze whose recompute is scheduled
+	// (before the write, so that a crash cannot lose it): made due again
+	// once the state is written, for a job may have claimed it in between
+	// and computed on the state before.
+	rescheduled []string
 }
 
 func (pb *pending) endSpans() {
@@ -840,7 +845,7 @@ func (p *Pipeline) publish(ctx context.Context, pb *pending) error {
 		if err != nil {
 			return fmt.Errorf("consumers: schedule a recompute: %w", err)
 		}
-		pb.refreeze = nil
+		pb.rescheduled, pb.refreeze = append(pb.rescheduled, pb.refreeze...), nil
 	}
 	return nil
 }
@@ -893,6 +898,14 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 		}
 		if err := p.publish(ctx, pb); err != nil {
 			return err
+		}
+	}
+	if len(pb.rescheduled) > 0 {
+		err := retry.Do(ctx, p.cfg.Retry, "redis_schedule", p.notify, func(ctx context.Context) error {
+			return p.store.RecomputeSoon(ctx, p.cfg.Now(), pb.rescheduled...)
+		})
+		if err != nil {
+			return fmt.Errorf("consumers: schedule a recompute: %w", err)
 		}
 	}
 	// What the batch did, from each record's last computation.

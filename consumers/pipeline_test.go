@@ -479,3 +479,65 @@ func TestBatchGoesOnceTheSecondStageIsFree(t *testing.T) {
 		}
 	}
 }
+
+// orderStore records the order of Commit and RecomputeSoon calls.
+type orderStore struct {
+	consumers.Store
+	mu    sync.Mutex
+	calls []string
+}
+
+func (o *orderStore) add(c string) {
+	o.mu.Lock()
+	o.calls = append(o.calls, c)
+	o.mu.Unlock()
+}
+
+func (o *orderStore) Commit(ctx context.Context, b *state.Batch, d *state.Drafts) error {
+	o.add("commit")
+	return o.Store.Commit(ctx, b, d)
+}
+
+func (o *orderStore) RecomputeSoon(ctx context.Context, at time.Time, users ...string) error {
+	o.add("recompute " + strings.Join(users, ","))
+	return o.Store.RecomputeSoon(ctx, at, users...)
+}
+
+// An unfreeze schedules the user's recompute before its state is written
+// (a crash cannot lose it) and again once it is: a job that claimed it in
+// between computed on the frozen state.
+func TestUnfreezeRecomputesOnceTheStateIsWritten(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	dueAt := now.Add(-5 * 24 * time.Hour)
+	if _, err := e.store.Apply(ctx, []state.Item{{Topic: 3, Offset: -1, Event: &events.Event{ID: "due-g", Type: events.TypeRepaymentDue,
+		Source: "test", Subject: "gus", Time: dueAt, Due: &events.RepaymentDue{UserID: "gus", BillID: "b1", AmountFen: 80_000, DueAt: dueAt}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if froze, err := e.store.AdvanceBill(ctx, "gus", "b1", 4, true); err != nil || !froze {
+		t.Fatalf("freeze: %v, %v", froze, err)
+	}
+	testenv.Produce(t, e.kafka.Addrs(), "fenqi.repayments", record(t, events.Event{ID: "paid-g", Type: events.TypeRepaymentPaid,
+		Source: "test", Subject: "gus", Time: now, Paid: &events.RepaymentPaid{UserID: "gus", BillID: "b1", AmountFen: 80_000}}))
+	store := &orderStore{Store: e.store}
+	rules := scoring.DefaultRules()
+	p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: clock}, store,
+		func() consumers.Rules { return rules }, e.pub, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "the repayment", func() bool { return p.Stats().Events.Load() == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if want := []string{"recompute gus", "commit", "recompute gus"}; !slices.Equal(store.calls, want) {
+		t.Fatalf("calls %q, want %q", store.calls, want)
+	}
+}
