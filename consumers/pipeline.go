@@ -839,13 +839,22 @@ func (p *Pipeline) publish(ctx context.Context, pb *pending) error {
 		return fmt.Errorf("consumers: publish %d records: %w", len(pb.msgs), err)
 	}
 	if len(pb.refreeze) > 0 {
-		err := retry.Do(ctx, p.cfg.Retry, "redis_schedule", p.notify, func(ctx context.Context) error {
-			return p.store.RecomputeSoon(ctx, p.cfg.Now(), pb.refreeze...)
-		})
-		if err != nil {
-			return fmt.Errorf("consumers: schedule a recompute: %w", err)
+		if err := p.recomputeSoon(ctx, pb.refreeze); err != nil {
+			return err
 		}
 		pb.rescheduled, pb.refreeze = append(pb.rescheduled, pb.refreeze...), nil
+	}
+	return nil
+}
+
+// recomputeSoon makes users' recomputes due now, retried like every Redis
+// call.
+func (p *Pipeline) recomputeSoon(ctx context.Context, users []string) error {
+	err := retry.Do(ctx, p.cfg.Retry, "redis_schedule", p.notify, func(ctx context.Context) error {
+		return p.store.RecomputeSoon(ctx, p.cfg.Now(), users...)
+	})
+	if err != nil {
+		return fmt.Errorf("consumers: schedule a recompute: %w", err)
 	}
 	return nil
 }
@@ -901,11 +910,8 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 		}
 	}
 	if len(pb.rescheduled) > 0 {
-		err := retry.Do(ctx, p.cfg.Retry, "redis_schedule", p.notify, func(ctx context.Context) error {
-			return p.store.RecomputeSoon(ctx, p.cfg.Now(), pb.rescheduled...)
-		})
-		if err != nil {
-			return fmt.Errorf("consumers: schedule a recompute: %w", err)
+		if err := p.recomputeSoon(ctx, pb.rescheduled); err != nil {
+			return err
 		}
 	}
 	// What the batch did, from each record's last computation.
