@@ -71,6 +71,27 @@ func (e *env) start(t *testing.T, pub consumers.Publisher) (stop func() error) {
 	return stop
 }
 
+// runFor runs a pipeline over store, heard by obs (may be nil), until it
+// has finished n records, and stops it.
+func (e *env) runFor(t *testing.T, store consumers.Store, obs consumers.Observer, n int64) *consumers.Pipeline {
+	t.Helper()
+	rules := scoring.DefaultRules()
+	p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: clock}, store,
+		func() consumers.Rules { return rules }, e.pub, obs, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, fmt.Sprintf("%d records", n), func() bool { return p.Stats().Events.Load() == n })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // startWith is start with cfg (its brokers and clock are the env's).
 func (e *env) startWith(t *testing.T, cfg consumers.Config, pub consumers.Publisher) (_ *consumers.Pipeline, stop func() error) {
 	t.Helper()
@@ -434,20 +455,7 @@ func TestUnknownRedeliveryIsCountedApart(t *testing.T) {
 	}
 	testenv.Produce(t, e.kafka.Addrs(), "fenqi.payments", record(t, pay("new-1", "una", now, 100)))
 	obs := &outcomes{}
-	rules := scoring.DefaultRules()
-	p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: clock}, e.store,
-		func() consumers.Rules { return rules }, e.pub, obs, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- p.Run(runCtx) }()
-	waitFor(t, "the record", func() bool { return p.Stats().Events.Load() == 1 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	p := e.runFor(t, e.store, obs, 1)
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	if p.Stats().Unknown.Load() != 1 || !slices.Equal(obs.got, []string{telemetry.OutcomeUnknownRedelivery}) {
@@ -521,20 +529,7 @@ func TestUnfreezeRecomputesOnceTheStateIsWritten(t *testing.T) {
 	testenv.Produce(t, e.kafka.Addrs(), "fenqi.repayments", record(t, events.Event{ID: "paid-g", Type: events.TypeRepaymentPaid,
 		Source: "test", Subject: "gus", Time: now, Paid: &events.RepaymentPaid{UserID: "gus", BillID: "b1", AmountFen: 80_000}}))
 	store := &orderStore{Store: e.store}
-	rules := scoring.DefaultRules()
-	p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: clock}, store,
-		func() consumers.Rules { return rules }, e.pub, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	waitFor(t, "the repayment", func() bool { return p.Stats().Events.Load() == 1 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	e.runFor(t, store, nil, 1)
 	store.mu.Lock()
 	defer store.mu.Unlock()
 	if want := []string{"recompute gus", "commit", "recompute gus"}; !slices.Equal(store.calls, want) {
