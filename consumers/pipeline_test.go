@@ -376,14 +376,7 @@ func TestUnfreezeSurvivesACrashWithManyEventsInFlight(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	dueAt := now.Add(-5 * 24 * time.Hour)
-	if _, err := e.store.Apply(ctx, []state.Item{{Topic: 3, Offset: -1, Event: &events.Event{ID: "due-1", Type: events.TypeRepaymentDue,
-		Source: "test", Subject: "fay", Time: dueAt, Due: &events.RepaymentDue{UserID: "fay", BillID: "b1", AmountFen: 80_000, DueAt: dueAt}}}}); err != nil {
-		t.Fatal(err)
-	}
-	if froze, err := e.store.AdvanceBill(ctx, "fay", "b1", 4, true); err != nil || !froze {
-		t.Fatalf("freeze: %v, %v", froze, err)
-	}
+	e.frozen(t, "fay")
 	var pays []kafka.Message
 	for i := range 40 {
 		pays = append(pays, record(t, pay(fmt.Sprintf("fay-p%d", i), "fay", now.Add(-time.Duration(40-i)*time.Minute), 100)))
@@ -511,21 +504,28 @@ func (o *orderStore) RecomputeSoon(ctx context.Context, at time.Time, users ...s
 	return o.Store.RecomputeSoon(ctx, at, users...)
 }
 
+// frozen gives user a bill of 800 yuan, due 5 days ago, with its freeze
+// (overdue step 4) applied: bill b1.
+func (e *env) frozen(t *testing.T, user string) {
+	t.Helper()
+	ctx := context.Background()
+	dueAt := now.Add(-5 * 24 * time.Hour)
+	if _, err := e.store.Apply(ctx, []state.Item{{Topic: 3, Offset: -1, Event: &events.Event{ID: "due-" + user, Type: events.TypeRepaymentDue,
+		Source: "test", Subject: user, Time: dueAt, Due: &events.RepaymentDue{UserID: user, BillID: "b1", AmountFen: 80_000, DueAt: dueAt}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if froze, err := e.store.AdvanceBill(ctx, user, "b1", 4, true); err != nil || !froze {
+		t.Fatalf("freeze: %v, %v", froze, err)
+	}
+}
+
 // An unfreeze schedules the user's recompute before its state is written
 // (a crash cannot lose it) and again once it is: a job that claimed it in
 // between computed on the frozen state.
 func TestUnfreezeRecomputesOnceTheStateIsWritten(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ctx := context.Background()
-	dueAt := now.Add(-5 * 24 * time.Hour)
-	if _, err := e.store.Apply(ctx, []state.Item{{Topic: 3, Offset: -1, Event: &events.Event{ID: "due-g", Type: events.TypeRepaymentDue,
-		Source: "test", Subject: "gus", Time: dueAt, Due: &events.RepaymentDue{UserID: "gus", BillID: "b1", AmountFen: 80_000, DueAt: dueAt}}}}); err != nil {
-		t.Fatal(err)
-	}
-	if froze, err := e.store.AdvanceBill(ctx, "gus", "b1", 4, true); err != nil || !froze {
-		t.Fatalf("freeze: %v, %v", froze, err)
-	}
+	e.frozen(t, "gus")
 	testenv.Produce(t, e.kafka.Addrs(), "fenqi.repayments", record(t, events.Event{ID: "paid-g", Type: events.TypeRepaymentPaid,
 		Source: "test", Subject: "gus", Time: now, Paid: &events.RepaymentPaid{UserID: "gus", BillID: "b1", AmountFen: 80_000}}))
 	store := &orderStore{Store: e.store}
