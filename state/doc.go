@@ -38,13 +38,10 @@
 //
 // Prepare reads the users of a batch in one round trip (MGET; a GET per
 // user in a cluster), applies the events in Go (engine.Apply: pure, no
-// I/O) and encodes the new values; nothing is written. Commit writes them,
-// each only if the stored value still carries the token it was read with,
-// after the schedule entries the applied events imply: on a standalone
-// Redis in chunks of 64 users at once, each a WATCH, an MGET to compare
-// the tokens and a MULTI/MSET/EXEC (casWatched; a chunk whose EXEC finds a
-// key changed goes through casScript); on Redis Cluster a few lines of Lua
-// (casScript) per user, in the schedule's round trip. A user whose value
+// I/O) and encodes the new values; nothing is written. Commit writes them
+// in one round trip, each only if the stored value still carries the token
+// it was read with (a few lines of Lua, casScript), with the schedule
+// entries the applied events imply queued before it. A user whose value
 // changed meanwhile is not written: Commit names it (ConflictError) and
 // the caller computes that user's events again from the fresh value
 // (Reprepare). Jobs change users through the same compare-and-set (the

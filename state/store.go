@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/fenqi/fenqi/internal/par"
 	"github.com/fenqi/fenqi/state/engine"
@@ -153,18 +152,18 @@ func (s *Store) Key(name string) string { return s.cfg.Prefix + name }
 func (s *Store) userKey(userID string) string { return s.cfg.Prefix + UserKey(userID) }
 
 // casScript writes users' states, each only if the stored state still has
-// the token the writer read (its bytes 2..9): on Redis Cluster one user a
-// call, and on a standalone Redis a chunk of casWatched whose watched keys
-// changed. A user not stored yet is written with SET NX instead (see cas).
+// the token the writer read (its bytes 2..9). A user not stored yet is
+// written with SET NX instead (see cas).
 // KEYS: the users; ARGV: per user the token read, then the new value.
 // Returns the positions (1-based) of the users it did not write.
 //
 // One MGET and one MSET for all of them, not a GETRANGE and a SET each:
 // inside a script every redis.call costs about as much as the command
-// itself (~2 µs each here). With 490 users of 606 bytes a call, Redis
-// spent 5.1–5.4 µs a user this way against 5.6–6.8 µs with a call per
-// user (interleaved, one redis-server). Lua's unpack is bounded by its
-// stack (about 8,000): at most maxScriptUsers users a call.
+// itself (~2 µs each here), and the values have to come in as arguments
+// anyway. With 490 users of 606 bytes a call, Redis spent 5.1–5.4 µs a
+// user this way against 5.6–6.8 µs with a call per user (interleaved,
+// one redis-server). At most maxScriptUsers users a call: unpack is
+// bounded by Lua's stack.
 var casScript = redis.NewScript(`
 local vals = redis.call("MGET", unpack(KEYS))
 local failed, set = {}, {}
@@ -378,25 +377,19 @@ type write struct {
 	val    []byte
 }
 
-// cas writes states with the compare-and-set, after other commands
-// (extra may be nil: the schedule entries, which must not come after the
-// write), and returns the users it could not write.
+// cas writes states with the compare-and-set, with other commands queued
+// before them in the same round trip (extra may be nil), and returns the
+// users it could not write.
 func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner) []*redis.Cmd) ([]string, error) {
 	// A user not stored before needs no script: SET NX writes it only if
-	// it is still not there, in the extra commands' round trip. The others
-	// go, on Redis Cluster, through casScript in that round trip too, and
-	// on a standalone Redis through WATCH … EXEC once it is done
-	// (casWatched).
-	var olds, news, watched []write
+	// it is still not there. The others go through casScript.
+	var olds, news []write
 	for _, w := range ws {
 		if w.expect == 0 {
 			news = append(news, w)
 		} else {
 			olds = append(olds, w)
 		}
-	}
-	if !s.cluster {
-		watched, olds = olds, nil
 	}
 	type call struct {
 		cmd   *redis.Cmd
@@ -420,8 +413,14 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 			}
 			calls = append(calls, call{casScript.EvalSha(ctx, pipe, keys, args...), part})
 		}
-		for i := range olds { // Redis Cluster: one slot per call
-			script(olds[i : i+1])
+		if s.cluster { // one slot per call
+			for i := range olds {
+				script(olds[i : i+1])
+			}
+		} else {
+			for lo := 0; lo < len(olds); lo += maxScriptUsers {
+				script(olds[lo:min(lo+maxScriptUsers, len(olds))])
+			}
 		}
 		setnx := make([]*redis.BoolCmd, len(news))
 		for i, w := range news {
@@ -486,115 +485,6 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 		if !ok {
 			failed = append(failed, news[i].user)
 		}
-	}
-	if len(watched) > 0 {
-		f, err := s.casWatched(ctx, watched)
-		if err != nil {
-			return nil, err
-		}
-		failed = append(failed, f...)
-	}
-	return failed, nil
-}
-
-// watchChunk is the most users one WATCH … EXEC of casWatched writes, and
-// watchCalls the most chunks in flight at once (Redis runs one at a time:
-// more only hold more connections).
-const (
-	watchChunk = 64
-	watchCalls = 8
-)
-
-// casWatched writes users stored before on a standalone Redis, in chunks
-// of watchChunk users sent at once, each on a connection of its own:
-// WATCH their keys, read them (MGET), and in MULTI … EXEC set those whose
-// token is still the one they were computed from; it returns the others.
-// An EXEC refused because a watched key changed after the WATCH wrote
-// nothing of its chunk, which then goes through casScript, which names the
-// user that changed.
-//
-// Not casScript for all: inside a script every argument and every
-// redis.call costs about as much as a command, and this costs Redis about
-// a quarter less a user (3.2–3.7 against 4.3–4.8 µs, 490 users of 606
-// bytes, interleaved on one redis-server). Chunks, because Redis 7.0's
-// WATCH compares each key with every key the connection already watches:
-// 490 keys on one connection cost 5.0–6.9 µs a user.
-func (s *Store) casWatched(ctx context.Context, ws []write) ([]string, error) {
-	var mu sync.Mutex
-	var failed []string
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(watchCalls)
-	for lo := 0; lo < len(ws); lo += watchChunk {
-		part := ws[lo:min(lo+watchChunk, len(ws))]
-		g.Go(func() error {
-			f, err := s.casChunk(gctx, part)
-			mu.Lock()
-			failed = append(failed, f...)
-			mu.Unlock()
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return failed, nil
-}
-
-// casChunk is one chunk of casWatched.
-func (s *Store) casChunk(ctx context.Context, ws []write) ([]string, error) {
-	keys := make([]string, len(ws))
-	for i, w := range ws {
-		keys[i] = s.userKey(w.user)
-	}
-	var failed []string
-	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		vals, err := tx.MGet(ctx, keys...).Result()
-		if err != nil {
-			return err
-		}
-		set := make([]any, 0, 2*len(ws))
-		for i, w := range ws {
-			// The token is the value's bytes 2..9 (engine.Encode).
-			if v, ok := vals[i].(string); ok && len(v) > 8 && v[1:9] == token(w.expect) {
-				set = append(set, keys[i], w.val)
-			} else {
-				failed = append(failed, w.user)
-			}
-		}
-		if len(set) == 0 {
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			pipe.MSet(ctx, set...)
-			return nil
-		})
-		return err
-	}, keys...)
-	if errors.Is(err, redis.TxFailedErr) {
-		return s.casScripted(ctx, ws)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("state: write %d users: %w", len(ws), err)
-	}
-	return failed, nil
-}
-
-// casScripted writes ws with one call of casScript (EVAL when Redis lost
-// it) and returns the users it did not write.
-func (s *Store) casScripted(ctx context.Context, ws []write) ([]string, error) {
-	keys := make([]string, len(ws))
-	args := make([]any, 0, 2*len(ws))
-	for i, w := range ws {
-		keys[i] = s.userKey(w.user)
-		args = append(args, token(w.expect), w.val)
-	}
-	pos, err := casScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
-	if err != nil {
-		return nil, fmt.Errorf("state: write %d users: %w", len(ws), err)
-	}
-	failed := make([]string, len(pos))
-	for i, p := range pos {
-		failed[i] = ws[p-1].user
 	}
 	return failed, nil
 }
@@ -876,9 +766,11 @@ func (s *Store) Commit(ctx context.Context, b *Batch, d *Drafts) error {
 		return err
 	}
 	// A recompute the batch made due (indexUpdates) may have been claimed
-	// between the schedule's round trip and the write, and computed on the
-	// value before it: made due again now that the value is written, it
-	// runs again on it (a claim leaves an entry made due again meanwhile).
+	// between those entries and the write (one round trip, but a batch's
+	// spans several reads of Redis, and other clients' commands run in
+	// between), and computed on the value before: made due again now that
+	// the value is written, it runs again on it (a claim leaves an entry
+	// made due again meanwhile).
 	var again []string
 	for _, u := range b.recomputeNow() {
 		if !slices.Contains(failed, u) {

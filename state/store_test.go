@@ -1725,120 +1725,63 @@ func TestCommitOfManyUsersComparesEach(t *testing.T) {
 	}
 }
 
-// midwayWriter is a go-redis hook: the first MGET that reads key runs
-// write before it goes out (a writer that changes the user between the
-// compare-and-set's read and its write).
-type midwayWriter struct {
-	key   string
-	write func()
-	once  sync.Once
+// commandLog is a go-redis hook that records the commands sent, in order.
+type commandLog struct {
+	mu   sync.Mutex
+	cmds [][]any
 }
 
-func (h *midwayWriter) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *midwayWriter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-func (h *midwayWriter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if cmd.Name() == "mget" && slices.Contains(cmd.Args(), any(h.key)) {
-			h.once.Do(h.write)
-		}
-		return next(ctx, cmd)
+func (l *commandLog) add(cmds ...redis.Cmder) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range cmds {
+		l.cmds = append(l.cmds, c.Args())
 	}
 }
 
-// A user changed by another writer after the compare-and-set read it and
-// before it wrote (its WATCH sees it) is named, and the users read with it
-// are written all the same.
-func TestCommitWhenAUserChangesMidway(t *testing.T) {
-	t.Parallel()
-	s, rdb := newStoreRedis(t)
-	ctx := context.Background()
-	users := []string{"mid1", "mid2", "mid3"}
-	for i, u := range users {
-		apply(t, s, state.Item{Event: payment("a"+u, u, now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: int64(i)})
-	}
-	var batch []state.Item
-	for i, u := range users {
-		batch = append(batch, state.Item{Event: payment("b"+u, u, now, 10, events.SceneEcommerce, "d"), Topic: 1, Offset: int64(10 + i)})
-	}
-	b, err := s.Prepare(ctx, batch, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := state.New(redis.NewClient(&redis.Options{Addr: rdb.Options().Addr}), state.Config{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrote := false
-	rdb.AddHook(&midwayWriter{key: s.Key(state.UserKey("mid2")), write: func() {
-		apply(t, other, state.Item{Event: payment("other", "mid2", now, 1, events.SceneEcommerce, "d"), Topic: 1, Offset: 50})
-		wrote = true
-	}})
-	err = s.Commit(ctx, b, nil)
-	if !wrote {
-		t.Fatal("the other writer never ran: the test proves nothing")
-	}
-	var ce *state.ConflictError
-	if !errors.As(err, &ce) || !slices.Equal(ce.Users, []string{"mid2"}) {
-		t.Fatalf("commit: %v, want a conflict naming mid2 alone", err)
-	}
-	for u, want := range map[string]int64{"mid1": 110, "mid2": 101, "mid3": 110} {
-		if got := user(t, s, u).Months[202611].SpendFen; got != want {
-			t.Fatalf("%s spent %d, want %d", u, got, want)
-		}
-	}
+func (l *commandLog) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (l *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { l.add(cmd); return next(ctx, cmd) }
+}
+func (l *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { l.add(cmds...); return next(ctx, cmds) }
 }
 
-// A recompute a profile makes due, claimed and read by a job between the
-// schedule's round trip and the profile's write (so computed without the
-// profile) and saved after it, is due again: it runs once more, on the
-// profile.
-func TestRecomputeClaimedBeforeTheProfileIsWrittenRunsAgain(t *testing.T) {
+// A profile makes its user's recompute due in the schedule entries sent
+// before the write, so that a crash cannot lose it; but a job may claim
+// it between those entries and the write (a batch's round trip spans
+// several reads of Redis, and other clients' commands run in between),
+// compute on the value before the profile and drop the trigger. So Commit
+// makes it due again once the value is written (a claim keeps an entry
+// made due again meanwhile).
+func TestCommitMakesTheRecomputeDueAgainAfterTheWrite(t *testing.T) {
 	t.Parallel()
 	s, rdb := newStoreRedis(t)
 	ctx := context.Background()
 	apply(t, s, state.Item{Event: payment("rp1", "rp", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1})
-	claim := func() *state.RecomputeBatch {
-		b, err := s.ClaimRecomputes(ctx, now, 10, time.Minute, state.Interval(90))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b.Claims) > 0 {
-			if _, err := s.ReadBatch(ctx, b); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return b
-	}
-	save := func(b *state.RecomputeBatch, seq int64) {
-		if err := s.SaveQuotas(ctx, b, []state.Quota{{UserID: "rp", QuotaFen: 100_00, Seq: seq}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	first := claim() // the first activity's
-	if len(first.Claims) != 1 {
-		t.Fatalf("first claim: %+v", first.Claims)
-	}
-	save(first, 1)
 	b, err := s.Prepare(ctx, []state.Item{{Event: &events.Event{ID: "prof", Type: events.TypeProfile, Source: "test", Subject: "rp", Time: now,
 		Profile: &events.Profile{UserID: "rp", PayScore: 700}}, Offset: 1, Topic: 4}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var between *state.RecomputeBatch
-	rdb.AddHook(&midwayWriter{key: s.Key(state.UserKey("rp")), write: func() { between = claim() }})
+	log := &commandLog{}
+	rdb.AddHook(log)
 	if err := s.Commit(ctx, b, nil); err != nil {
 		t.Fatal(err)
 	}
-	if between == nil || len(between.Claims) != 1 {
-		t.Fatalf("the job between the schedule and the write claimed %+v: the test proves nothing", between)
+	due := func(args []any) bool {
+		return len(args) == 5 && args[0] == "zadd" && args[1] == s.Key(state.RecomputeKey) && args[4] == "rp"
 	}
-	if u := user(t, s, "rp"); u.Profile == nil || u.Profile.PayScore != 700 {
-		t.Fatalf("the profile was not written: %+v", u.Profile)
+	write, last := -1, -1
+	for i, args := range log.cmds {
+		if args[0] == "evalsha" && slices.Contains(args, any(s.Key(state.UserKey("rp")))) {
+			write = i
+		}
+		if due(args) {
+			last = i
+		}
 	}
-	save(between, 2) // computed on the value before the profile
-	if again := claim(); len(again.Claims) != 1 {
-		t.Fatalf("after the profile's write the recompute is not due again: %+v", again.Claims)
+	if write < 0 || last < write {
+		t.Fatalf("the write at command %d, the last making rp's recompute due at %d; want one after the write: %q", write, last, log.cmds)
 	}
 }
