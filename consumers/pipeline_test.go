@@ -67,7 +67,7 @@ func newEnvTB(t testing.TB) *env {
 // start runs a pipeline until the returned stop is called; stop returns Run's error.
 func (e *env) start(t *testing.T, pub consumers.Publisher) (stop func() error) {
 	t.Helper()
-	_, stop = e.startWith(t, consumers.Config{}, pub)
+	_, stop = e.startWith(t, consumers.Config{}, nil, pub, nil)
 	return stop
 }
 
@@ -75,32 +75,27 @@ func (e *env) start(t *testing.T, pub consumers.Publisher) (stop func() error) {
 // has finished n records, and stops it.
 func (e *env) runFor(t *testing.T, store consumers.Store, obs consumers.Observer, n int64) *consumers.Pipeline {
 	t.Helper()
-	rules := scoring.DefaultRules()
-	p, err := consumers.New(consumers.Config{Brokers: e.kafka.Addrs(), Now: clock}, store,
-		func() consumers.Rules { return rules }, e.pub, obs, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	p, stop := e.startWith(t, consumers.Config{}, store, nil, obs)
 	waitFor(t, fmt.Sprintf("%d records", n), func() bool { return p.Stats().Events.Load() == n })
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-// startWith is start with cfg (its brokers and clock are the env's).
-func (e *env) startWith(t *testing.T, cfg consumers.Config, pub consumers.Publisher) (_ *consumers.Pipeline, stop func() error) {
+// startWith is start with cfg (its brokers and clock are the env's), over
+// store (nil: the env's), heard by obs (may be nil).
+func (e *env) startWith(t *testing.T, cfg consumers.Config, store consumers.Store, pub consumers.Publisher, obs consumers.Observer) (_ *consumers.Pipeline, stop func() error) {
 	t.Helper()
+	if store == nil {
+		store = e.store
+	}
 	if pub == nil {
 		pub = e.pub
 	}
 	cfg.Brokers, cfg.Now = e.kafka.Addrs(), clock
 	rules := scoring.DefaultRules()
-	p, err := consumers.New(cfg, e.store, func() consumers.Rules { return rules }, pub, nil, nil, nil)
+	p, err := consumers.New(cfg, store, func() consumers.Rules { return rules }, pub, obs, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +263,6 @@ type crashingPublisher struct {
 	// atCrash, when set, runs at the crash: the state then is what the
 	// batches before the crashed one wrote.
 	atCrash func()
-	once    sync.Once
 	mu      sync.Mutex
 	down    bool
 	wanted  []events.Decision // what the crashed run was about to publish
@@ -286,13 +280,13 @@ func (c *crashingPublisher) Write(ctx context.Context, msgs []kafka.Message) err
 	if !c.down && len(ds) == 0 {
 		return c.Publisher.Write(ctx, msgs)
 	}
-	c.once.Do(func() {
+	if !c.down {
 		c.down, c.wanted = true, ds
 		if c.atCrash != nil {
 			c.atCrash()
 		}
 		close(c.crashed)
-	})
+	}
 	return errors.New("simulated crash before publish and commit")
 }
 
@@ -464,7 +458,7 @@ func TestBatchGoesOnceTheSecondStageIsFree(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	const wait = 10 * time.Second
-	p, stop := e.startWith(t, consumers.Config{BatchWait: wait}, nil)
+	p, stop := e.startWith(t, consumers.Config{BatchWait: wait}, nil, nil, nil)
 	defer func() {
 		if err := stop(); err != nil {
 			t.Error(err)
