@@ -63,6 +63,15 @@ func acceptsType(i int, typ string) bool {
 // DefaultGroupID is fenqid's Kafka consumer group unless configured.
 const DefaultGroupID = "fenqi"
 
+// DefaultBatchSize is Config.BatchSize's default. A batch is only as big
+// as the records that came while the one before it was being finished
+// (see fetch): the cap matters under a backlog, where each batch's fixed
+// costs (four round trips, a script call per 1,000 users) are shared by
+// more records. Draining 100,000 simulated events, interleaved runs gave
+// 66,233 / 62,984 / 58,634 events/s with 500 and 89,114 / 87,927 / 75,800
+// with 2,000; at 55,000 events/s offered, 500 kept up with ~48,000.
+const DefaultBatchSize = 2000
+
 // Config of the pipeline.
 type Config struct {
 	Brokers []string
@@ -71,8 +80,9 @@ type Config struct {
 	Dialer  *kafka.Dialer
 	GroupID string // default DefaultGroupID
 	Topics  Topics
-	// BatchSize is the most records in one batch (default 500): one Redis
-	// round trip and one produce request per batch.
+	// BatchSize is the most records in one batch (default
+	// DefaultBatchSize): one Redis round trip and one produce request per
+	// batch.
 	BatchSize int
 	// BatchWait is the longest a batch waits for more records after its
 	// first (default 10ms). It waits only while the batch before it is
@@ -116,7 +126,7 @@ func (c *Config) setDefaults() {
 		c.Topics = DefaultTopics()
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 500
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.BatchWait == 0 {
 		c.BatchWait = 10 * time.Millisecond

@@ -20,7 +20,6 @@ import (
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/scoring"
-	"github.com/fenqi/fenqi/shadow"
 	"github.com/fenqi/fenqi/state"
 	"github.com/fenqi/fenqi/telemetry"
 )
@@ -34,18 +33,27 @@ var now = time.Date(2026, 11, 20, 2, 45, 0, 0, shanghai)
 func clock() time.Time { return now }
 
 type env struct {
-	kafka *testenv.KafkaCluster
-	rdb   *redis.Client
-	store *state.Store
-	pub   *producers.Publisher
+	kafka   *testenv.KafkaCluster // nil on envOn's
+	brokers []string
+	rdb     *redis.Client
+	store   *state.Store
+	pub     *producers.Publisher
 }
 
 func newEnv(t *testing.T) *env { return newEnvTB(t) }
 
 func newEnvTB(t testing.TB) *env {
 	t.Helper()
-	topics := append(consumers.DefaultTopics().List(), "fenqi.decisions", "fenqi.dlq", shadow.DefaultTopic)
-	k := testenv.Kafka(t, topics...)
+	k := testenv.Kafka(t, benchTopics()...)
+	e := envOn(t, k.Addrs())
+	e.kafka = k
+	return e
+}
+
+// envOn is an env over a broker of its own (kafka is nil): a fresh
+// redis-server, its store and a publisher to brokers.
+func envOn(t testing.TB, brokers []string) *env {
+	t.Helper()
 	rdb := testenv.Redis(t)
 	// Credit payments judged as fenqid judges them (jobs.CreditCheck).
 	wechat, err := policy.Preset("wechat")
@@ -56,12 +64,12 @@ func newEnvTB(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := producers.New(producers.Config{Brokers: k.Addrs()})
+	pub, err := producers.New(producers.Config{Brokers: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pub.Close() })
-	return &env{kafka: k, rdb: rdb, store: store, pub: pub}
+	return &env{rdb: rdb, store: store, pub: pub, brokers: brokers}
 }
 
 // start runs a pipeline until the returned stop is called; stop returns Run's error.

@@ -92,7 +92,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.DecisionsTopic, "topic-decisions", events.TopicDecisions, "output topic of decisions")
 	fs.StringVar(&c.DLQTopic, "topic-dlq", events.TopicDLQ, "output topic of dead letters (records that cannot be processed)")
 	fs.StringVar(&c.KafkaCompression, "kafka-compression", "lz4", "compression of the records fenqid produces: none, gzip, snappy, lz4 or zstd")
-	fs.IntVar(&c.BatchSize, "batch-size", 500, "most records per batch (one Redis round trip and one commit per batch)")
+	fs.IntVar(&c.BatchSize, "batch-size", consumers.DefaultBatchSize, "most records per batch (one Redis round trip and one commit per batch)")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 10*time.Millisecond, "the longest a batch waits for more records after its first (only while the batch before it is being written)")
 	fs.IntVar(&c.MaxEventBytes, "max-event-bytes", events.DefaultMaxBytes, "largest record value accepted; larger ones are dead-lettered")
 	fs.DurationVar(&c.MaxFuture, "max-future", events.DefaultMaxFuture, "how far in the future an event time may be before it is dead-lettered")

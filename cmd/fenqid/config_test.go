@@ -41,7 +41,7 @@ func defaultConfig() config {
 		Topics:           consumers.DefaultTopics(),
 		DecisionsTopic:   "fenqi.decisions",
 		DLQTopic:         "fenqi.dlq",
-		BatchSize:        500,
+		BatchSize:        consumers.DefaultBatchSize,
 		BatchWait:        10 * time.Millisecond,
 		MaxEventBytes:    64 << 10,
 		KafkaCompression: "lz4",
