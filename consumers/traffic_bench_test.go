@@ -65,9 +65,15 @@ func trafficProcess(in io.Reader, out io.Writer) error {
 		return err
 	}
 	defer k.Close()
+	// fill writes 5,000 records a call, send what is due every offerTick
+	// (a few hundred): kafka-go allocates (and zeroes) BatchSize messages
+	// for each partition's batch, so each writer has its own.
 	w := &kafka.Writer{Addr: kafka.TCP(k.Addrs()...), Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 5000}
 	defer w.Close()
+	paced := &kafka.Writer{Addr: kafka.TCP(k.Addrs()...), Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	defer paced.Close()
 	fmt.Fprintln(out, "addr", k.Addrs()[0])
 	var live *offered
 	sc := bufio.NewScanner(in)
@@ -86,7 +92,7 @@ func trafficProcess(in io.Reader, out io.Writer) error {
 			live = generate(rate, time.Duration(secs*float64(time.Second)), users)
 			n = int64(len(live.msgs))
 		case len(f) == 1 && f[0] == "send" && live != nil:
-			n, err = live.send(ctx, w, func() { fmt.Fprintln(out, "go") })
+			n, err = live.send(ctx, paced, func() { fmt.Fprintln(out, "go") })
 			live = nil
 		case len(f) == 1 && f[0] == "cpu":
 			var ru syscall.Rusage
