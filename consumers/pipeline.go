@@ -578,9 +578,9 @@ type pending struct {
 	pspans   []trace.Span
 	refreeze []string // users frozen or unfrozen: recompute their quota now
 	// rescheduled are the users of refreeze whose recompute is scheduled
-	// (before the write, so that a crash cannot lose it): made due again
-	// once the state is written, for a job may have claimed it in between
-	// and computed on the state before.
+	// state.RecomputeGrace ahead (before the write, so that a crash cannot
+	// lose it, and not due, so that no job computes it on the state
+	// before): made due at once when the state is written.
 	rescheduled []string
 }
 
@@ -849,7 +849,7 @@ func (p *Pipeline) publish(ctx context.Context, pb *pending) error {
 		return fmt.Errorf("consumers: publish %d records: %w", len(pb.msgs), err)
 	}
 	if len(pb.refreeze) > 0 {
-		if err := p.recomputeSoon(ctx, pb.refreeze); err != nil {
+		if err := p.recomputeSoon(ctx, p.cfg.Now().Add(state.RecomputeGrace), pb.refreeze); err != nil {
 			return err
 		}
 		pb.rescheduled, pb.refreeze = append(pb.rescheduled, pb.refreeze...), nil
@@ -857,11 +857,11 @@ func (p *Pipeline) publish(ctx context.Context, pb *pending) error {
 	return nil
 }
 
-// recomputeSoon makes users' recomputes due now, retried like every Redis
-// call.
-func (p *Pipeline) recomputeSoon(ctx context.Context, users []string) error {
+// recomputeSoon makes users' recomputes due at (or before) at, retried
+// like every Redis call.
+func (p *Pipeline) recomputeSoon(ctx context.Context, at time.Time, users []string) error {
 	err := retry.Do(ctx, p.cfg.Retry, "redis_schedule", p.notify, func(ctx context.Context) error {
-		return p.store.RecomputeSoon(ctx, p.cfg.Now(), users...)
+		return p.store.RecomputeSoon(ctx, at, users...)
 	})
 	if err != nil {
 		return fmt.Errorf("consumers: schedule a recompute: %w", err)
@@ -920,7 +920,7 @@ func (p *Pipeline) finish(ctx context.Context, pb *pending) error {
 		}
 	}
 	if len(pb.rescheduled) > 0 {
-		if err := p.recomputeSoon(ctx, pb.rescheduled); err != nil {
+		if err := p.recomputeSoon(ctx, p.cfg.Now(), pb.rescheduled); err != nil {
 			return err
 		}
 	}

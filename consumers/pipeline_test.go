@@ -502,7 +502,7 @@ func (o *orderStore) Commit(ctx context.Context, b *state.Batch, d *state.Drafts
 }
 
 func (o *orderStore) RecomputeSoon(ctx context.Context, at time.Time, users ...string) error {
-	o.add("recompute " + strings.Join(users, ","))
+	o.add(fmt.Sprintf("recompute %s at now + %v", strings.Join(users, ","), at.Sub(now)))
 	return o.Store.RecomputeSoon(ctx, at, users...)
 }
 
@@ -522,8 +522,9 @@ func (e *env) frozen(t *testing.T, user string) {
 }
 
 // An unfreeze schedules the user's recompute before its state is written
-// (a crash cannot lose it) and again once it is: a job that claimed it in
-// between computed on the frozen state.
+// (a crash cannot lose it), but not due yet (a job claiming it in between
+// would compute on the frozen state), and makes it due once the state is
+// written.
 func TestUnfreezeRecomputesOnceTheStateIsWritten(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -534,7 +535,7 @@ func TestUnfreezeRecomputesOnceTheStateIsWritten(t *testing.T) {
 	e.runFor(t, store, nil, 1)
 	store.mu.Lock()
 	defer store.mu.Unlock()
-	if want := []string{"recompute gus", "commit", "recompute gus"}; !slices.Equal(store.calls, want) {
+	if want := []string{"recompute gus at now + 1m0s", "commit", "recompute gus at now + 0s"}; !slices.Equal(store.calls, want) {
 		t.Fatalf("calls %q, want %q", store.calls, want)
 	}
 }

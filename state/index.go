@@ -72,8 +72,8 @@ func splitTimerMember(m string) (userID, billID string, ok bool) {
 //     schedule, with a trigger due at once ("recompute on the user's first
 //     activity"; see knownScript);
 //   - a profile, and an operator's override set or cleared
-//     (Outcome.RecomputeNow), make the user's recompute due at once (ZADD
-//     LT);
+//     (Outcome.RecomputeNow), make the user's recompute due RecomputeGrace
+//     from now (ZADD LT), and Commit makes it due at once after the write;
 //   - a bill falling due gets an overdue check one day after its due time
 //     (ZADD NX: a check already scheduled, maybe advanced, is kept).
 //
@@ -89,7 +89,7 @@ func (s *Store) indexUpdates(ctx context.Context, pipe redis.Pipeliner, b *Batch
 		}
 	}
 	if due := b.recomputeNow(); len(due) > 0 {
-		s.dueAt(ctx, pipe, now, due...)
+		s.dueAt(ctx, pipe, now.Add(RecomputeGrace), due...)
 	}
 	return cmds
 }

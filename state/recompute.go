@@ -430,6 +430,16 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 	return nil
 }
 
+// RecomputeGrace is how far ahead a recompute that a batch's events make
+// due is scheduled before the batch's state is written: the entry is there
+// before the write, so that a crash after the write cannot lose it, but
+// not due yet, so that no job claims it and computes on the state before
+// the write; once the state is written, it is made due at once. A crash
+// between the write and that makes the recompute this much late. (A user
+// whose recompute was already due, a job may still claim in between: the
+// trigger made due after the write recomputes it again on the new state.)
+const RecomputeGrace = time.Minute
+
 // RecomputeSoon makes users' recomputes due at (or before) at, in one
 // round trip: a freeze or unfreeze changes eligibility at once.
 func (s *Store) RecomputeSoon(ctx context.Context, at time.Time, userIDs ...string) error {

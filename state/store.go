@@ -765,12 +765,13 @@ func (s *Store) Commit(ctx context.Context, b *Batch, d *Drafts) error {
 	if err != nil {
 		return err
 	}
-	// A recompute the batch made due (indexUpdates) may have been claimed
-	// between those entries and the write (one round trip, but a batch's
-	// spans several reads of Redis, and other clients' commands run in
-	// between), and computed on the value before: made due again now that
-	// the value is written, it runs again on it (a claim leaves an entry
-	// made due again meanwhile).
+	// The recomputes the batch makes due were scheduled RecomputeGrace
+	// ahead with the write (indexUpdates), so that no job computes them on
+	// the value before it: due at once now that the value is written. (A
+	// user whose recompute was already due may have been claimed in
+	// between and computed on the value before: made due again, it runs
+	// again on the new one; a claim leaves an entry made due again
+	// meanwhile.)
 	var again []string
 	for _, u := range b.recomputeNow() {
 		if !slices.Contains(failed, u) {

@@ -1747,13 +1747,13 @@ func (l *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	return func(ctx context.Context, cmds []redis.Cmder) error { l.add(cmds...); return next(ctx, cmds) }
 }
 
-// A profile makes its user's recompute due in the schedule entries sent
-// before the write, so that a crash cannot lose it; but a job may claim
-// it between those entries and the write (a batch's round trip spans
-// several reads of Redis, and other clients' commands run in between),
-// compute on the value before the profile and drop the trigger. So Commit
-// makes it due again once the value is written (a claim keeps an entry
-// made due again meanwhile).
+// A profile schedules its user's recompute in the entries sent before the
+// write, so that a crash cannot lose it, but RecomputeGrace ahead: a job
+// claiming it between those entries and the write (a batch's round trip
+// spans several reads of Redis, and other clients' commands run in
+// between) would compute on the value before the profile. Commit makes it
+// due at once when the value is written (a claim keeps an entry made due
+// again meanwhile).
 func TestCommitMakesTheRecomputeDueAgainAfterTheWrite(t *testing.T) {
 	t.Parallel()
 	s, rdb := newStoreRedis(t)
@@ -1772,16 +1772,24 @@ func TestCommitMakesTheRecomputeDueAgainAfterTheWrite(t *testing.T) {
 	due := func(args []any) bool {
 		return len(args) == 5 && args[0] == "zadd" && args[1] == s.Key(state.RecomputeKey) && args[4] == "rp"
 	}
-	write, last := -1, -1
+	write, before, after := -1, -1, -1
 	for i, args := range log.cmds {
 		if args[0] == "evalsha" && slices.Contains(args, any(s.Key(state.UserKey("rp")))) {
 			write = i
 		}
-		if due(args) {
-			last = i
+		if due(args) && write < 0 {
+			before = i
+		} else if due(args) {
+			after = i
 		}
 	}
-	if write < 0 || last < write {
-		t.Fatalf("the write at command %d, the last making rp's recompute due at %d; want one after the write: %q", write, last, log.cmds)
+	if write < 0 || before < 0 || after < 0 {
+		t.Fatalf("the write at command %d, rp's recompute scheduled at %d before it and at %d after it; want both: %q", write, before, after, log.cmds)
+	}
+	if got, want := log.cmds[before][3], float64(now.Add(state.RecomputeGrace).Unix()); got != want {
+		t.Errorf("before the write, rp's recompute is scheduled at %v, want %.0f (RecomputeGrace from now, not due yet)", got, want)
+	}
+	if got, want := log.cmds[after][3], float64(now.Unix()); got != want {
+		t.Errorf("after the write, rp's recompute is scheduled at %v, want %.0f (due at once)", got, want)
 	}
 }
