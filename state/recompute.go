@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -192,10 +193,19 @@ type RecomputeBatch struct {
 	until  int64  // a trigger batch's lease score (Unix seconds)
 	// read are the states ReadBatch read: SaveQuotas writes over them.
 	read map[string]*engine.State
+	// unwritten are the claimed users ReadBatch found no value of: a
+	// trigger's claim of theirs is not ended (see ReadBatch).
+	unwritten map[string]bool
 }
 
 // ReadBatch reads the claimed users of a batch in one round trip, and
 // remembers which of them have a value, which SaveQuotas patches in place.
+// A user with no value yet is nil, as a quarantined one is: the schedule
+// learns a user (and its first trigger) with the write of its first
+// events, in the same round trip but before it, so a claim in between
+// finds nothing to compute on. Its trigger's claim is not ended: claimed
+// again once its lease runs out, it is computed on the value written by
+// then.
 func (s *Store) ReadBatch(ctx context.Context, b *RecomputeBatch) ([]*User, error) {
 	ids := make([]string, len(b.Claims))
 	for i, c := range b.Claims {
@@ -206,10 +216,18 @@ func (s *Store) ReadBatch(ctx context.Context, b *RecomputeBatch) ([]*User, erro
 		return nil, err
 	}
 	b.read = make(map[string]*engine.State, len(ids))
+	b.unwritten = nil
 	out := make([]*User, len(ids))
 	for i, id := range ids {
 		if sts[i] == nil {
 			continue // quarantined: skipped (nil), its claim ends with the batch
+		}
+		if sts[i].Rev == 0 {
+			if b.unwritten == nil {
+				b.unwritten = map[string]bool{}
+			}
+			b.unwritten[id] = true
+			continue
 		}
 		out[i] = s.view(id, sts[i])
 		b.read[id] = sts[i]
@@ -390,8 +408,12 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 	}
 	var scriptArgs [][]any
 	if !b.Periodic() {
-		for lo := 0; lo < len(b.Claims); lo += maxScriptUsers {
-			part := b.Claims[lo:min(lo+maxScriptUsers, len(b.Claims))]
+		claims := b.Claims
+		if len(b.unwritten) > 0 {
+			claims = slices.DeleteFunc(slices.Clone(claims), func(c Claim) bool { return b.unwritten[c.Member] })
+		}
+		for lo := 0; lo < len(claims); lo += maxScriptUsers {
+			part := claims[lo:min(lo+maxScriptUsers, len(claims))]
 			a := make([]any, 0, 1+2*len(part))
 			a = append(a, b.until)
 			for _, c := range part {

@@ -408,6 +408,63 @@ func TestSaveQuotasKeepsATriggerDuringTheLease(t *testing.T) {
 	}
 }
 
+// A new user's first trigger is in the schedule before its first events
+// are written (one round trip, but the entries go first): a job claiming
+// it in between finds no value. It must not compute on nothing, nor end
+// the claim: claimed again when the lease runs out, the user is computed
+// on the value written by then.
+func TestATriggerOfAUserNotWrittenYetWaitsForTheValue(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStoreRedis(t)
+	ctx := context.Background()
+	apply(t, s, state.Item{Event: payment("p1", "w1", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})
+	if err := s.RecomputeSoon(ctx, now, "w2"); err != nil { // w2's entries, its events not written yet
+		t.Fatal(err)
+	}
+	b, err := s.ClaimRecomputes(ctx, now, 10, time.Minute, state.Interval(90))
+	if err != nil || len(b.Claims) != 2 {
+		t.Fatalf("claims %+v, %v", b, err)
+	}
+	us, err := s.ReadBatch(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var quotas []state.Quota
+	for i, u := range us {
+		switch m := b.Claims[i].Member; {
+		case m == "w2" && u != nil:
+			t.Fatalf("w2, with no value yet, read as %+v: it would be computed on nothing", u)
+		case m == "w1" && u == nil:
+			t.Fatal("w1 not read")
+		case u != nil:
+			quotas = append(quotas, state.Quota{UserID: u.ID, QuotaFen: 1, Seq: u.Recomputes + 1})
+		}
+	}
+	if err := s.SaveQuotas(ctx, b, quotas); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ZScore(ctx, state.RecomputeKey, "w1").Err(); !errors.Is(err, redis.Nil) {
+		t.Errorf("w1's trigger is still there after its recompute (%v)", err)
+	}
+	if err := rdb.ZScore(ctx, state.RecomputeKey, "w2").Err(); err != nil {
+		t.Fatalf("w2's trigger is gone (%v): its first recompute is lost", err)
+	}
+	if n, err := rdb.Exists(ctx, state.UserKey("w2")).Result(); err != nil || n != 0 {
+		t.Fatalf("saving the batch wrote w2's value (%d, %v)", n, err)
+	}
+	apply(t, s, state.Item{Event: payment("p2", "w2", now, 100, events.SceneEcommerce, "d"), Offset: -1, Topic: 1})
+	if b, err := s.ClaimRecomputes(ctx, now.Add(30*time.Second), 10, time.Minute, state.Interval(90)); err != nil || len(b.Claims) != 0 {
+		t.Fatalf("during the lease, claims %+v, %v; want none", b, err)
+	}
+	b, err = s.ClaimRecomputes(ctx, now.Add(2*time.Minute), 10, time.Minute, state.Interval(90))
+	if err != nil || len(b.Claims) != 1 || b.Claims[0].Member != "w2" {
+		t.Fatalf("after the lease, claims %+v, %v; want w2's", b, err)
+	}
+	if us, err := s.ReadBatch(ctx, b); err != nil || us[0] == nil || len(us[0].Days) == 0 {
+		t.Fatalf("w2 read again as %+v, %v; want its payment", us, err)
+	}
+}
+
 // Large numbers round-trip exactly through the stored value (a Redis
 // script reply would keep only 14 significant digits of a number).
 func TestLargeLimitRoundTrips(t *testing.T) {
