@@ -44,8 +44,9 @@ fuzz:
 # Performance figures, printed (never asserted): the state engine's rows
 # side by side on one redis-server (a) a minimal script per batch of 500,
 # (b) per event, (c) fenqi's Prepare+Commit per batch of 500, (d) the whole
-# pipeline draining 100,000 events, with Redis and Go CPU per event, and
-# the p50/p99 latency at 70% of (d)'s rate; Redis bytes per user;
+# pipeline draining 100,000 events, with Redis and Go CPU per event, in
+# FENQI_BENCH_ROUNDS rounds (default 3) and their medians, and the p50/p99
+# latency at 70% of (d)'s median rate; Redis bytes per user;
 # whole-pipeline drain, tracing cost and a shadow policy's cost (with/without,
 # one run); decoder and scoring costs.
 bench:
