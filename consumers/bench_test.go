@@ -11,7 +11,6 @@ import (
 
 	"github.com/fenqi/fenqi/consumers"
 	"github.com/fenqi/fenqi/scoring"
-	"github.com/fenqi/fenqi/simulator"
 	"github.com/fenqi/fenqi/telemetry"
 )
 
@@ -91,23 +90,14 @@ func BenchmarkPipelineTracing(b *testing.B) {
 	}
 }
 
-// fill puts total simulated events on the broker.
+// fill puts total simulated events on the broker (fillTo's).
 func fill(b *testing.B, e *env, total int, simNow time.Time) {
 	b.Helper()
-	sim := simulator.New(simulator.Config{Users: 20_000, Seed: 42, Now: func() time.Time { return simNow }})
 	w := &kafka.Writer{Addr: kafka.TCP(e.kafka.Addrs()...), Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 5000}
 	defer w.Close()
-	msgs := make([]kafka.Message, 0, 5000)
-	for i := 0; i < total; i++ {
-		topic, key, value := sim.Next()
-		msgs = append(msgs, kafka.Message{Topic: topic, Key: key, Value: value})
-		if len(msgs) == cap(msgs) || i == total-1 {
-			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
-				b.Fatal(err)
-			}
-			msgs = msgs[:0]
-		}
+	if _, err := fillTo(context.Background(), w, total, simNow); err != nil {
+		b.Fatal(err)
 	}
 }
 
