@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -93,8 +92,7 @@ func BenchmarkPipelineTracing(b *testing.B) {
 // fill puts total simulated events on the broker (fillTo's).
 func fill(b *testing.B, e *env, total int, simNow time.Time) {
 	b.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(e.kafka.Addrs()...), Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 5000}
+	w := benchWriter(e.kafka.Addrs(), fillBatch)
 	defer w.Close()
 	if _, err := fillTo(context.Background(), w, total, simNow); err != nil {
 		b.Fatal(err)

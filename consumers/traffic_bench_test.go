@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -68,11 +67,9 @@ func trafficProcess(in io.Reader, out io.Writer) error {
 	// fill writes 5,000 records a call, send what is due every offerTick
 	// (a few hundred): kafka-go allocates (and zeroes) BatchSize messages
 	// for each partition's batch, so each writer has its own.
-	w := &kafka.Writer{Addr: kafka.TCP(k.Addrs()...), Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 5000}
+	w := benchWriter(k.Addrs(), fillBatch)
 	defer w.Close()
-	paced := &kafka.Writer{Addr: kafka.TCP(k.Addrs()...), Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	paced := benchWriter(k.Addrs(), 0)
 	defer paced.Close()
 	fmt.Fprintln(out, "addr", k.Addrs()[0])
 	var live *offered
@@ -95,9 +92,9 @@ func trafficProcess(in io.Reader, out io.Writer) error {
 			n, err = live.send(ctx, paced, func() { fmt.Fprintln(out, "go") })
 			live = nil
 		case len(f) == 1 && f[0] == "cpu":
-			var ru syscall.Rusage
-			err = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-			n = ru.Utime.Nano() + ru.Stime.Nano()
+			var d time.Duration
+			d, err = selfCPU()
+			n = int64(d)
 		default:
 			err = fmt.Errorf("unknown command %q", sc.Text())
 		}
@@ -109,11 +106,22 @@ func trafficProcess(in io.Reader, out io.Writer) error {
 	return sc.Err()
 }
 
+// fillBatch is how many records fillTo writes a call.
+const fillBatch = 5000
+
+// benchWriter is the benchmarks' writer of simulated traffic to brokers:
+// acks from all replicas, batches sent after 1 ms, each partition's batch
+// of at most batchSize records (0: kafka-go's default, 100).
+func benchWriter(brokers []string, batchSize int) *kafka.Writer {
+	return &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: batchSize}
+}
+
 // fillTo writes total simulated events (20,000 users, seed 42, every event
 // at simNow) as fast as the broker takes them.
 func fillTo(ctx context.Context, w *kafka.Writer, total int, simNow time.Time) (int64, error) {
 	sim := simulator.New(simulator.Config{Users: 20_000, Seed: 42, Now: func() time.Time { return simNow }})
-	msgs := make([]kafka.Message, 0, 5000)
+	msgs := make([]kafka.Message, 0, fillBatch)
 	for i := 0; i < total; i++ {
 		topic, key, value := sim.Next()
 		msgs = append(msgs, kafka.Message{Topic: topic, Key: key, Value: value})

@@ -378,12 +378,13 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 	// Each quota is patched into its user's value in place (SETRANGE of
 	// the fixed-width quota and a new write token: a writer that read the
 	// value before fails its compare-and-set and computes again, keeping
-	// the quota), with no read, no encoding and no script. A user with no
-	// value yet is written through update.
+	// the quota), with no read, no encoding and no script. A user the
+	// batch did not read with a value (ReadBatch) is written through
+	// update.
 	var again []int
 	pipe := s.rdb.Pipeline()
 	for i, q := range qs {
-		if st := b.read[q.UserID]; st == nil || st.Rev == 0 {
+		if b.read[q.UserID] == nil {
 			again = append(again, i)
 			continue
 		}
