@@ -429,7 +429,7 @@ func (e *rcBench) stepsPass(ctx context.Context) (string, error) {
 		if len(claims) == 0 {
 			break
 		}
-		users, err := e.store.ReadBatch(ctx, batch) // as the recompute reads
+		users, err := e.store.ReadStates(ctx, batch) // as the recompute reads
 		if err != nil {
 			return "", err
 		}
@@ -438,11 +438,11 @@ func (e *rcBench) stepsPass(ctx context.Context) (string, error) {
 		ds := make([]events.Decision, len(claims))
 		quotas := make([]state.Quota, len(claims))
 		for i, c := range claims {
-			u := users[i]
-			res := credit.Evaluate(e.pol, jobs.Facts(u, e.pol, e.now))
-			cause := "recompute:" + u.ID + ":" + strconv.FormatInt(u.Recomputes+1, 10) + ":" + strconv.FormatInt(c.Due.Unix(), 10) // as recomputeChunk
-			ds[i] = e.rules.Quota(u.ID, cause, u.QuotaFen, res, c.Next)
-			quotas[i] = state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Seq: u.Recomputes + 1, CycleDone: c.Due}
+			st := users[i]
+			res := credit.Evaluate(e.pol, jobs.FactsOf(st, e.store.ZoneOf(st), e.pol, e.now))
+			cause := "recompute:" + c.Member + ":" + strconv.FormatInt(st.Recomputes+1, 10) + ":" + strconv.FormatInt(c.Due.Unix(), 10) // as evaluateChunk
+			ds[i] = scoring.WithPools(e.rules.Quota(c.Member, cause, st.QuotaFen, res, c.Next), jobs.PoolViewsOf(st, res.QuotaFen, e.now))
+			quotas[i] = state.Quota{UserID: c.Member, QuotaFen: res.QuotaFen, Seq: st.Recomputes + 1, CycleDone: c.Due}
 		}
 		t3 := time.Now()
 		cpu += t3.Sub(t2)

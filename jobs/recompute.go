@@ -13,6 +13,7 @@ import (
 	"github.com/fenqi/fenqi/scoring/credit"
 	"github.com/fenqi/fenqi/shadow"
 	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/state/engine"
 	"github.com/fenqi/fenqi/telemetry"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -21,7 +22,7 @@ import (
 type recomputeChunk struct {
 	now   time.Time
 	batch *state.RecomputeBatch
-	users []*state.User
+	users []*engine.State // the claimed users' states (nil: skipped), as Claims
 	ec    *evaluatedChunk // the batch evaluated
 	err   error
 }
@@ -78,7 +79,7 @@ func (r *Runner) recomputeOnce(ctx context.Context) (int, error) {
 		readers.Go(func() {
 			for c := range claimed {
 				if c.err == nil {
-					c.users, c.err = r.store.ReadBatch(ctx, c.batch)
+					c.users, c.err = r.store.ReadStates(ctx, c.batch)
 				}
 				if c.err == nil {
 					c.ec = r.evaluateChunk(ctx, c)
@@ -167,37 +168,43 @@ func (r *Runner) evaluateChunk(ctx context.Context, c recomputeChunk) *evaluated
 	var shadows []shadow.Record
 	ds := make([]events.Decision, 0, len(c.users))
 	quotas := make([]state.Quota, 0, len(c.users))
-	for i, u := range c.users {
+	for i, st := range c.users {
 		cl := c.batch.Claims[i]
-		if u == nil {
-			continue // quarantined (state.ErrQuarantined): skipped
+		if st == nil {
+			continue // quarantined (state.ErrQuarantined), or not written yet: skipped
 		}
-		if c.batch.Done(cl, u) {
+		if c.batch.Done(cl, st) {
 			continue // done by the instance whose lease ran out
 		}
-		res := credit.Evaluate(pol, Facts(u, pol, c.now))
-		q := state.Quota{UserID: u.ID, QuotaFen: res.QuotaFen, Seq: u.Recomputes + 1, CycleDone: u.CycleDone}
+		id, loc := cl.Member, r.store.ZoneOf(st)
+		res := credit.Evaluate(pol, FactsOf(st, loc, pol, c.now))
+		q := state.Quota{UserID: id, QuotaFen: res.QuotaFen, Seq: st.Recomputes + 1}
+		if st.CycleDone != 0 {
+			q.CycleDone = time.Unix(st.CycleDone, 0)
+		}
 		if c.batch.Periodic() {
 			q.CycleDone = cl.Due
 		}
 		next := cl.Next
-		if ov := u.Override; ov != nil && ov.ExpiresAt.After(c.now) && ov.ExpiresAt.Before(next) {
+		if ov := st.Override; ov != nil {
 			// The quota changes when the override ends: recompute then.
-			next = ov.ExpiresAt.Add(time.Second)
-			q.Wake = next
+			if ends := time.Unix(ov.ExpiresAt, 0).UTC(); ends.After(c.now) && ends.Before(next) {
+				next = ends.Add(time.Second)
+				q.Wake = next
+			}
 		}
 		// The id names the user, the recompute's number and when the claim
 		// was due: two recomputes claimed at different times (a trigger
 		// during another's lease) never share an id.
-		cause := "recompute:" + u.ID + ":" + strconv.FormatInt(q.Seq, 10) + ":" + strconv.FormatInt(cl.Due.Unix(), 10)
-		d := scoring.WithPools(rules.Quota(u.ID, cause, u.QuotaFen, res, next), PoolViews(u, res.QuotaFen, c.now))
+		cause := "recompute:" + id + ":" + strconv.FormatInt(q.Seq, 10) + ":" + strconv.FormatInt(cl.Due.Unix(), 10)
+		d := scoring.WithPools(rules.Quota(id, cause, st.QuotaFen, res, next), PoolViewsOf(st, res.QuotaFen, c.now))
 		ds = append(ds, d)
 		quotas = append(quotas, q)
 		if spol != nil {
 			// The candidate's quota of the same user, state and time; the
 			// previous quota (its guardrail's) is the live one.
-			sres := credit.Evaluate(spol, Facts(u, spol, c.now))
-			sd := scoring.WithPools(srules.Quota(u.ID, cause, u.QuotaFen, sres, next), PoolViews(u, sres.QuotaFen, c.now))
+			sres := credit.Evaluate(spol, FactsOf(st, loc, spol, c.now))
+			sd := scoring.WithPools(srules.Quota(id, cause, st.QuotaFen, sres, next), PoolViewsOf(st, sres.QuotaFen, c.now))
 			shadows = append(shadows, shadow.Pair(rules.PolicyVersion(), srules.PolicyVersion(), []events.Decision{d}, []events.Decision{sd})...)
 		}
 	}
@@ -209,7 +216,17 @@ func (r *Runner) evaluateChunk(ctx context.Context, c recomputeChunk) *evaluated
 func PoolViews(u *state.User, quotaFen int64, now time.Time) []scoring.PoolView {
 	v := *u
 	v.HasQuota, v.QuotaFen = true, quotaFen
-	pools := v.Pools(now)
+	return poolViews(v.Pools(now))
+}
+
+// PoolViewsOf is PoolViews of a user's compact state.
+func PoolViewsOf(st *engine.State, quotaFen int64, now time.Time) []scoring.PoolView {
+	v := *st
+	v.HasQuota, v.QuotaFen = true, quotaFen
+	return poolViews(v.Pools(now))
+}
+
+func poolViews(pools []engine.PoolQuota) []scoring.PoolView {
 	out := make([]scoring.PoolView, len(pools))
 	for i, p := range pools {
 		out[i] = scoring.PoolView{Pool: p.Pool.String(), LimitFen: p.LimitFen, OutstandingFen: p.OutstandingFen, AvailableFen: p.AvailableFen}
@@ -247,95 +264,4 @@ func CycleOf(p *policy.Policy) state.Cycle {
 // NextDue is when the cycle of policy p next recomputes a user after now.
 func NextDue(p *policy.Policy, userID string, now time.Time) time.Time {
 	return CycleOf(p).Next(userID, now)
-}
-
-// Facts turns a user's rolling state into the credit model's input, with
-// the windows DOMAIN.md gives, read in the user's zone at now.
-func Facts(u *state.User, p *policy.Policy, now time.Time) credit.Facts {
-	loc := u.Zone
-	f := credit.Facts{Now: now, Location: loc}
-	if pr := u.Profile; pr != nil {
-		f.PayScore = pr.PayScore
-		f.RealNameVerified, f.IdentityComplete = pr.RealNameVerified, pr.IdentityComplete
-		f.CardBankBlacklisted, f.WealthBalanceFen = pr.CardBankBlacklisted, pr.WealthBalanceFen
-		f.JudicialDefaulter, f.LinkedAccountNegative = pr.JudicialDefaulter, pr.LinkedAccountNegative
-		if pr.CardBoundSince != "" {
-			if t, err := time.ParseInLocation(time.DateOnly, pr.CardBoundSince, loc); err == nil {
-				f.CardBoundSince = t
-			}
-		}
-		if pr.SeriousDefaultElsewhereOn != "" {
-			if t, err := time.ParseInLocation(time.DateOnly, pr.SeriousDefaultElsewhereOn, loc); err == nil {
-				f.DefaultElsewhere = t
-			}
-		}
-	}
-	today := u.Day(now)
-	window := p.Eligibility.ActivityWindowDays
-	if window <= 0 {
-		window = 30
-	}
-	for day, c := range u.Days {
-		if day > today-window && day <= today {
-			f.Payments30d += int(c.Payments)
-		}
-	}
-	// The three full calendar months before the current one, oldest first.
-	y, m, _ := now.In(loc).Date()
-	for i := range 3 {
-		mt := time.Date(y, m-time.Month(3-i), 1, 0, 0, 0, 0, loc)
-		c := u.Months[mt.Year()*100+int(mt.Month())]
-		f.MonthlySpendFen[i] = c.SpendFen
-		f.MonthlyLoginDays[i] = int(c.LoginDays)
-		f.MonthlySocial[i] = int(c.SocialN)
-	}
-	// Distinct days with a login in the window: the months' login masks.
-	for day := today - window + 1; day <= today; day++ {
-		y, m, d := time.Unix(int64(day)*86400, 0).UTC().Date()
-		if u.Months[y*100+int(m)].LoginMask&(1<<(d-1)) != 0 {
-			f.LoginDays30d++
-		}
-	}
-	// Logins of the last window_days (90) days by device; the usual one has
-	// the most.
-	devWindow := p.Quota.Factors.Device.WindowDays
-	if devWindow <= 0 {
-		devWindow = 90
-	}
-	for _, d := range u.Devices {
-		n := int(d.LoginsSince(today - devWindow + 1))
-		f.Logins90d += n
-		f.UsualDeviceLogins90d = max(f.UsualDeviceLogins90d, n)
-	}
-	// Overdue: open bills past due now, and settled episodes. A bill counts
-	// for the serious-default gate when it was overdue at some moment of the
-	// window: open now, or settled inside it, however long ago it fell due.
-	months := p.Eligibility.SeriousDefaultWindowMonths
-	if months <= 0 {
-		months = 6
-	}
-	from := now.In(loc).AddDate(0, -months, 0)
-	f.OverdueEpisodes = u.SettledEpisodes
-	for _, b := range u.Bills {
-		if now.After(b.DueAt) {
-			f.OverdueNow = true
-			f.OverdueEpisodes++
-			f.MaxOverdue6m = max(f.MaxOverdue6m, now.Sub(b.DueAt))
-		}
-	}
-	for _, ep := range u.RecentEpisodes {
-		if ep.SettledAt.After(from) {
-			f.MaxOverdue6m = max(f.MaxOverdue6m, ep.SettledAt.Sub(ep.DueAt))
-		}
-	}
-	for _, c := range u.QuotaChecks {
-		if now.Sub(c) < 30*24*time.Hour && !c.After(now) {
-			f.QuotaChecks30d++
-		}
-	}
-	f.PreviousQuotaFen, f.HasPreviousQuota = u.QuotaFen, u.HasQuota
-	if ov := u.Override; ov != nil {
-		f.Override = &credit.Override{QuotaFen: ov.QuotaFen, Reason: ov.Reason, Operator: ov.Operator, ExpiresAt: ov.ExpiresAt}
-	}
-	return f
 }

@@ -207,6 +207,23 @@ type RecomputeBatch struct {
 // again once its lease runs out, it is computed on the value written by
 // then.
 func (s *Store) ReadBatch(ctx context.Context, b *RecomputeBatch) ([]*User, error) {
+	sts, err := s.ReadStates(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*User, len(sts))
+	for i, st := range sts {
+		if st != nil {
+			out[i] = s.view(b.Claims[i].Member, st)
+		}
+	}
+	return out, nil
+}
+
+// ReadStates is ReadBatch without the read views: the claimed users'
+// compact states (nil as in ReadBatch), which a recompute computes on
+// (see ZoneOf for a state's zone).
+func (s *Store) ReadStates(ctx context.Context, b *RecomputeBatch) ([]*engine.State, error) {
 	ids := make([]string, len(b.Claims))
 	for i, c := range b.Claims {
 		ids[i] = c.Member
@@ -217,23 +234,26 @@ func (s *Store) ReadBatch(ctx context.Context, b *RecomputeBatch) ([]*User, erro
 	}
 	b.read = make(map[string]*engine.State, len(ids))
 	b.unwritten = nil
-	out := make([]*User, len(ids))
 	for i, id := range ids {
-		if sts[i] == nil {
-			continue // quarantined: skipped (nil), its claim ends with the batch
-		}
-		if sts[i].Rev == 0 {
+		switch {
+		case sts[i] == nil:
+			// quarantined: skipped (nil), its claim ends with the batch
+		case sts[i].Rev == 0:
 			if b.unwritten == nil {
 				b.unwritten = map[string]bool{}
 			}
 			b.unwritten[id] = true
-			continue
+			sts[i] = nil
+		default:
+			b.read[id] = sts[i]
 		}
-		out[i] = s.view(id, sts[i])
-		b.read[id] = sts[i]
 	}
-	return out, nil
+	return sts, nil
 }
+
+// ZoneOf is the zone a user's state is read in: its profile's, else the
+// store's default.
+func (s *Store) ZoneOf(st *engine.State) *time.Location { return s.ecfg.ZoneOf(st) }
 
 // Periodic says whether the batch is a slice of the cycle (else triggers).
 func (b *RecomputeBatch) Periodic() bool { return b.lease != "" }
@@ -241,8 +261,8 @@ func (b *RecomputeBatch) Periodic() bool { return b.lease != "" }
 // Done says whether a user of a cycle batch claimed again after its lease
 // ran out was already recomputed under that lease (its instance saved but
 // died before ending the claim, or outlived its lease): skip it.
-func (b *RecomputeBatch) Done(c Claim, u *User) bool {
-	return b.again && !u.CycleDone.Before(c.Due)
+func (b *RecomputeBatch) Done(c Claim, st *engine.State) bool {
+	return b.again && st.CycleDone != 0 && !time.Unix(st.CycleDone, 0).Before(c.Due)
 }
 
 // ClaimRecomputes claims about limit users whose recompute is due at now,

@@ -1,0 +1,64 @@
+//go:build unix
+
+package jobs_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/jobs"
+	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/scoring"
+	"github.com/fenqi/fenqi/scoring/credit"
+)
+
+// BenchmarkRecomputeUserCPU is the part of a recompute that runs in Go on
+// a user already read, with no server: facts, the credit model, the quota
+// decision with its pools, and its encoding, over 1,000 of
+// BenchmarkRecompute1M's generated users (one op is one user). It is that
+// benchmark's "cpu only" step, small enough to profile:
+//
+//	go test -run '^$' -bench RecomputeUserCPU -cpuprofile cpu.out ./jobs/
+func BenchmarkRecomputeUserCPU(b *testing.B) {
+	e := &rcBench{zones: map[string]*time.Location{}}
+	for _, z := range []string{"Asia/Shanghai", "Asia/Hong_Kong", "Europe/London"} {
+		loc, err := time.LoadLocation(z)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.zones[z] = loc
+	}
+	e.zones[""] = e.zones["Asia/Shanghai"]
+	e.now = time.Date(2026, 11, 20, 12, 0, 0, 0, e.zones[""])
+	pol, err := policy.Preset("wechat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rules, err := scoring.NewRules(pol)
+	if err != nil {
+		b.Fatal(err)
+	}
+	users := make([]*rcUser, 1000)
+	for i := range users {
+		users[i] = e.rcSynth(rcUserID(i), uint64(i))
+	}
+	next := e.now.Add(90 * 24 * time.Hour)
+	var bytes int
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		u := users[i%len(users)]
+		i++
+		res := credit.Evaluate(pol, jobs.FactsOf(u.st, e.zones[u.profile.Timezone], pol, e.now))
+		cause := "recompute:" + u.id + ":" + strconv.FormatInt(u.st.Recomputes+1, 10) + ":" + strconv.FormatInt(e.now.Unix(), 10)
+		d := scoring.WithPools(rules.Quota(u.id, cause, u.st.QuotaFen, res, next), jobs.PoolViewsOf(u.st, res.QuotaFen, e.now))
+		v, err := events.MarshalDecision(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bytes += len(v)
+	}
+	b.ReportMetric(float64(bytes)/float64(b.N), "B/decision")
+}

@@ -1,0 +1,182 @@
+package jobs
+
+import (
+	"math/bits"
+	"time"
+
+	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/scoring/credit"
+	"github.com/fenqi/fenqi/state"
+	"github.com/fenqi/fenqi/state/engine"
+)
+
+// Facts turns a user's read view into the credit model's input, as
+// FactsOf does for the state the view was read from.
+func Facts(u *state.User, p *policy.Policy, now time.Time) credit.Facts {
+	return FactsOf(factsState(u), u.Zone, p, now)
+}
+
+// FactsOf turns a user's rolling state st into the credit model's input,
+// with the windows DOMAIN.md gives, read in the user's zone loc at now. It
+// reads the compact state as stored (no maps), so that a recompute and the
+// stream's credit check pay for no read view.
+func FactsOf(st *engine.State, loc *time.Location, p *policy.Policy, now time.Time) credit.Facts {
+	f := credit.Facts{Now: now, Location: loc}
+	if pr := st.Profile; pr != nil {
+		f.PayScore = int(pr.PayScore)
+		f.RealNameVerified, f.IdentityComplete = pr.RealNameVerified, pr.IdentityComplete
+		f.CardBankBlacklisted, f.WealthBalanceFen = pr.CardBankBlacklisted, pr.WealthBalanceFen
+		f.JudicialDefaulter, f.LinkedAccountNegative = pr.JudicialDefaulter, pr.LinkedAccountNegative
+		if pr.CardBoundSince != "" {
+			if t, err := time.ParseInLocation(time.DateOnly, pr.CardBoundSince, loc); err == nil {
+				f.CardBoundSince = t
+			}
+		}
+		if pr.DefaultElsewhereOn != "" {
+			if t, err := time.ParseInLocation(time.DateOnly, pr.DefaultElsewhereOn, loc); err == nil {
+				f.DefaultElsewhere = t
+			}
+		}
+	}
+	today := engine.LocalDay(loc, now.Unix())
+	window := int32(p.Eligibility.ActivityWindowDays)
+	if window <= 0 {
+		window = 30
+	}
+	first := today - window + 1 // the window's first local day
+	for _, d := range st.Days {
+		if d.Day >= first && d.Day <= today {
+			f.Payments30d += int(d.Payments)
+		}
+	}
+	// The three full calendar months before the current one, oldest first.
+	y, m, _ := now.In(loc).Date()
+	for i := range 3 {
+		mt := time.Date(y, m-time.Month(3-i), 1, 0, 0, 0, 0, loc)
+		if c := month(st, int32(mt.Year()*100+int(mt.Month()))); c != nil {
+			f.MonthlySpendFen[i] = c.SpendFen
+			f.MonthlyLoginDays[i] = int(c.LoginDays)
+			f.MonthlySocial[i] = int(c.SocialN)
+		}
+	}
+	// Distinct days with a login in the window: the bits of the months'
+	// login masks (bit d−1 is day d) that fall in it.
+	for i := range st.Months {
+		mo := &st.Months[i]
+		start := int32(time.Date(int(mo.YM/100), time.Month(mo.YM%100), 1, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+		lo, hi := max(first, start)-start, min(today, start+30)-start // the window's days in the month, as bits
+		if lo > hi {
+			continue
+		}
+		in := uint32(1<<(hi+1)-1) &^ uint32(1<<lo-1) // bits lo..hi, hi ≤ 30
+		f.LoginDays30d += bits.OnesCount32(mo.LoginMask & in)
+	}
+	// Logins of the last window_days (90) days by device; the usual one has
+	// the most.
+	devWindow := int32(p.Quota.Factors.Device.WindowDays)
+	if devWindow <= 0 {
+		devWindow = 90
+	}
+	for i := range st.Devices {
+		n := int(st.Devices[i].LoginsSince(today - devWindow + 1))
+		f.Logins90d += n
+		f.UsualDeviceLogins90d = max(f.UsualDeviceLogins90d, n)
+	}
+	// Overdue: open bills past due now, and settled episodes. A bill counts
+	// for the serious-default gate when it was overdue at some moment of the
+	// window: open now, or settled inside it, however long ago it fell due.
+	months := p.Eligibility.SeriousDefaultWindowMonths
+	if months <= 0 {
+		months = 6
+	}
+	from := now.In(loc).AddDate(0, -months, 0).Unix()
+	f.OverdueEpisodes = int(st.SettledEpisodes)
+	for i := range st.Bills {
+		b := &st.Bills[i]
+		if b.Status != engine.BillOpen {
+			continue
+		}
+		if due := time.Unix(b.DueAt, 0); now.After(due) {
+			f.OverdueNow = true
+			f.OverdueEpisodes++
+			f.MaxOverdue6m = max(f.MaxOverdue6m, now.Sub(due))
+		}
+	}
+	for _, ep := range st.Episodes {
+		if ep.SettledAt > from {
+			f.MaxOverdue6m = max(f.MaxOverdue6m, time.Duration(ep.SettledAt-ep.DueAt)*time.Second)
+		}
+	}
+	for _, c := range st.QuotaChecks {
+		if t := time.Unix(c, 0); !t.After(now) && now.Sub(t) < 30*24*time.Hour {
+			f.QuotaChecks30d++
+		}
+	}
+	f.PreviousQuotaFen, f.HasPreviousQuota = st.QuotaFen, st.HasQuota
+	if ov := st.Override; ov != nil {
+		f.Override = &credit.Override{QuotaFen: ov.QuotaFen, Reason: ov.Reason, Operator: ov.Operator, ExpiresAt: time.Unix(ov.ExpiresAt, 0).UTC()}
+	}
+	return f
+}
+
+// month is st's counters of month ym (yyyymm), nil when it has none.
+func month(st *engine.State, ym int32) *engine.Month {
+	for i := range st.Months {
+		if st.Months[i].YM == ym {
+			return &st.Months[i]
+		}
+	}
+	return nil
+}
+
+// factsState is the part of a read view FactsOf reads, as the state it
+// was read from holds it (a view built by hand, as tests and the API's
+// callers do, has no state behind it).
+func factsState(u *state.User) *engine.State {
+	st := &engine.State{SettledEpisodes: int32(u.SettledEpisodes), HasQuota: u.HasQuota, QuotaFen: u.QuotaFen}
+	if pr := u.Profile; pr != nil {
+		st.Profile = &engine.Profile{PayScore: int32(pr.PayScore), RealNameVerified: pr.RealNameVerified,
+			IdentityComplete: pr.IdentityComplete, CardBankBlacklisted: pr.CardBankBlacklisted,
+			JudicialDefaulter: pr.JudicialDefaulter, LinkedAccountNegative: pr.LinkedAccountNegative,
+			WealthBalanceFen: pr.WealthBalanceFen, CardBoundSince: pr.CardBoundSince, DefaultElsewhereOn: pr.SeriousDefaultElsewhereOn}
+	}
+	for day, c := range u.Days {
+		st.Days = append(st.Days, engine.Day{Day: int32(day), Payments: int32(c.Payments)})
+	}
+	for ym, c := range u.Months {
+		st.Months = append(st.Months, engine.Month{YM: int32(ym), SpendFen: c.SpendFen, SocialN: int32(c.SocialN),
+			LoginDays: int32(c.LoginDays), LoginMask: c.LoginMask})
+	}
+	for name, d := range u.Devices {
+		pl := engine.Place{Name: name, LastDay: int32(d.LastDay)}
+		lo := 0
+		for b := range d.LoginsByBucket {
+			if len(pl.Logins) == 0 || b > int(pl.LoginBucket) {
+				pl.LoginBucket, pl.Logins = int32(b), []int32{0}
+			}
+			if lo == 0 || b < lo {
+				lo = b
+			}
+		}
+		if len(pl.Logins) > 0 {
+			pl.Logins = make([]int32, int(pl.LoginBucket)-lo+1) // newest first
+			for b, c := range d.LoginsByBucket {
+				pl.Logins[int(pl.LoginBucket)-b] = int32(c)
+			}
+		}
+		st.Devices = append(st.Devices, pl)
+	}
+	for id, b := range u.Bills {
+		st.Bills = append(st.Bills, engine.Bill{ID: id, Status: engine.BillOpen, Amount: b.RemainingFen, DueAt: b.DueAt.Unix(), Stage: int8(b.Stage)})
+	}
+	for _, ep := range u.RecentEpisodes {
+		st.Episodes = append(st.Episodes, engine.Episode{DueAt: ep.DueAt.Unix(), SettledAt: ep.SettledAt.Unix()})
+	}
+	for _, c := range u.QuotaChecks {
+		st.QuotaChecks = append(st.QuotaChecks, c.Unix())
+	}
+	if ov := u.Override; ov != nil {
+		st.Override = &engine.Override{QuotaFen: ov.QuotaFen, Reason: ov.Reason, Operator: ov.Operator, ExpiresAt: ov.ExpiresAt.Unix()}
+	}
+	return st
+}
