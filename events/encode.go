@@ -294,6 +294,25 @@ func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0 // s[start:i] is pending, to be copied as is
 	for i := 0; i < len(s); {
+		// The common case, 8 bytes at a time: on to the byte loop when one
+		// may need escaping, from 0x80 up, below 0x20, or '"', '\\', '<',
+		// '>' or '&' ((x−ones) &^ x masked with the high bits is non-zero
+		// exactly when the word x has a zero byte; x is w xor the byte
+		// sought, and w−0x20·ones the same test for the bytes below 0x20).
+		for i+8 <= len(s) {
+			t := s[i : i+8]
+			w := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+				uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+			const ones, highs = 0x0101010101010101, 0x8080808080808080
+			q, bs, lt, gt, amp := w^ones*'"', w^ones*'\\', w^ones*'<', w^ones*'>', w^ones*'&'
+			if (w|(w-ones*0x20)&^w|(q-ones)&^q|(bs-ones)&^bs|(lt-ones)&^lt|(gt-ones)&^gt|(amp-ones)&^amp)&highs != 0 {
+				break
+			}
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if jsonSafe[c] {
 			i++

@@ -52,13 +52,15 @@ import (
 //
 // Passes (each sub-benchmark op is one pass over all N users):
 //   - read_*: store.Users in chunks of 500 (one MGET of the users'
-//     values, decoded), what a recompute reads, in the order a recompute
+//     values, decoded into read views), in the order a recompute
 //     visits the users (by phase); once more at the end in the order they
 //     were written (read_1goroutine_in_write_order), where neighbours'
 //     values lie together in Redis's memory: faster than any order a
 //     production Redis gives, so only a reference;
+//   - read_states_1goroutine: the same users read as a recompute reads
+//     them (store.ReadStates: the same MGET, decoded, no read views);
 //   - recompute_*: the real loop, jobs.Runner.RunOnce until nothing is due
-//     (ScheduleStats, ClaimRecomputes, Users, Facts, credit.Evaluate,
+//     (ScheduleStats, ClaimRecomputes, ReadStates, FactsOf, credit.Evaluate,
 //     NextDue, rules.Quota, Publish, SaveQuotas: a compare-and-set of each
 //     user's value, read again) with a Publisher that only
 //     encodes each decision with events.MarshalDecision: publishing to
@@ -109,6 +111,7 @@ func BenchmarkRecompute1M(b *testing.B) {
 	for round := range rounds {
 		e.round = round + 1
 		pass("read_1goroutine", false, func() (string, error) { return e.readPass(ctx, 1, e.byPhase) })
+		pass("read_states_1goroutine", false, func() (string, error) { return e.readStatesPass(ctx, e.byPhase) })
 		pass("recompute_1instance", true, func() (string, error) { return e.runnerPass(ctx, 1) })
 		pass("read_2goroutines", false, func() (string, error) { return e.readPass(ctx, 2, e.byPhase) })
 		pass("recompute_2instances", true, func() (string, error) { return e.runnerPass(ctx, 2) })
@@ -303,6 +306,37 @@ func (e *rcBench) armSchedule(tb testing.TB, ctx context.Context) {
 // written, neighbours' keys lie next to each other in Redis's memory and
 // the read is faster than any production order allows.
 func (e *rcBench) readPass(ctx context.Context, workers int, ids []string) (string, error) {
+	return e.readPassWith(ctx, workers, ids, func(ids []string) (int, error) {
+		us, err := e.store.Users(ctx, ids)
+		var d int
+		for _, u := range us {
+			d += len(u.Days)
+		}
+		return d, err
+	})
+}
+
+// readStatesPass reads every user as a recompute reads them
+// (store.ReadStates: the compact states, no read views), 500 at a time in
+// the order of ids.
+func (e *rcBench) readStatesPass(ctx context.Context, ids []string) (string, error) {
+	return e.readPassWith(ctx, 1, ids, func(ids []string) (int, error) {
+		b := &state.RecomputeBatch{Claims: make([]state.Claim, len(ids))}
+		for i, id := range ids {
+			b.Claims[i].Member = id
+		}
+		sts, err := e.store.ReadStates(ctx, b)
+		var d int
+		for _, st := range sts {
+			d += len(st.Days)
+		}
+		return d, err
+	})
+}
+
+// readPassWith reads ids in chunks of 500 with read, which returns how
+// many daily buckets it read, on workers goroutines.
+func (e *rcBench) readPassWith(ctx context.Context, workers int, ids []string, read func([]string) (int, error)) (string, error) {
 	const chunk = 500
 	var next, days atomic.Int64
 	var wg sync.WaitGroup
@@ -314,14 +348,10 @@ func (e *rcBench) readPass(ctx context.Context, workers int, ids []string) (stri
 				if lo >= e.n {
 					return
 				}
-				us, err := e.store.Users(ctx, ids[lo:min(lo+chunk, e.n)])
+				d, err := read(ids[lo:min(lo+chunk, e.n)])
 				if err != nil {
 					errs <- err
 					return
-				}
-				var d int
-				for _, u := range us {
-					d += len(u.Days)
 				}
 				days.Add(int64(d))
 			}
@@ -607,17 +637,22 @@ func (e *rcBench) printTable(gcPercent int) {
 			fmt.Fprintf(w, "%-42s Redis used_memory %+.1f MB over the pass\n", "", float64(r.mem1-r.mem0)/(1<<20))
 		}
 	}
-	for _, name := range []string{"recompute_1instance", "recompute_2instances"} {
+	// The recompute reads compact states, without the read views
+	// store.Users builds: compared with that read too.
+	for _, c := range [][2]string{{"recompute_1instance", "read_1goroutine"}, {"recompute_1instance", "read_states_1goroutine"},
+		{"recompute_2instances", "read_2goroutines"}} {
+		name, of := c[0], c[1]
 		var rs []float64
 		var each []string
 		for _, r := range e.rows {
 			if r.name == name && r.round > 0 {
-				rs = append(rs, ratio(r))
-				each = append(each, fmt.Sprintf("%.2f", ratio(r)))
+				x := r.wall.Seconds() / wall[[2]any{of, r.round}]
+				rs = append(rs, x)
+				each = append(each, fmt.Sprintf("%.2f", x))
 			}
 		}
 		fmt.Fprintf(w, "%s vs %s, round by round: %s; median %.2f (median walls %.2fs vs %.2fs)\n",
-			name, base[name], strings.Join(each, " "), rcMedian(rs), median(name), median(base[name]))
+			name, of, strings.Join(each, " "), rcMedian(rs), median(name), median(of))
 	}
 	fmt.Fprintf(w, "population: %.1fs; Redis used_memory %.1f MB for %d users (%.0f B/user incl. the two indexes); one verified user's value %d B, %d B in Redis (MEMORY USAGE)\n\n",
 		e.popWall.Seconds(), float64(e.memPop)/(1<<20), e.n, float64(e.memPop-e.memBase)/float64(e.n), e.sampleLen, e.sample)

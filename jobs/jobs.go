@@ -244,12 +244,34 @@ func (r *Runner) notify(cause string, err error, wait time.Duration) {
 // span, child of the job's span in ctx, injected into its record's headers
 // so that a notifier continues the trace.
 func (r *Runner) publish(ctx context.Context, ds []events.Decision, shadows []shadow.Record, p *Progress) error {
+	msgs, err := r.messages(ds)
+	if err != nil {
+		return err
+	}
+	return r.send(ctx, ds, msgs, shadows, p)
+}
+
+// messages encodes decisions as their records (the recompute encodes a
+// batch while the batch before it is sent).
+func (r *Runner) messages(ds []events.Decision) ([]kafka.Message, error) {
+	msgs := make([]kafka.Message, len(ds), len(ds)+1)
+	for i, d := range ds {
+		m, err := r.pub.DecisionMessage(d)
+		if err != nil {
+			return nil, err
+		}
+		msgs[i] = m
+	}
+	return msgs, nil
+}
+
+// send is publish of decisions already encoded (msgs: messages(ds)).
+func (r *Runner) send(ctx context.Context, ds []events.Decision, msgs []kafka.Message, shadows []shadow.Record, p *Progress) error {
 	if len(ds) == 0 && len(shadows) == 0 {
 		return nil
 	}
 	tel := r.cfg.Telemetry
 	topic, _ := r.pub.Topics()
-	msgs := make([]kafka.Message, len(ds))
 	spans := make([]trace.Span, 0, len(ds))
 	defer func() {
 		for _, s := range spans {
@@ -257,12 +279,7 @@ func (r *Runner) publish(ctx context.Context, ds []events.Decision, shadows []sh
 		}
 	}()
 	for i, d := range ds {
-		m, err := r.pub.DecisionMessage(d)
-		if err != nil {
-			return err
-		}
-		ps := tel.StartDecisionPublish(ctx, topic, d.Type, d.Data.Rule, &m)
-		msgs[i], spans = m, append(spans, ps)
+		spans = append(spans, tel.StartDecisionPublish(ctx, topic, d.Type, d.Data.Rule, &msgs[i]))
 	}
 	for _, sr := range shadows {
 		m, err := shadow.Message(r.cfg.ShadowTopic, sr)

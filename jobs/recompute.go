@@ -15,6 +15,7 @@ import (
 	"github.com/fenqi/fenqi/state"
 	"github.com/fenqi/fenqi/state/engine"
 	"github.com/fenqi/fenqi/telemetry"
+	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -29,9 +30,9 @@ type recomputeChunk struct {
 
 // recomputeOnce recomputes every user whose quota is due now, a batch at a
 // time, in three stages that overlap: one goroutine claims the next batch
-// while Config.RecomputeReaders others read and evaluate the batches
-// claimed before it, while a last one publishes and saves the batches
-// evaluated.
+// while Config.RecomputeReaders others read, evaluate and encode the
+// batches claimed before it, while a last one publishes and saves the
+// batches evaluated.
 // Reading is the larger part of a recompute, and claiming and the rest of
 // the work stay off its path (see BenchmarkRecompute1M). It returns how
 // many users it recomputed.
@@ -143,13 +144,17 @@ type evaluatedChunk struct {
 	err    error // the batch's outcome, for its span
 	batch  *state.RecomputeBatch
 	ds     []events.Decision
+	msgs   []kafka.Message // ds encoded (nil when encoding failed: err)
 	shadow []shadow.Record // the candidate policy's quotas, paired with ds
 	quotas []state.Quota
 }
 
 // finishChunk publishes a batch's decisions, then saves its quotas.
 func (r *Runner) finishChunk(ec *evaluatedChunk) error {
-	if ec.err = r.publish(ec.ctx, ec.ds, ec.shadow, &r.Recomp); ec.err != nil {
+	if ec.err != nil { // encoding failed
+		return ec.err
+	}
+	if ec.err = r.send(ec.ctx, ec.ds, ec.msgs, ec.shadow, &r.Recomp); ec.err != nil {
 		return ec.err
 	}
 	if ec.err = r.store.SaveQuotas(ec.ctx, ec.batch, ec.quotas); ec.err != nil {
@@ -208,7 +213,11 @@ func (r *Runner) evaluateChunk(ctx context.Context, c recomputeChunk) *evaluated
 			shadows = append(shadows, shadow.Pair(rules.PolicyVersion(), srules.PolicyVersion(), []events.Decision{d}, []events.Decision{sd})...)
 		}
 	}
-	return &evaluatedChunk{ctx: ctx, span: span, batch: c.batch, ds: ds, shadow: shadows, quotas: quotas}
+	ec := &evaluatedChunk{ctx: ctx, span: span, batch: c.batch, ds: ds, shadow: shadows, quotas: quotas}
+	// Encoded here, on the readers' goroutines, not in the last stage:
+	// the quota decision's encoding costs about what evaluating it costs.
+	ec.msgs, ec.err = r.messages(ds)
+	return ec
 }
 
 // PoolViews are user u's quota pools at now with quotaFen as the quota

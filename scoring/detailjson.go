@@ -185,6 +185,9 @@ func appendFloat(b []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(b, '0')
 	}
+	if out, ok := appendShortDecimal(b, f); ok {
+		return out
+	}
 	format := byte('f')
 	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'
@@ -198,6 +201,47 @@ func appendFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
+}
+
+// pow10 are the scales appendShortDecimal tries.
+var pow10 = [...]float64{1, 10, 100, 1000, 10_000}
+
+// appendShortDecimal writes f when it is a decimal of at most 4 places
+// below 1e9 in magnitude (an integer, a weight such as 0.35, a score
+// such as 0.57), as strconv's shortest form writes it, without strconv's
+// general algorithm, which costs several times more: n/10^k with the
+// fewest places k that reads back as f. At that size only one decimal of k
+// places reads back as f, so it is the shortest one (ok false: f is not
+// such a decimal, or is -0).
+func appendShortDecimal(b []byte, f float64) ([]byte, bool) {
+	abs := math.Abs(f)
+	if abs >= 1e9 || f == 0 && math.Signbit(f) {
+		return b, false
+	}
+	for k, scale := range pow10 {
+		n := math.Round(abs * scale)
+		if n/scale != abs {
+			continue
+		}
+		if f < 0 {
+			b = append(b, '-')
+		}
+		var buf [16]byte
+		digits := strconv.AppendInt(buf[:0], int64(n), 10) // below 1e13
+		switch point := len(digits) - k; {
+		case k == 0:
+			b = append(b, digits...)
+		case point > 0: // 12.5
+			b = append(b, digits[:point]...)
+			b = append(b, '.')
+			b = append(b, digits[point:]...)
+		default: // 0.05
+			b = append(b, "0.000"[:2-point]...)
+			b = append(b, digits...)
+		}
+		return b, true
+	}
+	return b, false
 }
 
 // appendTime appends t quoted as time.Time.MarshalJSON writes it: RFC 3339

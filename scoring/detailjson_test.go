@@ -334,7 +334,14 @@ func TestAppendFloat(t *testing.T) {
 		}
 		check(rng.Float64())
 		check(rng.NormFloat64() * math.Pow10(rng.IntN(60)-30))
+		// decimals of a few places (appendShortDecimal's), and next to them
+		n, k := rng.Int64N(2e13)-1e13, rng.IntN(7)
+		x := float64(n) / math.Pow10(k)
+		check(x)
+		check(math.Nextafter(x, math.Inf(1)))
+		check(float64(rng.IntN(2001)-1000) / 100)
 	}
+	check(math.Copysign(0, -1))
 	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
 		if got := appendFloat(nil, f); string(got) != "0" {
 			t.Errorf("appendFloat(%v) = %s, want 0", f, got)
