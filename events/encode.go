@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -273,6 +275,45 @@ func isNilPointer(v any) bool {
 
 // AppendJSON appends rc to b as the JSON object encoding/json writes for it.
 func (rc ReasonCode) AppendJSON(b []byte) []byte {
+	if m := reasonJSON.Load(); m != nil {
+		if j, ok := (*m)[rc]; ok {
+			return append(b, j...)
+		}
+	}
+	start := len(b)
+	b = rc.appendJSON(b)
+	cacheReasonJSON(rc, b[start:])
+	return b
+}
+
+// reasonJSON holds the JSON of the reason codes met so far, at most
+// maxReasonJSON of them (then the others are written each time): their
+// texts come from the policies' catalogues, so a process meets few, and
+// a quota decision carries each of its codes twice, in long bilingual
+// texts. Readers load the map; a new code replaces it with a copy.
+var (
+	reasonJSON   atomic.Pointer[map[ReasonCode][]byte]
+	reasonJSONMu sync.Mutex
+)
+
+const maxReasonJSON = 256
+
+func cacheReasonJSON(rc ReasonCode, j []byte) {
+	reasonJSONMu.Lock()
+	defer reasonJSONMu.Unlock()
+	old := reasonJSON.Load()
+	if old != nil && len(*old) >= maxReasonJSON {
+		return
+	}
+	m := make(map[ReasonCode][]byte, 1)
+	if old != nil {
+		m = maps.Clone(*old)
+	}
+	m[rc] = bytes.Clone(j)
+	reasonJSON.Store(&m)
+}
+
+func (rc ReasonCode) appendJSON(b []byte) []byte {
 	b = append(b, `{"code":`...)
 	b = AppendJSONString(b, rc.Code)
 	b = append(b, `,"message":`...)
@@ -294,25 +335,6 @@ func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0 // s[start:i] is pending, to be copied as is
 	for i := 0; i < len(s); {
-		// The common case, 8 bytes at a time: on to the byte loop when one
-		// may need escaping, from 0x80 up, below 0x20, or '"', '\\', '<',
-		// '>' or '&' ((x−ones) &^ x masked with the high bits is non-zero
-		// exactly when the word x has a zero byte; x is w xor the byte
-		// sought, and w−0x20·ones the same test for the bytes below 0x20).
-		for i+8 <= len(s) {
-			t := s[i : i+8]
-			w := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
-				uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
-			const ones, highs = 0x0101010101010101, 0x8080808080808080
-			q, bs, lt, gt, amp := w^ones*'"', w^ones*'\\', w^ones*'<', w^ones*'>', w^ones*'&'
-			if (w|(w-ones*0x20)&^w|(q-ones)&^q|(bs-ones)&^bs|(lt-ones)&^lt|(gt-ones)&^gt|(amp-ones)&^amp)&highs != 0 {
-				break
-			}
-			i += 8
-		}
-		if i == len(s) {
-			break
-		}
 		c := s[i]
 		if jsonSafe[c] {
 			i++
@@ -338,6 +360,10 @@ func AppendJSONString(b []byte, s string) []byte {
 			}
 			i++
 			start = i
+			continue
+		}
+		if n := validUTF8Run(s, i); n > 0 { // most of Chinese text: nothing to escape
+			i += n
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -368,6 +394,27 @@ var jsonSafe = func() (safe [256]bool) {
 	}
 	return safe
 }()
+
+// validUTF8Run is the length of the valid 2- or 3-byte UTF-8 sequence
+// at s[i] that needs no escaping, 0 when that is not sure: leads C2–DF,
+// and E1–EC and EE–EF (no overlong forms and no surrogates there), with
+// their continuation bytes, but not E2 80 A8/A9 (U+2028 and U+2029, which
+// are escaped). utf8.DecodeRuneInString decides the rest.
+func validUTF8Run(s string, i int) int {
+	c := s[i]
+	switch {
+	case c >= 0xC2 && c <= 0xDF:
+		if i+1 < len(s) && s[i+1]&0xC0 == 0x80 {
+			return 2
+		}
+	case c >= 0xE1 && c <= 0xEF && c != 0xED:
+		if i+2 < len(s) && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 &&
+			!(c == 0xE2 && s[i+1] == 0x80 && s[i+2]&^1 == 0xA8) {
+			return 3
+		}
+	}
+	return 0
+}
 
 const hexDigits = "0123456789abcdef"
 

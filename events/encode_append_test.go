@@ -320,7 +320,7 @@ func TestAppendJSONString(t *testing.T) {
 	}
 	// Random strings: mostly ASCII, some multi-byte runes, some stray bytes.
 	rng := rand.New(rand.NewPCG(1, 2))
-	alphabet := []string{"a", "<", ">", "&", `"`, `\`, "\x00", "\n", "\x7f", "é", "中", "😀", "\u2028", "\u2029", "\ufffd", "\xff", "\xe4\xb8", "\xed\xa0\x80"}
+	alphabet := []string{"a", "<", ">", "&", `"`, `\`, "\x00", "\n", "\x7f", "é", "中", "😀", "\u2028", "\u2029", "\ufffd", "\xff", "\xe4\xb8", "\xed\xa0\x80", "\xe0\x80\xaf", "\xc0\xaf", "\xc1\xbf", "\xef\xbf\xbf", "\xe2\x80\xaa", "\xe2\x80", "\xdf\xbf", "\xc2"}
 	for range 20_000 {
 		var sb []byte
 		for range rng.IntN(12) {
@@ -376,5 +376,29 @@ func BenchmarkMarshalDecision(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// A reason code's JSON is json.Marshal's whether it is written the first
+// time or from reasonJSON, and the cache stops growing at maxReasonJSON
+// codes (the codes past it are still written right).
+func TestReasonCodeJSONCached(t *testing.T) {
+	for i := range maxReasonJSON + 50 {
+		rc := ReasonCode{Code: fmt.Sprintf("TEST_%d", i), Message: fmt.Sprintf("message %d <&> (中文 %d)", i, i)}
+		if i%2 == 0 {
+			rc.Advice = "advice \u2028 \"quoted\""
+		}
+		want, err := json.Marshal(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // written, then cached (while there is room)
+			if got := rc.AppendJSON([]byte("x")); string(got) != "x"+string(want) {
+				t.Fatalf("AppendJSON(%+v) = %s, want x%s", rc, got, want)
+			}
+		}
+	}
+	if n := len(*reasonJSON.Load()); n != maxReasonJSON {
+		t.Fatalf("%d reason codes cached, want the cap, %d", n, maxReasonJSON)
 	}
 }
