@@ -398,6 +398,14 @@ func (s *sink) DecisionMessage(d events.Decision) (kafka.Message, error) {
 	return kafka.Message{Topic: sinkDecisions, Key: []byte(d.Subject)}, nil // the record pairs it: nothing to encode
 }
 
+func (s *sink) DecisionMessages(ds []events.Decision) ([]kafka.Message, error) {
+	msgs := make([]kafka.Message, len(ds))
+	for i, d := range ds {
+		msgs[i], _ = s.DecisionMessage(d)
+	}
+	return msgs, nil
+}
+
 func (s *sink) DeadLetterMessage(dl producers.DeadLetter) kafka.Message {
 	return kafka.Message{Topic: sinkDLQ, Key: dl.Msg.Key}
 }

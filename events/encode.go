@@ -148,15 +148,34 @@ type JSONAppender interface {
 // itself; any other Detail goes through json.Marshal. The rest of the
 // document is written directly, in the bytes json.Marshal would write.
 func MarshalDecision(d Decision) ([]byte, error) {
+	// Write into a pooled buffer and return an exact copy: the caller
+	// keeps the copy (as a Kafka message value, until its batch is sent),
+	// and nothing has to guess the size of a detail that writes itself.
+	buf := scratch.Get().(*[]byte)
+	b, err := AppendDecision((*buf)[:0], d)
+	var out []byte
+	if err == nil {
+		out = bytes.Clone(b)
+	}
+	if cap(b) <= maxScratch {
+		*buf = b[:0]
+		scratch.Put(buf)
+	}
+	return out, err
+}
+
+// AppendDecision appends MarshalDecision's document to b (on an error, b
+// is returned as it was): many decisions can share one buffer.
+func AppendDecision(b []byte, d Decision) ([]byte, error) {
 	switch {
 	case !IsDecisionType(d.Type):
-		return nil, fmt.Errorf("events: marshal decision: unknown decision type %q", d.Type)
+		return b, fmt.Errorf("events: marshal decision: unknown decision type %q", d.Type)
 	case d.ID == "":
-		return nil, errors.New("events: marshal decision: empty id")
+		return b, errors.New("events: marshal decision: empty id")
 	case d.Subject == "":
-		return nil, fmt.Errorf("events: marshal decision %s: empty subject", d.ID)
+		return b, fmt.Errorf("events: marshal decision %s: empty subject", d.ID)
 	case d.Time.IsZero():
-		return nil, fmt.Errorf("events: marshal decision %s: zero time", d.ID)
+		return b, fmt.Errorf("events: marshal decision %s: zero time", d.ID)
 	}
 	appender, selfWriting := d.Data.Detail.(JSONAppender)
 	if selfWriting && isNilPointer(d.Data.Detail) {
@@ -168,24 +187,14 @@ func MarshalDecision(d Decision) ([]byte, error) {
 	if !selfWriting && d.Data.Detail != nil {
 		var err error
 		if detail, err = marshalDetail(d.Data.Detail); err != nil {
-			return nil, fmt.Errorf("events: marshal decision %s: %w", d.ID, err)
+			return b, fmt.Errorf("events: marshal decision %s: %w", d.ID, err)
 		}
 	}
-
-	// Write into a pooled buffer and return an exact copy: the caller
-	// keeps the copy (as a Kafka message value, until its batch is sent),
-	// and nothing has to guess the size of a detail that writes itself.
-	buf := scratch.Get().(*[]byte)
-	b, err := appendDecision((*buf)[:0], &d, appender, detail)
-	var out []byte
-	if err == nil {
-		out = bytes.Clone(b)
+	out, err := appendDecision(b, &d, appender, detail)
+	if err != nil {
+		return b, err
 	}
-	if cap(b) <= maxScratch {
-		*buf = b[:0]
-		scratch.Put(buf)
-	}
-	return out, err
+	return out, nil
 }
 
 // scratch holds the buffers MarshalDecision writes into; one that grew

@@ -46,6 +46,7 @@ func BenchmarkRecomputeUserCPU(b *testing.B) {
 	}
 	next := e.now.Add(90 * 24 * time.Hour)
 	var bytes int
+	buf := make([]byte, 0, 64<<10)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -54,11 +55,14 @@ func BenchmarkRecomputeUserCPU(b *testing.B) {
 		res := credit.Evaluate(pol, jobs.FactsOf(u.st, e.zones[u.profile.Timezone], pol, e.now))
 		cause := "recompute:" + u.id + ":" + strconv.FormatInt(u.st.Recomputes+1, 10) + ":" + strconv.FormatInt(e.now.Unix(), 10)
 		d := scoring.WithPools(rules.Quota(u.id, cause, u.st.QuotaFen, res, next), jobs.PoolViewsOf(u.st, res.QuotaFen, e.now))
-		v, err := events.MarshalDecision(d)
-		if err != nil {
+		n := len(buf)
+		if buf, err = events.AppendDecision(buf, d); err != nil { // as producers.Publisher.DecisionMessages
 			b.Fatal(err)
 		}
-		bytes += len(v)
+		bytes += len(buf) - n
+		if len(buf) > 60<<10 {
+			buf = make([]byte, 0, 64<<10)
+		}
 	}
 	b.ReportMetric(float64(bytes)/float64(b.N), "B/decision")
 }

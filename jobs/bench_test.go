@@ -27,6 +27,7 @@ import (
 	"github.com/fenqi/fenqi/internal/tuning"
 	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/policy"
+	"github.com/fenqi/fenqi/producers"
 	"github.com/fenqi/fenqi/retry"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/scoring/credit"
@@ -62,9 +63,10 @@ import (
 //   - recompute_*: the real loop, jobs.Runner.RunOnce until nothing is due
 //     (ScheduleStats, ClaimRecomputes, ReadStates, FactsOf, credit.Evaluate,
 //     NextDue, rules.Quota, Publish, SaveQuotas: a compare-and-set of each
-//     user's value, read again) with a Publisher that only
-//     encodes each decision with events.MarshalDecision: publishing to
-//     Kafka is NOT included; 2 instances = two Runners at once;
+//     user's value, read again) with a Publisher that only encodes each
+//     batch's decisions as fenqid's does (producers.Publisher's
+//     DecisionMessages): publishing to Kafka is NOT included; 2 instances
+//     = two Runners at once;
 //   - steps_1goroutine: the same steps as recomputeOnce written out, timed
 //     phase by phase; "cpu" (Facts+Evaluate+NextDue+Quota+Marshal on users
 //     already read) is the pure CPU part.
@@ -368,19 +370,23 @@ func (e *rcBench) readPassWith(ctx context.Context, workers int, ids []string, r
 	return "", nil
 }
 
-// rcPublisher stands in for Kafka: it encodes each decision as the
-// producer does (producers.Publisher.DecisionMessage: the record's value is
-// events.MarshalDecision's) and drops it.
-type rcPublisher struct{ n, bytes atomic.Int64 }
+// rcPublisher stands in for Kafka: it encodes each decision as fenqid's
+// producer does (a producers.Publisher that is never connected encodes
+// them: producers.Publisher.DecisionMessages) and drops it.
+type rcPublisher struct {
+	n, bytes atomic.Int64
+	enc      *producers.Publisher
+}
 
-func (p *rcPublisher) Topics() (string, string) { return events.TopicDecisions, events.TopicDLQ }
+func newRCPublisher() (*rcPublisher, error) {
+	enc, err := producers.New(producers.Config{Brokers: []string{"127.0.0.1:1"}}) // never dialled: only its encoding is used
+	return &rcPublisher{enc: enc}, err
+}
 
-func (p *rcPublisher) DecisionMessage(d events.Decision) (kafka.Message, error) {
-	v, err := events.MarshalDecision(d)
-	if err != nil {
-		return kafka.Message{}, err
-	}
-	return kafka.Message{Topic: events.TopicDecisions, Key: []byte(d.Subject), Value: v}, nil
+func (p *rcPublisher) Topics() (string, string) { return p.enc.Topics() }
+
+func (p *rcPublisher) DecisionMessages(ds []events.Decision) ([]kafka.Message, error) {
+	return p.enc.DecisionMessages(ds)
 }
 
 func (p *rcPublisher) Write(_ context.Context, msgs []kafka.Message) error {
@@ -396,7 +402,10 @@ func (p *rcPublisher) Write(_ context.Context, msgs []kafka.Message) error {
 // runnerPass runs the real recompute loop (jobs.Runner.RunOnce until
 // nothing is due) on instances Runners at once.
 func (e *rcBench) runnerPass(ctx context.Context, instances int) (string, error) {
-	pub := &rcPublisher{}
+	pub, err := newRCPublisher()
+	if err != nil {
+		return "", err
+	}
 	runners := make([]*jobs.Runner, instances)
 	for i := range runners {
 		r, err := jobs.New(jobs.Config{Now: func() time.Time { return e.now }, Batch: 500, Lease: e.lease,
@@ -443,6 +452,10 @@ func (e *rcBench) runnerPass(ctx context.Context, instances int) (string, error)
 func (e *rcBench) stepsPass(ctx context.Context) (string, error) {
 	var claim, read, cpu, marshal, save time.Duration
 	var n int
+	enc, err := newRCPublisher()
+	if err != nil {
+		return "", err
+	}
 	for {
 		t0 := time.Now()
 		cyc := jobs.CycleOf(e.pol)
@@ -476,10 +489,8 @@ func (e *rcBench) stepsPass(ctx context.Context) (string, error) {
 		}
 		t3 := time.Now()
 		cpu += t3.Sub(t2)
-		for _, d := range ds {
-			if _, err := events.MarshalDecision(d); err != nil {
-				return "", err
-			}
+		if _, err := enc.DecisionMessages(ds); err != nil {
+			return "", err
 		}
 		t4 := time.Now()
 		marshal += t4.Sub(t3)

@@ -117,7 +117,8 @@ func (c Config) Validate() error {
 // the broker acknowledged them (producers.Publisher).
 type Publisher interface {
 	Topics() (decisions, dlq string)
-	DecisionMessage(d events.Decision) (kafka.Message, error)
+	// DecisionMessages encodes decisions as their records, one each.
+	DecisionMessages(ds []events.Decision) ([]kafka.Message, error)
 	Write(ctx context.Context, msgs []kafka.Message) error
 }
 
@@ -254,15 +255,10 @@ func (r *Runner) publish(ctx context.Context, ds []events.Decision, shadows []sh
 // messages encodes decisions as their records (the recompute encodes a
 // batch while the batch before it is sent).
 func (r *Runner) messages(ds []events.Decision) ([]kafka.Message, error) {
-	msgs := make([]kafka.Message, len(ds), len(ds)+1)
-	for i, d := range ds {
-		m, err := r.pub.DecisionMessage(d)
-		if err != nil {
-			return nil, err
-		}
-		msgs[i] = m
+	if len(ds) == 0 {
+		return nil, nil
 	}
-	return msgs, nil
+	return r.pub.DecisionMessages(ds)
 }
 
 // send is publish of decisions already encoded (msgs: messages(ds)).

@@ -212,6 +212,35 @@ func (p *Publisher) DecisionMessage(d events.Decision) (kafka.Message, error) {
 	}, nil
 }
 
+// DecisionMessages encodes decisions as DecisionMessage does, into one
+// buffer for the lot (values and keys are slices of it): a recompute
+// batch's 500 quota decisions of ~4 KB each cost 500 allocations fewer,
+// and no copy. An error names the decision that failed.
+func (p *Publisher) DecisionMessages(ds []events.Decision) ([]kafka.Message, error) {
+	const chunk = 64 << 10 // a new buffer when less than a decision's worth is left
+	msgs := make([]kafka.Message, len(ds), len(ds)+1)
+	headers := make([]kafka.Header, len(ds)) // one each: a tracer may set its own
+	var buf []byte
+	for i, d := range ds {
+		if cap(buf)-len(buf) < 8<<10 {
+			buf = make([]byte, 0, chunk)
+		}
+		start := len(buf)
+		var err error
+		if buf, err = events.AppendDecision(buf, d); err != nil {
+			return nil, fmt.Errorf("producers: encode decision %s: %w", d.ID, err)
+		}
+		value := buf[start:len(buf):len(buf)]
+		buf = append(buf, d.Subject...)
+		key := buf[start+len(value) : len(buf) : len(buf)]
+		headers[i] = kafka.Header{Key: "content-type", Value: contentTypeCloudEvents}
+		msgs[i] = kafka.Message{Topic: p.cfg.DecisionsTopic, Key: key, Value: value, Headers: headers[i : i+1 : i+1]}
+	}
+	return msgs, nil
+}
+
+var contentTypeCloudEvents = []byte(events.ContentTypeCloudEvents)
+
 // DeadLetterMessage builds the dead-letter record of an input record: its
 // key, value and headers, plus the fenqi-* headers that say why and where
 // from. A dead letter always fits in Config.MaxRecordBytes: above it the

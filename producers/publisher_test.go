@@ -1,7 +1,11 @@
 package producers_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -176,5 +180,48 @@ func TestPublishCompressed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// DecisionMessages gives the records DecisionMessage gives, one each, in
+// one buffer: 300 decisions (past one buffer's worth), each value and key
+// its own and unchanged by the ones after it, each with headers of its
+// own; a decision that cannot be encoded is named in the error.
+func TestDecisionMessagesAreDecisionMessage(t *testing.T) {
+	t.Parallel()
+	p, err := producers.New(producers.Config{Brokers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var ds []events.Decision
+	for i := range 300 {
+		d := decision(fmt.Sprintf("d%03d", i), fmt.Sprintf("user-%d", i))
+		d.Data.ReasonCodes[0].Message = strings.Repeat("长", i*10) // from a few bytes to 9 KB
+		ds = append(ds, d)
+	}
+	msgs, err := p.DecisionMessages(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != len(ds) {
+		t.Fatalf("%d records for %d decisions", len(msgs), len(ds))
+	}
+	for i, d := range ds {
+		want, err := p.DecisionMessage(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := msgs[i]
+		if m.Topic != want.Topic || !bytes.Equal(m.Key, want.Key) || !bytes.Equal(m.Value, want.Value) || !reflect.DeepEqual(m.Headers, want.Headers) {
+			t.Fatalf("record %d: %s %q %.60q %v, want %s %q %.60q %v", i, m.Topic, m.Key, m.Value, m.Headers, want.Topic, want.Key, want.Value, want.Headers)
+		}
+		if cap(m.Value) != len(m.Value) || cap(m.Key) != len(m.Key) || cap(m.Headers) != 1 {
+			t.Fatalf("record %d: an append to its value, key or headers would write over another's", i)
+		}
+	}
+	bad := append(slices.Clone(ds[:2]), events.Decision{ID: "d-bad", Type: events.TypeDecisionAlert, Time: ds[0].Time})
+	if _, err := p.DecisionMessages(bad); err == nil || !strings.Contains(err.Error(), "d-bad") {
+		t.Fatalf("a decision with no subject: %v, want an error naming it", err)
 	}
 }

@@ -322,7 +322,7 @@ func guard(p *policy.Policy, r *Result) {
 
 func gates(p *policy.Policy, f Facts, now time.Time, loc *time.Location) []Check {
 	e := p.Eligibility
-	gs := make([]Check, 0, 10)
+	gs := make([]Check, 0, 11) // every gate below
 	add := func(name string, passed bool, code, detail string) {
 		gs = append(gs, Check{Name: name, Passed: passed, Code: failCode(passed, code), Detail: detail})
 	}
