@@ -29,23 +29,30 @@ type Purchase struct {
 // outstanding on it). The verdict is credit.MakeOffer's (the offer) and
 // CreditCheck's (the stream): the same codes for the same purchase.
 func JudgePurchase(pl *policy.Policy, u *state.User, scene events.Scene, amountFen int64, at time.Time) Purchase {
+	return JudgePurchaseOf(pl, compactOf(u), u.Zone, scene, amountFen, at)
+}
+
+// JudgePurchaseOf is JudgePurchase on a user's compact state st, read in
+// the user's zone loc (the stream's credit check judges the state being
+// applied, with no read view).
+func JudgePurchaseOf(pl *policy.Policy, st *engine.State, loc *time.Location, scene events.Scene, amountFen int64, at time.Time) Purchase {
 	score := 0
-	if u.Profile != nil {
-		score = u.Profile.PayScore
+	if st.Profile != nil {
+		score = int(st.Profile.PayScore)
 	}
 	sc := credit.CheckScene(pl, scene, amountFen, score)
 	pool, ok := engine.PoolNamed(sc.QuotaPool)
 	if !ok {
 		pool = engine.PoolPayScore // a validated policy names known pools
 	}
-	eligible, reasons := credit.Eligible(pl, Facts(u, pl, at))
-	q := u.Available(pool, at)
+	eligible, reasons := credit.Eligible(pl, FactsOf(st, loc, pl, at))
+	q := st.Available(pool, at)
 	return Purchase{Pool: pool, Quota: q, Request: credit.OfferRequest{
 		AmountFen:         amountFen,
 		Context:           credit.PromoContext{Scene: scene, PayScore: score, At: at},
 		Eligible:          eligible,
 		IneligibleReasons: reasons,
-		Frozen:            u.FrozenOverdue || u.FrozenJudicial,
+		Frozen:            st.FrozenOverdue || st.FrozenJudicial,
 		AvailableFen:      q.AvailableFen,
 	}}
 }
@@ -62,7 +69,7 @@ func JudgePurchase(pl *policy.Policy, u *state.User, scene events.Scene, amountF
 func CreditCheck(pol func() *policy.Policy) engine.CreditCheck {
 	return func(s *engine.State, loc *time.Location, p *events.Payment, at time.Time) (engine.Pool, []string) {
 		pl := pol()
-		j := JudgePurchase(pl, state.ViewState(p.UserID, s, loc), p.Scene, p.AmountFen, at)
+		j := JudgePurchaseOf(pl, s, loc, p.Scene, p.AmountFen, at)
 		if !pl.Risk.Rules.CreditRefusal.Enabled {
 			return j.Pool, nil
 		}

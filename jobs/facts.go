@@ -13,7 +13,7 @@ import (
 // Facts turns a user's read view into the credit model's input, as
 // FactsOf does for the state the view was read from.
 func Facts(u *state.User, p *policy.Policy, now time.Time) credit.Facts {
-	return FactsOf(factsState(u), u.Zone, p, now)
+	return FactsOf(compactOf(u), u.Zone, p, now)
 }
 
 // FactsOf turns a user's rolling state st into the credit model's input,
@@ -129,16 +129,22 @@ func month(st *engine.State, ym int32) *engine.Month {
 	return nil
 }
 
-// factsState is the part of a read view FactsOf reads, as the state it
-// was read from holds it (a view built by hand, as tests and the API's
-// callers do, has no state behind it).
-func factsState(u *state.User) *engine.State {
-	st := &engine.State{SettledEpisodes: int32(u.SettledEpisodes), HasQuota: u.HasQuota, QuotaFen: u.QuotaFen}
+// compactOf is the part of a read view that FactsOf and JudgePurchaseOf
+// read (facts, frozen flags, pools), as the state it was read from holds
+// it (a view built by hand, as tests and the API's callers do, has no
+// state behind it).
+func compactOf(u *state.User) *engine.State {
+	st := &engine.State{SettledEpisodes: int32(u.SettledEpisodes), HasQuota: u.HasQuota, QuotaFen: u.QuotaFen,
+		FrozenOverdue: u.FrozenOverdue, FrozenJudicial: u.FrozenJudicial, Outstanding: u.Outstanding}
 	if pr := u.Profile; pr != nil {
 		st.Profile = &engine.Profile{PayScore: int32(pr.PayScore), RealNameVerified: pr.RealNameVerified,
 			IdentityComplete: pr.IdentityComplete, CardBankBlacklisted: pr.CardBankBlacklisted,
 			JudicialDefaulter: pr.JudicialDefaulter, LinkedAccountNegative: pr.LinkedAccountNegative,
-			WealthBalanceFen: pr.WealthBalanceFen, CardBoundSince: pr.CardBoundSince, DefaultElsewhereOn: pr.SeriousDefaultElsewhereOn}
+			WealthBalanceFen: pr.WealthBalanceFen, CardBoundSince: pr.CardBoundSince, DefaultElsewhereOn: pr.SeriousDefaultElsewhereOn,
+			PartnerLimitFen: pr.PartnerLimitFen, WeilidaiLimitFen: pr.WeilidaiLimitFen}
+	}
+	if sp := u.Special; sp != nil {
+		st.Special = &engine.Special{QuotaFen: sp.QuotaFen, ExpiresAt: sp.ExpiresAt.Unix()}
 	}
 	for day, c := range u.Days {
 		st.Days = append(st.Days, engine.Day{Day: int32(day), Payments: int32(c.Payments)})

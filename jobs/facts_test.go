@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/jobs"
 	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/scoring/credit"
@@ -16,9 +17,11 @@ import (
 )
 
 // FactsOf (the compact state) and Facts (a read view) give what the facts
-// gave when they were read from the view's maps, on 3,000 generated users
+// gave when they were read from the view's maps, and JudgePurchaseOf what
+// JudgePurchase gives on the view, on 3,000 generated users
 // (BenchmarkRecompute1M's, with overrides, quota checks, defaults
-// elsewhere and settled episodes added at random) at times up to 70 days
+// elsewhere, settled episodes, credit outstanding, special quotas and
+// freezes added at random) at times up to 70 days
 // after the state's, under activity windows of 7, 30 and 60 days and
 // device windows of 30 and 90.
 func TestFactsOfMatchesTheViewsFacts(t *testing.T) {
@@ -49,6 +52,16 @@ func TestFactsOfMatchesTheViewsFacts(t *testing.T) {
 		if rng.IntN(5) == 0 {
 			st.Profile.DefaultElsewhereOn = e.now.AddDate(0, -rng.IntN(12), -rng.IntN(28)).Format(time.DateOnly)
 		}
+		if rng.IntN(3) == 0 {
+			st.Outstanding[rng.IntN(engine.NumLines)] = rng.Int64N(3_000_000)
+			st.Profile.PartnerLimitFen, st.Profile.WeilidaiLimitFen = rng.Int64N(1_000_000), rng.Int64N(1_000_000)
+		}
+		if rng.IntN(4) == 0 {
+			st.Special = &engine.Special{QuotaFen: 1_000_000, Reason: "school", ExpiresAt: e.now.Unix() + rng.Int64N(40*86400)}
+		}
+		if rng.IntN(10) == 0 {
+			st.FrozenOverdue = true
+		}
 		if rng.IntN(5) == 0 {
 			due := e.now.Unix() - rng.Int64N(300*86400)
 			st.Episodes = append(st.Episodes, engine.Episode{DueAt: due, SettledAt: due + 1 + rng.Int64N(20*86400)})
@@ -65,6 +78,16 @@ func TestFactsOfMatchesTheViewsFacts(t *testing.T) {
 		}
 		if got := jobs.Facts(u, &p, now); !reflect.DeepEqual(got, want) {
 			t.Fatalf("user %d at %v: Facts\n got %+v\nwant %+v", i, now, got, want)
+		}
+		// The stream's judge of a purchase, on the state and on the view.
+		scene := []events.Scene{events.SceneOther, events.SceneEducation, events.SceneOfflineRetail}[rng.IntN(3)]
+		amount := rng.Int64N(2_000_000)
+		got := jobs.JudgePurchaseOf(&p, st, loc, scene, amount, now)
+		if want := jobs.JudgePurchase(&p, u, scene, amount, now); !reflect.DeepEqual(got, want) {
+			t.Fatalf("user %d at %v: JudgePurchaseOf\n got %+v\nwant %+v", i, now, got, want)
+		}
+		if q := u.Available(got.Pool, now); got.Quota != q || got.Request.Frozen != (u.FrozenOverdue || u.FrozenJudicial) {
+			t.Fatalf("user %d at %v: judged on %+v (frozen %v), the view has %+v", i, now, got.Quota, got.Request.Frozen, q)
 		}
 	}
 }
