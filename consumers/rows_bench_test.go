@@ -262,10 +262,14 @@ func rowsRound(b *testing.B, e *env, tr *traffic, items []state.Item, simNow tim
 			}
 		}
 	})
-	if os.Getenv("FENQI_BENCH_COMMANDSTATS") != "" {
-		fmt.Println(e.rdb.Info(ctx, "commandstats").Val())
+	stats := os.Getenv("FENQI_BENCH_COMMANDSTATS") != ""
+	if stats {
+		fmt.Println("after (a), (b) and (c):", e.rdb.Info(ctx, "commandstats").Val())
 	}
 	fresh() // (d) on a fresh state too
+	if stats {
+		e.rdb.ConfigResetStat(ctx)
+	}
 	tr.do(b, "fill %d %d", total, simNow.UnixNano())
 	rules := scoring.DefaultRules()
 	p, err := consumers.New(consumers.Config{Brokers: e.brokers, Now: func() time.Time { return simNow }},
@@ -279,6 +283,9 @@ func rowsRound(b *testing.B, e *env, tr *traffic, items []state.Item, simNow tim
 	})
 	k1 := tr.cpu(b)
 	d.note = fmt.Sprintf("broker process %.2fµs", float64((k1-k0).Nanoseconds())/float64(total)/1e3)
+	if stats {
+		fmt.Println("(d):", e.rdb.Info(ctx, "commandstats").Val())
+	}
 	return rows
 }
 
