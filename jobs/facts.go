@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"math"
 	"math/bits"
 	"time"
 
@@ -63,8 +64,10 @@ func FactsOf(st *engine.State, loc *time.Location, p *policy.Policy, now time.Ti
 	// login masks (bit d−1 is day d) that fall in it.
 	for i := range st.Months {
 		mo := &st.Months[i]
-		start := int32(time.Date(int(mo.YM/100), time.Month(mo.YM%100), 1, 0, 0, 0, 0, time.UTC).Unix() / 86400)
-		lo, hi := max(first, start)-start, min(today, start+30)-start // the window's days in the month, as bits
+		y, m := int(mo.YM/100), time.Month(mo.YM%100)
+		start := int32(time.Date(y, m, 1, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+		last := start + int32(time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()) - 1 // the month's last day
+		lo, hi := max(first, start)-start, min(today, last)-start                   // the window's days in the month, as bits
 		if lo > hi {
 			continue
 		}
@@ -155,19 +158,14 @@ func compactOf(u *state.User) *engine.State {
 	}
 	for name, d := range u.Devices {
 		pl := engine.Place{Name: name, LastDay: int32(d.LastDay)}
-		lo := 0
-		for b := range d.LoginsByBucket {
-			if len(pl.Logins) == 0 || b > int(pl.LoginBucket) {
-				pl.LoginBucket, pl.Logins = int32(b), []int32{0}
+		if len(d.LoginsByBucket) > 0 {
+			lo, hi := math.MaxInt, math.MinInt
+			for b := range d.LoginsByBucket {
+				lo, hi = min(lo, b), max(hi, b)
 			}
-			if lo == 0 || b < lo {
-				lo = b
-			}
-		}
-		if len(pl.Logins) > 0 {
-			pl.Logins = make([]int32, int(pl.LoginBucket)-lo+1) // newest first
+			pl.LoginBucket, pl.Logins = int32(hi), make([]int32, hi-lo+1) // newest first
 			for b, c := range d.LoginsByBucket {
-				pl.Logins[int(pl.LoginBucket)-b] = int32(c)
+				pl.Logins[hi-b] = int32(c)
 			}
 		}
 		st.Devices = append(st.Devices, pl)

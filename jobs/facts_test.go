@@ -21,8 +21,10 @@ import (
 // JudgePurchase gives on the view, on 3,000 generated users
 // (BenchmarkRecompute1M's, with overrides, quota checks, defaults
 // elsewhere, settled episodes, credit outstanding, special quotas and
-// freezes added at random) at times up to 70 days
-// after the state's, under activity windows of 7, 30 and 60 days and
+// freezes, bills not open, sparse login masks (with bits past a month's
+// end, as a hand-built view may have), an early device and no profile
+// added at random), read in zones from UTC−11 to UTC+14, at times up to 70
+// days after the state's, under activity windows of 1 to 90 days and
 // device windows of 30 and 90.
 func TestFactsOfMatchesTheViewsFacts(t *testing.T) {
 	e := &rcBench{zones: map[string]*time.Location{}}
@@ -39,10 +41,35 @@ func TestFactsOfMatchesTheViewsFacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var zones []*time.Location // any zone the facts may be read in: ±14 h, daylight saving
+	for _, z := range []string{"Asia/Shanghai", "Europe/London", "America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago", "UTC"} {
+		loc, err := time.LoadLocation(z)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zones = append(zones, loc)
+	}
 	rng := rand.New(rand.NewPCG(7, 11))
 	for i := range 3000 {
 		s := e.rcSynth(rcUserID(i), uint64(i))
 		st, loc := s.st, e.zones[s.profile.Timezone]
+		if rng.IntN(2) == 0 {
+			loc = zones[rng.IntN(len(zones))]
+		}
+		for m := range st.Months { // logins on some days only, and bits past the month's end (a hand-built view's)
+			if rng.IntN(2) == 0 {
+				st.Months[m].LoginMask = st.Months[m].LoginMask&rng.Uint32() | rng.Uint32()&0xF000_0000 // bits 28–31: days 29–32
+			}
+		}
+		if rng.IntN(8) == 0 {
+			// a device seen in the first login buckets (bucket 0 is 1970's first days)
+			st.Devices = append(st.Devices, engine.Place{Name: "old", LastDay: 6, LoginBucket: 1, Logins: []int32{3, 4}})
+		}
+		if rng.IntN(3) == 0 { // bills that are not open: prepaid, settled
+			st.Bills = append(st.Bills,
+				engine.Bill{ID: "prepaid", Status: engine.BillPrepaid, Amount: 5_000, DueAt: e.now.Unix() - 86400},
+				engine.Bill{ID: "settled", Status: engine.BillSettled, Amount: 0, DueAt: e.now.Unix() - 5*86400, At: e.now.Unix() - 86400})
+		}
 		if rng.IntN(4) == 0 {
 			st.Override = &engine.Override{QuotaFen: 500_000, Reason: "vip", Operator: "ops", ExpiresAt: e.now.Unix() + rng.Int64N(40*86400)}
 		}
@@ -67,8 +94,11 @@ func TestFactsOfMatchesTheViewsFacts(t *testing.T) {
 			st.Episodes = append(st.Episodes, engine.Episode{DueAt: due, SettledAt: due + 1 + rng.Int64N(20*86400)})
 			st.SettledEpisodes++
 		}
+		if rng.IntN(20) == 0 {
+			st.Profile = nil // no profile yet
+		}
 		p := *base
-		p.Eligibility.ActivityWindowDays = []int{7, 30, 60}[rng.IntN(3)]
+		p.Eligibility.ActivityWindowDays = []int{1, 7, 30, 31, 60, 90}[rng.IntN(6)]
 		p.Quota.Factors.Device.WindowDays = []int{30, 90}[rng.IntN(2)]
 		now := e.now.Add(time.Duration(rng.Int64N(70*86400)) * time.Second).Add(time.Duration(rng.IntN(1e9)))
 		u := state.ViewState(s.id, st, loc)

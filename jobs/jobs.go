@@ -258,7 +258,11 @@ func (r *Runner) messages(ds []events.Decision) ([]kafka.Message, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
-	return r.pub.DecisionMessages(ds)
+	msgs, err := r.pub.DecisionMessages(ds)
+	if err == nil && len(msgs) != len(ds) {
+		err = fmt.Errorf("jobs: %d records for %d decisions", len(msgs), len(ds))
+	}
+	return msgs, err
 }
 
 // send is publish of decisions already encoded (msgs: messages(ds)).

@@ -191,9 +191,9 @@ type RecomputeBatch struct {
 	lease  string // a cycle batch's lease field; "" for triggers
 	again  bool   // a cycle batch claimed again after its lease ran out
 	until  int64  // a trigger batch's lease score (Unix seconds)
-	// read are the states ReadBatch read: SaveQuotas writes over them.
+	// read are the states ReadStates (or ReadBatch) read: SaveQuotas writes over them.
 	read map[string]*engine.State
-	// unwritten are the claimed users ReadBatch found no value of: a
+	// unwritten are the claimed users ReadStates found no value of: a
 	// trigger's claim of theirs is not ended (see ReadBatch).
 	unwritten map[string]bool
 }
@@ -399,7 +399,7 @@ func (s *Store) SaveQuotas(ctx context.Context, b *RecomputeBatch, qs []Quota) e
 	// the fixed-width quota and a new write token: a writer that read the
 	// value before fails its compare-and-set and computes again, keeping
 	// the quota), with no read, no encoding and no script. A user the
-	// batch did not read with a value (ReadBatch) is written through
+	// batch did not read with a value (ReadStates) is written through
 	// update.
 	var again []int
 	pipe := s.rdb.Pipeline()

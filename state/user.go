@@ -135,7 +135,8 @@ func (u *User) lines() *engine.State {
 }
 
 // ViewState is the read view of a user's state st in the user's zone loc,
-// as Users gives it (the credit check reads the state being applied).
+// as Users gives it (for tests that build a state and check what its view
+// shows).
 func ViewState(userID string, st *engine.State, loc *time.Location) *User {
 	return viewOf(userID, st, loc)
 }
