@@ -55,6 +55,7 @@ bench:
 	$(GO) test -run 'MemoryPerUser' -v ./state/ | grep -E 'bytes|ok'
 	$(GO) test -run '^$$' -bench 'Pipeline' -benchtime 1x ./consumers/
 	$(GO) test -run '^$$' -bench . -benchmem ./events/ ./scoring/...
+	$(GO) test -run '^$$' -bench 'RecomputeUserCPU|CreditCheck' -benchmem ./jobs/
 
 # Issue 3 figure: recompute 1,000,000 users with realistic state next to only
 # reading them, in one run, on a redis-server the benchmark starts itself
