@@ -476,13 +476,26 @@ func TestJobsAreTraced(t *testing.T) {
 }
 
 // failingPublisher is a real publisher whose write number failAt fails
-// with a permanent error.
+// with a permanent error, or whose encoding number failEncodeAt does.
 type failingPublisher struct {
 	*producers.Publisher
-	mu     sync.Mutex
-	writes int
-	failAt int
-	err    error // nil: a permanent refusal
+	mu           sync.Mutex
+	writes       int
+	failAt       int
+	err          error // nil: a permanent refusal
+	encodes      int
+	failEncodeAt int
+}
+
+func (p *failingPublisher) DecisionMessages(ds []events.Decision) ([]kafka.Message, error) {
+	p.mu.Lock()
+	p.encodes++
+	fail := p.encodes == p.failEncodeAt
+	p.mu.Unlock()
+	if fail {
+		return nil, errors.New("test: a decision could not be encoded")
+	}
+	return p.Publisher.DecisionMessages(ds)
 }
 
 func (p *failingPublisher) Write(ctx context.Context, msgs []kafka.Message) error {
@@ -569,6 +582,46 @@ func TestRecomputeFailingMidwayLosesNoUser(t *testing.T) {
 	}
 	if due, _, err := w.store.RecomputeStats(context.Background(), w.clock(), cyc); err != nil || due != 0 {
 		t.Fatalf("%d recomputes still due after the cycle (%v)", due, err)
+	}
+}
+
+// A recompute batch whose decisions cannot be encoded (on the readers'
+// goroutines, ahead of the batches being sent) is neither published nor
+// saved: the recompute stops with the error, and once the leases end every
+// user gets exactly one quota decision.
+func TestRecomputeEncodingFailureLosesNoUser(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	w := newWorld(t, now)
+	const users = 50
+	evs := make([]*events.Event, users)
+	for i := range evs {
+		id := fmt.Sprintf("user-%02d", i)
+		evs[i] = &events.Event{ID: "pr-" + id, Type: events.TypeProfile, Subject: id, Time: now,
+			Profile: &events.Profile{UserID: id, PayScore: 700, RealNameVerified: true, IdentityComplete: true}}
+	}
+	w.apply(evs...)
+	pub := &failingPublisher{Publisher: w.pub, failEncodeAt: 2}
+	r := w.runnerWith(jobs.Config{Now: w.clock, Lease: time.Minute, Batch: 10}, pub)
+	if _, err := r.RunOnce(context.Background()); err == nil || !strings.Contains(err.Error(), "could not be encoded") {
+		t.Fatalf("RunOnce: %v, want the encoding's error", err)
+	}
+	if n := len(w.decisions()[events.TypeDecisionQuota]); n > 10 {
+		t.Fatalf("%d quota decisions after the failure: more than the one batch encoded before it", n)
+	}
+	w.set(now.Add(2 * time.Minute))
+	runOnce(t, r)
+	per := map[string]int{}
+	for _, d := range w.decisions()[events.TypeDecisionQuota] {
+		per[d.Subject]++
+	}
+	for i := range users {
+		if id := fmt.Sprintf("user-%02d", i); per[id] != 1 {
+			t.Errorf("%s: %d quota decisions, want 1", id, per[id])
+		}
+	}
+	if due, _, err := w.store.RecomputeStats(context.Background(), w.clock(), state.Interval(90)); err != nil || due != 0 {
+		t.Fatalf("%d recomputes still due (%v)", due, err)
 	}
 }
 
