@@ -9,7 +9,6 @@ import (
 
 	"github.com/fenqi/fenqi/events"
 	"github.com/fenqi/fenqi/jobs"
-	"github.com/fenqi/fenqi/policy"
 	"github.com/fenqi/fenqi/scoring"
 	"github.com/fenqi/fenqi/scoring/credit"
 )
@@ -22,24 +21,8 @@ import (
 //
 //	go test -run '^$' -bench RecomputeUserCPU -cpuprofile cpu.out ./jobs/
 func BenchmarkRecomputeUserCPU(b *testing.B) {
-	e := &rcBench{zones: map[string]*time.Location{}}
-	for _, z := range []string{"Asia/Shanghai", "Asia/Hong_Kong", "Europe/London"} {
-		loc, err := time.LoadLocation(z)
-		if err != nil {
-			b.Fatal(err)
-		}
-		e.zones[z] = loc
-	}
-	e.zones[""] = e.zones["Asia/Shanghai"]
-	e.now = time.Date(2026, 11, 20, 12, 0, 0, 0, e.zones[""])
-	pol, err := policy.Preset("wechat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	rules, err := scoring.NewRules(pol)
-	if err != nil {
-		b.Fatal(err)
-	}
+	e := newRCGenerator(b)
+	pol, rules := e.pol, e.rules
 	users := make([]*rcUser, 1000)
 	for i := range users {
 		users[i] = e.rcSynth(rcUserID(i), uint64(i))
@@ -56,6 +39,7 @@ func BenchmarkRecomputeUserCPU(b *testing.B) {
 		cause := "recompute:" + u.id + ":" + strconv.FormatInt(u.st.Recomputes+1, 10) + ":" + strconv.FormatInt(e.now.Unix(), 10)
 		d := scoring.WithPools(rules.Quota(u.id, cause, u.st.QuotaFen, res, next), jobs.PoolViewsOf(u.st, res.QuotaFen, e.now))
 		n := len(buf)
+		var err error
 		if buf, err = events.AppendDecision(buf, d); err != nil { // as producers.Publisher.DecisionMessages
 			b.Fatal(err)
 		}

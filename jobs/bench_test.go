@@ -181,6 +181,36 @@ func rcEnvInt(tb testing.TB, name string, def int) int {
 
 func newRCBench(tb testing.TB, n int) *rcBench {
 	tb.Helper()
+	e := newRCGenerator(tb)
+	e.n, e.lease = n, time.Minute
+	e.logf = func(format string, args ...any) { fmt.Printf(format, args...) }
+	e.srv = testenv.RedisServer(tb)
+	e.rdb = redis.NewClient(&redis.Options{Addr: e.srv.Addr()}) // as cmd/fenqid
+	e.bulk = redis.NewClient(&redis.Options{Addr: e.srv.Addr(), ReadTimeout: 2 * time.Minute, WriteTimeout: 2 * time.Minute})
+	tb.Cleanup(func() { _ = e.rdb.Close(); _ = e.bulk.Close() })
+	var err error
+	if e.store, err = state.New(e.rdb, state.Config{Now: func() time.Time { return e.now }}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := e.store.Load(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	e.ids = make([]string, n)
+	for i := range e.ids {
+		e.ids[i] = rcUserID(i)
+	}
+	e.byPhase = slices.Clone(e.ids)
+	slices.SortFunc(e.byPhase, func(a, b string) int { // the phase index's order
+		return cmp.Or(cmp.Compare(state.Phase(a), state.Phase(b)), strings.Compare(a, b))
+	})
+	return e
+}
+
+// newRCGenerator is what rcSynth needs to generate users (the zones and
+// now) and what evaluates them (the wechat policy and its rules), with no
+// server: newRCBench adds one.
+func newRCGenerator(tb testing.TB) *rcBench {
+	tb.Helper()
 	// now: 2026-11-20 12:00 in Shanghai (as the state tests), so that the
 	// generated data and the figures are the same from run to run.
 	zones := map[string]*time.Location{}
@@ -192,19 +222,6 @@ func newRCBench(tb testing.TB, n int) *rcBench {
 		zones[z] = loc
 	}
 	zones[""] = zones["Asia/Shanghai"] // the store's default zone
-	now := time.Date(2026, 11, 20, 12, 0, 0, 0, zones["Asia/Shanghai"])
-
-	srv := testenv.RedisServer(tb)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()}) // as cmd/fenqid
-	bulk := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 2 * time.Minute, WriteTimeout: 2 * time.Minute})
-	tb.Cleanup(func() { _ = rdb.Close(); _ = bulk.Close() })
-	store, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := store.Load(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
 	pol, err := policy.Preset("wechat")
 	if err != nil {
 		tb.Fatal(err)
@@ -213,17 +230,7 @@ func newRCBench(tb testing.TB, n int) *rcBench {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = rcUserID(i)
-	}
-	byPhase := slices.Clone(ids)
-	slices.SortFunc(byPhase, func(a, b string) int { // the phase index's order
-		return cmp.Or(cmp.Compare(state.Phase(a), state.Phase(b)), strings.Compare(a, b))
-	})
-	return &rcBench{n: n, now: now, srv: srv, rdb: rdb, bulk: bulk, store: store, pol: pol, rules: rules,
-		ids: ids, byPhase: byPhase, zones: zones, lease: time.Minute,
-		logf: func(format string, args ...any) { fmt.Printf(format, args...) }}
+	return &rcBench{now: time.Date(2026, 11, 20, 12, 0, 0, 0, zones["Asia/Shanghai"]), zones: zones, pol: pol, rules: rules}
 }
 
 // rcUserID: zero-padded, so the ids' byte order is their index order.

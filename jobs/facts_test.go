@@ -27,20 +27,8 @@ import (
 // days after the state's, under activity windows of 1 to 90 days and
 // device windows of 30 and 90.
 func TestFactsOfMatchesTheViewsFacts(t *testing.T) {
-	e := &rcBench{zones: map[string]*time.Location{}}
-	for _, z := range []string{"Asia/Shanghai", "Asia/Hong_Kong", "Europe/London"} {
-		loc, err := time.LoadLocation(z)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.zones[z] = loc
-	}
-	e.zones[""] = e.zones["Asia/Shanghai"]
-	e.now = time.Date(2026, 11, 20, 12, 0, 0, 0, e.zones[""])
-	base, err := policy.Preset("wechat")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newRCGenerator(t)
+	base := e.pol
 	var zones []*time.Location // any zone the facts may be read in: ±14 h, daylight saving
 	for _, z := range []string{"Asia/Shanghai", "Europe/London", "America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago", "UTC"} {
 		loc, err := time.LoadLocation(z)

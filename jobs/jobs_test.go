@@ -475,6 +475,33 @@ func TestJobsAreTraced(t *testing.T) {
 	}
 }
 
+// profiles applies a first profile of n users (user-00, user-01…) at now:
+// each makes the user's first recompute due.
+func (w *world) profiles(now time.Time, n int) {
+	evs := make([]*events.Event, n)
+	for i := range evs {
+		id := fmt.Sprintf("user-%02d", i)
+		evs[i] = &events.Event{ID: "pr-" + id, Type: events.TypeProfile, Subject: id, Time: now,
+			Profile: &events.Profile{UserID: id, PayScore: 700, RealNameVerified: true, IdentityComplete: true}}
+	}
+	w.apply(evs...)
+}
+
+// wantQuotaDecisions fails the test unless each of profiles' n users got
+// want quota decisions (when says when, in the message).
+func (w *world) wantQuotaDecisions(t *testing.T, n, want int, when string) {
+	t.Helper()
+	per := map[string]int{}
+	for _, d := range w.decisions()[events.TypeDecisionQuota] {
+		per[d.Subject]++
+	}
+	for i := range n {
+		if id := fmt.Sprintf("user-%02d", i); per[id] != want {
+			t.Errorf("%s: %d quota decisions%s, want %d", id, per[id], when, want)
+		}
+	}
+}
+
 // failingPublisher is a real publisher whose write number failAt fails
 // with a permanent error, or whose encoding number failEncodeAt does.
 type failingPublisher struct {
@@ -522,13 +549,7 @@ func TestRecomputeFailingMidwayLosesNoUser(t *testing.T) {
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	w := newWorld(t, now)
 	const users = 50
-	evs := make([]*events.Event, users)
-	for i := range evs {
-		id := fmt.Sprintf("user-%02d", i)
-		evs[i] = &events.Event{ID: "pr-" + id, Type: events.TypeProfile, Subject: id, Time: now,
-			Profile: &events.Profile{UserID: id, PayScore: 700, RealNameVerified: true, IdentityComplete: true}}
-	}
-	w.apply(evs...)
+	w.profiles(now, users)
 	pub := &failingPublisher{Publisher: w.pub, failAt: 2}
 	r := w.runnerWith(jobs.Config{Now: w.clock, Lease: time.Minute, Batch: 10}, pub)
 	if _, err := r.RunOnce(context.Background()); err == nil {
@@ -546,15 +567,7 @@ func TestRecomputeFailingMidwayLosesNoUser(t *testing.T) {
 	}
 	w.set(now.Add(2 * time.Minute))
 	runOnce(t, r)
-	per := map[string]int{}
-	for _, d := range w.decisions()[events.TypeDecisionQuota] {
-		per[d.Subject]++
-	}
-	for i := range users {
-		if id := fmt.Sprintf("user-%02d", i); per[id] != 1 {
-			t.Errorf("%s: %d quota decisions, want 1", id, per[id])
-		}
-	}
+	w.wantQuotaDecisions(t, users, 1, "")
 	cyc := state.Interval(90)
 	if due, _, err := w.store.RecomputeStats(context.Background(), w.clock(), cyc); err != nil || due != 0 {
 		t.Fatalf("%d recomputes still due (%v)", due, err)
@@ -571,15 +584,7 @@ func TestRecomputeFailingMidwayLosesNoUser(t *testing.T) {
 	}
 	w.set(later.Add(2 * time.Minute))
 	runOnce(t, r)
-	per = map[string]int{}
-	for _, d := range w.decisions()[events.TypeDecisionQuota] {
-		per[d.Subject]++
-	}
-	for i := range users {
-		if id := fmt.Sprintf("user-%02d", i); per[id] != 2 {
-			t.Errorf("%s: %d quota decisions after a cycle, want 2", id, per[id])
-		}
-	}
+	w.wantQuotaDecisions(t, users, 2, " after a cycle")
 	if due, _, err := w.store.RecomputeStats(context.Background(), w.clock(), cyc); err != nil || due != 0 {
 		t.Fatalf("%d recomputes still due after the cycle (%v)", due, err)
 	}
@@ -594,13 +599,7 @@ func TestRecomputeEncodingFailureLosesNoUser(t *testing.T) {
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	w := newWorld(t, now)
 	const users = 50
-	evs := make([]*events.Event, users)
-	for i := range evs {
-		id := fmt.Sprintf("user-%02d", i)
-		evs[i] = &events.Event{ID: "pr-" + id, Type: events.TypeProfile, Subject: id, Time: now,
-			Profile: &events.Profile{UserID: id, PayScore: 700, RealNameVerified: true, IdentityComplete: true}}
-	}
-	w.apply(evs...)
+	w.profiles(now, users)
 	pub := &failingPublisher{Publisher: w.pub, failEncodeAt: 2}
 	r := w.runnerWith(jobs.Config{Now: w.clock, Lease: time.Minute, Batch: 10}, pub)
 	if _, err := r.RunOnce(context.Background()); err == nil || !strings.Contains(err.Error(), "could not be encoded") {
@@ -611,15 +610,7 @@ func TestRecomputeEncodingFailureLosesNoUser(t *testing.T) {
 	}
 	w.set(now.Add(2 * time.Minute))
 	runOnce(t, r)
-	per := map[string]int{}
-	for _, d := range w.decisions()[events.TypeDecisionQuota] {
-		per[d.Subject]++
-	}
-	for i := range users {
-		if id := fmt.Sprintf("user-%02d", i); per[id] != 1 {
-			t.Errorf("%s: %d quota decisions, want 1", id, per[id])
-		}
-	}
+	w.wantQuotaDecisions(t, users, 1, "")
 	if due, _, err := w.store.RecomputeStats(context.Background(), w.clock(), state.Interval(90)); err != nil || due != 0 {
 		t.Fatalf("%d recomputes still due (%v)", due, err)
 	}

@@ -223,19 +223,14 @@ func (r *Runner) evaluateChunk(ctx context.Context, c recomputeChunk) *evaluated
 // PoolViews are user u's quota pools at now with quotaFen as the quota
 // (the one a recompute is about to save, or the one saved).
 func PoolViews(u *state.User, quotaFen int64, now time.Time) []scoring.PoolView {
-	v := *u
-	v.HasQuota, v.QuotaFen = true, quotaFen
-	return poolViews(v.Pools(now))
+	return PoolViewsOf(compactOf(u), quotaFen, now)
 }
 
 // PoolViewsOf is PoolViews of a user's compact state.
 func PoolViewsOf(st *engine.State, quotaFen int64, now time.Time) []scoring.PoolView {
 	v := *st
 	v.HasQuota, v.QuotaFen = true, quotaFen
-	return poolViews(v.Pools(now))
-}
-
-func poolViews(pools []engine.PoolQuota) []scoring.PoolView {
+	pools := v.Pools(now)
 	out := make([]scoring.PoolView, len(pools))
 	for i, p := range pools {
 		out[i] = scoring.PoolView{Pool: p.Pool.String(), LimitFen: p.LimitFen, OutstandingFen: p.OutstandingFen, AvailableFen: p.AvailableFen}
