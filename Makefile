@@ -46,7 +46,9 @@ fuzz:
 # (b) per event, (c) fenqi's Prepare+Commit per batch of 500, (d) the whole
 # pipeline draining 100,000 events, with Redis and Go CPU per event, in
 # FENQI_BENCH_ROUNDS rounds (default 3) and their medians, and the p50/p99
-# latency at 70% of (d)'s median rate; Redis bytes per user;
+# latency at 70% of (d)'s median rate (FENQI_BENCH_CPUPROFILE=file writes a
+# CPU profile of the pipeline's process during (d), the last round's);
+# Redis bytes per user;
 # whole-pipeline drain, tracing cost and a shadow policy's cost (with/without,
 # one run); decoder and scoring costs.
 bench:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -195,6 +196,28 @@ func benchRounds() int {
 	return 3
 }
 
+// profileCPU writes a CPU profile of this process (the pipeline's) to
+// path until the returned func is called; no path, no profile. Each
+// round overwrites the last one's.
+func profileCPU(b *testing.B, path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // rowsRound measures rows (a) to (d) once, each on a fresh Redis: (d)
 // drains total more records, filled now, with a new pipeline of the same
 // group.
@@ -279,6 +302,7 @@ func rowsRound(b *testing.B, e *env, tr *traffic, items []state.Item, simNow tim
 	}
 	k0 := tr.cpu(b)
 	d := measure("(d) whole pipeline, 100k simulated events", total, func() {
+		defer profileCPU(b, os.Getenv("FENQI_BENCH_CPUPROFILE"))()
 		drain(b, p, int64(total))
 	})
 	k1 := tr.cpu(b)
