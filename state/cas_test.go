@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fenqi/fenqi/events"
-	"github.com/fenqi/fenqi/internal/testenv"
 	"github.com/fenqi/fenqi/state"
 )
 
@@ -25,17 +24,11 @@ import (
 // takes (the check in three calls), and in a Redis Cluster.
 func TestCommitWritesOnlyTheUsersThatDidNotChange(t *testing.T) {
 	t.Parallel()
-	backends := map[string]struct {
-		client func(t *testing.T) redis.UniversalClient
-		users  int
-	}{
-		"standalone": {func(t *testing.T) redis.UniversalClient { return testenv.Redis(t) }, 2_300},
-		"cluster":    {func(t *testing.T) redis.UniversalClient { return testenv.RedisCluster(t) }, 120},
-	}
-	for name, be := range backends {
+	users := map[string]int{"standalone": 2_300, "cluster": 120}
+	for name, newClient := range backends() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			rdb := be.client(t)
+			rdb := newClient(t)
 			s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }, Prefix: "cas:"})
 			if err != nil {
 				t.Fatal(err)
@@ -74,7 +67,7 @@ func TestCommitWritesOnlyTheUsersThatDidNotChange(t *testing.T) {
 				return unchanged
 			}
 			var first, batch []state.Item
-			for i := range be.users {
+			for i := range users[name] {
 				if k := kind(i); k != created && k != stillNew {
 					first = append(first, pay(i, "a", 1))
 				}
@@ -87,7 +80,7 @@ func TestCommitWritesOnlyTheUsersThatDidNotChange(t *testing.T) {
 			}
 			// The other writers.
 			var others []state.Item
-			for i := range be.users {
+			for i := range users[name] {
 				switch kind(i) {
 				case rewritten, created:
 					others = append(others, pay(i, "other", 3))
@@ -107,7 +100,7 @@ func TestCommitWritesOnlyTheUsersThatDidNotChange(t *testing.T) {
 			apply(t, s, others...)
 			left := map[int]string{}
 			var wantFailed []string
-			for i := range be.users {
+			for i := range users[name] {
 				switch kind(i) {
 				case rewritten, created:
 					v, err := rdb.Get(ctx, key(i)).Result()
@@ -130,7 +123,7 @@ func TestCommitWritesOnlyTheUsersThatDidNotChange(t *testing.T) {
 			if !slices.Equal(got, wantFailed) {
 				t.Fatalf("the conflict names %d users, want %d: %v", len(got), len(wantFailed), got)
 			}
-			for i := range be.users {
+			for i := range users[name] {
 				switch k := kind(i); k {
 				case rewritten, created:
 					if v, err := rdb.Get(ctx, key(i)).Result(); err != nil || v != left[i] {

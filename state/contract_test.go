@@ -16,17 +16,22 @@ import (
 	"github.com/fenqi/fenqi/state"
 )
 
+// backends are the Redis deployments the store's contract holds on: a
+// standalone Redis and a Redis Cluster of three masters.
+func backends() map[string]func(t *testing.T) redis.UniversalClient {
+	return map[string]func(t *testing.T) redis.UniversalClient{
+		"standalone": func(t *testing.T) redis.UniversalClient { return testenv.Redis(t) },
+		"cluster":    func(t *testing.T) redis.UniversalClient { return testenv.RedisCluster(t) },
+	}
+}
+
 // The store's contract, against a standalone Redis and a Redis Cluster of
 // three masters: every script touches only one user's slot (or the
 // recompute keys' one slot), the compare-and-set works per user on every
 // node, and pipelines across nodes work.
 func TestContract(t *testing.T) {
 	t.Parallel()
-	backends := map[string]func(t *testing.T) redis.UniversalClient{
-		"standalone": func(t *testing.T) redis.UniversalClient { return testenv.Redis(t) },
-		"cluster":    func(t *testing.T) redis.UniversalClient { return testenv.RedisCluster(t) },
-	}
-	for name, newClient := range backends {
+	for name, newClient := range backends() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s, err := state.New(newClient(t), state.Config{Now: func() time.Time { return now }})
