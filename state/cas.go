@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -13,77 +14,60 @@ import (
 // value, Rev), or, for a user read as not stored, only if it is still not
 // stored. Redis 7.0 has no conditional SET, so the check is Lua; what costs
 // in Lua is a value going in or out of it (Redis's Lua hashes every byte
-// of every string it makes: about 1.2 µs for a 600-byte value, perf shows
+// of every string it makes: about 1.2 µs for a 600-byte value; perf shows
 // the hash loop on top) and each redis.call (about 1 µs). A script that
 // took the new values as arguments and read the old ones with MGET cost
 // 3.2–4.2 µs a user (500 users of 606 random bytes a call); WATCH was
 // worse still (Redis 7.0 scans a client's watched keys for every key
 // watched: 3.2 µs a user for WATCH and MSET alone). So, with one
-// redis-server, the values never enter Lua (casAside): in one MULTI/EXEC,
+// redis-server, the values never enter Lua (casStaged): in one MULTI/EXEC,
+// one MSET writes every new value to its user's staged key (<key>:new),
+// and stagedScript then, for each user whose token still matches, renames
+// the staged key over the user's key, and deletes it for the others.
 //
-//  1. asideScript compares each user's token (GETRANGE, 8 bytes) and moves
-//     the value of every user that does not match out of the way
-//     (RENAME to <key>:aside), listing those users in a scratch list;
-//  2. one MSET writes every new value, blindly;
-//  3. restoreScript puts the values moved aside back over the blind
-//     writes of those users (or deletes the blind write of a user that
-//     was expected stored and is not), and deletes the scratch list.
+// It fails safe: the MSET writes only staged keys, which nothing reads,
+// and a user's key changes only by a rename right after its check. If the
+// script stops half way (a command refused by an ACL, a Redis error), the
+// users before that point were checked and written, the rest were not:
+// the caller gets an error and writes again, and the users written fail
+// that compare-and-set (their token changed) and are computed again. Staged
+// keys it left are overwritten by the next write of the same users. A
+// user twice in one write is written once and reported as not written the
+// second time (its token changed): a conflict, computed again, never lost.
+// (Moving the changed users aside, a blind MSET of the users' keys and a
+// restore was cheaper still, but a script stopping half way then lets the
+// blind MSET overwrite users that changed.)
 //
-// EXEC runs the three with nothing in between, so no client ever sees a
-// blind write of a user that did not match: 1.9–2.3 µs a user, against
-// 0.6 for the MSET alone (same run). In Redis Cluster a transaction
-// cannot span slots, so each user gets a script call of its own
-// (casScript, the values through Lua).
+// In Redis Cluster a transaction cannot span slots, so each user gets a
+// script call of its own (casScript, the value through Lua).
 
-// asideScript is step 1. KEYS[1]: the scratch list; KEYS[2..]: the users;
-// ARGV: the token each was read with, "" for one read as not stored.
-// Returns the positions (1-based, in ARGV) of the users that do not match.
-// Its first command is a write, so that it cannot be stopped by SCRIPT
-// KILL once it runs: the blind MSET after it is only safe if it ran to
-// the end. pcall: a key of another type does not match (and is moved
-// aside and back like any other), it does not stop the script.
-var asideScript = redis.NewScript(`
-redis.call("RPUSH", KEYS[1], "")
+// stagedScript renames staged values over users' keys. KEYS: per user its
+// key, then its staged key; ARGV: per user the token read, "" for one read
+// as not stored. Returns the positions (1-based, in ARGV) of the users it
+// did not write. pcall: a key of another type does not match, it does not
+// stop the script.
+var stagedScript = redis.NewScript(`
 local failed = {}
-for i = 2, #KEYS do
-  local k, want = KEYS[i], ARGV[i - 1]
+for i = 1, #ARGV do
+  local k, staged, want = KEYS[2 * i - 1], KEYS[2 * i], ARGV[i]
   local ok
   if want == "" then
     ok = redis.call("EXISTS", k) == 0
   else
     ok = redis.pcall("GETRANGE", k, 1, 8) == want
   end
-  if not ok then
-    failed[#failed + 1] = i - 1
-    redis.call("RPUSH", KEYS[1], k)
-    if redis.call("EXISTS", k) == 1 then redis.call("RENAME", k, k .. ":aside") end
+  if ok then
+    redis.call("RENAME", staged, k)
+  else
+    failed[#failed + 1] = i
+    redis.call("DEL", staged)
   end
 end
 return failed
 `)
 
-// restoreScript is step 3. KEYS[1]: the scratch list. Returns how many
-// users it restored.
-var restoreScript = redis.NewScript(`
-local ks = redis.call("LRANGE", KEYS[1], 0, -1)
-redis.call("DEL", KEYS[1])
-local n = 0
-for _, k in ipairs(ks) do
-  if k ~= "" then
-    n = n + 1
-    if redis.call("EXISTS", k .. ":aside") == 1 then
-      redis.call("RENAME", k .. ":aside", k)
-    else
-      redis.call("DEL", k)
-    end
-  end
-end
-return n
-`)
-
-// casScratchKey is the scratch list of casAside, under Config.Prefix. It
-// lives only inside one EXEC.
-const casScratchKey = "fenqi:cas:aside"
+// stagedSuffix names a user's staged key: its key and this.
+const stagedSuffix = ":new"
 
 // casScript is the compare-and-set of one user in Redis Cluster. KEYS[1]:
 // the user; ARGV[1]: the token read, ARGV[2]: the new value. Returns 1 if
@@ -104,7 +88,7 @@ type write struct {
 	val    []byte
 }
 
-// expected is the token a write compares with as asideScript takes it.
+// expected is the token a write compares with, as stagedScript takes it.
 func (w write) expected() string {
 	if w.expect == 0 {
 		return ""
@@ -132,16 +116,26 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 	if s.cluster {
 		result = s.casEach(ctx, pipe, ws)
 	} else {
-		result = s.casAside(ctx, pipe, ws)
+		result = s.casStaged(ctx, pipe, ws)
 	}
 	cmds, err := pipe.Exec(ctx)
 	if err != nil {
 		// Exec reports the first error only: a NOSCRIPT of extra is
-		// handled below, any other one is the write's.
+		// handled below, any other one is the write's. A command refused
+		// as it was queued (an ACL, OOM) keeps its own error and makes the
+		// others EXECABORT: name it.
+		var first error
 		for _, c := range cmds {
-			if err := c.Err(); err != nil && !isNoScript(err) && !errors.Is(err, redis.Nil) {
-				return nil, fmt.Errorf("state: write %d users: %w", len(ws), err)
+			err := c.Err()
+			if err == nil || isNoScript(err) || errors.Is(err, redis.Nil) {
+				continue
 			}
+			if first == nil || strings.HasPrefix(first.Error(), "EXECABORT") {
+				first = err
+			}
+		}
+		if first != nil {
+			return nil, fmt.Errorf("state: write %d users: %w", len(ws), first)
 		}
 	}
 	failed, err := result()
@@ -173,57 +167,48 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 	return failed, nil
 }
 
-// casAside queues ws's compare-and-set on a transaction (see above) and
+// casStaged queues ws's compare-and-set on a transaction (see above) and
 // returns what reads its replies after Exec.
-func (s *Store) casAside(ctx context.Context, tx redis.Pipeliner, ws []write) func() ([]string, error) {
+func (s *Store) casStaged(ctx context.Context, tx redis.Pipeliner, ws []write) func() ([]string, error) {
 	if len(ws) == 0 {
 		return func() ([]string, error) { return nil, nil }
 	}
-	scratch := s.Key(casScratchKey)
+	kv := make([]any, 0, 2*len(ws))
+	for _, w := range ws {
+		kv = append(kv, s.userKey(w.user)+stagedSuffix, w.val)
+	}
+	set := tx.MSet(ctx, kv...)
 	type chunk struct {
 		cmd   *redis.Cmd
 		users []write
 	}
 	var chunks []chunk
-	for lo := 0; lo < len(ws); lo += maxScriptUsers { // unpack's bound
+	for lo := 0; lo < len(ws); lo += maxScriptUsers {
 		part := ws[lo:min(lo+maxScriptUsers, len(ws))]
-		keys := make([]string, 1, 1+len(part))
-		keys[0] = scratch
+		keys := make([]string, 0, 2*len(part))
 		args := make([]any, len(part))
 		for i, w := range part {
-			keys = append(keys, s.userKey(w.user))
+			k := s.userKey(w.user)
+			keys = append(keys, k, k+stagedSuffix)
 			args[i] = w.expected()
 		}
-		// Eval, not EvalSha: a NOSCRIPT inside EXEC would fail the check
-		// alone and let the blind MSET through.
-		chunks = append(chunks, chunk{asideScript.Eval(ctx, tx, keys, args...), part})
+		// Eval, not EvalSha: a NOSCRIPT inside EXEC would leave every
+		// user unwritten, for nothing; the script is short.
+		chunks = append(chunks, chunk{stagedScript.Eval(ctx, tx, keys, args...), part})
 	}
-	kv := make([]any, 0, 2*len(ws))
-	for _, w := range ws {
-		kv = append(kv, s.userKey(w.user), w.val)
-	}
-	set := tx.MSet(ctx, kv...)
-	restore := restoreScript.Eval(ctx, tx, []string{scratch})
 	return func() ([]string, error) {
+		if err := set.Err(); err != nil {
+			return nil, fmt.Errorf("state: stage %d users: %w", len(ws), err)
+		}
 		var failed []string
 		for _, c := range chunks {
 			pos, err := c.cmd.Int64Slice()
 			if err != nil {
-				return nil, fmt.Errorf("state: compare %d users: %w", len(c.users), err)
+				return nil, fmt.Errorf("state: write %d users: %w", len(c.users), err)
 			}
 			for _, p := range pos {
 				failed = append(failed, c.users[p-1].user)
 			}
-		}
-		if err := set.Err(); err != nil {
-			return nil, fmt.Errorf("state: write %d users: %w", len(ws), err)
-		}
-		n, err := restore.Int64()
-		if err != nil {
-			return nil, fmt.Errorf("state: restore %d users that changed: %w", len(failed), err)
-		}
-		if int(n) != len(failed) {
-			return nil, fmt.Errorf("state: restored %d users that changed, of %d", n, len(failed))
 		}
 		return failed, nil
 	}

@@ -151,7 +151,7 @@ func TestCommitWritesOnlyTheUsersThatDidNotChange(t *testing.T) {
 			scan := func(ctx context.Context, c *redis.Client) error {
 				keys, err := c.Keys(ctx, "*").Result()
 				for _, k := range keys {
-					if strings.Contains(k, "aside") || !strings.HasPrefix(k, "cas:") {
+					if strings.HasSuffix(k, ":new") || !strings.HasPrefix(k, "cas:") {
 						stray = append(stray, k)
 					}
 				}
@@ -167,5 +167,119 @@ func TestCommitWritesOnlyTheUsersThatDidNotChange(t *testing.T) {
 				t.Fatalf("keys left behind by the write: %q, %v", stray, err)
 			}
 		})
+	}
+}
+
+// The write is one transaction: the staged values and the script that
+// renames them over the users' keys run with nothing in between, so no
+// other writer's staged value of the same user can be renamed in.
+func TestCommitIsOneTransaction(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStoreRedis(t)
+	ctx := context.Background()
+	apply(t, s, state.Item{Event: payment("t1", "tx", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1})
+	b, err := s.Prepare(ctx, []state.Item{{Event: payment("t2", "tx", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 2}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &commandLog{}
+	rdb.AddHook(log)
+	if err := s.Commit(ctx, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, args := range log.cmds {
+		names = append(names, fmt.Sprint(args[0]))
+	}
+	multi, set, script, exec := slices.Index(names, "multi"), slices.Index(names, "mset"), slices.Index(names, "eval"), slices.Index(names, "exec")
+	if multi < 0 || !(multi < set && set < script && script < exec) {
+		t.Fatalf("the write's commands: %q; want multi, mset (staged), eval, exec in that order", names)
+	}
+	if k := log.cmds[set][1]; k != s.Key(state.UserKey("tx"))+":new" {
+		t.Fatalf("the MSET writes %q, not the user's staged key", k)
+	}
+}
+
+// A write whose script stops half way leaves every user as it was: here
+// the ACL refuses RENAME to the connection, so the script stops at its
+// first user that matched. The MSET before it wrote only staged keys.
+// (Moving changed users aside before a blind MSET of the users' keys,
+// tried before this, overwrote and deleted users here.) The next write
+// with the rights it needs goes through and leaves no staged key.
+func TestAWriteStoppedHalfWayChangesNoUser(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStoreRedis(t)
+	ctx := context.Background()
+	var first, batch []state.Item
+	for i := range 40 {
+		uid := fmt.Sprintf("h%02d", i)
+		if i%4 != 3 { // every fourth user is not stored yet
+			first = append(first, state.Item{Event: payment(uid+"-a", uid, now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1})
+		}
+		batch = append(batch, state.Item{Event: payment(uid+"-b", uid, now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 2})
+	}
+	apply(t, s, first...)
+	// h00 changes after both batches read it: the script deletes its
+	// staged value (allowed) before it reaches h01, which it would rename.
+	b, err := s.Prepare(ctx, batch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Do(ctx, "ACL", "SETUSER", "norename", "on", ">pw", "~*", "&*", "+@all", "-rename").Err(); err != nil {
+		t.Fatal(err)
+	}
+	limited := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr, Username: "norename", Password: "pw"})
+	t.Cleanup(func() { _ = limited.Close() })
+	ls, err := state.New(limited, state.Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := ls.Prepare(ctx, batch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, state.Item{Event: payment("h00-c", "h00", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 3})
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		for _, it := range batch {
+			v, err := rdb.Get(ctx, s.Key(state.UserKey(it.Event.UserID()))).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				t.Fatal(err)
+			}
+			m[it.Event.UserID()] = v
+		}
+		return m
+	}
+	before := snapshot()
+
+	if err := ls.Commit(ctx, lb, nil); err == nil || state.IsConflict(err) || !strings.Contains(err.Error(), "can't run this command") {
+		t.Fatalf("a write whose RENAME is refused: %v, want the refusal", err)
+	}
+	if after := snapshot(); fmt.Sprint(after) != fmt.Sprint(before) {
+		for u, v := range after {
+			if before[u] != v {
+				t.Errorf("%s changed by a write that stopped half way", u)
+			}
+		}
+		t.FailNow()
+	}
+	// The batch read before h00 changed: its write writes all but h00.
+	err = s.Commit(ctx, b, nil)
+	var ce *state.ConflictError
+	if !errors.As(err, &ce) || !slices.Equal(ce.Users, []string{"h00"}) {
+		t.Fatalf("the full write: %v, want a conflict naming h00 alone", err)
+	}
+	for _, it := range batch[1:] {
+		uid := it.Event.UserID()
+		want := int64(2)
+		if before[uid] == "" {
+			want = 1
+		}
+		if u := user(t, s, uid); u.Days[u.Day(now)].Payments != want {
+			t.Fatalf("%s: %d payments after the full write, want %d", uid, u.Days[u.Day(now)].Payments, want)
+		}
+	}
+	if keys, err := rdb.Keys(ctx, "*:new").Result(); err != nil || len(keys) > 0 {
+		t.Fatalf("staged keys left: %q, %v", keys, err)
 	}
 }
