@@ -115,7 +115,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 // Redis has forgotten them (a restart or failover); calling Load at start
 // makes the first batch one round trip too.
 func (s *Store) Load(ctx context.Context) error {
-	for _, sc := range []*redis.Script{claimScript, claimCycleScript, cursorCASScript, doneTriggersScript, knownScript} {
+	for _, sc := range []*redis.Script{casScript, claimScript, claimCycleScript, cursorCASScript, doneTriggersScript, knownScript} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("state: load scripts: %w", err)
 		}
@@ -150,6 +150,35 @@ func UserKey(userID string) string { return "{u:" + userID + "}" }
 func (s *Store) Key(name string) string { return s.cfg.Prefix + name }
 
 func (s *Store) userKey(userID string) string { return s.cfg.Prefix + UserKey(userID) }
+
+// casScript writes users' states, each only if the stored state still has
+// the token the writer read (its bytes 2..9). A user not stored yet is
+// written with SET NX instead (see cas).
+// KEYS: the users; ARGV: per user the token read, then the new value.
+// Returns the positions (1-based) of the users it did not write.
+//
+// One MGET and one MSET for all of them, not a GETRANGE and a SET each:
+// inside a script every redis.call costs about as much as the command
+// itself (~2 µs each here), and the values have to come in as arguments
+// anyway. With 490 users of 606 bytes a call, Redis spent 5.1–5.4 µs a
+// user this way against 5.6–6.8 µs with a call per user (interleaved,
+// one redis-server). At most maxScriptUsers users a call: unpack is
+// bounded by Lua's stack.
+var casScript = redis.NewScript(`
+local vals = redis.call("MGET", unpack(KEYS))
+local failed, set = {}, {}
+for i, k in ipairs(KEYS) do
+  local v = vals[i]
+  if v and string.sub(v, 2, 9) == ARGV[2 * i - 1] then
+    set[#set + 1] = k
+    set[#set + 1] = ARGV[2 * i]
+  else
+    failed[#failed + 1] = i
+  end
+end
+if #set > 0 then redis.call("MSET", unpack(set)) end
+return failed
+`)
 
 // ConflictError says the state of some users changed between the read and
 // the write (another writer: a consumer that took over the partition, or
@@ -339,6 +368,125 @@ func (s *Store) RaiseEpoch(ctx context.Context, topic int) (uint32, error) {
 		return 0, fmt.Errorf("state: raise the offset epoch of topic %d: %w", topic, err)
 	}
 	return uint32(n), nil
+}
+
+// write is one user's state to write, and the token it was read with.
+type write struct {
+	user   string
+	expect uint64
+	val    []byte
+}
+
+// cas writes states with the compare-and-set, with other commands queued
+// before them in the same round trip (extra may be nil), and returns the
+// users it could not write.
+func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner) []*redis.Cmd) ([]string, error) {
+	// A user not stored before needs no script: SET NX writes it only if
+	// it is still not there. The others go through casScript.
+	var olds, news []write
+	for _, w := range ws {
+		if w.expect == 0 {
+			news = append(news, w)
+		} else {
+			olds = append(olds, w)
+		}
+	}
+	type call struct {
+		cmd   *redis.Cmd
+		users []write
+	}
+	// exec sends the extra commands, the scripts for olds and SET NX for
+	// news, in one round trip.
+	exec := func(olds, news []write) ([]*redis.Cmd, []call, []*redis.BoolCmd, error) {
+		pipe := s.rdb.Pipeline()
+		var ex []*redis.Cmd
+		if extra != nil {
+			ex = extra(pipe)
+		}
+		var calls []call
+		script := func(part []write) {
+			keys := make([]string, len(part))
+			args := make([]any, 0, 2*len(part))
+			for i, w := range part {
+				keys[i] = s.userKey(w.user)
+				args = append(args, token(w.expect), w.val)
+			}
+			calls = append(calls, call{casScript.EvalSha(ctx, pipe, keys, args...), part})
+		}
+		if s.cluster { // one slot per call
+			for i := range olds {
+				script(olds[i : i+1])
+			}
+		} else {
+			for lo := 0; lo < len(olds); lo += maxScriptUsers {
+				script(olds[lo:min(lo+maxScriptUsers, len(olds))])
+			}
+		}
+		setnx := make([]*redis.BoolCmd, len(news))
+		for i, w := range news {
+			setnx[i] = pipe.SetNX(ctx, s.userKey(w.user), w.val, 0)
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil && !isNoScript(err) {
+			return nil, nil, nil, fmt.Errorf("state: write %d users: %w", len(ws), err)
+		}
+		return ex, calls, setnx, nil
+	}
+	ex, calls, setnx, err := exec(olds, news)
+	if err != nil {
+		return nil, err
+	}
+	// Redis restarted or failed over and forgot a script: load them and
+	// send again what did not run (a NOSCRIPT call wrote nothing; the
+	// schedule entries are idempotent; SET NX ran).
+	var again []write
+	noScript := false
+	for _, c := range ex {
+		noScript = noScript || isNoScript(c.Err())
+	}
+	done := calls[:0:0]
+	for _, c := range calls {
+		if isNoScript(c.cmd.Err()) {
+			again, noScript = append(again, c.users...), true
+		} else {
+			done = append(done, c)
+		}
+	}
+	if noScript {
+		if err := s.Load(ctx); err != nil {
+			return nil, err
+		}
+		var more []call
+		if ex, more, _, err = exec(again, nil); err != nil {
+			return nil, err
+		}
+		calls = append(done, more...)
+	}
+	for _, c := range ex {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("state: index %d users: %w", len(ws), err)
+		}
+	}
+	var failed []string
+	for _, c := range calls {
+		pos, err := c.cmd.Int64Slice()
+		if err != nil {
+			return nil, fmt.Errorf("state: write %d users: %w", len(ws), err)
+		}
+		for _, p := range pos {
+			failed = append(failed, c.users[p-1].user)
+		}
+	}
+	for i, c := range setnx {
+		ok, err := c.Result()
+		if err != nil {
+			return nil, fmt.Errorf("state: write user %s: %w", news[i].user, err)
+		}
+		if !ok {
+			failed = append(failed, news[i].user)
+		}
+	}
+	return failed, nil
 }
 
 // Drafts are the states of users computed by prepared batches not yet

@@ -1,0 +1,171 @@
+package state_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fenqi/fenqi/events"
+	"github.com/fenqi/fenqi/state"
+)
+
+// A batch's write, when other writers changed some of its users after it
+// read them, writes exactly the users that did not change and leaves each
+// changed one as the other writer left it: written again (its value
+// byte for byte), deleted, replaced by a key of another type, or created
+// (a user the batch read as new). No other key is made. In a standalone
+// Redis with more users than one script call takes (three calls), and in
+// a Redis Cluster.
+func TestCommitWritesOnlyTheUsersThatDidNotChange(t *testing.T) {
+	t.Parallel()
+	users := map[string]int{"standalone": 2_300, "cluster": 120}
+	for name, newClient := range backends() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rdb := newClient(t)
+			s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }, Prefix: "cas:"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := s.Load(ctx); err != nil {
+				t.Fatal(err)
+			}
+			id := func(i int) string { return fmt.Sprintf("w%04d", i) }
+			key := func(i int) string { return s.Key(state.UserKey(id(i))) }
+			pay := func(i int, ev string, offset int64) state.Item {
+				return state.Item{Event: payment(fmt.Sprintf("%s-%s", id(i), ev), id(i), now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: offset}
+			}
+			const (
+				unchanged = iota // written by the batch
+				rewritten        // written by another writer meanwhile
+				deleted
+				otherType
+				created // read as new, created meanwhile
+				stillNew
+			)
+			kind := func(i int) int {
+				switch i % 10 {
+				case 1:
+					return rewritten
+				case 2:
+					return deleted
+				case 3:
+					return otherType
+				case 9:
+					if i%20 == 19 {
+						return created
+					}
+					return stillNew
+				}
+				return unchanged
+			}
+			var first, batch []state.Item
+			for i := range users[name] {
+				if k := kind(i); k != created && k != stillNew {
+					first = append(first, pay(i, "a", 1))
+				}
+				batch = append(batch, pay(i, "b", 2))
+			}
+			apply(t, s, first...)
+			b, err := s.Prepare(ctx, batch, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The other writers.
+			var others []state.Item
+			for i := range users[name] {
+				switch kind(i) {
+				case rewritten, created:
+					others = append(others, pay(i, "other", 3))
+				case deleted:
+					if err := rdb.Del(ctx, key(i)).Err(); err != nil {
+						t.Fatal(err)
+					}
+				case otherType:
+					if err := rdb.Del(ctx, key(i)).Err(); err != nil {
+						t.Fatal(err)
+					}
+					if err := rdb.HSet(ctx, key(i), "f", "v").Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			apply(t, s, others...)
+			left := map[int]string{}
+			var wantFailed []string
+			for i := range users[name] {
+				switch kind(i) {
+				case rewritten, created:
+					v, err := rdb.Get(ctx, key(i)).Result()
+					if err != nil {
+						t.Fatal(err)
+					}
+					left[i] = v
+					fallthrough
+				case deleted, otherType:
+					wantFailed = append(wantFailed, id(i))
+				}
+			}
+
+			err = s.Commit(ctx, b, nil)
+			var ce *state.ConflictError
+			if !errors.As(err, &ce) {
+				t.Fatalf("commit: %v, want a conflict", err)
+			}
+			got := slices.Sorted(slices.Values(ce.Users))
+			if !slices.Equal(got, wantFailed) {
+				t.Fatalf("the conflict names %d users, want %d: %v", len(got), len(wantFailed), got)
+			}
+			for i := range users[name] {
+				switch k := kind(i); k {
+				case rewritten, created:
+					if v, err := rdb.Get(ctx, key(i)).Result(); err != nil || v != left[i] {
+						t.Fatalf("%s (changed meanwhile) was overwritten: %v", id(i), err)
+					}
+				case deleted:
+					if n, err := rdb.Exists(ctx, key(i)).Result(); err != nil || n != 0 {
+						t.Fatalf("%s (deleted meanwhile) exists again: %d, %v", id(i), n, err)
+					}
+				case otherType:
+					if v, err := rdb.HGet(ctx, key(i), "f").Result(); err != nil || v != "v" {
+						t.Fatalf("%s (a hash meanwhile): %q, %v", id(i), v, err)
+					}
+				default:
+					want := int64(1)
+					if k == unchanged {
+						want = 2
+					}
+					if u := user(t, s, id(i)); u.Days[u.Day(now)].Payments != want {
+						t.Fatalf("%s: %d payments, want %d (the batch's write)", id(i), u.Days[u.Day(now)].Payments, want)
+					}
+				}
+			}
+			var stray []string
+			scan := func(ctx context.Context, c *redis.Client) error {
+				keys, err := c.Keys(ctx, "*").Result()
+				for _, k := range keys {
+					if !strings.HasPrefix(k, "cas:") {
+						stray = append(stray, k)
+					}
+				}
+				return err
+			}
+			switch c := rdb.(type) {
+			case *redis.ClusterClient:
+				err = c.ForEachMaster(ctx, scan)
+			case *redis.Client:
+				err = scan(ctx, c)
+			}
+			if err != nil || len(stray) > 0 {
+				t.Fatalf("keys left behind by the write: %q, %v", stray, err)
+			}
+		})
+	}
+}
