@@ -555,3 +555,32 @@ func TestUnfreezeRecomputesOnceTheStateIsWritten(t *testing.T) {
 		t.Fatalf("calls %q, want %q", store.calls, want)
 	}
 }
+
+// A user whose key holds something that is no state (here a hash) does
+// not stall the pipeline: its events are dead-lettered, saying the user
+// is quarantined, and the events after them go through. (Before, a
+// standalone Redis read the key as a user never seen, the write of the
+// new user failed as a conflict, and the batch was computed again for
+// ever.)
+func TestAKeyThatIsNoStateIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.rdb.HSet(ctx, e.store.Key(state.UserKey("hashed")), "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Produce(t, e.kafka.Addrs(), "fenqi.payments",
+		record(t, pay("h1", "hashed", now, 100)), record(t, pay("c1", "carol", now, 100)))
+	stop := e.start(t, nil)
+	waitFor(t, "carol's payment", func() bool { n, _ := spend(t, e.store, "carol"); return n == 1 })
+	dlq := testenv.ReadN(t, e.kafka.Addrs(), "fenqi.dlq", 1, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if why := header(dlq[0], producers.HeaderError); !strings.Contains(why, "quarantined") || !strings.Contains(string(dlq[0].Value), `"h1"`) {
+		t.Fatalf("dead letter %q: %s", why, dlq[0].Value)
+	}
+	if v, err := e.rdb.HGet(ctx, e.store.Key(state.UserKey("hashed")), "f").Result(); err != nil || v != "v" {
+		t.Fatalf("the hash: %q, %v", v, err)
+	}
+}

@@ -169,3 +169,63 @@ func TestCommitWritesOnlyTheUsersThatDidNotChange(t *testing.T) {
 		})
 	}
 }
+
+// A user's key that holds something else than a state (a key of another
+// type, an empty string: an operator's mistake, another program sharing
+// the namespace) is not a user never seen: its events are refused
+// (dead-lettered) and the user quarantined with the reason, and nothing
+// is written over the key. Before, standalone read it as a new user whose
+// write (SET NX) then failed, again and again: the batch never ended.
+func TestAKeyThatIsNoStateQuarantinesTheUser(t *testing.T) {
+	t.Parallel()
+	for name, newClient := range backends() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rdb := newClient(t)
+			s, err := state.New(rdb, state.Config{Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := s.Load(ctx); err != nil {
+				t.Fatal(err)
+			}
+			key := func(u string) string { return s.Key(state.UserKey(u)) }
+			if err := rdb.HSet(ctx, key("hashed"), "f", "v").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.Set(ctx, key("emptied"), "", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			pay := func(u string) state.Item {
+				return state.Item{Event: payment(u+"-p", u, now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1}
+			}
+			out, err := s.Apply(ctx, []state.Item{pay("hashed"), pay("fine"), pay("emptied")})
+			if err != nil {
+				t.Fatalf("apply: %v", err)
+			}
+			for i, want := range []state.Status{state.Refused, state.Applied, state.Refused} {
+				if out[i].Status != want {
+					t.Fatalf("event %d: %v (%v), want %v", i, out[i].Status, out[i].Err, want)
+				}
+			}
+			if !errors.Is(out[0].Err, state.ErrQuarantined) || !errors.Is(out[2].Err, state.ErrQuarantined) {
+				t.Fatalf("refused with %v and %v, want ErrQuarantined", out[0].Err, out[2].Err)
+			}
+			q, err := s.Quarantined(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(q["hashed"], "hash") || !strings.Contains(q["emptied"], "empty") {
+				t.Fatalf("quarantine: %q", q)
+			}
+			if v, err := rdb.HGet(ctx, key("hashed"), "f").Result(); err != nil || v != "v" {
+				t.Fatalf("the hash: %q, %v", v, err)
+			}
+			if v, err := rdb.Get(ctx, key("emptied")).Result(); err != nil || v != "" {
+				t.Fatalf("the empty value: %q, %v", v, err)
+			}
+		})
+	}
+}

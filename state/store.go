@@ -97,6 +97,9 @@ type Store struct {
 	cfg     Config
 	ecfg    engine.Config
 	cluster bool
+	// suspects are users whose write as a new user (SET NX) failed: their
+	// next read looks at what their key holds (probe).
+	suspects sync.Map
 }
 
 // New returns a Store over rdb (a *redis.Client or *redis.ClusterClient).
@@ -237,34 +240,59 @@ func (s *Store) readWith(ctx context.Context, userIDs []string, epochs bool) ([]
 	if epochs {
 		ep = pipe.HGetAll(ctx, s.Key(EpochsKey))
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
 		return nil, nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
 	}
 	vals := make([]string, len(userIDs))
+	errs := make([]error, len(userIDs)) // a key that is no state
 	if mget != nil {
+		if err := mget.Err(); err != nil {
+			return nil, nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
+		}
+		var absent []int
 		for i, v := range mget.Val() {
 			switch v := v.(type) {
 			case string:
 				vals[i] = v
+				if v == "" {
+					errs[i] = errEmptyValue
+				}
 			case nil:
-				// A user never seen, or a key of another type: the write
-				// of the latter fails.
+				// A user never seen, or a key of another type (MGET
+				// cannot tell): see probe.
+				absent = append(absent, i)
 			default:
 				return nil, nil, fmt.Errorf("state: read user %s: unexpected %T", userIDs[i], v)
 			}
 		}
+		if err := s.probe(ctx, userIDs, absent, errs, true); err != nil {
+			return nil, nil, err
+		}
 	}
+	var wrong []int
 	for i, c := range gets {
 		// Exec reports the first error only, and a user never seen is
 		// one (redis.Nil): look at each.
-		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		switch err := c.Err(); {
+		case err == nil:
+			vals[i] = c.Val()
+			if vals[i] == "" {
+				errs[i] = errEmptyValue
+			}
+		case isWrongType(err):
+			wrong = append(wrong, i)
+		case !errors.Is(err, redis.Nil):
 			return nil, nil, fmt.Errorf("state: read user %s: %w", userIDs[i], err)
 		}
-		vals[i] = c.Val()
+	}
+	if err := s.probe(ctx, userIDs, wrong, errs, false); err != nil {
+		return nil, nil, err
 	}
 	out := make([]*engine.State, len(userIDs))
-	errs := make([]error, len(userIDs))
 	par.For(len(userIDs), func(i int) {
+		if errs[i] != nil {
+			return
+		}
 		if out[i], errs[i] = engine.Decode([]byte(vals[i])); errs[i] != nil {
 			out[i] = nil
 		}
@@ -291,6 +319,46 @@ func (s *Store) readWith(ctx context.Context, userIDs []string, epochs bool) ([]
 		}
 	}
 	return out, eps, nil
+}
+
+// errEmptyValue is a user's key holding an empty string: no state is.
+var errEmptyValue = errors.New("state: the user's key holds an empty string, not a state")
+
+func isWrongType(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE")
+}
+
+// probe tells, among users whose read found no string (at, positions in
+// userIDs), those whose key holds another type: their errs are set. In a
+// cluster GET says so itself (WRONGTYPE); MGET does not, and the probe
+// costs a round trip, so with suspectsOnly it asks only for users whose
+// write as a new user failed before (suspects): a key of another type
+// reads as no user, and its SET NX fails; without the probe the user
+// would be computed again as new, and fail again, for ever.
+func (s *Store) probe(ctx context.Context, userIDs []string, at []int, errs []error, suspectsOnly bool) error {
+	var ask []int
+	for _, i := range at {
+		if _, ok := s.suspects.LoadAndDelete(userIDs[i]); ok || !suspectsOnly {
+			ask = append(ask, i)
+		}
+	}
+	if len(ask) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	types := make([]*redis.StatusCmd, len(ask))
+	for k, i := range ask {
+		types[k] = pipe.Type(ctx, s.userKey(userIDs[i]))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: look at %d users' keys: %w", len(ask), err)
+	}
+	for k, i := range ask {
+		if t := types[k].Val(); t != "none" && t != "string" {
+			errs[i] = fmt.Errorf("state: the user's key holds a %s, not a state", t)
+		}
+	}
+	return nil
 }
 
 // Unreadable is a user whose state cannot be decoded (a value written by
@@ -484,6 +552,7 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 		}
 		if !ok {
 			failed = append(failed, news[i].user)
+			s.suspects.Store(news[i].user, struct{}{})
 		}
 	}
 	return failed, nil

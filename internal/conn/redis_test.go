@@ -156,6 +156,15 @@ func exerciseStore(t *testing.T, rdb redis.UniversalClient, prefix string, admin
 	check("raise epoch", err)
 	_, err = s.Epochs(ctx)
 	check("epochs", err)
+	// A user's key that is no state (a hash the admin wrote): the store
+	// looks at it (TYPE) and quarantines the user.
+	check("a hash at a user's key", admin.HSet(ctx, prefix+state.UserKey("hashed"), "f", "v").Err())
+	outs, err = s.Apply(ctx, []state.Item{{Event: &events.Event{ID: "h1", Type: events.TypeProfile, Subject: "hashed", Time: now,
+		Profile: &events.Profile{UserID: "hashed", PayScore: 700}}, Topic: 4, Partition: 0, Offset: 2}})
+	check("apply to a hash", err)
+	if outs[0].Status != state.Refused || !errors.Is(outs[0].Err, state.ErrQuarantined) {
+		t.Fatalf("an event of a user whose key is a hash: %v (%v), want refused, quarantined", outs[0].Status, outs[0].Err)
+	}
 	check("ping", rdb.Ping(ctx).Err())
 }
 
