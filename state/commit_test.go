@@ -229,3 +229,48 @@ func TestAKeyThatIsNoStateQuarantinesTheUser(t *testing.T) {
 		})
 	}
 }
+
+// refuseScriptLoad makes every SCRIPT LOAD fail, as when Redis goes away
+// again right after a restart that made it forget the scripts.
+type refuseScriptLoad struct{}
+
+func (refuseScriptLoad) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (refuseScriptLoad) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if a := cmd.Args(); len(a) > 1 && a[0] == "script" && a[1] == "load" {
+			cmd.SetErr(errors.New("connection refused (injected)"))
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+func (refuseScriptLoad) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A user's first state and its schedule entries go in one round trip that
+// needs no script loaded: Redis forgot its scripts, and loading them
+// fails, yet the first write of a new user makes it known to the
+// recompute schedule. (Before, the schedule's script went by EVALSHA: its
+// NOSCRIPT came after the state was written, marked known, and the reload
+// failing left a user the schedule never knew, its events redelivered
+// as repeats that make no entries.)
+func TestANewUserIsScheduledWithNoScriptLoaded(t *testing.T) {
+	t.Parallel()
+	s, rdb := newStoreRedis(t)
+	ctx := context.Background()
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.AddHook(refuseScriptLoad{})
+	out, err := s.Apply(ctx, []state.Item{{Event: payment("n1", "newbie", now, 100, events.SceneEcommerce, "d"), Topic: 1, Offset: 1}})
+	if err != nil || out[0].Status != state.Applied {
+		t.Fatalf("apply: %v, %v", out, err)
+	}
+	if err := rdb.ZScore(ctx, state.PhaseKey, "newbie").Err(); err != nil {
+		t.Fatalf("the new user is not in the schedule's phase index: %v", err)
+	}
+	if sc, err := rdb.ZScore(ctx, state.RecomputeKey, "newbie").Result(); err != nil || int64(sc) != now.Unix() {
+		t.Fatalf("first-activity trigger %v, %v; want due now", sc, err)
+	}
+}

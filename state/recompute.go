@@ -509,7 +509,11 @@ func (s *Store) dueAt(ctx context.Context, pipe redis.Pipeliner, at time.Time, u
 }
 
 // known queues on pipe what makes users known to the schedule (see
-// knownScript), in calls of at most maxScriptUsers.
+// knownScript), in calls of at most maxScriptUsers. EVAL, not EVALSHA:
+// these go with the write of the users' first state (which marks them
+// known), and a NOSCRIPT here after a Redis restart, with the script's
+// reload then failing, would leave users whose state says known and whose
+// schedule entries were never made. The body is sent once a batch.
 func (s *Store) known(ctx context.Context, pipe redis.Pipeliner, now time.Time, userIDs []string) (cmds []*redis.Cmd) {
 	for lo := 0; lo < len(userIDs); lo += maxScriptUsers {
 		part := userIDs[lo:min(lo+maxScriptUsers, len(userIDs))]
@@ -518,7 +522,7 @@ func (s *Store) known(ctx context.Context, pipe redis.Pipeliner, now time.Time, 
 		for _, id := range part {
 			args = append(args, id, fmtPhase(Phase(id)))
 		}
-		cmds = append(cmds, knownScript.EvalSha(ctx, pipe, []string{s.Key(PhaseKey), s.Key(RecomputeKey)}, args...))
+		cmds = append(cmds, knownScript.Eval(ctx, pipe, []string{s.Key(PhaseKey), s.Key(RecomputeKey)}, args...))
 	}
 	return cmds
 }
