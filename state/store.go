@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -98,8 +99,33 @@ type Store struct {
 	ecfg    engine.Config
 	cluster bool
 	// suspects are users whose write as a new user (SET NX) failed: their
-	// next read looks at what their key holds (probe).
-	suspects sync.Map
+	// next read looks at what their key holds (probe). Each is forgotten
+	// at its next read.
+	suspects suspects
+}
+
+// suspects is a set of users, cheap to ask when empty (nearly always).
+type suspects struct {
+	m sync.Map
+	n atomic.Int64
+}
+
+func (u *suspects) add(user string) {
+	if _, had := u.m.LoadOrStore(user, struct{}{}); !had {
+		u.n.Add(1)
+	}
+}
+
+// take reports whether user was a suspect, and forgets it.
+func (u *suspects) take(user string) bool {
+	if u.n.Load() == 0 {
+		return false
+	}
+	if _, ok := u.m.LoadAndDelete(user); ok {
+		u.n.Add(-1)
+		return true
+	}
+	return false
 }
 
 // New returns a Store over rdb (a *redis.Client or *redis.ClusterClient).
@@ -257,6 +283,7 @@ func (s *Store) readWith(ctx context.Context, userIDs []string, epochs bool) ([]
 				if v == "" {
 					errs[i] = errEmptyValue
 				}
+				s.suspects.take(userIDs[i]) // created by another writer
 			case nil:
 				// A user never seen, or a key of another type (MGET
 				// cannot tell): see probe.
@@ -338,7 +365,7 @@ func isWrongType(err error) bool {
 func (s *Store) probe(ctx context.Context, userIDs []string, at []int, errs []error, suspectsOnly bool) error {
 	var ask []int
 	for _, i := range at {
-		if _, ok := s.suspects.LoadAndDelete(userIDs[i]); ok || !suspectsOnly {
+		if s.suspects.take(userIDs[i]) || !suspectsOnly {
 			ask = append(ask, i)
 		}
 	}
@@ -552,7 +579,7 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 		}
 		if !ok {
 			failed = append(failed, news[i].user)
-			s.suspects.Store(news[i].user, struct{}{})
+			s.suspects.add(news[i].user)
 		}
 	}
 	return failed, nil
