@@ -147,11 +147,19 @@ func TestCommitWritesOnlyTheUsersThatDidNotChange(t *testing.T) {
 					}
 				}
 			}
+			known := map[string]bool{}
+			for _, k := range []string{state.TimersKey, state.RecomputeKey, state.RecomputeDueKey, state.PhaseKey,
+				state.CursorKey, state.LeasesKey, state.EpochsKey, state.QuarantineKey} {
+				known[s.Key(k)] = true
+			}
+			for i := range users[name] {
+				known[key(i)] = true
+			}
 			var stray []string
 			scan := func(ctx context.Context, c *redis.Client) error {
 				keys, err := c.Keys(ctx, "*").Result()
 				for _, k := range keys {
-					if !strings.HasPrefix(k, "cas:") {
+					if !known[k] {
 						stray = append(stray, k)
 					}
 				}
@@ -222,6 +230,15 @@ func TestAKeyThatIsNoStateQuarantinesTheUser(t *testing.T) {
 			}
 			if v, err := rdb.HGet(ctx, key("hashed"), "f").Result(); err != nil || v != "v" {
 				t.Fatalf("the hash: %q, %v", v, err)
+			}
+			// Every read says so, not only the pipeline's.
+			for _, u := range []string{"hashed", "emptied"} {
+				if _, err := s.User(ctx, u); !errors.Is(err, state.ErrQuarantined) {
+					t.Fatalf("User(%s): %v, want ErrQuarantined", u, err)
+				}
+			}
+			if bills, err := s.OpenBills(ctx, []state.TimerClaim{{UserID: "hashed", BillID: "b"}}); err != nil || bills[0] == nil || !bills[0].Quarantined {
+				t.Fatalf("OpenBills of a quarantined user: %+v, %v; want it said quarantined (not a bill gone)", bills, err)
 			}
 			if v, err := rdb.Get(ctx, key("emptied")).Result(); err != nil || v != "" {
 				t.Fatalf("the empty value: %q, %v", v, err)

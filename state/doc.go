@@ -40,10 +40,7 @@
 // user in a cluster), applies the events in Go (engine.Apply: pure, no
 // I/O) and encodes the new values; nothing is written. Commit writes them
 // in one round trip, each only if the stored value still carries the token
-// it was read with (with one redis-server, a MULTI/EXEC of a short Lua
-// check that moves the changed users' values aside, a blind MSET and a
-// restore of those moved aside, so that the values never pass through
-// Lua; in Redis Cluster, a script call per user: cas.go), with the schedule
+// it was read with (a few lines of Lua, casScript), with the schedule
 // entries the applied events imply queued before it. A user whose value
 // changed meanwhile is not written: Commit names it (ConflictError) and
 // the caller computes that user's events again from the fresh value

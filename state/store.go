@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -98,34 +97,6 @@ type Store struct {
 	cfg     Config
 	ecfg    engine.Config
 	cluster bool
-	// suspects are users whose write as a new user (SET NX) failed: their
-	// next read looks at what their key holds (probe). Each is forgotten
-	// at its next read.
-	suspects suspects
-}
-
-// suspects is a set of users, cheap to ask when empty (nearly always).
-type suspects struct {
-	m sync.Map
-	n atomic.Int64
-}
-
-func (u *suspects) add(user string) {
-	if _, had := u.m.LoadOrStore(user, struct{}{}); !had {
-		u.n.Add(1)
-	}
-}
-
-// take reports whether user was a suspect, and forgets it.
-func (u *suspects) take(user string) bool {
-	if u.n.Load() == 0 {
-		return false
-	}
-	if _, ok := u.m.LoadAndDelete(user); ok {
-		u.n.Add(-1)
-		return true
-	}
-	return false
 }
 
 // New returns a Store over rdb (a *redis.Client or *redis.ClusterClient).
@@ -247,6 +218,7 @@ func (s *Store) readWith(ctx context.Context, userIDs []string, epochs bool) ([]
 	}
 	pipe := s.rdb.Pipeline()
 	var mget *redis.SliceCmd
+	var exists *redis.IntCmd
 	var gets []*redis.StringCmd
 	switch {
 	case len(userIDs) == 0:
@@ -256,6 +228,10 @@ func (s *Store) readWith(ctx context.Context, userIDs []string, epochs bool) ([]
 			keys[i] = s.userKey(id)
 		}
 		mget = pipe.MGet(ctx, keys...)
+		// MGET answers nil for a key of another type as for no key:
+		// EXISTS counts both, so that a key that is no state is not read
+		// as a user never seen (see probe).
+		exists = pipe.Exists(ctx, keys...)
 	default: // a GET per user: each goes to its slot's node
 		gets = make([]*redis.StringCmd, len(userIDs))
 		for i, id := range userIDs {
@@ -283,17 +259,20 @@ func (s *Store) readWith(ctx context.Context, userIDs []string, epochs bool) ([]
 				if v == "" {
 					errs[i] = errEmptyValue
 				}
-				s.suspects.take(userIDs[i]) // created by another writer
-			case nil:
-				// A user never seen, or a key of another type (MGET
-				// cannot tell): see probe.
+			case nil: // a user never seen, or a key of another type
 				absent = append(absent, i)
 			default:
 				return nil, nil, fmt.Errorf("state: read user %s: unexpected %T", userIDs[i], v)
 			}
 		}
-		if err := s.probe(ctx, userIDs, absent, errs, true); err != nil {
-			return nil, nil, err
+		n, err := exists.Result()
+		if err != nil {
+			return nil, nil, fmt.Errorf("state: read %d users: %w", len(userIDs), err)
+		}
+		if int(n) > len(userIDs)-len(absent) { // some of absent have a key
+			if err := s.probe(ctx, userIDs, absent, errs); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	var wrong []int
@@ -312,7 +291,7 @@ func (s *Store) readWith(ctx context.Context, userIDs []string, epochs bool) ([]
 			return nil, nil, fmt.Errorf("state: read user %s: %w", userIDs[i], err)
 		}
 	}
-	if err := s.probe(ctx, userIDs, wrong, errs, false); err != nil {
+	if err := s.probe(ctx, userIDs, wrong, errs); err != nil {
 		return nil, nil, err
 	}
 	out := make([]*engine.State, len(userIDs))
@@ -355,20 +334,12 @@ func isWrongType(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE")
 }
 
-// probe tells, among users whose read found no string (at, positions in
-// userIDs), those whose key holds another type: their errs are set. In a
-// cluster GET says so itself (WRONGTYPE); MGET does not, and the probe
-// costs a round trip, so with suspectsOnly it asks only for users whose
-// write as a new user failed before (suspects): a key of another type
-// reads as no user, and its SET NX fails; without the probe the user
-// would be computed again as new, and fail again, for ever.
-func (s *Store) probe(ctx context.Context, userIDs []string, at []int, errs []error, suspectsOnly bool) error {
-	var ask []int
-	for _, i := range at {
-		if s.suspects.take(userIDs[i]) || !suspectsOnly {
-			ask = append(ask, i)
-		}
-	}
+// probe tells, among users whose read found no string (ask, positions in
+// userIDs), those whose key holds another type (TYPE): their errs are set.
+// It costs a round trip, and runs only when there is such a key: in a
+// cluster GET says so (WRONGTYPE), and MGET's EXISTS counts more keys than
+// MGET found strings.
+func (s *Store) probe(ctx context.Context, userIDs []string, ask []int, errs []error) error {
 	if len(ask) == 0 {
 		return nil
 	}
@@ -579,7 +550,6 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 		}
 		if !ok {
 			failed = append(failed, news[i].user)
-			s.suspects.add(news[i].user)
 		}
 	}
 	return failed, nil
