@@ -29,7 +29,7 @@ type Purchase struct {
 // outstanding on it). The verdict is credit.MakeOffer's (the offer) and
 // CreditCheck's (the stream): the same codes for the same purchase.
 func JudgePurchase(pl *policy.Policy, u *state.User, scene events.Scene, amountFen int64, at time.Time) Purchase {
-	return JudgePurchaseOf(pl, compactOf(u), u.Zone, scene, amountFen, at)
+	return JudgePurchaseOf(pl, u.Compact(), u.Zone, scene, amountFen, at)
 }
 
 // JudgePurchaseOf is JudgePurchase on a user's compact state st, read in

@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"math"
 	"math/bits"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 // Facts turns a user's read view into the credit model's input, as
 // FactsOf does for the state the view was read from.
 func Facts(u *state.User, p *policy.Policy, now time.Time) credit.Facts {
-	return FactsOf(compactOf(u), u.Zone, p, now)
+	return FactsOf(u.Compact(), u.Zone, p, now)
 }
 
 // FactsOf turns a user's rolling state st into the credit model's input,
@@ -130,57 +129,4 @@ func month(st *engine.State, ym int32) *engine.Month {
 		}
 	}
 	return nil
-}
-
-// compactOf is the part of a read view that FactsOf and JudgePurchaseOf
-// read (facts, frozen flags, pools), as the state it was read from holds
-// it (a view built by hand, as tests and the API's callers do, has no
-// state behind it).
-func compactOf(u *state.User) *engine.State {
-	st := &engine.State{SettledEpisodes: int32(u.SettledEpisodes), HasQuota: u.HasQuota, QuotaFen: u.QuotaFen,
-		FrozenOverdue: u.FrozenOverdue, FrozenJudicial: u.FrozenJudicial, Outstanding: u.Outstanding}
-	if pr := u.Profile; pr != nil {
-		st.Profile = &engine.Profile{PayScore: int32(pr.PayScore), RealNameVerified: pr.RealNameVerified,
-			IdentityComplete: pr.IdentityComplete, CardBankBlacklisted: pr.CardBankBlacklisted,
-			JudicialDefaulter: pr.JudicialDefaulter, LinkedAccountNegative: pr.LinkedAccountNegative,
-			WealthBalanceFen: pr.WealthBalanceFen, CardBoundSince: pr.CardBoundSince, DefaultElsewhereOn: pr.SeriousDefaultElsewhereOn,
-			PartnerLimitFen: pr.PartnerLimitFen, WeilidaiLimitFen: pr.WeilidaiLimitFen}
-	}
-	if sp := u.Special; sp != nil {
-		st.Special = &engine.Special{QuotaFen: sp.QuotaFen, ExpiresAt: sp.ExpiresAt.Unix()}
-	}
-	for day, c := range u.Days {
-		st.Days = append(st.Days, engine.Day{Day: int32(day), Payments: int32(c.Payments)})
-	}
-	for ym, c := range u.Months {
-		st.Months = append(st.Months, engine.Month{YM: int32(ym), SpendFen: c.SpendFen, SocialN: int32(c.SocialN),
-			LoginDays: int32(c.LoginDays), LoginMask: c.LoginMask})
-	}
-	for name, d := range u.Devices {
-		pl := engine.Place{Name: name, LastDay: int32(d.LastDay)}
-		if len(d.LoginsByBucket) > 0 {
-			lo, hi := math.MaxInt, math.MinInt
-			for b := range d.LoginsByBucket {
-				lo, hi = min(lo, b), max(hi, b)
-			}
-			pl.LoginBucket, pl.Logins = int32(hi), make([]int32, hi-lo+1) // newest first
-			for b, c := range d.LoginsByBucket {
-				pl.Logins[hi-b] = int32(c)
-			}
-		}
-		st.Devices = append(st.Devices, pl)
-	}
-	for id, b := range u.Bills {
-		st.Bills = append(st.Bills, engine.Bill{ID: id, Status: engine.BillOpen, Amount: b.RemainingFen, DueAt: b.DueAt.Unix(), Stage: int8(b.Stage)})
-	}
-	for _, ep := range u.RecentEpisodes {
-		st.Episodes = append(st.Episodes, engine.Episode{DueAt: ep.DueAt.Unix(), SettledAt: ep.SettledAt.Unix()})
-	}
-	for _, c := range u.QuotaChecks {
-		st.QuotaChecks = append(st.QuotaChecks, c.Unix())
-	}
-	if ov := u.Override; ov != nil {
-		st.Override = &engine.Override{QuotaFen: ov.QuotaFen, Reason: ov.Reason, Operator: ov.Operator, ExpiresAt: ov.ExpiresAt.Unix()}
-	}
-	return st
 }

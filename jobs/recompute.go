@@ -223,7 +223,7 @@ func (r *Runner) evaluateChunk(ctx context.Context, c recomputeChunk) *evaluated
 // PoolViews are user u's quota pools at now with quotaFen as the quota
 // (the one a recompute is about to save, or the one saved).
 func PoolViews(u *state.User, quotaFen int64, now time.Time) []scoring.PoolView {
-	return PoolViewsOf(compactOf(u), quotaFen, now)
+	return PoolViewsOf(u.Compact(), quotaFen, now)
 }
 
 // PoolViewsOf is PoolViews of a user's compact state.

@@ -203,12 +203,10 @@ func (p *Publisher) DecisionMessage(d events.Decision) (kafka.Message, error) {
 		return kafka.Message{}, fmt.Errorf("producers: encode decision %s: %w", d.ID, err)
 	}
 	return kafka.Message{
-		Topic: p.cfg.DecisionsTopic,
-		Key:   []byte(d.Subject),
-		Value: v,
-		Headers: []kafka.Header{
-			{Key: "content-type", Value: []byte(events.ContentTypeCloudEvents)},
-		},
+		Topic:   p.cfg.DecisionsTopic,
+		Key:     []byte(d.Subject),
+		Value:   v,
+		Headers: []kafka.Header{contentTypeHeader},
 	}, nil
 }
 
@@ -233,13 +231,15 @@ func (p *Publisher) DecisionMessages(ds []events.Decision) ([]kafka.Message, err
 		value := buf[start:len(buf):len(buf)]
 		buf = append(buf, d.Subject...)
 		key := buf[start+len(value) : len(buf) : len(buf)]
-		headers[i] = kafka.Header{Key: "content-type", Value: contentTypeCloudEvents}
+		headers[i] = contentTypeHeader
 		msgs[i] = kafka.Message{Topic: p.cfg.DecisionsTopic, Key: key, Value: value, Headers: headers[i : i+1 : i+1]}
 	}
 	return msgs, nil
 }
 
-var contentTypeCloudEvents = []byte(events.ContentTypeCloudEvents)
+// contentTypeHeader is every decision record's header (its value is
+// shared: nothing writes into it).
+var contentTypeHeader = kafka.Header{Key: "content-type", Value: []byte(events.ContentTypeCloudEvents)}
 
 // DeadLetterMessage builds the dead-letter record of an input record: its
 // key, value and headers, plus the fenqi-* headers that say why and where

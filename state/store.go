@@ -461,9 +461,9 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 		cmd   *redis.Cmd
 		users []write
 	}
-	// exec sends the extra commands, the scripts for olds and SET NX for
-	// news, in one round trip.
-	exec := func(olds, news []write) ([]*redis.Cmd, []call, []*redis.BoolCmd, error) {
+	// exec sends the extra commands (if any), the scripts for olds and SET
+	// NX for news, in one round trip.
+	exec := func(extra func(redis.Pipeliner) []*redis.Cmd, olds, news []write) ([]*redis.Cmd, []call, []*redis.BoolCmd, error) {
 		pipe := s.rdb.Pipeline()
 		var ex []*redis.Cmd
 		if extra != nil {
@@ -498,32 +498,29 @@ func (s *Store) cas(ctx context.Context, ws []write, extra func(redis.Pipeliner)
 		}
 		return ex, calls, setnx, nil
 	}
-	ex, calls, setnx, err := exec(olds, news)
+	ex, calls, setnx, err := exec(extra, olds, news)
 	if err != nil {
 		return nil, err
 	}
-	// Redis restarted or failed over and forgot a script: load them and
-	// send again what did not run (a NOSCRIPT call wrote nothing; the
-	// schedule entries are idempotent; SET NX ran).
+	// Redis restarted or failed over and forgot casScript: load it and
+	// send again the calls that did not run (a NOSCRIPT call wrote
+	// nothing). The extra commands and SET NX need no loaded script
+	// (knownScript goes by EVAL): they ran.
 	var again []write
-	noScript := false
-	for _, c := range ex {
-		noScript = noScript || isNoScript(c.Err())
-	}
 	done := calls[:0:0]
 	for _, c := range calls {
 		if isNoScript(c.cmd.Err()) {
-			again, noScript = append(again, c.users...), true
+			again = append(again, c.users...)
 		} else {
 			done = append(done, c)
 		}
 	}
-	if noScript {
+	if len(again) > 0 {
 		if err := s.Load(ctx); err != nil {
 			return nil, err
 		}
-		var more []call
-		if ex, more, _, err = exec(again, nil); err != nil {
+		_, more, _, err := exec(nil, again, nil)
+		if err != nil {
 			return nil, err
 		}
 		calls = append(done, more...)

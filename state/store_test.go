@@ -1532,7 +1532,8 @@ func TestFirstEventAfterAQuotaCheckMakesTheUserKnown(t *testing.T) {
 }
 
 // Redis forgot the scripts (a restart or failover): a commit loads them
-// and sends its writes again, schedule entries included; an update too.
+// and sends again the writes that did not run (the schedule entries need
+// no loaded script: they ran); an update too.
 func TestWritesAfterNoScript(t *testing.T) {
 	t.Parallel()
 	s, rdb := newStoreRedis(t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -115,21 +116,63 @@ type Special struct {
 
 // Pools is each quota pool's limit, outstanding principal and available
 // quota at now (DOMAIN.md §3, §5).
-func (u *User) Pools(now time.Time) []engine.PoolQuota { return u.lines().Pools(now) }
+func (u *User) Pools(now time.Time) []engine.PoolQuota { return u.Compact().Pools(now) }
 
 // Available is one pool's quota at now (Pools' entry for it).
 func (u *User) Available(pool engine.Pool, now time.Time) engine.PoolQuota {
-	return u.lines().Available(pool, now)
+	return u.Compact().Available(pool, now)
 }
 
-// lines is the part of the engine's state the pools are read from.
-func (u *User) lines() *engine.State {
-	st := &engine.State{HasQuota: u.HasQuota, QuotaFen: u.QuotaFen, Outstanding: u.Outstanding}
-	if p := u.Profile; p != nil {
-		st.Profile = &engine.Profile{PartnerLimitFen: p.PartnerLimitFen, WeilidaiLimitFen: p.WeilidaiLimitFen}
+// Compact is the compact state as far as the view holds it: what the
+// credit model's facts, the frozen flags and the pools read (jobs.FactsOf,
+// jobs.JudgePurchaseOf), not the offsets, fingerprints or places' history.
+// A view built by hand, as tests and the API's callers do, has no state
+// behind it: this is one.
+func (u *User) Compact() *engine.State {
+	st := &engine.State{SettledEpisodes: int32(u.SettledEpisodes), HasQuota: u.HasQuota, QuotaFen: u.QuotaFen,
+		FrozenOverdue: u.FrozenOverdue, FrozenJudicial: u.FrozenJudicial, Outstanding: u.Outstanding}
+	if pr := u.Profile; pr != nil {
+		st.Profile = &engine.Profile{PayScore: int32(pr.PayScore), RealNameVerified: pr.RealNameVerified,
+			IdentityComplete: pr.IdentityComplete, CardBankBlacklisted: pr.CardBankBlacklisted,
+			JudicialDefaulter: pr.JudicialDefaulter, LinkedAccountNegative: pr.LinkedAccountNegative,
+			WealthBalanceFen: pr.WealthBalanceFen, CardBoundSince: pr.CardBoundSince, DefaultElsewhereOn: pr.SeriousDefaultElsewhereOn,
+			PartnerLimitFen: pr.PartnerLimitFen, WeilidaiLimitFen: pr.WeilidaiLimitFen}
 	}
 	if sp := u.Special; sp != nil {
 		st.Special = &engine.Special{QuotaFen: sp.QuotaFen, ExpiresAt: sp.ExpiresAt.Unix()}
+	}
+	for day, c := range u.Days {
+		st.Days = append(st.Days, engine.Day{Day: int32(day), Payments: int32(c.Payments)})
+	}
+	for ym, c := range u.Months {
+		st.Months = append(st.Months, engine.Month{YM: int32(ym), SpendFen: c.SpendFen, SocialN: int32(c.SocialN),
+			LoginDays: int32(c.LoginDays), LoginMask: c.LoginMask})
+	}
+	for name, d := range u.Devices {
+		pl := engine.Place{Name: name, LastDay: int32(d.LastDay)}
+		if len(d.LoginsByBucket) > 0 {
+			lo, hi := math.MaxInt, math.MinInt
+			for b := range d.LoginsByBucket {
+				lo, hi = min(lo, b), max(hi, b)
+			}
+			pl.LoginBucket, pl.Logins = int32(hi), make([]int32, hi-lo+1) // newest first
+			for b, c := range d.LoginsByBucket {
+				pl.Logins[hi-b] = int32(c)
+			}
+		}
+		st.Devices = append(st.Devices, pl)
+	}
+	for id, b := range u.Bills {
+		st.Bills = append(st.Bills, engine.Bill{ID: id, Status: engine.BillOpen, Amount: b.RemainingFen, DueAt: b.DueAt.Unix(), Stage: int8(b.Stage)})
+	}
+	for _, ep := range u.RecentEpisodes {
+		st.Episodes = append(st.Episodes, engine.Episode{DueAt: ep.DueAt.Unix(), SettledAt: ep.SettledAt.Unix()})
+	}
+	for _, c := range u.QuotaChecks {
+		st.QuotaChecks = append(st.QuotaChecks, c.Unix())
+	}
+	if ov := u.Override; ov != nil {
+		st.Override = &engine.Override{QuotaFen: ov.QuotaFen, Reason: ov.Reason, Operator: ov.Operator, ExpiresAt: ov.ExpiresAt.Unix()}
 	}
 	return st
 }
